@@ -1,0 +1,196 @@
+"""One experiment, one config.
+
+`ExperimentConfig` is the single source of truth for a run. The notebooks' `parameters`
+cells mirror its fields, `from_params` rejects unknown names, and `resolved()` fills the
+per-model defaults and validates every value before anything expensive happens.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+# Names are duplicated from helpers.models on purpose: validating a config must not
+# import torch/timm, so a typo in a notebook fails in milliseconds.
+MODEL_NAMES = ("resnet18", "vit", "swin_tiny", "swin_small")
+SWIN_MODES = ("scratch", "finetune", "finetune_full")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+OPTIMIZERS = ("adamw", "sgd")
+BUILTIN_DATASETS = ("cifar100", "synthetic")
+
+
+class ConfigError(ValueError):
+    """A config value is unknown or invalid. The message names the field."""
+
+
+# Per-model training defaults, used where the config leaves a value as None.
+# Why these: ResNet-18 trains best with SGD+nesterov at a large batch; the ViTs and Swin
+# want AdamW with decoupled weight decay. A frozen backbone only trains a linear head,
+# which tolerates a 10x larger learning rate than full fine-tuning.
+TRAIN_DEFAULTS = {
+    "resnet18": dict(optimizer="sgd", lr=0.2, weight_decay=5e-4, batch_size=512),
+    "vit": dict(optimizer="adamw", lr=1e-3, weight_decay=0.05, batch_size=512),
+    ("swin", "scratch"): dict(optimizer="adamw", lr=5e-4, weight_decay=0.05, batch_size=128),
+    ("swin", "finetune"): dict(optimizer="adamw", lr=1e-3, weight_decay=1e-4, batch_size=128),
+    ("swin", "finetune_full"): dict(optimizer="adamw", lr=1e-4, weight_decay=0.05, batch_size=128),
+}
+NATIVE_IMG_SIZE = {"resnet18": 32, "vit": 32, "swin_tiny": 224, "swin_small": 224}
+
+
+@dataclass
+class ExperimentConfig:
+    # --- what to train -------------------------------------------------------------
+    model: str = "resnet18"          # resnet18 | vit | swin_tiny | swin_small
+    patch_size: int = 4              # ViT only: patch side in pixels
+    dim: int = 256                   # ViT only: embedding width
+    depth: int = 4                   # ViT only: number of encoder blocks
+    heads: int = 4                   # ViT only: attention heads (must divide dim)
+    mode: str = "scratch"            # Swin only: scratch | finetune (frozen backbone) | finetune_full
+    weights: str | None = None       # Swin fine-tune: None = timm hub, else a local weights file
+    img_size: int | None = None      # model input side; None = native (32, or 224 for Swin)
+    # --- data ----------------------------------------------------------------------
+    dataset: str = "synthetic"       # cifar100 | synthetic | path/to/file.npz
+    data_dir: str = "data"           # where CIFAR-100 is downloaded and cached
+    train_subset: int | None = None  # None = all training images (synthetic: 5000)
+    test_subset: int | None = None   # None = all test images (synthetic: 1000)
+    augment: bool = True             # random crop (pad 4) + horizontal flip while training
+    # --- optimisation --------------------------------------------------------------
+    epochs: int = 10                 # full passes over the training set
+    batch_size: int | None = None    # None = per-model default
+    lr: float | None = None          # peak learning rate; None = per-model default
+    weight_decay: float | None = None  # None = per-model default
+    optimizer: str | None = None     # adamw | sgd; None = per-model default
+    warmup_epochs: float = 1.0       # linear warm-up before the cosine decay
+    label_smoothing: float = 0.1     # cross-entropy label smoothing
+    grad_clip: float | None = 1.0    # max gradient norm; None = no clipping
+    eval_batch_size: int = 1024      # evaluation batch (no gradients, so it can be large)
+    # --- execution -----------------------------------------------------------------
+    seed: int = 0                    # seeds data order, augmentation and init
+    device: str = "auto"             # auto | cpu | cuda | cuda:N | mps
+    precision: str = "auto"          # auto (bf16 > fp16 > fp32 by device) | bf16 | fp16 | fp32
+    compile: bool | None = None      # torch.compile; None = the device default
+    cache_features: bool = False     # frozen fine-tune without augmentation: backbone runs once
+    run_name: str | None = None      # result file name; None = derived from the model
+    results_dir: str = "results"     # result JSONs; checkpoints go to <results_dir>/checkpoints
+
+    # ------------------------------------------------------------------------------
+    @classmethod
+    def from_params(cls, **params) -> "ExperimentConfig":
+        """Build from notebook/papermill parameters; unknown names are an error."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; valid fields: {names}")
+        return cls(**params)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def problem(self) -> int:
+        return 2 if self.model.startswith("swin") else 1
+
+    @property
+    def is_swin(self) -> bool:
+        return self.model.startswith("swin")
+
+    @property
+    def checkpoint_path(self) -> str:
+        return os.path.join(self.results_dir, "checkpoints", f"{self.run_name}.pt")
+
+    @property
+    def result_path(self) -> str:
+        return os.path.join(self.results_dir, f"{self.run_name}.json")
+
+    def model_kwargs(self) -> dict:
+        """The keyword arguments `helpers.models.build_model` takes for this model."""
+        if self.model == "vit":
+            return dict(img_size=self.img_size, patch_size=self.patch_size, dim=self.dim,
+                        depth=self.depth, heads=self.heads)
+        if self.is_swin:
+            return dict(img_size=self.img_size, mode=self.mode, weights=self.weights)
+        return {}
+
+    def default_run_name(self) -> str:
+        if self.model == "vit":
+            return f"p1-vit-{self.depth}L-{self.heads}H-{self.dim}" + (
+                f"-p{self.patch_size}" if self.patch_size != 4 else "")
+        if self.is_swin:
+            return f"p2-{self.model}-{self.mode}"
+        return f"p1-{self.model}"
+
+    def resolved(self) -> "ExperimentConfig":
+        """A copy with every None default filled in, after validating all fields."""
+        self.validate()
+        key = ("swin", self.mode) if self.is_swin else self.model
+        defaults = TRAIN_DEFAULTS[key]
+        out = dataclasses.replace(self)
+        for name, value in defaults.items():
+            if getattr(out, name) is None:
+                setattr(out, name, value)
+        if out.img_size is None:
+            out.img_size = NATIVE_IMG_SIZE[self.model]
+        if out.run_name is None:
+            out.run_name = out.default_run_name()
+        out.validate()
+        return out
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad field. Cheap: no torch import."""
+        def bad(name, why):
+            raise ConfigError(f"{name}={getattr(self, name)!r}: {why}")
+
+        if self.model not in MODEL_NAMES:
+            bad("model", f"unknown model; valid models: {', '.join(MODEL_NAMES)}")
+        for name in ("epochs", "patch_size", "dim", "depth", "heads", "eval_batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                bad(name, "must be a positive integer")
+        for name in ("batch_size", "train_subset", "test_subset", "img_size"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                bad(name, "must be a positive integer or None")
+        for name in ("lr", "grad_clip"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and v > 0):
+                bad(name, "must be a positive number or None")
+        if self.weight_decay is not None and not (isinstance(self.weight_decay, (int, float))
+                                                  and self.weight_decay >= 0):
+            bad("weight_decay", "must be >= 0 or None")
+        if not (0 <= self.label_smoothing < 1):
+            bad("label_smoothing", "must be in [0, 1)")
+        if self.warmup_epochs < 0:
+            bad("warmup_epochs", "must be >= 0")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            bad("optimizer", f"valid optimizers: {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            bad("precision", f"valid precisions: {', '.join(PRECISIONS)}")
+        if not (self.device == "auto" or self.device in ("cpu", "mps", "cuda")
+                or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            bad("device", "valid devices: auto, cpu, cuda, cuda:N, mps")
+        if self.mode not in SWIN_MODES:
+            bad("mode", f"valid modes: {', '.join(SWIN_MODES)}")
+        if not self.is_swin and self.mode != "scratch":
+            bad("mode", f"only Swin models are fine-tuned; {self.model} trains from scratch")
+        if self.weights is not None and not os.path.isfile(self.weights):
+            bad("weights", "file not found")
+        if self.cache_features and (self.mode != "finetune" or self.augment):
+            bad("cache_features", "only valid for mode='finetune' with augment=False "
+                                  "(features are computed once, so images must not change)")
+        if self.model == "vit":
+            if self.dim % self.heads:
+                bad("heads", f"must divide dim={self.dim}")
+            size = self.img_size or NATIVE_IMG_SIZE["vit"]
+            if size % self.patch_size:
+                bad("patch_size", f"must divide the image size {size}")
+        if self.is_swin and self.img_size is not None and self.img_size % 32:
+            bad("img_size", "Swin needs a multiple of 32 (4x4 patches, 7x7 windows, 3 merges)")
+        if self.dataset not in BUILTIN_DATASETS:
+            if not self.dataset.endswith(".npz"):
+                bad("dataset", f"use {' | '.join(BUILTIN_DATASETS)} or a path to a .npz file")
+            if not os.path.isfile(self.dataset):
+                bad("dataset", "no such .npz file")
+        if not self.run_name and self.run_name is not None:
+            bad("run_name", "must be a non-empty name or None")
+        if self.run_name and (os.sep in self.run_name or self.run_name.startswith(".")):
+            bad("run_name", "must be a plain file name (no path separators)")

@@ -1,0 +1,129 @@
+"""Device and numeric precision, decided in one place.
+
+Everything that depends on the hardware (autocast dtype, GradScaler, channels_last,
+torch.compile default, how to synchronise before reading a clock) is answered here so
+that the training loop, the benchmark and the notebooks never branch on it themselves.
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then CPU. An explicit request must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name!r} requested but CUDA is not available here; "
+                           "use device='auto' or 'cpu'")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"device={name!r} requested but MPS is not available here")
+    return dev
+
+
+def device_name(device: torch.device) -> str:
+    """A human-readable name, e.g. 'NVIDIA H200' or 'cpu (x86_64, 2 threads)'."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    import platform
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work, so a host clock read afterwards is honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How arithmetic runs: 'bf16' / 'fp16' autocast, or plain 'fp32'."""
+    name: str
+    device_type: str
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.name]
+
+    def autocast(self):
+        """Autocast context; a no-op for fp32. Norm layers stay fp32 under autocast."""
+        if self.name == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
+
+    def make_scaler(self) -> "torch.amp.GradScaler":
+        """A GradScaler, enabled only for fp16 (bf16 has fp32's range and needs none)."""
+        return torch.amp.GradScaler(self.device_type, enabled=self.name == "fp16")
+
+
+def resolve_precision(name: str, device: torch.device) -> Precision:
+    """'auto': bf16 where the GPU supports it, fp16 on older GPUs (e.g. T4), fp32 on CPU."""
+    if name == "auto":
+        if device.type == "cuda":
+            name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif device.type == "mps":
+            name = "fp16"
+        else:
+            name = "fp32"
+    if name == "fp16" and device.type == "cpu":
+        raise ValueError("precision='fp16' is not supported on CPU; use 'fp32' or 'bf16'")
+    return Precision(name, device.type)
+
+
+def default_compile(device: torch.device) -> bool:
+    """Whether torch.compile is on by default for this device.
+
+    Off on CPU (compile time dwarfs the tiny CPU runs) and on MPS (unsupported).
+    On CUDA it is off until the benchmark (helpers.bench) shows it pays for the grid's
+    short runs; see benchmarks/README.md for the measurement behind the choice.
+    """
+    return False
+
+
+def setup_backends(device: torch.device) -> None:
+    """Fast, still-deterministic-enough kernels on CUDA; nothing changes on CPU."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """Every RNG the training loop may touch, for exact resume."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    # Stored as a tensor and plain numbers so checkpoints load with weights_only=True.
+    state = {"python": random.getstate(),
+             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

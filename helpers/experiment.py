@@ -1,0 +1,95 @@
+"""One experiment end to end: config -> data -> model -> measurement -> fit -> result file.
+
+Order matters for failing early: the config is validated before torch is touched, the
+data and the pretrained weights are fetched (or refused) before the model is measured,
+and nothing is written to the results folder until training ends. The only partial
+artefact of an interrupted run is its checkpoint, which is what resumes it.
+"""
+from __future__ import annotations
+
+from .config import ExperimentConfig
+from .data import check_overlap, load_dataset
+from .device import (device_name, resolve_device, resolve_precision, seed_everything,
+                     setup_backends)
+from .measure import measure
+from .models import build_model
+from .results import epoch_time_summary, now_iso, provenance, write_result
+from .train import NonFiniteLossError, fit
+
+
+def run_label(cfg: ExperimentConfig) -> str:
+    """The row label the report uses, e.g. 'ResNet-18', 'ViT (4L-4H-256)', 'Swin-Tiny'."""
+    if cfg.model == "vit":
+        label = f"ViT ({cfg.depth}L-{cfg.heads}H-{cfg.dim})"
+        return label if cfg.patch_size == 4 else f"{label[:-1]}, patch {cfg.patch_size})"
+    if cfg.is_swin:
+        return "Swin-" + cfg.model.split("_")[1].capitalize()
+    return {"resnet18": "ResNet-18"}[cfg.model]
+
+
+class Experiment:
+    """Holds one run's resolved config and, once prepared, its data, model and counts."""
+
+    def __init__(self, cfg: ExperimentConfig):
+        self.cfg = cfg.resolved()                 # raises ConfigError on bad values
+        self.device = resolve_device(self.cfg.device)
+        self.precision = resolve_precision(self.cfg.precision, self.device)
+        self.data = self.model = None
+        self.summary: dict | None = None
+
+    def prepare(self) -> dict:
+        """Load data, build and measure the model. Returns what the notebook shows first."""
+        if self.summary is not None:
+            return self.summary
+        cfg = self.cfg
+        setup_backends(self.device)
+        seed_everything(cfg.seed)
+        self.data = load_dataset(cfg.dataset, cfg.data_dir, train_subset=cfg.train_subset,
+                                 test_subset=cfg.test_subset, seed=cfg.seed)
+        overlap = check_overlap(self.data)
+        seed_everything(cfg.seed)                 # init does not depend on data loading
+        self.model = build_model(cfg.model, self.data.num_classes, **cfg.model_kwargs())
+        dataset = self.data.describe()
+        dataset["synthetic"] = dataset["name"] == "synthetic"
+        dataset["train_test_overlap"] = overlap
+        self.summary = dict(dataset=dataset, **measure(self.model, cfg.img_size))
+        return self.summary
+
+    def _result(self, history, status, reason, started) -> dict:
+        cfg = self.cfg
+        last = history[-1] if history else {}
+        result = dict(run_name=cfg.run_name, problem=cfg.problem, model=cfg.model,
+                      label=run_label(cfg), config=cfg.to_dict(), **self.summary,
+                      history=history, **epoch_time_summary(history),
+                      eval_time_s=sum(h["eval_time_s"] for h in history),
+                      test_acc=last.get("test_acc"), train_acc=last.get("train_acc"),
+                      status=status, reason=reason)
+        result["provenance"] = provenance(
+            device=device_name(self.device), device_type=self.device.type,
+            precision=self.precision.name, compile=cfg.compile, seed=cfg.seed,
+            started=started, finished=now_iso())
+        return result
+
+    def run(self, progress: bool = True) -> dict:
+        """Train (resuming from this run's checkpoint if one exists) and write the result."""
+        started = now_iso()
+        self.prepare()
+        history: list[dict] = []
+
+        def keep(so_far):                         # so a NaN still reports the good epochs
+            history[:] = so_far
+
+        try:
+            history = fit(self.model, self.data, self.cfg, device=self.device,
+                          precision=self.precision, progress=progress,
+                          checkpoint_path=self.cfg.checkpoint_path, on_epoch=keep)
+        except NonFiniteLossError as err:
+            write_result(self._result(history, "failed", str(err), started))
+            raise
+        result = self._result(history, "complete", None, started)
+        write_result(result)
+        return result
+
+
+def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> dict:
+    return Experiment(cfg).run(progress=progress)

@@ -1,0 +1,46 @@
+"""The experiment grid of the report: every row of Table 1 and Table 2.
+
+Each entry is the set of config overrides that defines one run. The runner executes
+them, the report uses the same list to show missing rows as missing, and the
+benchmark times the same models. Run names are stable: they are the result file
+names, so changing one orphans old results.
+"""
+
+# The four ViT sizes of the seed report, named depth-heads-dim; all use 4x4 patches.
+VIT_PRESETS = {
+    "2L-2H-128": dict(patch_size=4, depth=2, heads=2, dim=128),
+    "4L-4H-256": dict(patch_size=4, depth=4, heads=4, dim=256),
+    "6L-8H-384": dict(patch_size=4, depth=6, heads=8, dim=384),
+    "8L-8H-512": dict(patch_size=4, depth=8, heads=8, dim=512),
+}
+
+SWIN_VARIANTS = ("tiny", "small")
+SWIN_MODES = ("finetune", "finetune_full", "scratch")
+
+
+def problem1_runs():
+    """ResNet-18 and the four ViT presets, all trained from scratch."""
+    runs = [dict(run_name="p1-resnet18", model="resnet18", label="ResNet-18")]
+    for name, shape in VIT_PRESETS.items():
+        runs.append(dict(run_name=f"p1-vit-{name}", model="vit", label=f"ViT ({name})", **shape))
+    return runs
+
+
+def problem2_runs():
+    """Swin-T and Swin-S, each fine-tuned (frozen / full) and from scratch."""
+    runs = []
+    for variant in SWIN_VARIANTS:
+        for mode in SWIN_MODES:
+            runs.append(dict(run_name=f"p2-swin_{variant}-{mode}", model=f"swin_{variant}",
+                             mode=mode, label=f"Swin-{variant.capitalize()}"))
+    return runs
+
+
+def grid(problems=(1, 2)):
+    """All runs of the given problems, in table order."""
+    out = []
+    if 1 in problems:
+        out += problem1_runs()
+    if 2 in problems:
+        out += problem2_runs()
+    return out
