@@ -1,0 +1,148 @@
+"""Figures for the report and the per-experiment notebooks, from result dicts only.
+
+Drawn with matplotlib's object API on an Agg canvas rather than pyplot: no global figure
+state, no GUI backend needed on a headless machine, and a notebook's own backend is left
+alone. `plot_curves` also draws into axes the caller owns (a notebook's pyplot figure).
+"""
+from __future__ import annotations
+
+import os
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from . import grid
+
+MODE_SHORT = {"finetune": "frozen FT", "finetune_full": "full FT", "scratch": "scratch"}
+MODE_MARKERS = {"finetune": "s", "finetune_full": "D", "scratch": "o"}
+
+
+def run_label(r: dict) -> str:
+    """Legend label: the result's label, plus the Swin mode and a non-complete status."""
+    label = r.get("label") or r.get("run_name", "?")
+    mode = (r.get("config") or {}).get("mode")
+    if str(r.get("model", "")).startswith("swin") and mode:
+        label += f", {MODE_SHORT.get(mode, mode)}"
+    if r.get("status", "complete") != "complete":
+        label += f" ({r['status']})"
+    return label
+
+
+def in_table_order(runs: dict) -> list[dict]:
+    """Result dicts in the tables' order: the grid first, then extra runs by name."""
+    order = {e["run_name"]: i for i, e in enumerate(grid.grid())}
+    return sorted(runs.values(), key=lambda r: (order.get(r["run_name"], len(order)),
+                                                r["run_name"]))
+
+
+def _new_figure(nrows: int, ncols: int, size: tuple[float, float]):
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def _save(fig: Figure, path: str | None) -> None:
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fig.savefig(path, dpi=120)
+
+
+def plot_curves(results, axes=None, path: str | None = None, title: str | None = None) -> Figure:
+    """Test accuracy and test loss per epoch for one result dict or a list of them.
+
+    axes: a pair (accuracy axes, loss axes) to draw into; None makes a new 1x2 figure.
+    path: save a PNG there. Runs that did not complete are drawn dashed.
+    """
+    runs = [results] if isinstance(results, dict) else list(results)
+    if axes is None:
+        fig, grid_axes = _new_figure(1, 2, (10, 3.6))
+        acc_ax, loss_ax = grid_axes[0]
+    else:
+        acc_ax, loss_ax = axes
+        fig = acc_ax.figure
+    drawn = 0
+    for r in runs:
+        hist = r.get("history") or []
+        if not hist:
+            continue
+        epochs = [h["epoch"] for h in hist]
+        style = "-" if r.get("status", "complete") == "complete" else "--"
+        line, = acc_ax.plot(epochs, [h["test_acc"] for h in hist], style, marker=".",
+                            label=run_label(r))
+        loss_ax.plot(epochs, [h["test_loss"] for h in hist], style, marker=".",
+                     color=line.get_color(), label=run_label(r))
+        drawn += 1
+    for ax, ylabel in ((acc_ax, "test accuracy (%)"), (loss_ax, "test loss")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if title:
+            ax.set_title(f"{title}: {ylabel.split(' (')[0]}")
+        if not drawn:
+            ax.text(0.5, 0.5, "no epochs recorded", ha="center", va="center",
+                    transform=ax.transAxes)
+    if drawn:
+        acc_ax.legend(fontsize=7)
+    _save(fig, path)
+    return fig
+
+
+def curves_figure(runs: dict, path: str | None = None) -> Figure:
+    """One row per problem: test accuracy and test loss per epoch of every run."""
+    fig, axes = _new_figure(2, 2, (11, 7.5))
+    for row, problem in enumerate((1, 2)):
+        chosen = [r for r in in_table_order(runs) if r["problem"] == problem]
+        plot_curves(chosen, axes=axes[row], title=f"Problem {problem}")
+    _save(fig, path)
+    return fig
+
+
+def scatter_figure(points, xlabel: str, ylabel: str, title: str, logx: bool = False,
+                   path: str | None = None) -> Figure:
+    """points: (x, y, label, marker) tuples; each point is annotated with its label."""
+    fig, axes = _new_figure(1, 1, (6.5, 4.2))
+    ax = axes[0][0]
+    for x, y, label, marker in points:
+        ax.scatter([x], [y], marker=marker, s=40)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    if logx and points:
+        ax.set_xscale("log")
+    if not points:
+        ax.text(0.5, 0.5, "no complete runs with these numbers", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.margins(x=0.15, y=0.12)
+    _save(fig, path)
+    return fig
+
+
+def make_figures(runs: dict, figures_dir: str) -> dict[str, str]:
+    """The report's figures as PNGs in figures_dir; returns name -> path."""
+    done = [r for r in in_table_order(runs) if r["status"] == "complete"]
+    p1 = [r for r in done if r["problem"] == 1]
+    p2 = [r for r in done if r["problem"] == 2]
+
+    def pts(rs, xkey, marker=lambda r: "o"):
+        return [(r[xkey], r["test_acc"], run_label(r), marker(r)) for r in rs
+                if r.get(xkey) and r.get("test_acc") is not None]
+
+    paths = {k: os.path.join(figures_dir, f"{k}.png") for k in
+             ("curves", "p1_acc_vs_params", "p1_acc_vs_flops", "p2_time_vs_acc")}
+    curves_figure(runs, paths["curves"])
+    scatter_figure(pts(p1, "params"), "parameters (log scale)", "test accuracy (%)",
+                   "Problem 1: accuracy vs parameters", True, paths["p1_acc_vs_params"])
+    scatter_figure(pts(p1, "flops"), "exact FLOPs per image (log scale)", "test accuracy (%)",
+                   "Problem 1: accuracy vs FLOPs", True, paths["p1_acc_vs_flops"])
+    p2_points = pts(p2, "epoch_time_s",
+                    lambda r: MODE_MARKERS.get((r.get("config") or {}).get("mode"), "o"))
+    times = [p[0] for p in p2_points]
+    # A frozen backbone (or cached features) can be orders of magnitude faster per epoch
+    # than full training; a log axis keeps both ends readable then.
+    wide = bool(times) and max(times) / min(times) > 20
+    scatter_figure(p2_points, "training time per epoch (s)" + (", log scale" if wide else ""),
+                   "test accuracy (%)", "Problem 2: accuracy vs time per epoch", wide,
+                   paths["p2_time_vs_acc"])
+    return paths

@@ -1,0 +1,172 @@
+"""report.pdf: run the summary notebook with papermill, then export it with code hidden.
+
+    make pdf        # = python -m helpers.pdf --results-dir results --out report.pdf
+
+Steps, cheapest check first: (1) pandoc and xelatex must be on PATH, else print how to
+install them and exit non-zero; (2) the results folder is read once, so a bad result file
+fails before a kernel starts; (3) papermill executes notebooks/summary.ipynb into
+notebooks/runs/summary.ipynb (this also writes report.md and the figures); (4)
+`jupyter nbconvert --to pdf --no-input` turns the executed notebook into the PDF.
+
+`python_kernel()` is also what any other papermill caller should wrap its call in: it
+makes the kernel named "python3" start this very interpreter.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SUMMARY_NOTEBOOK = os.path.join(REPO_ROOT, "notebooks", "summary.ipynb")
+EXECUTED_NOTEBOOK = os.path.join(REPO_ROOT, "notebooks", "runs", "summary.ipynb")
+LATEX_TOOLS = ("pandoc", "xelatex")
+PDF_TITLE = "Homework 6 report: ResNet-18, ViT and Swin"
+PDF_TITLE_DEMO = "DEMO on synthetic data — these are not CIFAR-100 results"
+HIDE_TAG = "hide-in-pdf"           # cells with this tag (the notebook's own how-to) are dropped
+INSTALL_HINT = """\
+To export the PDF, nbconvert needs pandoc and XeLaTeX. Install them, then rerun `make pdf`:
+  Debian/Ubuntu:  sudo apt-get install pandoc texlive-xetex texlive-fonts-recommended texlive-plain-generic
+  Colab:          !apt-get install -y pandoc texlive-xetex texlive-fonts-recommended texlive-plain-generic
+  macOS:          brew install pandoc && brew install --cask mactex-no-gui
+(report.md does not need them: `make report`.)"""
+
+
+class LatexToolsMissing(RuntimeError):
+    """pandoc or xelatex is not on PATH."""
+
+
+def missing_latex_tools() -> list[str]:
+    return [tool for tool in LATEX_TOOLS if shutil.which(tool) is None]
+
+
+# ----------------------------------------------------------------------------- kernel
+def _runs_this_python(argv0: str) -> bool:
+    # jupyter_client itself swaps a bare "python"/"python3"/"python3.X" for sys.executable.
+    major, minor = sys.version_info[:2]
+    if argv0 in ("python", f"python{major}", f"python{major}.{minor}"):
+        return True
+    # Compare without resolving symlinks: a venv's python is a symlink to the base
+    # interpreter, and resolving it would make every venv look like the system Python.
+    return os.path.abspath(argv0) == os.path.abspath(sys.executable)
+
+
+@contextlib.contextmanager
+def python_kernel(name: str = "python3"):
+    """Within this block, the kernel `name` runs sys.executable. Yields the name.
+
+    papermill starts the kernel named in the notebook (or passed as kernel_name). A
+    kernelspec of that name installed for the user or system-wide
+    (~/.local/share/jupyter/kernels, /usr/local/share/jupyter/kernels) may point at another
+    Python without this repo's packages. When the spec that would be used does not run
+    sys.executable, a temporary one that does is put first on JUPYTER_PATH.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    try:
+        argv = KernelSpecManager().get_kernel_spec(name).argv
+    except NoSuchKernel:
+        argv = []
+    if argv and _runs_this_python(argv[0]):
+        yield name
+        return
+    old = os.environ.get("JUPYTER_PATH")
+    with tempfile.TemporaryDirectory(prefix="kernelspec-") as tmp:
+        spec_dir = os.path.join(tmp, "kernels", name)
+        os.makedirs(spec_dir)
+        with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
+            json.dump({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f",
+                                "{connection_file}"],
+                       "display_name": f"Python ({sys.executable})", "language": "python"}, f)
+        os.environ["JUPYTER_PATH"] = tmp + (os.pathsep + old if old else "")
+        try:
+            yield name
+        finally:
+            if old is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = old
+
+
+def run_notebook(input_path: str, output_path: str, parameters: dict,
+                 cwd: str = REPO_ROOT) -> str:
+    """Execute a notebook with papermill on this interpreter's kernel; returns output_path."""
+    import papermill
+    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
+    with python_kernel() as kernel:
+        papermill.execute_notebook(input_path, output_path, parameters=parameters, cwd=cwd,
+                                   kernel_name=kernel, progress_bar=False)
+    return output_path
+
+
+# ----------------------------------------------------------------------------- export
+def export_pdf(executed_nb: str, out_pdf: str, title: str | None = None) -> str:
+    """`jupyter nbconvert --to pdf --no-input` on an executed notebook; returns out_pdf."""
+    missing = missing_latex_tools()
+    if missing:
+        raise LatexToolsMissing(f"not on PATH: {', '.join(missing)}\n{INSTALL_HINT}")
+    if title:
+        # The LaTeX template titles the PDF with metadata.title, else the file name.
+        import nbformat
+        nb = nbformat.read(executed_nb, as_version=4)
+        nb.metadata["title"] = title
+        nbformat.write(nb, executed_nb)
+    out_pdf = os.path.abspath(out_pdf)
+    os.makedirs(os.path.dirname(out_pdf), exist_ok=True)
+    cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "pdf", "--no-input",
+           "--TagRemovePreprocessor.enabled=True",
+           f"--TagRemovePreprocessor.remove_cell_tags={HIDE_TAG}",
+           "--output", os.path.splitext(os.path.basename(out_pdf))[0],
+           "--output-dir", os.path.dirname(out_pdf), executed_nb]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0 or not os.path.isfile(out_pdf):
+        raise RuntimeError(f"nbconvert failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return out_pdf
+
+
+def build_pdf(results_dir: str = "results", out_pdf: str = "report.pdf", *,
+              report_path: str = "report.md", figures_dir: str = "figures",
+              executed_nb: str = EXECUTED_NOTEBOOK) -> str:
+    """Execute summary.ipynb on results_dir (writing report.md and figures), export the PDF."""
+    missing = missing_latex_tools()
+    if missing:
+        raise LatexToolsMissing(f"not on PATH: {', '.join(missing)}\n{INSTALL_HINT}")
+    from .report import is_synthetic, load_runs
+    runs = load_runs(results_dir)                   # a bad result file fails here, not in a kernel
+    # The PDF's title is its first line: a synthetic demo must say so before anything else.
+    title = (PDF_TITLE_DEMO if any(is_synthetic(r) for r in runs.values()) else PDF_TITLE)
+    params = dict(results_dir=os.path.abspath(results_dir),
+                  report_path=os.path.abspath(report_path),
+                  figures_dir=os.path.abspath(figures_dir))
+    run_notebook(SUMMARY_NOTEBOOK, executed_nb, params)
+    return export_pdf(executed_nb, out_pdf, title)
+
+
+def main(argv=None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(description="Execute notebooks/summary.ipynb and export it "
+                                             "to PDF with the code hidden.")
+    ap.add_argument("--results-dir", default="results")
+    ap.add_argument("--out", default="report.pdf")
+    ap.add_argument("--report", default="report.md", help="report.md written on the way")
+    ap.add_argument("--figures", default="figures")
+    ap.add_argument("--executed", default=EXECUTED_NOTEBOOK, help="executed notebook copy")
+    args = ap.parse_args(argv)
+    try:
+        path = build_pdf(args.results_dir, args.out, report_path=args.report,
+                         figures_dir=args.figures, executed_nb=args.executed)
+    except LatexToolsMissing as err:
+        print(f"error: cannot build the PDF, {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as err:     # no results folder, a bad result file
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} (executed notebook: {args.executed}; also {args.report})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
