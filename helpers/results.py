@@ -71,7 +71,8 @@ def epoch_time_summary(history: list[dict]) -> dict:
                     first_epoch_time_s=None, total_train_time_s=0.0)
     if len(times) >= 2:
         mean = sum(times[1:]) / len(times[1:])
-        note = (f"mean of epochs 2-{len(times)}; epoch 1 (warm-up/compile) excluded; "
+        which = "epoch 2 only" if len(times) == 2 else f"mean of epochs 2-{len(times)}"
+        note = (f"{which}; epoch 1 (warm-up/compile) excluded; "
                 "evaluation excluded; device synchronised")
     else:
         mean = times[0]
@@ -95,6 +96,7 @@ def write_result(result: dict, results_dir: str | None = None) -> str:
         with os.fdopen(fd, "w") as f:
             json.dump(result, f, indent=1, allow_nan=False)
             f.write("\n")
+        os.chmod(tmp, 0o644)                  # mkstemp makes 0600; results are for sharing
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -61,22 +61,20 @@ class FeatureBatches:
 
     Only valid without augmentation (every epoch then sees identical images, so the
     frozen backbone's output never changes and one pass is enough). Same interface as
-    DeviceLoader: .epoch(e) yields (features, labels), shuffled per (seed, epoch).
+    DeviceLoader; training batches follow `images.order(epoch)`, the exact permutation
+    the image loader would use, so caching changes the speed and nothing else.
     """
-    def __init__(self, features, labels, batch_size, seed, train):
-        self.x, self.y, self.batch_size, self.seed, self.train = features, labels, batch_size, seed, train
+    def __init__(self, features, labels, images: DeviceLoader):
+        self.x, self.y, self.images = features, labels, images
+        self.batch_size, self.train = images.batch_size, images.train
         self.num_images = len(labels)
 
     def __len__(self):
-        n = self.num_images
-        return n // self.batch_size if self.train else -(-n // self.batch_size)
+        return len(self.images)
 
     def epoch(self, epoch: int):
-        if self.train:
-            g = torch.Generator(device=self.x.device).manual_seed(self.seed * 100003 + epoch)
-            order = torch.randperm(self.num_images, generator=g, device=self.x.device)
-        else:
-            order = torch.arange(self.num_images, device=self.x.device)
+        n = self.num_images
+        order = self.images.order(epoch) if self.train else torch.arange(n, device=self.x.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield self.x[idx], self.y[idx]
@@ -100,21 +98,20 @@ def make_batches(model, data, cfg, device, precision):
                   seed=cfg.seed, channels_last=channels_last)
     test = DeviceLoader(data.x_test, data.y_test, batch_size=cfg.eval_batch_size,
                         train=False, **common)
+    train = DeviceLoader(data.x_train, data.y_train, batch_size=cfg.batch_size,
+                         train=True, augment=cfg.augment, **common)
     if not cfg.cache_features:
-        train = DeviceLoader(data.x_train, data.y_train, batch_size=cfg.batch_size,
-                             train=True, augment=cfg.augment, **common)
         return train, test, 0.0
     synchronize(device)
     t0 = time.perf_counter()
     in_order = DeviceLoader(data.x_train, data.y_train, batch_size=cfg.eval_batch_size,
                             train=False, **common)
-    train_f = _backbone_features(model, in_order, precision)
-    test_f = _backbone_features(model, test, precision)
+    train_f = _backbone_features(model, in_order, precision)      # (N_train, C)
+    test_f = _backbone_features(model, test, precision)           # (N_test, C)
     synchronize(device)
     cache_time = time.perf_counter() - t0
-    y_train, y_test = data.y_train.to(device), data.y_test.to(device)
-    return (FeatureBatches(train_f, y_train, cfg.batch_size, cfg.seed, True),
-            FeatureBatches(test_f, y_test, cfg.eval_batch_size, cfg.seed, False), cache_time)
+    return (FeatureBatches(train_f, train.y, train), FeatureBatches(test_f, test.y, test),
+            cache_time)
 
 
 # ----------------------------------------------------------------------------- epochs

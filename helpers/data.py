@@ -1,0 +1,526 @@
+"""Datasets as uint8 tensors, and a loader that keeps them on the device.
+
+Three sources share one `Dataset` record (x uint8 (N, H, W, 3) on the CPU, y int64 (N,)):
+  * "cifar100"   - torchvision's CIFAR-100, converted once to a uint8 .npz cache;
+  * "synthetic"  - learnable CIFAR-shaped images drawn from a seed (no download, for tests
+                   and for machines without the real data);
+  * "path.npz"   - one's own data in the same layout (see data/README.md).
+
+`DeviceLoader` copies the images to the device once and builds every batch with whole-batch
+tensor ops (gather-based crop + flip, optional bilinear resize, normalisation), so no
+per-image Python and no host<->device copies happen inside an epoch.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import socket
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class DataUnavailableError(RuntimeError):
+    """CIFAR-100 is not on disk and cannot be downloaded."""
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file is malformed. The message names the key at fault."""
+
+
+# Per-channel statistics of the CIFAR-100 training images in [0, 1] units. These are the
+# widely published values (a property of the dataset itself, not of any run).
+CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
+CIFAR100_STD = (0.2673, 0.2564, 0.2762)
+
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+CIFAR100_TGZ = "cifar-100-python.tar.gz"
+CIFAR100_TGZ_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
+CIFAR100_CACHE = "cifar100_uint8.npz"
+# Probed with a HEAD request before torchvision downloads, because its download has no
+# timeout and can hang without network. Module-level so tests can point it elsewhere.
+PROBE_URL = CIFAR100_URL
+PROBE_TIMEOUT_S = 5.0
+DOWNLOAD_STALL_S = 60.0   # a download that receives nothing for this long fails
+
+SYNTHETIC_DEFAULT_SIZES = (5000, 1000)  # (n_train, n_test) when load_dataset gets no subsets
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: torch.Tensor   # uint8 (N, H, W, 3), CPU
+    y_train: torch.Tensor   # int64 (N,)
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    classes: list[str] | None = None
+
+    def describe(self) -> dict:
+        return dict(name=self.name, num_classes=self.num_classes,
+                    n_train=len(self.y_train), n_test=len(self.y_test))
+
+
+# ---------------------------------------------------------------------------------------
+# .npz datasets (one's own data, and the CIFAR-100 cache)
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_npz(path: str, *, name: str | None = None) -> Dataset:
+    """Read and validate x_train/y_train/x_test/y_test (+ optional `classes`) from a .npz.
+
+    num_classes = len(classes) if given, else max label + 1 over both splits.
+    """
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        raise DatasetFormatError(f"{path!r}: expected a .npz file (numpy.savez) with keys "
+                                 f"{', '.join(NPZ_KEYS)}")
+    if not os.path.isfile(path):
+        raise DatasetFormatError(f"{path!r}: no such file")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, EOFError ...
+        raise DatasetFormatError(f"{path!r}: not a readable .npz file ({e})") from e
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DatasetFormatError(f"{path!r}: holds a single array (.npy), expected a .npz "
+                                 f"archive with keys {', '.join(NPZ_KEYS)}")
+    with npz:
+        missing = [k for k in NPZ_KEYS if k not in npz.files]
+        if missing:
+            raise DatasetFormatError(f"{path!r}: missing key(s) {', '.join(missing)}; "
+                                     f"found {sorted(npz.files)}, need {', '.join(NPZ_KEYS)}")
+        arrays = {}
+        for key in NPZ_KEYS + (("classes",) if "classes" in npz.files else ()):
+            try:
+                arrays[key] = npz[key]
+            except Exception as e:  # object arrays need pickle, which we refuse
+                raise DatasetFormatError(f"{path!r}: key {key} cannot be read without pickle "
+                                         f"({e}); store plain numeric arrays") from e
+    return _dataset_from_arrays(arrays, name or os.path.splitext(os.path.basename(path))[0],
+                                where=path)
+
+
+def _dataset_from_arrays(a: dict, name: str, where: str) -> Dataset:
+    def bad(key, why):
+        raise DatasetFormatError(f"{where!r}: key {key} {why}")
+
+    for split in ("train", "test"):
+        x, y = a[f"x_{split}"], a[f"y_{split}"]
+        if x.ndim != 4 or x.shape[-1] != 3:
+            hint = " (looks channels-first: transpose to (N, H, W, 3))" if (
+                x.ndim == 4 and x.shape[1] == 3) else ""
+            bad(f"x_{split}", f"has shape {x.shape}, expected (N, H, W, 3) RGB images{hint}")
+        if x.dtype != np.uint8:
+            bad(f"x_{split}", f"has dtype {x.dtype}, expected uint8 pixels in 0..255")
+        if x.shape[0] == 0:
+            bad(f"x_{split}", "holds no images")
+        if x.shape[1] != x.shape[2]:
+            bad(f"x_{split}", f"has non-square {x.shape[1]}x{x.shape[2]} images; every model "
+                              "here takes square inputs")
+        if y.ndim != 1:
+            bad(f"y_{split}", f"has shape {y.shape}, expected (N,) integer labels")
+        if y.dtype.kind not in "iu":
+            bad(f"y_{split}", f"has dtype {y.dtype}, expected integer class labels")
+        if len(y) != len(x):
+            bad(f"y_{split}", f"has {len(y)} labels but x_{split} has {len(x)} images")
+        if y.min() < 0:
+            bad(f"y_{split}", f"has negative label {int(y.min())}; labels must be 0..C-1")
+    if a["x_test"].shape[1:] != a["x_train"].shape[1:]:
+        bad("x_test", f"images are {a['x_test'].shape[1:]}, but x_train's are "
+                      f"{a['x_train'].shape[1:]}")
+    max_label = int(max(a["y_train"].max(), a["y_test"].max()))
+    classes = None
+    if "classes" in a:
+        c = a["classes"]
+        if c.ndim != 1 or c.dtype.kind not in "US":
+            bad("classes", f"has shape {c.shape} dtype {c.dtype}, expected a 1-D string array")
+        classes = [s.decode() if isinstance(s, bytes) else str(s) for s in c.tolist()]
+        if len(classes) <= max_label:
+            bad("classes", f"names {len(classes)} classes but labels go up to {max_label}")
+    num_classes = len(classes) if classes else max_label + 1
+    t = {k: torch.from_numpy(np.ascontiguousarray(a[k])) for k in NPZ_KEYS}
+    return Dataset(name, t["x_train"], t["y_train"].long(), t["x_test"], t["y_test"].long(),
+                   num_classes, classes)
+
+
+def _save_npz_atomic(path: str, **arrays) -> None:
+    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)   # uncompressed: the cache must load in well under a second
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+# ---------------------------------------------------------------------------------------
+# CIFAR-100
+
+def _url_reachable(url: str, timeout: float) -> bool:
+    """HEAD request in a daemon thread, so that a slow DNS lookup cannot outlast `timeout`.
+
+    HTTP rather than a bare TCP connect: sandboxes and proxies may accept any connection.
+    """
+    ok = []
+
+    def probe():
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
+                                        timeout=timeout):
+                ok.append(True)
+        except urllib.error.HTTPError:   # the server answered; the download reports the rest
+            ok.append(True)
+        except (OSError, ValueError):
+            pass
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(ok)
+
+
+def _unavailable_message(data_dir: str, why: str) -> str:
+    tgz = os.path.abspath(os.path.join(data_dir, CIFAR100_TGZ))
+    return (f"CIFAR-100 is not in {os.path.abspath(data_dir)!r} and {why}.\n"
+            f"Download it on a machine with internet from\n    {CIFAR100_URL}\n"
+            f"(md5 {CIFAR100_TGZ_MD5}) and place the archive, unextracted, at\n    {tgz}\n"
+            "It is extracted and cached on the next load, without network. "
+            "Or use dataset='synthetic' to run without it.")
+
+
+def _read_cifar_pickles(folder: str) -> dict:
+    """torchvision's layout: train/test pickles with data (N, 3072) + fine_labels, and meta."""
+    def load(name):
+        with open(os.path.join(folder, name), "rb") as f:
+            d = pickle.load(f, encoding="latin1")   # Python 2 pickles, as torchvision reads them
+        return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+
+    out = {}
+    for split in ("train", "test"):
+        d = load(split)
+        data = np.asarray(d["data"], dtype=np.uint8)
+        # Rows are 1024 red, 1024 green, 1024 blue values: (N, 3072) -> (N, 3, 32, 32) -> NHWC
+        out[f"x_{split}"] = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        out[f"y_{split}"] = np.asarray(d["fine_labels"], dtype=np.int64)
+    names = load("meta")["fine_label_names"]
+    out["classes"] = np.array([n.decode() if isinstance(n, bytes) else n for n in names])
+    return out
+
+
+def load_cifar100(data_dir: str = "data", *, download: bool = True) -> Dataset:
+    """CIFAR-100 from the uint8 cache, else the extracted pickles, else the tar.gz, else
+    torchvision's download (after a quick reachability probe)."""
+    cache = os.path.join(data_dir, CIFAR100_CACHE)
+    folder = os.path.join(data_dir, "cifar-100-python")
+    tgz = os.path.join(data_dir, CIFAR100_TGZ)
+    if os.path.isfile(cache):
+        try:
+            return load_npz(cache, name="cifar100")
+        except DatasetFormatError as e:
+            warnings.warn(f"ignoring unreadable CIFAR-100 cache ({e}); rebuilding it")
+    have_pickles = all(os.path.isfile(os.path.join(folder, f)) for f in ("train", "test", "meta"))
+    if not have_pickles and os.path.isfile(tgz):
+        from torchvision.datasets.utils import extract_archive
+        try:
+            extract_archive(tgz, data_dir)
+        except Exception as e:
+            raise DataUnavailableError(_unavailable_message(
+                data_dir, f"the archive {tgz!r} could not be extracted ({e}); it is probably "
+                          "incomplete - delete it and download it again")) from e
+        have_pickles = True
+    if not have_pickles:
+        if not download:
+            raise DataUnavailableError(_unavailable_message(data_dir, "download=False"))
+        if not _url_reachable(PROBE_URL, PROBE_TIMEOUT_S):
+            raise DataUnavailableError(_unavailable_message(
+                data_dir, f"{PROBE_URL} cannot be reached (offline?)"))
+        from torchvision.datasets import CIFAR100
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_STALL_S)   # torchvision's urlopen sets no timeout
+        try:  # downloads, checks the md5 and extracts to data_dir/cifar-100-python
+            CIFAR100(root=data_dir, train=True, download=True)
+        except Exception as e:
+            raise DataUnavailableError(_unavailable_message(
+                data_dir, f"the download failed ({e})")) from e
+        finally:
+            socket.setdefaulttimeout(previous)
+    try:
+        arrays = _read_cifar_pickles(folder)
+    except Exception as e:
+        raise DataUnavailableError(_unavailable_message(
+            data_dir, f"the files in {folder!r} are unreadable ({e!r}); delete that folder")) from e
+    ds = _dataset_from_arrays(arrays, "cifar100", where=folder)
+    os.makedirs(data_dir, exist_ok=True)
+    _save_npz_atomic(cache, **arrays)
+    return ds
+
+
+# ---------------------------------------------------------------------------------------
+# Synthetic data: each class is a (shape, colour, texture) triple drawn at a random
+# position and scale over a random grey background, plus pixel noise. The factors are
+# shared across classes, so a CNN learns them quickly, but no single pixel gives a class away.
+
+SHAPES = ("circle", "square", "triangle", "cross", "ring")
+COLOURS = {"red": (0.90, 0.12, 0.10), "green": (0.10, 0.75, 0.15), "blue": (0.15, 0.30, 0.95),
+           "yellow": (0.95, 0.85, 0.10), "magenta": (0.85, 0.15, 0.85)}
+TEXTURES = ("solid", "hstripes", "vstripes", "checks")   # all symmetric under a left-right flip
+MAX_SYNTHETIC_CLASSES = len(SHAPES) * len(COLOURS) * len(TEXTURES)   # 100
+_CHUNK = 4096   # images rendered at once: bounds the float32 working memory
+
+
+def synthetic_class(k: int) -> tuple[str, str, str]:
+    """Class k -> (shape, colour, texture); shape varies fastest, so any C <= 100 classes
+    are distinct and small C still mixes shapes and colours."""
+    nS, nC = len(SHAPES), len(COLOURS)
+    return SHAPES[k % nS], list(COLOURS)[(k // nS) % nC], TEXTURES[k // (nS * nC)]
+
+
+def _shape_sdf(shape: str, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Approximate signed distance to the shape's edge, in units of its radius (< 0 inside)."""
+    ax, ay = np.abs(dx), np.abs(dy)
+    if shape == "circle":
+        return np.sqrt(dx * dx + dy * dy) - 1
+    if shape == "square":
+        return np.maximum(ax, ay) - 0.8
+    if shape == "triangle":   # apex up (y grows downwards), base at dy = 0.9
+        return np.maximum(dy - 0.9, (ax - (dy + 1.1) / 2) * 0.9)
+    if shape == "cross":      # union of two bars of half-width 0.3
+        return np.minimum(np.maximum(ax, ay / 0.3), np.maximum(ax / 0.3, ay)) - 1
+    if shape == "ring":
+        return np.abs(np.sqrt(dx * dx + dy * dy) - 0.75) - 0.25
+    raise ValueError(shape)
+
+
+def _render(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    n = len(labels)
+    f32 = np.float32
+    # Per-image variation: centre, radius (pixels), colour gain, background, texture phase.
+    cx, cy = (rng.uniform(0.3, 0.7, (2, n)) * size).astype(f32)
+    r = (rng.uniform(0.2, 0.32, n) * size).astype(f32)
+    gain = rng.uniform(0.75, 1.1, n).astype(f32)
+    bg = (rng.uniform(0.15, 0.55, (n, 1)) + rng.uniform(-0.06, 0.06, (n, 3))).astype(f32)
+    period = (rng.uniform(0.11, 0.16, n) * size).astype(f32)
+    phase = rng.uniform(0, 1, (2, n)).astype(f32)
+
+    grid = np.arange(size, dtype=f32) + 0.5
+    yy, xx = grid[None, :, None], grid[None, None, :]            # broadcast to (n, S, S)
+    dx = (xx - cx[:, None, None]) / r[:, None, None]             # (n, S, S), radius units
+    dy = (yy - cy[:, None, None]) / r[:, None, None]
+    mask = np.empty((n, size, size), f32)
+    tex = np.ones((n, size, size), f32)
+    shape_id = labels % len(SHAPES)
+    colour_id = (labels // len(SHAPES)) % len(COLOURS)
+    texture_id = labels // (len(SHAPES) * len(COLOURS))
+    for s, shape in enumerate(SHAPES):
+        i = np.nonzero(shape_id == s)[0]
+        # sdf * radius = distance in pixels -> a 1-pixel anti-aliased edge
+        mask[i] = np.clip(0.5 - _shape_sdf(shape, dx[i], dy[i]) * r[i, None, None], 0, 1)
+    p = period[:, None, None]
+    h = ((yy / p + phase[0, :, None, None]) % 1) < 0.5           # (n, S, 1) stripes along x
+    v = ((xx / p + phase[1, :, None, None]) % 1) < 0.5           # (n, 1, S) stripes along y
+    for t, texture in enumerate(TEXTURES):
+        i = np.nonzero(texture_id == t)[0]
+        if texture == "hstripes":
+            tex[i] = np.where(h[i], 1.0, 0.3)
+        elif texture == "vstripes":
+            tex[i] = np.where(v[i], 1.0, 0.3)
+        elif texture == "checks":
+            tex[i] = np.where(h[i] ^ v[i], 1.0, 0.3)
+    fg = np.asarray(list(COLOURS.values()), f32)[colour_id] * gain[:, None]     # (n, 3)
+    m = mask[..., None]                                                         # (n, S, S, 1)
+    img = bg[:, None, None, :] * (1 - m) + fg[:, None, None, :] * (tex[..., None] * m)
+    img += rng.standard_normal(img.shape, dtype=f32) * f32(0.06)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)                    # (n, S, S, 3)
+
+
+def _synthetic_split(n: int, num_classes: int, size: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    labels = rng.permutation(np.arange(n) % num_classes)   # balanced to within one image
+    x = np.concatenate([_render(labels[i:i + _CHUNK], size, rng) for i in range(0, n, _CHUNK)])
+    return x, labels.astype(np.int64)
+
+
+def make_synthetic(n_train: int, n_test: int, num_classes: int = 100, seed: int = 0,
+                   size: int = 32) -> Dataset:
+    """A learnable CIFAR-shaped dataset, identical for identical arguments."""
+    for name, v, lo in (("n_train", n_train, 1), ("n_test", n_test, 1), ("size", size, 8),
+                        ("num_classes", num_classes, 2)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{name}={v!r}: must be an integer >= {lo}")
+    if num_classes > MAX_SYNTHETIC_CLASSES:
+        raise ValueError(f"num_classes={num_classes}: the synthetic set has at most "
+                         f"{MAX_SYNTHETIC_CLASSES} ({len(SHAPES)} shapes x {len(COLOURS)} "
+                         f"colours x {len(TEXTURES)} textures)")
+    # Separate streams per split: the training set does not change when n_test does.
+    x_tr, y_tr = _synthetic_split(n_train, num_classes, size, np.random.default_rng([seed, 0]))
+    x_te, y_te = _synthetic_split(n_test, num_classes, size, np.random.default_rng([seed, 1]))
+    classes = ["/".join(synthetic_class(k)) for k in range(num_classes)]
+    return Dataset("synthetic", torch.from_numpy(x_tr), torch.from_numpy(y_tr),
+                   torch.from_numpy(x_te), torch.from_numpy(y_te), num_classes, classes)
+
+
+# ---------------------------------------------------------------------------------------
+# One entry point
+
+def _subset(x, y, n, seed, split):
+    if n is None or n == len(y):
+        return x, y
+    if n > len(y):
+        raise ValueError(f"{split}_subset={n}: only {len(y)} {split} images are available")
+    keep = np.random.default_rng([seed, {"train": 0, "test": 1}[split]]).permutation(len(y))[:n]
+    keep = torch.from_numpy(np.sort(keep))   # original order kept; the loader shuffles anyway
+    return x[keep], y[keep]
+
+
+def load_dataset(spec: str, data_dir: str = "data", *, train_subset: int | None = None,
+                 test_subset: int | None = None, seed: int = 0) -> Dataset:
+    """spec: 'cifar100' | 'synthetic' | path/to/file.npz. Subsets are a seeded random sample.
+
+    For 'synthetic' the subsets are the generated sizes (default 5000 / 1000, 100 classes).
+    """
+    for name, v in (("train_subset", train_subset), ("test_subset", test_subset)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name}={v!r}: must be a positive integer or None")
+    if spec == "synthetic":
+        return make_synthetic(train_subset or SYNTHETIC_DEFAULT_SIZES[0],
+                              test_subset or SYNTHETIC_DEFAULT_SIZES[1], seed=seed)
+    if spec == "cifar100":
+        ds = load_cifar100(data_dir)
+    elif str(spec).endswith(".npz"):
+        ds = load_npz(spec)
+    else:
+        raise ValueError(f"dataset={spec!r}: use 'cifar100', 'synthetic' or a path to a .npz file")
+    ds.x_train, ds.y_train = _subset(ds.x_train, ds.y_train, train_subset, seed, "train")
+    ds.x_test, ds.y_test = _subset(ds.x_test, ds.y_test, test_subset, seed, "test")
+    return ds
+
+
+def channel_stats(x_uint8_nhwc: torch.Tensor) -> tuple[tuple, tuple]:
+    """Per-channel mean and std in [0, 1] units, e.g. to normalise one's own .npz data."""
+    x = x_uint8_nhwc.reshape(-1, x_uint8_nhwc.shape[-1]).double() / 255
+    return tuple(x.mean(0).tolist()), tuple(x.std(0).tolist())
+
+
+def check_overlap(dataset: Dataset) -> int:
+    """Number of test images whose exact bytes also occur in the training set (warns if > 0)."""
+    def digests(x):
+        rows = x.reshape(len(x), -1).numpy()
+        return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
+
+    train = set(digests(dataset.x_train))
+    count = sum(d in train for d in digests(dataset.x_test))
+    if count:
+        warnings.warn(f"{dataset.name}: {count} of {len(dataset.y_test)} test images also occur "
+                      "in the training set; test accuracy overstates generalisation", stacklevel=2)
+    return count
+
+
+# ---------------------------------------------------------------------------------------
+# Loader
+
+class DeviceLoader:
+    """Batches from a uint8 dataset held on the device, deterministic given (seed, epoch).
+
+    Each epoch draws its permutation, crop offsets and flips from a generator seeded by
+    (seed, epoch) alone, so resuming at epoch k reproduces an uninterrupted run exactly.
+    """
+    PAD = 4
+
+    def __init__(self, x_uint8_nhwc: torch.Tensor, y: torch.Tensor, *, batch_size: int,
+                 device, mean, std, train: bool, augment: bool = True,
+                 img_size: int | None = None, seed: int = 0, channels_last: bool = False,
+                 drop_last: bool | None = None):
+        if x_uint8_nhwc.dtype != torch.uint8 or x_uint8_nhwc.ndim != 4 or x_uint8_nhwc.shape[-1] != 3:
+            raise ValueError(f"x: expected uint8 (N, H, W, 3), got {x_uint8_nhwc.dtype} "
+                             f"{tuple(x_uint8_nhwc.shape)}")
+        if y.ndim != 1 or len(y) != len(x_uint8_nhwc):
+            raise ValueError(f"y: expected ({len(x_uint8_nhwc)},) labels, got {tuple(y.shape)}")
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ValueError(f"mean={mean!r}, std={std!r}: need 3 values each, std > 0")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r}: must be a positive integer")
+        self.device = torch.device(device)
+        self.batch_size, self.train, self.augment = batch_size, train, augment and train
+        self.img_size, self.seed, self.channels_last = img_size, seed, channels_last
+        self.drop_last = train if drop_last is None else drop_last
+        self.num_images = len(y)
+        if self.drop_last and self.num_images < batch_size:
+            raise ValueError(f"batch_size={batch_size} exceeds the {self.num_images} images and "
+                             "drop_last=True, so an epoch would have no batches; lower batch_size")
+        self.x = x_uint8_nhwc.to(self.device).contiguous()    # (N, H, W, 3) uint8, copied once
+        self.y = y.to(self.device, torch.int64)
+        # (x/255 - mean)/std folded into one multiply-add on the raw bytes.
+        std_t = torch.tensor(std, dtype=torch.float32, device=self.device)
+        self.scale = 1 / (255 * std_t)
+        self.shift = -torch.tensor(mean, dtype=torch.float32, device=self.device) / std_t
+
+    def __len__(self) -> int:
+        n, b = self.num_images, self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def _generator(self, epoch: int) -> torch.Generator:
+        g = torch.Generator(device=self.device)
+        # SeedSequence mixes (seed, epoch) so nearby pairs give unrelated streams.
+        g.manual_seed(int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0]))
+        return g
+
+    def _shuffle(self, epoch: int):
+        g = self._generator(epoch)
+        return g, torch.randperm(self.num_images, generator=g, device=self.device)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """The training permutation of `epoch`: what `epoch()` iterates over. Anything that
+        must visit the images in the same order (e.g. cached features) uses this."""
+        return self._shuffle(epoch)[1]
+
+    def epoch(self, epoch: int):
+        """Iterator of (x float32 (B, 3, S, S) normalised, y int64 (B,)), both on the device."""
+        n, b = self.num_images, self.batch_size
+        if self.train:
+            g, order = self._shuffle(epoch)
+            if self.augment:   # drawn for the whole epoch at once: 3 kernel launches, not 3/batch
+                shifts = torch.randint(0, 2 * self.PAD + 1, (n, 2), generator=g, device=self.device)
+                flips = torch.randint(0, 2, (n,), generator=g, device=self.device).bool()
+        for i in range(0, len(self) * b, b):
+            if not self.train:
+                xb, yb = self.x[i:i + b], self.y[i:i + b]
+            elif self.augment:
+                idx = order[i:i + b]
+                xb, yb = self._crop_flip(self.x[idx], shifts[idx], flips[idx]), self.y[idx]
+            else:
+                idx = order[i:i + b]
+                xb, yb = self.x[idx], self.y[idx]
+            yield self._to_float(xb), yb
+
+    def _crop_flip(self, xb: torch.Tensor, shift: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+        """Random crop of the zero-padded image plus optional mirror, as one gather."""
+        B, H, W, _ = xb.shape
+        P = self.PAD
+        padded = F.pad(xb, (0, 0, P, P, P, P))                    # (B, H+2P, W+2P, 3), zeros
+        rows = shift[:, :1] + torch.arange(H, device=xb.device)   # (B, H) source rows
+        cols = shift[:, 1:] + torch.arange(W, device=xb.device)   # (B, W) source columns
+        # A mirrored crop reads its columns right-to-left.
+        cols = torch.where(flip[:, None], cols.flip(1), cols)
+        bi = torch.arange(B, device=xb.device)[:, None, None]
+        return padded[bi, rows[:, :, None], cols[:, None, :]]     # (B, H, W, 3)
+
+    def _to_float(self, xb: torch.Tensor) -> torch.Tensor:
+        x = torch.addcmul(self.shift, xb.float(), self.scale)     # (B, H, W, 3) normalised
+        x = x.permute(0, 3, 1, 2)                                 # (B, 3, H, W), channels_last strides
+        if self.img_size is not None and self.img_size != x.shape[-1]:
+            # Normalising first is exact (bilinear weights sum to 1) and 49x cheaper at 224 px.
+            x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear",
+                              align_corners=False, antialias=False)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        return x.contiguous(memory_format=fmt)

@@ -1,0 +1,22 @@
+"""Shared pytest fixtures. Tests run on CPU with few threads: several suites share 2 cores."""
+import os
+import sys
+
+import pytest
+import torch
+
+# `import helpers` must work however pytest is started (pytest, python -m pytest, an IDE).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _few_threads():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    """An empty results folder for a test's result JSONs and checkpoints."""
+    path = tmp_path / "results"
+    path.mkdir()
+    return path

@@ -1,0 +1,476 @@
+"""helpers.data: datasets, .npz validation, the CIFAR-100 cache and the device loader.
+
+Expected values are derived by hand (numpy slicing, explicit formulas), never read back
+from the code under test.
+"""
+import os
+import pickle
+import socket
+import tarfile
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from helpers import data
+from helpers.data import (DataUnavailableError, DatasetFormatError, DeviceLoader, check_overlap,
+                          load_cifar100, load_dataset, load_npz, make_synthetic)
+
+
+def position_images(n, size=32):
+    """Images whose pixels name their own position: R = row+1, G = col+1, B = image id+1.
+
+    Zero never occurs, so zero padding is recognisable after a crop.
+    """
+    i = np.arange(size)
+    x = np.zeros((n, size, size, 3), np.uint8)
+    x[..., 0] = i[None, :, None] + 1
+    x[..., 1] = i[None, None, :] + 1
+    x[..., 2] = (np.arange(n) % 250 + 1)[:, None, None]
+    return torch.from_numpy(x), torch.arange(n)
+
+
+RAW = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3)   # normalisation that leaves bytes as they are
+
+
+def collect(loader, epoch=0):
+    xs, ys = zip(*loader.epoch(epoch))
+    return torch.cat(xs), torch.cat(ys)
+
+
+# ---------------------------------------------------------------------------- synthetic
+
+def test_synthetic_is_deterministic_per_seed():
+    a, b = make_synthetic(300, 100, seed=3), make_synthetic(300, 100, seed=3)
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(a, key), getattr(b, key)), key
+    c = make_synthetic(300, 100, seed=4)
+    assert not torch.equal(a.x_train, c.x_train)
+    assert not torch.equal(a.x_test, c.x_test)
+    # the training set does not depend on how many test images are drawn
+    assert torch.equal(make_synthetic(300, 50, seed=3).x_train, a.x_train)
+    assert not torch.equal(a.x_train[:100], a.x_test)
+
+
+def test_synthetic_shapes_dtypes_and_balance():
+    ds = make_synthetic(1050, 200, num_classes=100, seed=0)
+    assert ds.name == "synthetic" and ds.num_classes == 100
+    assert ds.x_train.shape == (1050, 32, 32, 3) and ds.x_train.dtype == torch.uint8
+    assert ds.x_test.shape == (200, 32, 32, 3)
+    assert ds.y_train.dtype == torch.int64 and ds.y_train.shape == (1050,)
+    counts = np.bincount(ds.y_train.numpy(), minlength=100)
+    assert counts.min() == 10 and counts.max() == 11          # 1050 = 100 * 10 + 50
+    assert (np.bincount(ds.y_test.numpy(), minlength=100) == 2).all()
+    assert len(set(ds.classes)) == 100
+    assert all(len(name.split("/")) == 3 for name in ds.classes)
+    assert ds.describe() == dict(name="synthetic", num_classes=100, n_train=1050, n_test=200)
+    # the pictures use the whole byte range, not a constant
+    assert ds.x_train.float().std() > 20
+
+    small = make_synthetic(40, 20, num_classes=10, seed=0, size=48)
+    assert small.x_train.shape == (40, 48, 48, 3) and int(small.y_train.max()) == 9
+    assert len(set(small.classes)) == 10
+
+
+def test_synthetic_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="num_classes"):
+        make_synthetic(10, 10, num_classes=101)
+    with pytest.raises(ValueError, match="n_train"):
+        make_synthetic(0, 10)
+
+
+def test_synthetic_generation_is_fast():
+    t = time.perf_counter()
+    make_synthetic(10_000, 10, seed=0)
+    assert time.perf_counter() - t < 5.0
+
+
+def test_synthetic_is_learnable():
+    """A tiny CNN reaches many times chance (1 %) on held-out images within a few seconds."""
+    torch.manual_seed(0)
+    ds = make_synthetic(2000, 500, seed=1)
+    stats = dict(mean=(0.35,) * 3, std=(0.18,) * 3)
+    train = DeviceLoader(ds.x_train, ds.y_train, batch_size=64, device="cpu", train=True,
+                         augment=False, **stats)
+    test = DeviceLoader(ds.x_test, ds.y_test, batch_size=500, device="cpu", train=False, **stats)
+
+    def block(i, o, s):
+        return nn.Sequential(nn.Conv2d(i, o, 3, s, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU())
+
+    net = nn.Sequential(block(3, 16, 1), block(16, 32, 2), block(32, 64, 2),
+                        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(64, 100))
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    for epoch in range(6):
+        for x, y in train.epoch(epoch):
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+    with torch.no_grad():
+        x, y = next(test.epoch(0))
+        acc = (net(x).argmax(1) == y).float().mean().item()
+    assert acc > 0.20, f"test accuracy {acc:.3f}, chance is 0.01"
+
+
+# ---------------------------------------------------------------------------- .npz files
+
+def good_arrays():
+    rng = np.random.default_rng(0)
+    return dict(x_train=rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8),
+                y_train=rng.integers(0, 5, 20),
+                x_test=rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8),
+                y_test=np.array([0, 1, 2, 3, 6, 1]))
+
+
+def test_npz_round_trip_and_inferred_classes(tmp_path):
+    a = good_arrays()
+    path = tmp_path / "mine.npz"
+    np.savez(path, **a)
+    ds = load_npz(str(path))
+    assert ds.name == "mine"
+    assert ds.num_classes == 7              # max label 6 (in the test split) + 1
+    assert ds.classes is None
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        assert np.array_equal(getattr(ds, key).numpy(), a[key]), key
+    assert ds.y_train.dtype == torch.int64 and ds.x_train.dtype == torch.uint8
+
+    names = np.array([f"c{k}" for k in range(9)])
+    np.savez(path, classes=names, **a)
+    ds = load_npz(str(path))
+    assert ds.num_classes == 9 and ds.classes == list(names)
+
+
+def _set(key, value):
+    return lambda a: a.__setitem__(key, value)
+
+
+MALFORMED = {
+    "missing y_test": (lambda a: a.pop("y_test"), "y_test"),
+    "float pixels": (lambda a: a.__setitem__("x_train", a["x_train"].astype(np.float32)), "x_train"),
+    "channels first": (lambda a: a.__setitem__("x_train", a["x_train"].transpose(0, 3, 1, 2)),
+                       "x_train"),
+    "grey images": (lambda a: a.__setitem__("x_test", a["x_test"][..., 0]), "x_test"),
+    "non-square": (lambda a: a.__setitem__("x_train", a["x_train"][:, :, :6]), "x_train"),
+    "no images": (lambda a: a.update(x_train=a["x_train"][:0], y_train=a["y_train"][:0]),
+                  "x_train"),
+    "test size differs": (lambda a: a.__setitem__("x_test", np.zeros((6, 4, 4, 3), np.uint8)),
+                          "x_test"),
+    "label count": (lambda a: a.__setitem__("y_train", a["y_train"][:-1]), "y_train"),
+    "negative label": (lambda a: a["y_test"].__setitem__(0, -1), "y_test"),
+    "float labels": (lambda a: a.__setitem__("y_train", a["y_train"].astype(np.float64)),
+                     "y_train"),
+    "2-D labels": (lambda a: a.__setitem__("y_test", a["y_test"][:, None]), "y_test"),
+    "object labels": (lambda a: a.__setitem__("y_train", a["y_train"].astype(object)), "y_train"),
+    "too few class names": (lambda a: a.__setitem__("classes", np.array(["a", "b"])), "classes"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_npz_malformed_names_the_key(tmp_path, case):
+    mutate, key = MALFORMED[case]
+    a = good_arrays()
+    mutate(a)
+    path = tmp_path / "bad.npz"
+    np.savez(path, **a)
+    with pytest.raises(DatasetFormatError) as e:
+        load_npz(str(path))
+    assert key in str(e.value)
+
+
+def test_npz_unreadable_files(tmp_path):
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"this is not a zip archive")
+    with pytest.raises(DatasetFormatError, match="corrupt.npz"):
+        load_npz(str(corrupt))
+    single = tmp_path / "single.npz"
+    with open(single, "wb") as f:
+        np.save(f, np.zeros(3))
+    with pytest.raises(DatasetFormatError, match="single array"):
+        load_npz(str(single))
+    with pytest.raises(DatasetFormatError, match=r"\.npz"):
+        load_npz(str(tmp_path / "data.csv"))
+    with pytest.raises(DatasetFormatError, match="no such file"):
+        load_npz(str(tmp_path / "absent.npz"))
+
+
+# ---------------------------------------------------------------------------- load_dataset
+
+def test_load_dataset_subsets_are_seeded_samples(tmp_path):
+    a = good_arrays()
+    a["x_train"][:, 0, 0, 0] = np.arange(20)        # make every training image unique
+    path = str(tmp_path / "d.npz")
+    np.savez(path, **a)
+    s1 = load_dataset(path, train_subset=7, test_subset=3, seed=5)
+    s2 = load_dataset(path, train_subset=7, test_subset=3, seed=5)
+    s3 = load_dataset(path, train_subset=7, seed=6)
+    assert s1.describe()["n_train"] == 7 and s1.describe()["n_test"] == 3
+    assert torch.equal(s1.x_train, s2.x_train) and torch.equal(s1.y_test, s2.y_test)
+    assert not torch.equal(s1.x_train, s3.x_train)
+    assert len(s3.y_test) == 6                      # no subset: everything
+    # every sampled image is a distinct original image with its own label
+    ids = s1.x_train[:, 0, 0, 0].numpy()
+    assert len(set(ids)) == 7
+    assert np.array_equal(s1.y_train.numpy(), a["y_train"][ids])
+    with pytest.raises(ValueError, match="train_subset=21"):
+        load_dataset(path, train_subset=21)
+    with pytest.raises(ValueError, match="dataset='imagenet'"):
+        load_dataset("imagenet")
+
+
+def test_load_dataset_synthetic_sizes():
+    ds = load_dataset("synthetic", train_subset=200, test_subset=50, seed=2)
+    assert ds.describe() == dict(name="synthetic", num_classes=100, n_train=200, n_test=50)
+    assert torch.equal(ds.x_train, make_synthetic(200, 50, seed=2).x_train)
+    ds = load_dataset("synthetic")
+    assert (len(ds.y_train), len(ds.y_test)) == data.SYNTHETIC_DEFAULT_SIZES
+
+
+# ---------------------------------------------------------------------------- CIFAR-100
+
+def _closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()                      # nothing listens there now: connecting is refused at once
+    return port
+
+
+def test_cifar_offline_fails_fast_and_says_where_to_put_the_archive(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "PROBE_URL", f"http://127.0.0.1:{_closed_port()}/c.tar.gz")
+    t = time.perf_counter()
+    with pytest.raises(DataUnavailableError) as e:
+        load_cifar100(str(tmp_path))
+    assert time.perf_counter() - t < 5
+    msg = str(e.value)
+    assert os.path.abspath(tmp_path / "cifar-100-python.tar.gz") in msg
+    assert "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz" in msg
+
+
+def test_cifar_probe_gives_up_on_a_silent_server():
+    # A listening socket that is never accepted: the TCP connect succeeds (backlog), but no
+    # HTTP answer ever comes, like a stalled network. The probe must give up on time.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/c.tar.gz"
+        t = time.perf_counter()
+        assert not data._url_reachable(url, timeout=0.5)
+        assert time.perf_counter() - t < 2
+
+
+def write_fake_cifar(folder, n_train=12, n_test=5, bytes_keys=True):
+    """torchvision's layout: pickled dicts, data rows = 1024 R, 1024 G, 1024 B bytes."""
+    rng = np.random.default_rng(0)
+    key = (lambda s: s.encode()) if bytes_keys else (lambda s: s)
+    os.makedirs(folder)
+    raw = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        raw[split] = (rng.integers(0, 256, (n, 3072), dtype=np.uint8), list(rng.integers(0, 100, n)))
+        with open(os.path.join(folder, split), "wb") as f:
+            pickle.dump({key("data"): raw[split][0], key("fine_labels"): raw[split][1]}, f)
+    with open(os.path.join(folder, "meta"), "wb") as f:
+        pickle.dump({key("fine_label_names"): [key(f"class{k}") for k in range(100)]}, f)
+    return raw
+
+
+def _no_network(*args, **kwargs):
+    raise AssertionError("must not touch the network when the data is on disk")
+
+
+@pytest.mark.parametrize("bytes_keys", [True, False])
+def test_cifar_pickles_are_converted_and_cached(tmp_path, monkeypatch, bytes_keys):
+    monkeypatch.setattr(data, "_url_reachable", _no_network)
+    raw = write_fake_cifar(tmp_path / "cifar-100-python", bytes_keys=bytes_keys)
+    ds = load_cifar100(str(tmp_path))
+    assert ds.name == "cifar100" and ds.num_classes == 100 and ds.classes[7] == "class7"
+    rows, labels = raw["train"]
+    assert ds.x_train.shape == (12, 32, 32, 3) and ds.x_test.shape == (5, 32, 32, 3)
+    # hand-derived layout: pixel (i, j) of channel c sits at c*1024 + i*32 + j
+    for n, i, j, c in [(0, 0, 0, 0), (3, 5, 31, 1), (11, 31, 2, 2)]:
+        assert ds.x_train[n, i, j, c] == rows[n, c * 1024 + i * 32 + j]
+    assert ds.y_train.tolist() == [int(v) for v in labels]
+    cache = tmp_path / "cifar100_uint8.npz"
+    assert cache.is_file()
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+    for f in os.listdir(tmp_path / "cifar-100-python"):     # now only the cache is left
+        os.remove(tmp_path / "cifar-100-python" / f)
+    t = time.perf_counter()
+    again = load_cifar100(str(tmp_path))
+    assert time.perf_counter() - t < 1
+    assert torch.equal(again.x_train, ds.x_train) and torch.equal(again.y_test, ds.y_test)
+    assert again.classes == ds.classes and again.name == "cifar100"
+
+    sub = load_dataset("cifar100", str(tmp_path), train_subset=4, test_subset=2, seed=0)
+    assert sub.describe() == dict(name="cifar100", num_classes=100, n_train=4, n_test=2)
+
+
+def test_cifar_archive_placed_by_hand_is_extracted_offline(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_url_reachable", _no_network)
+    raw = write_fake_cifar(tmp_path / "staging" / "cifar-100-python")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with tarfile.open(data_dir / "cifar-100-python.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "staging" / "cifar-100-python", arcname="cifar-100-python")
+    ds = load_cifar100(str(data_dir))
+    assert np.array_equal(ds.x_test.permute(0, 3, 1, 2).reshape(5, -1).numpy(), raw["test"][0])
+
+
+def test_cifar_truncated_archive_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_url_reachable", _no_network)
+    (tmp_path / "cifar-100-python.tar.gz").write_bytes(b"\x1f\x8b\x08 truncated")
+    with pytest.raises(DataUnavailableError, match="cifar-100-python.tar.gz"):
+        load_cifar100(str(tmp_path))
+
+
+# ---------------------------------------------------------------------------- loader
+
+def test_loader_normalises_with_the_given_stats():
+    x = make_synthetic(256, 10, seed=0).x_train
+    flat = x.numpy().reshape(-1, 3).astype(np.float64) / 255
+    mean, std = tuple(flat.mean(0)), tuple(flat.std(0))
+    loader = DeviceLoader(x, torch.zeros(256, dtype=torch.long), batch_size=100, device="cpu",
+                          mean=mean, std=std, train=False)
+    out, _ = collect(loader)
+    assert out.shape == (256, 3, 32, 32) and out.dtype == torch.float32
+    per_channel = out.transpose(0, 1).reshape(3, -1).double()
+    assert torch.allclose(per_channel.mean(1), torch.zeros(3, dtype=torch.float64), atol=1e-4)
+    assert torch.allclose(per_channel.std(1), torch.ones(3, dtype=torch.float64), atol=1e-3)
+    expected = (x[7, 3, 9, 2].item() / 255 - mean[2]) / std[2]
+    assert abs(out[7, 2, 3, 9].item() - expected) < 1e-5
+
+
+def test_eval_order_is_fixed_and_covers_everything_once():
+    x, y = position_images(10)
+    loader = DeviceLoader(x, y, batch_size=4, device="cpu", train=False, **RAW)
+    assert len(loader) == 3 and loader.num_images == 10
+    batches = list(loader.epoch(0))
+    assert [len(b[1]) for b in batches] == [4, 4, 2]         # last partial batch kept
+    out, labels = collect(loader, epoch=5)
+    assert labels.tolist() == list(range(10))
+    assert torch.equal(out.round().to(torch.uint8), x.permute(0, 3, 1, 2))   # no augmentation
+
+
+def test_train_epoch_is_a_permutation_and_drop_last():
+    x, y = position_images(10)
+    kw = dict(batch_size=4, device="cpu", train=True, augment=False, **RAW)
+    keep = DeviceLoader(x, y, drop_last=False, **kw)
+    assert len(keep) == 3
+    _, labels = collect(keep)
+    assert sorted(labels.tolist()) == list(range(10)) and labels.tolist() != list(range(10))
+    drop = DeviceLoader(x, y, **kw)                          # train: drop_last by default
+    assert len(drop) == 2
+    batches = list(drop.epoch(0))
+    assert [len(b[1]) for b in batches] == [4, 4]
+    assert len(set(torch.cat([b[1] for b in batches]).tolist())) == 8
+    # unaugmented images travel with their labels
+    xb, yb = batches[0]
+    assert torch.equal(xb.round().to(torch.uint8), x[yb].permute(0, 3, 1, 2))
+    assert len(DeviceLoader(x, y, batch_size=4, device="cpu", train=False, drop_last=True,
+                            **RAW)) == 2
+    with pytest.raises(ValueError, match="batch_size=16"):
+        DeviceLoader(x, y, batch_size=16, device="cpu", train=True, **RAW)
+
+
+def test_loader_is_deterministic_per_seed_and_epoch():
+    x, y = position_images(64)
+    make = lambda seed: DeviceLoader(x, y, batch_size=16, device="cpu", train=True,
+                                     seed=seed, **RAW)
+    run = make(0)
+    history = [collect(run, e) for e in range(4)]
+    resumed = make(0)                                        # e.g. restarted from a checkpoint
+    for e in (3, 2):
+        xr, yr = collect(resumed, e)
+        assert torch.equal(xr, history[e][0]) and torch.equal(yr, history[e][1])
+    assert not torch.equal(history[0][1], history[1][1])     # new order each epoch
+    assert not torch.equal(history[0][0], history[1][0])
+    assert not torch.equal(collect(make(1), 0)[1], history[0][1])
+
+
+def expected_crop(img, dy, dx, flip, pad=4):
+    """Hand-written reference: zero-pad, cut the window at offset (dy, dx), then mirror."""
+    H, W, _ = img.shape
+    padded = np.zeros((H + 2 * pad, W + 2 * pad, 3), img.dtype)
+    padded[pad:pad + H, pad:pad + W] = img
+    out = padded[dy:dy + H, dx:dx + W]
+    return out[:, ::-1] if flip else out
+
+
+def test_crop_shifts_at_most_4px_pads_with_zeros_and_flips():
+    x, y = position_images(256)
+    loader = DeviceLoader(x, y, batch_size=64, device="cpu", train=True, **RAW)
+    seen, flips = set(), 0
+    for xb, yb in loader.epoch(0):
+        imgs = xb.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        batch_offsets = set()
+        for img, n in zip(imgs, yb.tolist()):
+            src = x[n].numpy()
+            matches = [(dy, dx, f) for dy in range(9) for dx in range(9) for f in (False, True)
+                       if np.array_equal(img, expected_crop(src, dy, dx, f))]
+            assert len(matches) == 1, f"image {n} is no padded crop of its source"
+            dy, dx, f = matches[0]
+            seen.add((dy, dx))
+            batch_offsets.add((dy, dx))
+            flips += f
+        assert len(batch_offsets) > 1                        # offsets are per image
+    assert len(seen) > 60                                    # nearly all 81 shifts occur
+    assert 0.35 < flips / 256 < 0.65
+
+
+def test_flip_mirrors_columns():
+    x, y = position_images(64)
+    loader = DeviceLoader(x, y, batch_size=64, device="cpu", train=True, **RAW)
+    xb, _ = next(loader.epoch(0))
+    cols = xb[:, 1, 16, 8:24]          # column numbers along the middle row, away from padding
+    steps = cols.diff(dim=1)
+    increasing = (steps == 1).all(1)
+    decreasing = (steps == -1).all(1)
+    assert (increasing | decreasing).all() and increasing.any() and decreasing.any()
+
+
+def test_resize_and_channels_last():
+    x = make_synthetic(12, 4, seed=0).x_train
+    y = torch.zeros(12, dtype=torch.long)
+    stats = dict(mean=data.CIFAR100_MEAN, std=data.CIFAR100_STD)
+    big = DeviceLoader(x, y, batch_size=5, device="cpu", train=False, img_size=224, **stats)
+    small = DeviceLoader(x, y, batch_size=5, device="cpu", train=False, **stats)
+    xb, _ = next(big.epoch(0))
+    assert xb.shape == (5, 3, 224, 224) and xb.dtype == torch.float32 and xb.is_contiguous()
+    ref = F.interpolate(next(small.epoch(0))[0], size=224, mode="bilinear", align_corners=False)
+    assert torch.allclose(xb, ref, atol=1e-5)
+    aug = DeviceLoader(x, y, batch_size=5, device="cpu", train=True, img_size=64,
+                       channels_last=True, **stats)
+    xb, _ = next(aug.epoch(0))
+    assert xb.shape == (5, 3, 64, 64)
+    assert xb.is_contiguous(memory_format=torch.channels_last)
+    # a uniform image stays uniform after the bilinear resize
+    flat = torch.full((1, 8, 8, 3), 200, dtype=torch.uint8)
+    out, _ = next(DeviceLoader(flat, torch.zeros(1, dtype=torch.long), batch_size=1,
+                               device="cpu", train=False, img_size=32, **RAW).epoch(0))
+    assert torch.allclose(out, torch.full_like(out, 200.0))
+
+
+def test_loader_rejects_bad_input():
+    x, y = position_images(4)
+    with pytest.raises(ValueError, match="uint8"):
+        DeviceLoader(x.float(), y, batch_size=2, device="cpu", train=False, **RAW)
+    with pytest.raises(ValueError, match="y"):
+        DeviceLoader(x, y[:3], batch_size=2, device="cpu", train=False, **RAW)
+
+
+# ---------------------------------------------------------------------------- overlap
+
+def test_check_overlap_finds_planted_duplicates():
+    ds = make_synthetic(100, 30, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_overlap(ds) == 0
+    ds.x_test[4] = ds.x_train[17]
+    ds.x_test[20] = ds.x_train[99]
+    with pytest.warns(UserWarning, match="2 of 30 test images"):
+        assert check_overlap(ds) == 2
