@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Names are duplicated from helpers.models on purpose: validating a config must not
 # import torch/timm, so a typo in a notebook fails in milliseconds.

@@ -6,9 +6,7 @@ Three sources share one `Dataset` record (x uint8 (N, H, W, 3) on the CPU, y int
                    and for machines without the real data);
   * "path.npz"   - one's own data in the same layout (see data/README.md).
 
-`DeviceLoader` copies the images to the device once and builds every batch with whole-batch
-tensor ops (gather-based crop + flip, optional bilinear resize, normalisation), so no
-per-image Python and no host<->device copies happen inside an epoch.
+The device-resident batch loader lives in helpers/loader.py (re-exported here).
 """
 from __future__ import annotations
 
@@ -25,7 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from .loader import DeviceLoader  # noqa: F401  re-exported: the data and its loader, one import
+from .synthetic import (COLOURS, MAX_SYNTHETIC_CLASSES, SHAPES, TEXTURES, synthetic_class,
+                        synthetic_split)
 
 
 class DataUnavailableError(RuntimeError):
@@ -267,90 +268,6 @@ def load_cifar100(data_dir: str = "data", *, download: bool = True) -> Dataset:
     return ds
 
 
-# ---------------------------------------------------------------------------------------
-# Synthetic data: each class is a (shape, colour, texture) triple drawn at a random
-# position and scale over a random grey background, plus pixel noise. The factors are
-# shared across classes, so a CNN learns them quickly, but no single pixel gives a class away.
-
-SHAPES = ("circle", "square", "triangle", "cross", "ring")
-COLOURS = {"red": (0.90, 0.12, 0.10), "green": (0.10, 0.75, 0.15), "blue": (0.15, 0.30, 0.95),
-           "yellow": (0.95, 0.85, 0.10), "magenta": (0.85, 0.15, 0.85)}
-TEXTURES = ("solid", "hstripes", "vstripes", "checks")   # all symmetric under a left-right flip
-MAX_SYNTHETIC_CLASSES = len(SHAPES) * len(COLOURS) * len(TEXTURES)   # 100
-_CHUNK = 4096   # images rendered at once: bounds the float32 working memory
-
-
-def synthetic_class(k: int) -> tuple[str, str, str]:
-    """Class k -> (shape, colour, texture); shape varies fastest, so any C <= 100 classes
-    are distinct and small C still mixes shapes and colours."""
-    nS, nC = len(SHAPES), len(COLOURS)
-    return SHAPES[k % nS], list(COLOURS)[(k // nS) % nC], TEXTURES[k // (nS * nC)]
-
-
-def _shape_sdf(shape: str, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """Approximate signed distance to the shape's edge, in units of its radius (< 0 inside)."""
-    ax, ay = np.abs(dx), np.abs(dy)
-    if shape == "circle":
-        return np.sqrt(dx * dx + dy * dy) - 1
-    if shape == "square":
-        return np.maximum(ax, ay) - 0.8
-    if shape == "triangle":   # apex up (y grows downwards), base at dy = 0.9
-        return np.maximum(dy - 0.9, (ax - (dy + 1.1) / 2) * 0.9)
-    if shape == "cross":      # union of two bars of half-width 0.3
-        return np.minimum(np.maximum(ax, ay / 0.3), np.maximum(ax / 0.3, ay)) - 1
-    if shape == "ring":
-        return np.abs(np.sqrt(dx * dx + dy * dy) - 0.75) - 0.25
-    raise ValueError(shape)
-
-
-def _render(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    n = len(labels)
-    f32 = np.float32
-    # Per-image variation: centre, radius (pixels), colour gain, background, texture phase.
-    cx, cy = (rng.uniform(0.3, 0.7, (2, n)) * size).astype(f32)
-    r = (rng.uniform(0.2, 0.32, n) * size).astype(f32)
-    gain = rng.uniform(0.75, 1.1, n).astype(f32)
-    bg = (rng.uniform(0.15, 0.55, (n, 1)) + rng.uniform(-0.06, 0.06, (n, 3))).astype(f32)
-    period = (rng.uniform(0.11, 0.16, n) * size).astype(f32)
-    phase = rng.uniform(0, 1, (2, n)).astype(f32)
-
-    grid = np.arange(size, dtype=f32) + 0.5
-    yy, xx = grid[None, :, None], grid[None, None, :]            # broadcast to (n, S, S)
-    dx = (xx - cx[:, None, None]) / r[:, None, None]             # (n, S, S), radius units
-    dy = (yy - cy[:, None, None]) / r[:, None, None]
-    mask = np.empty((n, size, size), f32)
-    tex = np.ones((n, size, size), f32)
-    shape_id = labels % len(SHAPES)
-    colour_id = (labels // len(SHAPES)) % len(COLOURS)
-    texture_id = labels // (len(SHAPES) * len(COLOURS))
-    for s, shape in enumerate(SHAPES):
-        i = np.nonzero(shape_id == s)[0]
-        # sdf * radius = distance in pixels -> a 1-pixel anti-aliased edge
-        mask[i] = np.clip(0.5 - _shape_sdf(shape, dx[i], dy[i]) * r[i, None, None], 0, 1)
-    p = period[:, None, None]
-    h = ((yy / p + phase[0, :, None, None]) % 1) < 0.5           # (n, S, 1) stripes along x
-    v = ((xx / p + phase[1, :, None, None]) % 1) < 0.5           # (n, 1, S) stripes along y
-    for t, texture in enumerate(TEXTURES):
-        i = np.nonzero(texture_id == t)[0]
-        if texture == "hstripes":
-            tex[i] = np.where(h[i], 1.0, 0.3)
-        elif texture == "vstripes":
-            tex[i] = np.where(v[i], 1.0, 0.3)
-        elif texture == "checks":
-            tex[i] = np.where(h[i] ^ v[i], 1.0, 0.3)
-    fg = np.asarray(list(COLOURS.values()), f32)[colour_id] * gain[:, None]     # (n, 3)
-    m = mask[..., None]                                                         # (n, S, S, 1)
-    img = bg[:, None, None, :] * (1 - m) + fg[:, None, None, :] * (tex[..., None] * m)
-    img += rng.standard_normal(img.shape, dtype=f32) * f32(0.06)
-    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)                    # (n, S, S, 3)
-
-
-def _synthetic_split(n: int, num_classes: int, size: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    labels = rng.permutation(np.arange(n) % num_classes)   # balanced to within one image
-    x = np.concatenate([_render(labels[i:i + _CHUNK], size, rng) for i in range(0, n, _CHUNK)])
-    return x, labels.astype(np.int64)
-
-
 def make_synthetic(n_train: int, n_test: int, num_classes: int = 100, seed: int = 0,
                    size: int = 32) -> Dataset:
     """A learnable CIFAR-shaped dataset, identical for identical arguments."""
@@ -363,8 +280,8 @@ def make_synthetic(n_train: int, n_test: int, num_classes: int = 100, seed: int 
                          f"{MAX_SYNTHETIC_CLASSES} ({len(SHAPES)} shapes x {len(COLOURS)} "
                          f"colours x {len(TEXTURES)} textures)")
     # Separate streams per split: the training set does not change when n_test does.
-    x_tr, y_tr = _synthetic_split(n_train, num_classes, size, np.random.default_rng([seed, 0]))
-    x_te, y_te = _synthetic_split(n_test, num_classes, size, np.random.default_rng([seed, 1]))
+    x_tr, y_tr = synthetic_split(n_train, num_classes, size, np.random.default_rng([seed, 0]))
+    x_te, y_te = synthetic_split(n_test, num_classes, size, np.random.default_rng([seed, 1]))
     classes = ["/".join(synthetic_class(k)) for k in range(num_classes)]
     return Dataset("synthetic", torch.from_numpy(x_tr), torch.from_numpy(y_tr),
                    torch.from_numpy(x_te), torch.from_numpy(y_te), num_classes, classes)
@@ -424,103 +341,3 @@ def check_overlap(dataset: Dataset) -> int:
         warnings.warn(f"{dataset.name}: {count} of {len(dataset.y_test)} test images also occur "
                       "in the training set; test accuracy overstates generalisation", stacklevel=2)
     return count
-
-
-# ---------------------------------------------------------------------------------------
-# Loader
-
-class DeviceLoader:
-    """Batches from a uint8 dataset held on the device, deterministic given (seed, epoch).
-
-    Each epoch draws its permutation, crop offsets and flips from a generator seeded by
-    (seed, epoch) alone, so resuming at epoch k reproduces an uninterrupted run exactly.
-    """
-    PAD = 4
-
-    def __init__(self, x_uint8_nhwc: torch.Tensor, y: torch.Tensor, *, batch_size: int,
-                 device, mean, std, train: bool, augment: bool = True,
-                 img_size: int | None = None, seed: int = 0, channels_last: bool = False,
-                 drop_last: bool | None = None):
-        if x_uint8_nhwc.dtype != torch.uint8 or x_uint8_nhwc.ndim != 4 or x_uint8_nhwc.shape[-1] != 3:
-            raise ValueError(f"x: expected uint8 (N, H, W, 3), got {x_uint8_nhwc.dtype} "
-                             f"{tuple(x_uint8_nhwc.shape)}")
-        if y.ndim != 1 or len(y) != len(x_uint8_nhwc):
-            raise ValueError(f"y: expected ({len(x_uint8_nhwc)},) labels, got {tuple(y.shape)}")
-        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-            raise ValueError(f"mean={mean!r}, std={std!r}: need 3 values each, std > 0")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r}: must be a positive integer")
-        self.device = torch.device(device)
-        self.batch_size, self.train, self.augment = batch_size, train, augment and train
-        self.img_size, self.seed, self.channels_last = img_size, seed, channels_last
-        self.drop_last = train if drop_last is None else drop_last
-        self.num_images = len(y)
-        if self.drop_last and self.num_images < batch_size:
-            raise ValueError(f"batch_size={batch_size} exceeds the {self.num_images} images and "
-                             "drop_last=True, so an epoch would have no batches; lower batch_size")
-        self.x = x_uint8_nhwc.to(self.device).contiguous()    # (N, H, W, 3) uint8, copied once
-        self.y = y.to(self.device, torch.int64)
-        # (x/255 - mean)/std folded into one multiply-add on the raw bytes.
-        std_t = torch.tensor(std, dtype=torch.float32, device=self.device)
-        self.scale = 1 / (255 * std_t)
-        self.shift = -torch.tensor(mean, dtype=torch.float32, device=self.device) / std_t
-
-    def __len__(self) -> int:
-        n, b = self.num_images, self.batch_size
-        return n // b if self.drop_last else -(-n // b)
-
-    def _generator(self, epoch: int) -> torch.Generator:
-        g = torch.Generator(device=self.device)
-        # SeedSequence mixes (seed, epoch) so nearby pairs give unrelated streams.
-        g.manual_seed(int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0]))
-        return g
-
-    def _shuffle(self, epoch: int):
-        g = self._generator(epoch)
-        return g, torch.randperm(self.num_images, generator=g, device=self.device)
-
-    def order(self, epoch: int) -> torch.Tensor:
-        """The training permutation of `epoch`: what `epoch()` iterates over. Anything that
-        must visit the images in the same order (e.g. cached features) uses this."""
-        return self._shuffle(epoch)[1]
-
-    def epoch(self, epoch: int):
-        """Iterator of (x float32 (B, 3, S, S) normalised, y int64 (B,)), both on the device."""
-        n, b = self.num_images, self.batch_size
-        if self.train:
-            g, order = self._shuffle(epoch)
-            if self.augment:   # drawn for the whole epoch at once: 3 kernel launches, not 3/batch
-                shifts = torch.randint(0, 2 * self.PAD + 1, (n, 2), generator=g, device=self.device)
-                flips = torch.randint(0, 2, (n,), generator=g, device=self.device).bool()
-        for i in range(0, len(self) * b, b):
-            if not self.train:
-                xb, yb = self.x[i:i + b], self.y[i:i + b]
-            elif self.augment:
-                idx = order[i:i + b]
-                xb, yb = self._crop_flip(self.x[idx], shifts[idx], flips[idx]), self.y[idx]
-            else:
-                idx = order[i:i + b]
-                xb, yb = self.x[idx], self.y[idx]
-            yield self._to_float(xb), yb
-
-    def _crop_flip(self, xb: torch.Tensor, shift: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-        """Random crop of the zero-padded image plus optional mirror, as one gather."""
-        B, H, W, _ = xb.shape
-        P = self.PAD
-        padded = F.pad(xb, (0, 0, P, P, P, P))                    # (B, H+2P, W+2P, 3), zeros
-        rows = shift[:, :1] + torch.arange(H, device=xb.device)   # (B, H) source rows
-        cols = shift[:, 1:] + torch.arange(W, device=xb.device)   # (B, W) source columns
-        # A mirrored crop reads its columns right-to-left.
-        cols = torch.where(flip[:, None], cols.flip(1), cols)
-        bi = torch.arange(B, device=xb.device)[:, None, None]
-        return padded[bi, rows[:, :, None], cols[:, None, :]]     # (B, H, W, 3)
-
-    def _to_float(self, xb: torch.Tensor) -> torch.Tensor:
-        x = torch.addcmul(self.shift, xb.float(), self.scale)     # (B, H, W, 3) normalised
-        x = x.permute(0, 3, 1, 2)                                 # (B, 3, H, W), channels_last strides
-        if self.img_size is not None and self.img_size != x.shape[-1]:
-            # Normalising first is exact (bilinear weights sum to 1) and 49x cheaper at 224 px.
-            x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear",
-                              align_corners=False, antialias=False)
-        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        return x.contiguous(memory_format=fmt)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from .data import DeviceLoader
+from .loader import DeviceLoader
 from .device import default_compile, rng_state, set_rng_state, synchronize
 from .models import input_spec
 
