@@ -7,10 +7,9 @@ file, and it is loaded with `weights_only=True`, so opening one never runs pickl
 """
 from __future__ import annotations
 
-import os
-import tempfile
-
 import torch
+
+from .atomic import atomic_path
 
 # Config fields that only say *where/how fast* a run executes. They may change between
 # an interrupted run and its resumption (a new Colab GPU, a bigger eval batch) without
@@ -25,17 +24,8 @@ class CheckpointMismatchError(RuntimeError):
 
 def save_checkpoint(path: str, state: dict) -> None:
     """Write `state` to `path` atomically."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".pt") as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def load_checkpoint(path: str, map_location="cpu") -> dict:

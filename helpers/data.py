@@ -14,7 +14,6 @@ import hashlib
 import os
 import pickle
 import socket
-import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .atomic import atomic_path
 from .loader import DeviceLoader  # noqa: F401  re-exported: the data and its loader, one import
 from .synthetic import (COLOURS, MAX_SYNTHETIC_CLASSES, SHAPES, TEXTURES, synthetic_class,
                         synthetic_split)
@@ -155,15 +155,9 @@ def _dataset_from_arrays(a: dict, name: str, where: str) -> Dataset:
 
 def _save_npz_atomic(path: str, **arrays) -> None:
     """Write to a temp file in the same folder, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)   # uncompressed: the cache must load in well under a second
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from . import grid
+from .atomic import write_text
 from .analysis import (  # noqa: F401  (re-exported: helpers.report is the public entry point)
     CEILINGS, CHANCE_MARGIN, DASH, MODE_LABELS, MODE_PROSE, SWIN_SCRATCH_EPOCHS, Flag, _fixed,
     analysis_problem1, analysis_problem2, ceiling, flags_md, is_synthetic, plausibility_flags,
@@ -319,17 +319,7 @@ def write_report(results_dir: str, out_md: str = "report.md",
     """Write report.md (atomically: a reader never sees half a report); returns the Report."""
     rep = build_report(results_dir, figures_dir)
     out_dir = os.path.dirname(os.path.abspath(out_md))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".tmp-", suffix=".md")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(rep.markdown(out_dir))
-        os.chmod(tmp, 0o644)                      # mkstemp's 0600 would hide it from others
-        os.replace(tmp, out_md)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_text(out_md, rep.markdown(out_dir))
     return rep
 
 

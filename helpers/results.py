@@ -12,7 +12,8 @@ import os
 import platform
 import socket
 import subprocess
-import tempfile
+
+from .atomic import write_text
 
 STATUSES = ("complete", "failed", "skipped")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,19 +90,8 @@ def write_result(result: dict, results_dir: str | None = None) -> str:
     if not result.get("run_name"):
         raise ValueError("result has no run_name")
     results_dir = results_dir or result["config"]["results_dir"]
-    os.makedirs(results_dir, exist_ok=True)
     path = os.path.join(results_dir, f"{result['run_name']}.json")
-    fd, tmp = tempfile.mkstemp(dir=results_dir, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=1, allow_nan=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)                  # mkstemp makes 0600; results are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_text(path, json.dumps(result, indent=1, allow_nan=False) + "\n")
     return path
 
 
