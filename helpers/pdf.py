@@ -127,7 +127,7 @@ def export_pdf(executed_nb: str, out_pdf: str, title: str | None = None) -> str:
     return out_pdf
 
 
-def build_pdf(results_dir: str = "results", out_pdf: str = "report.pdf", *,
+def build_pdf(results_dir: str = "results/cifar100", out_pdf: str = "report.pdf", *,
               report_path: str = "report.md", figures_dir: str = "figures",
               executed_nb: str = EXECUTED_NOTEBOOK) -> str:
     """Execute summary.ipynb on results_dir (writing report.md and figures), export the PDF."""
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     import argparse
     ap = argparse.ArgumentParser(description="Execute notebooks/summary.ipynb and export it "
                                              "to PDF with the code hidden.")
-    ap.add_argument("--results-dir", default="results")
+    ap.add_argument("--results-dir", default="results/cifar100")
     ap.add_argument("--out", default="report.pdf")
     ap.add_argument("--report", default="report.md", help="report.md written on the way")
     ap.add_argument("--figures", default="figures")

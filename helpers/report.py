@@ -326,7 +326,7 @@ def write_report(results_dir: str, out_md: str = "report.md",
 def main(argv=None) -> int:
     import argparse
     ap = argparse.ArgumentParser(description="Render report.md and figures from result JSONs.")
-    ap.add_argument("results_dir", nargs="?", default="results")
+    ap.add_argument("results_dir", nargs="?", default="results/cifar100")
     ap.add_argument("--out", default="report.md")
     ap.add_argument("--figures", default="figures")
     args = ap.parse_args(argv)

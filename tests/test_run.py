@@ -1,0 +1,237 @@
+"""The runner: a killed grid resumes without redoing finished runs; failures are recorded
+and the grid carries on; fine-tuning without weights is "skipped"; a changed config reruns.
+
+The grids are tiny (synthetic data, 64 training images, one epoch, toy ViTs); every
+notebook execution still starts a kernel, so each test keeps the number of runs small.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from helpers import run as runner
+from helpers.notebook import REPO_ROOT
+from helpers.results import read_result
+
+def tiny_args(epochs_p1=1):
+    return ["--dataset", "synthetic", "--train-subset", "64", "--test-subset", "32",
+            "--epochs-p1", str(epochs_p1), "--epochs-p2", "1", "--batch-size", "32",
+            "--device", "cpu", "--no-report"]
+
+
+TINY_ARGS = tiny_args()
+TOY_VIT = dict(model="vit", label="ViT (toy)", patch_size=8, dim=32, depth=1, heads=2)
+
+
+def dirs_args(tmp_path):
+    return ["--results-dir", str(tmp_path / "results"),
+            "--executed-dir", str(tmp_path / "executed")]
+
+
+def mtime(path):
+    return os.stat(path).st_mtime_ns
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """No pretrained weights reachable, whatever this machine's network or HF cache."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+
+
+def test_failures_are_recorded_and_the_grid_carries_on(tmp_path, monkeypatch, capsys,
+                                                       offline_hub):
+    monkeypatch.chdir(REPO_ROOT)
+    bad_npz = tmp_path / "broken.npz"           # no y_test: the data loader must refuse it
+    rng = np.random.default_rng(0)
+    np.savez(bad_npz, x_train=rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8),
+             y_train=np.zeros(8, dtype=np.int64),
+             x_test=rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8))
+    entries = [
+        dict(TOY_VIT, run_name="t-bad-config", heads=3),               # 3 does not divide 32
+        dict(TOY_VIT, run_name="t-bad-data", dataset=str(bad_npz)),    # dies in the notebook
+        dict(run_name="p2-swin_tiny-finetune", model="swin_tiny", mode="finetune",
+             label="Swin-Tiny"),                                       # no weights offline
+        dict(TOY_VIT, run_name="t-good"),
+    ]
+    args = TINY_ARGS + dirs_args(tmp_path)
+    results = tmp_path / "results"
+
+    assert runner.main(args, entries=entries) == 1               # something failed
+    r = {e["run_name"]: read_result(results / f"{e['run_name']}.json") for e in entries}
+    assert r["t-bad-config"]["status"] == "failed"
+    assert "ConfigError" in r["t-bad-config"]["reason"] and "heads=3" in r["t-bad-config"]["reason"]
+    assert r["t-bad-data"]["status"] == "failed"
+    assert r["t-bad-data"]["reason"].startswith("DatasetFormatError") \
+        and "y_test" in r["t-bad-data"]["reason"]
+    assert r["p2-swin_tiny-finetune"]["status"] == "skipped"
+    assert r["p2-swin_tiny-finetune"]["reason"].startswith("WeightsUnavailableError")
+    assert r["t-good"]["status"] == "complete" and len(r["t-good"]["history"]) == 1
+    # Recorded failures carry their config and provenance like any result.
+    assert r["t-bad-data"]["config"]["dataset"] == str(bad_npz)
+    assert r["t-bad-data"]["provenance"]["started"] and r["t-bad-data"]["history"] == []
+    out = capsys.readouterr().out
+    table = out[out.index("\nrun "):]
+    for name, status in [("t-bad-config", "failed"), ("t-bad-data", "failed"),
+                         ("p2-swin_tiny-finetune", "skipped"), ("t-good", "complete")]:
+        assert any(line.startswith(name) and f" {status} " in line
+                   for line in table.splitlines()), (name, status)
+    assert (tmp_path / "executed" / "t-bad-data.ipynb").exists()    # traceback kept
+
+    # Again: failed runs are retried, the complete one is neither re-executed nor
+    # rewritten, and skipped runs alone do not make the exit status non-zero.
+    good, good_nb = results / "t-good.json", tmp_path / "executed" / "t-good.ipynb"
+    before = (mtime(good), mtime(good_nb))
+    assert runner.main(args, entries=entries[2:]) == 0
+    assert (mtime(good), mtime(good_nb)) == before
+    out = capsys.readouterr().out
+    assert "[t-good] already complete" in out
+    assert "[p2-swin_tiny-finetune] previous attempt skipped" in out
+
+    # A changed config is trained again from scratch, and the runner says why.
+    assert runner.main(tiny_args(epochs_p1=2) + dirs_args(tmp_path), entries=entries[3:]) == 0
+    out = capsys.readouterr().out
+    assert "epochs: 1 -> 2" in out
+    redone = read_result(good)
+    assert redone["config"]["epochs"] == 2 and [h["epoch"] for h in redone["history"]] == [1, 2]
+
+
+def child_pids(pid):
+    """Processes whose parent is `pid` (the runner's notebook kernel), from /proc."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:                       # exited meanwhile
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the kernel process via /proc")
+def test_killed_runner_resumes_without_redoing_finished_runs(tmp_path):
+    """Kill the runner and its kernel (a machine dying, a Colab disconnect) after the first
+    run has finished and the second has checkpointed an epoch; then start it again."""
+    names = ["p1-vit-2L-2H-128", "p1-vit-4L-4H-256"]          # grid order
+    cmd = ([sys.executable, "-m", "helpers.run", "--only", *names]
+           + tiny_args(epochs_p1=3) + dirs_args(tmp_path))
+    results = tmp_path / "results"
+    first, second = results / f"{names[0]}.json", results / f"{names[1]}.json"
+    checkpoint = results / "checkpoints" / f"{names[1]}.pt"
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 240
+        while not checkpoint.exists():
+            assert proc.poll() is None, open(tmp_path / "first.log").read()
+            assert time.time() < deadline, "the second run never checkpointed"
+            time.sleep(0.05)
+    finally:
+        kernels = child_pids(proc.pid)
+        proc.kill()
+        for pid in kernels:
+            os.kill(pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
+    assert read_result(first)["status"] == "complete"
+    assert not second.exists()                            # interrupted mid-training
+    import torch
+    saved = torch.load(checkpoint, weights_only=True)
+    assert 1 <= saved["epoch"] < 3
+    before = mtime(first)
+
+    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"[{names[0]}] already complete" in done.stdout
+    assert f"[{names[1]}] interrupted before: resuming from its checkpoint" in done.stdout
+    assert mtime(first) == before                          # not redone, not rewritten
+    r = read_result(second)
+    assert r["status"] == "complete" and [h["epoch"] for h in r["history"]] == [1, 2, 3]
+    # Resumed, not restarted: the epochs done before the kill are the checkpoint's own
+    # records (a rerun would have measured new times).
+    assert r["history"][:saved["epoch"]] == saved["history"]
+
+
+def test_command_line_mistakes_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="not in the grid; valid run names: .*p1-resnet18"):
+        runner.main(["--only", "p1-resnet19", "--no-report"] + dirs_args(tmp_path))
+    with pytest.raises(SystemExit, match="-p dim: .*--only"):
+        runner.main(["-p", "dim", "64", "--no-report"] + dirs_args(tmp_path))
+    with pytest.raises(SystemExit, match="-p depht: unknown; valid names: .*weight_decay"):
+        runner.main(["-p", "depht", "2", "--no-report"] + dirs_args(tmp_path))
+    with pytest.raises(SystemExit, match="--weights-small .*nope.pth: no such file"):
+        runner.main(["--weights-small", str(tmp_path / "nope.pth"), "--no-report"])
+    assert runner.main(["--list", "--problems", "2"]) == 0
+    assert capsys.readouterr().out.split() == [
+        f"p2-swin_{v}-{m}" for v in ("tiny", "small") for m in ("finetune", "finetune_full",
+                                                                 "scratch")]
+
+
+def test_parameters_reach_the_notebooks_and_the_config(tmp_path):
+    """What the runner passes for a grid row: common options, the row's shape, -p extras
+    (notebook parameters directly, other config fields via `overrides`), local weights."""
+    (tmp_path / "w.pth").write_bytes(b"")
+    args = runner.build_parser().parse_args(
+        TINY_ARGS + dirs_args(tmp_path) + ["--weights-tiny", str(tmp_path / "w.pth"),
+                                           "-p", "lr", "0.01", "-p", "augment", "False"])
+    runner.resolve_args(args)
+    plan = runner.make_plan(runner.select(args), args,
+                            {"lr": 0.01, "augment": False})
+    by_name = {run.name: run for run in plan}
+    vit = by_name["p1-vit-4L-4H-256"]
+    assert vit.error is None
+    assert (vit.cfg.depth, vit.cfg.heads, vit.cfg.dim, vit.cfg.lr) == (4, 4, 256, 0.01)
+    assert vit.params["overrides"] == {"augment": False} and vit.cfg.augment is False
+    assert vit.cfg.results_dir == str(tmp_path / "results") and vit.cfg.epochs == 1
+    tiny_ft = by_name["p2-swin_tiny-finetune"]
+    assert tiny_ft.params["variant"] == "tiny" and tiny_ft.cfg.model == "swin_tiny"
+    assert tiny_ft.cfg.weights == str(tmp_path / "w.pth")
+    assert by_name["p2-swin_small-finetune"].cfg.weights is None    # hub
+    assert by_name["p2-swin_tiny-scratch"].cfg.weights is None      # nothing to load
+    assert [run.name for run in plan] == [e["run_name"] for e in runner.grid_module.grid()]
+
+
+def test_only_changes_that_alter_training_count_as_a_changed_config():
+    old = dict(epochs=5, lr=0.1, device="cuda", precision="bf16", results_dir="a", seed=0)
+    new = dict(epochs=5, lr=0.1, device="cpu", precision="fp32", results_dir="b", seed=0)
+    assert runner.config_changes(old, new) == []
+    assert runner.config_changes(old, dict(new, seed=1, epochs=6)) == ["epochs: 5 -> 6",
+                                                                      "seed: 0 -> 1"]
+
+
+def test_a_checkpoint_made_with_another_config_is_dropped_not_resumed(tmp_path):
+    import torch
+    args = runner.build_parser().parse_args(TINY_ARGS + dirs_args(tmp_path)
+                                            + ["--only", "p1-resnet18"])
+    runner.resolve_args(args)
+    [run] = runner.make_plan(runner.select(args), args, {})
+    ckpt = tmp_path / "results" / "checkpoints" / "p1-resnet18.pt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(dict(config=run.cfg.to_dict(), epoch=1), ckpt)
+    assert runner.why_run(run, force=False)[0] == "resumed" and ckpt.exists()
+    torch.save(dict(config=dict(run.cfg.to_dict(), epochs=7, device="cuda"), epoch=1), ckpt)
+    note, why = runner.why_run(run, force=False)
+    assert note == "config changed" and "epochs: 7 -> 1" in why and "device" not in why
+    assert not ckpt.exists()
+
+
+def test_each_dataset_gets_its_own_results_folder():
+    """Synthetic or demo results never land among the CIFAR-100 rows."""
+    def resolved(*argv):
+        args = runner.build_parser().parse_args(list(argv))
+        runner.resolve_args(args)
+        return args
+    assert resolved().results_dir == os.path.join("results", "cifar100")
+    assert resolved("--dataset", "synthetic").results_dir == os.path.join("results", "synthetic")
+    demo = resolved("--demo")
+    assert demo.results_dir == os.path.join("results", "demo") and demo.dataset == "synthetic"
+    assert demo.executed_dir == os.path.join(REPO_ROOT, "notebooks", "runs", "demo")
+    assert runner.report_paths("results/demo")["md"] == os.path.join("results/demo", "report.md")
+    assert runner.report_paths("results/cifar100")["md"] == os.path.join(".", "report.md")
