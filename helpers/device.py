@@ -38,7 +38,8 @@ def device_name(device: torch.device) -> str:
     if device.type == "mps":
         return "Apple MPS"
     import platform
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({platform.machine()}, {n} thread{'s' if n != 1 else ''})"
 
 
 def synchronize(device: torch.device) -> None:

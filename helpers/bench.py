@@ -1,0 +1,428 @@
+"""Speed benchmark of the grid: `python -m helpers.bench [--quick] [--models ...]`.
+
+For every run of helpers.grid.grid() it times OUR path (DeviceLoader batches through
+the engine's own train_epoch / make_optimizer / make_scheduler / precision) and the
+"typical homework loop" (helpers.bench_reference) on synthetic CIFAR-shaped images
+(speed does not depend on pixel values), and writes benchmarks/results/<device>.json
+plus the table in benchmarks/README.md. Timing rules (METHOD: honest timing):
+- the device is synchronised before every clock read (train_epoch does this itself);
+- warm-up steps run first, in their own train_epoch call, and are reported separately
+  (with torch.compile on, they include the compilation); the steady-state window holds
+  only the timed steps, which the scheduler's step counter confirms;
+- evaluation has its own warm-up and clock.
+Weights are random: fine-tune runs need no download, and the frozen fine-tune is the
+same backbone wrapped frozen, exactly as helpers.models wraps the pretrained one.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fnmatch
+import gc
+import itertools
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+from . import bench_reference as ref
+from .config import ExperimentConfig
+from .data import make_synthetic
+from .device import (default_compile, device_name, resolve_device, resolve_precision,
+                     seed_everything, setup_backends, synchronize)
+from .grid import grid
+from .measure import train_step_flops
+from .models import SwinClassifier, build_model, input_spec
+from .bench_report import (PEAK_SOURCE, device_slug, load_for_merge, merge_previous,
+                           peak_tflops, render_readme, write_json)
+from .results import REPO_ROOT, now_iso, provenance
+from .train import (evaluate, make_batches, make_optimizer, make_scheduler, place_model,
+                    train_epoch)
+
+NUM_CLASSES = 100
+EPOCH_IMAGES = 50_000                   # one CIFAR-100 training epoch
+BENCH_DIR = os.path.join(REPO_ROOT, "benchmarks")
+RANDOM_WEIGHTS = "random init (speed does not depend on weight values; nothing downloaded)"
+
+# Sizes per family. "full" is meant for a GPU (batch None = the engine's default);
+# "quick" keeps a whole-grid CPU run to minutes. --batch-size/--steps/... override both.
+SIZES = {
+    "full": {"p1": dict(batch_size=None, eval_batch_size=None, steps=30, warmup_steps=10,
+                        eval_steps=5, repeats=3),
+             "swin": dict(batch_size=None, eval_batch_size=None, steps=20, warmup_steps=5,
+                          eval_steps=5, repeats=3)},
+    "quick": {"p1": dict(batch_size=32, eval_batch_size=64, steps=4, warmup_steps=1,
+                         eval_steps=1, repeats=1),
+              "swin": dict(batch_size=8, eval_batch_size=16, steps=2, warmup_steps=1,
+                           eval_steps=1, repeats=1)},
+}
+# Data path only: (image side, batch size, timed batches) per mode.
+DATA_PATH_SIZES = {"full": [(32, 512, 40), (224, 128, 20)],
+                   "quick": [(32, 256, 12), (224, 32, 8)]}
+
+def select_runs(patterns: str | None) -> list[dict]:
+    """Grid entries whose run name (with or without its 'p1-'/'p2-') matches a pattern."""
+    runs = grid()
+    if not patterns:
+        return runs
+    chosen = []
+    for pat in [p.strip() for p in patterns.split(",") if p.strip()]:
+        hits = [r for r in runs if fnmatch.fnmatch(r["run_name"], pat)
+                or fnmatch.fnmatch(r["run_name"][3:], pat)]
+        if not hits:
+            raise SystemExit(f"--models: {pat!r} matches no run; valid run names: "
+                             f"{', '.join(r['run_name'] for r in runs)} (globs allowed)")
+        chosen += [r for r in hits if r not in chosen]
+    return [r for r in runs if r in chosen]        # grid order
+
+
+def build_random(cfg: ExperimentConfig) -> torch.nn.Module:
+    """The run's architecture with random weights (see the module docstring)."""
+    if cfg.is_swin:
+        model = build_model(cfg.model, NUM_CLASSES, img_size=cfg.img_size, mode="scratch")
+        return SwinClassifier(model.backbone, frozen_backbone=cfg.mode == "finetune")
+    return build_model(cfg.model, NUM_CLASSES, **cfg.model_kwargs())
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+def cpu_snapshot() -> tuple[float, float, float] | None:
+    """(wall s, CPU-busy seconds of the whole machine, CPU seconds of this process and its
+    finished children), for other_cpu_share. None where /proc/stat is missing."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    t = os.times()
+    return (time.perf_counter(), (user + nice + system + irq + softirq + steal)
+            / os.sysconf("SC_CLK_TCK"), t.user + t.system + t.children_user + t.children_system)
+
+
+def other_cpu_share(before, after) -> float | None:
+    """Share of the machine's CPU capacity that OTHER processes used between two
+    snapshots: near 0 on a quiet machine; well above 0 means the timings are contaminated."""
+    if before is None or after is None:
+        return None
+    wall = after[0] - before[0]
+    others = (after[1] - before[1]) - (after[2] - before[2])
+    return max(0.0, others / (wall * (os.cpu_count() or 1)))
+
+
+class FirstBatches:
+    """The first n batches of a batch source, continuing into further epochs if it has
+    fewer: a fixed-length warm-up pass that train_epoch/evaluate take like a DeviceLoader."""
+
+    def __init__(self, batches, n: int):
+        if len(batches) == 0:
+            raise ValueError("the batch source yields no batches")
+        self.batches, self.n = batches, n
+        self.num_images = n * batches.batch_size
+
+    def __len__(self) -> int:
+        return self.n
+
+    def epoch(self, epoch: int):
+        # Epoch numbers 1000+ are never timed, so warm-up never replays a timed pass.
+        passes = (self.batches.epoch(1000 * (epoch + 1) + k) for k in itertools.count())
+        return itertools.islice(itertools.chain.from_iterable(passes), self.n)
+
+
+# ----------------------------------------------------------------------------- our path
+def time_train(model, cfg, batches, test_batches, *, device, precision, compile: bool,
+               warmup_steps: int, repeats: int, peak: float | None, flops_per_image: int | None):
+    """Warm up, then time `repeats` passes over `batches` with the engine's train_epoch;
+    then evaluation over `test_batches` with the engine's evaluate, after its own warm-up.
+
+    Returns (result dict, windows) where windows are the host-clock (start, end) of each
+    timed pass, for tests that check what ran inside them.
+    """
+    step_model = torch.compile(model) if compile else model
+    forward = model.forward_head if cfg.cache_features else step_model      # as fit() does
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(model, cfg, device)
+    total = warmup_steps + repeats * len(batches)
+    scheduler = make_scheduler(optimizer, total, max(1, total // 10))
+    scaler = precision.make_scaler()
+    args = (optimizer, scheduler, scaler, precision, cfg, device, params, False)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rss0 = _rss_bytes()
+
+    warm = FirstBatches(batches, warmup_steps)
+    _, _, warmup_s, _ = train_epoch(step_model, forward, warm, 0, *args)
+    warmup_done = scheduler.last_epoch                                       # steps taken
+    seconds, images, windows = [], 0, []
+    for r in range(repeats):
+        start = time.perf_counter()
+        _, _, s, seen = train_epoch(step_model, forward, batches, r + 1, *args)
+        windows.append((start, time.perf_counter()))
+        seconds.append(s)
+        images += seen
+    timed_steps = scheduler.last_epoch - warmup_done
+    per_window = [images / repeats / s for s in seconds]
+    ips = statistics.median(per_window)
+    if device.type == "cuda":
+        mem, mem_kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda max_memory_allocated"
+    else:
+        rss1 = _rss_bytes()
+        mem = (rss1 - rss0) / 2**20 if rss0 is not None and rss1 is not None else None
+        mem_kind = "resident-set growth over the timed training (not a peak)"
+    eval_ips, eval_warm = time_eval(forward, step_model, test_batches, device, precision)
+    achieved = flops_per_image * ips / 1e12 if flops_per_image else None
+    result = dict(compile=compile, warmup_steps=warmup_done, warmup_s=warmup_s,
+                  steps=len(batches), repeats=repeats, timed_steps=timed_steps,
+                  timed_images=images, train_s=seconds, images_per_s_windows=per_window,
+                  images_per_s=ips, step_ms=1000 * cfg.batch_size / ips,
+                  epoch_50k_s=EPOCH_IMAGES / ips, eval_images_per_s=eval_ips,
+                  eval_warmup_s=eval_warm, peak_memory_mib=mem, memory_kind=mem_kind,
+                  achieved_tflops=achieved,
+                  mfu=achieved / peak if achieved is not None and peak else None)
+    return result, windows
+
+
+def time_eval(forward, module, test, device, precision) -> tuple[float, float]:
+    """(images/s, warm-up seconds) of the engine's evaluate(); the warm-up is one batch."""
+    synchronize(device)
+    t0 = time.perf_counter()
+    evaluate(forward, module, FirstBatches(test, 1), precision, device)     # warm-up
+    synchronize(device)
+    t1 = time.perf_counter()
+    evaluate(forward, module, test, precision, device)
+    synchronize(device)
+    return test.num_images / (time.perf_counter() - t1), t1 - t0
+
+
+# ----------------------------------------------------------------------------- one run
+def run_config(entry: dict, sizes: dict, device, precision) -> ExperimentConfig:
+    """The grid entry's resolved config, with the benchmark's batch sizes."""
+    params = {k: v for k, v in entry.items() if k != "label"}
+    params.update(dataset="synthetic", device=str(device), precision=precision.name, seed=0)
+    for key in ("batch_size", "eval_batch_size"):
+        if sizes[key]:
+            params[key] = sizes[key]
+    return ExperimentConfig.from_params(**params).resolved()
+
+
+def _head(data, n_train: int, n_test: int):
+    """The first n_train / n_test images of a synthetic set, as a Dataset."""
+    return dataclasses.replace(data, x_train=data.x_train[:n_train], y_train=data.y_train[:n_train],
+                               x_test=data.x_test[:n_test], y_test=data.y_test[:n_test])
+
+
+def bench_run(entry: dict, sizes: dict, data, *, device, precision, compile_modes,
+              reference: bool, cache: bool, peak: float | None) -> dict:
+    """Every measurement of one grid run: our path (eager and/or compiled), the frozen
+    fine-tune's feature-cache option, and the typical loop."""
+    cfg = run_config(entry, sizes, device, precision)
+    B, steps, warm, repeats = cfg.batch_size, sizes["steps"], sizes["warmup_steps"], sizes["repeats"]
+    out = dict(run_name=cfg.run_name, label=entry["label"], model=cfg.model,
+               mode=cfg.mode if cfg.is_swin else None, img_size=cfg.img_size, batch_size=B,
+               eval_batch_size=cfg.eval_batch_size, precision=precision.name,
+               weights=RANDOM_WEIGHTS, optimizer=cfg.optimizer, measured=now_iso())
+    snap = cpu_snapshot()
+    seed_everything(0)
+    model = build_random(cfg)
+    flops = train_step_flops(model, cfg.img_size, NUM_CLASSES)   # on the CPU, before .to()
+    out["train_flops_per_image"] = flops
+    place_model(model, cfg, device)                                 # as fit() does
+    ours = _head(data, steps * B, sizes["eval_steps"] * cfg.eval_batch_size)
+    train_b, test_b, _ = make_batches(model, ours, cfg, device, precision)
+    common = dict(device=device, precision=precision, warmup_steps=warm, repeats=repeats,
+                  peak=peak)
+    out["ours"] = {}
+    for compile in compile_modes:
+        name = "compiled" if compile else "eager"
+        out["ours"][name], _ = time_train(model, cfg, train_b, test_b, compile=compile,
+                                          flops_per_image=flops, **common)
+    want = "compiled" if default_compile(device) else "eager"
+    out["primary"] = want if want in out["ours"] else next(iter(out["ours"]))
+    if {"eager", "compiled"} <= set(out["ours"]):
+        e, c = out["ours"]["eager"], out["ours"]["compiled"]
+        saved = e["epoch_50k_s"] - c["epoch_50k_s"]                # per 50k-image epoch
+        extra = c["warmup_s"] - e["warmup_s"]                       # compilation, roughly
+        out["compile_extra_warmup_s"] = extra
+        out["compile_break_even_epochs"] = extra / saved if saved > 0 else None
+    if cache and cfg.mode == "finetune":
+        ccfg = dataclasses.replace(cfg, cache_features=True, augment=False)
+        ccfg.validate()
+        feats_b, feats_test, cache_s = make_batches(model, ours, ccfg, device, precision)
+        n = len(ours.y_train) + len(ours.y_test)
+        cached, _ = time_train(model, ccfg, feats_b, feats_test, compile=False,
+                               flops_per_image=None, **common)
+        base = out["ours"][out["primary"]]["images_per_s"]
+        out["feature_cache"] = dict(
+            option="cache_features=True, augment=False (features computed once)",
+            feature_pass_s=cache_s, feature_pass_images=n, feature_images_per_s=n / cache_s,
+            train=cached, speedup_vs_uncached=cached["images_per_s"] / base)
+    del model, train_b, test_b
+    _release(device)
+    if reference:
+        seed_everything(0)
+        n = (warm + steps * repeats) * B
+        spec = input_spec(cfg.model)
+        loader = ref.typical_loader(data.x_train[:n].numpy(), data.y_train[:n].numpy(),
+                                    batch_size=B, img_size=cfg.img_size, mean=spec["mean"],
+                                    std=spec["std"])
+        model = build_random(cfg)
+        out["reference"] = ref.time_typical_loop(
+            model, loader, optimizer_name=cfg.optimizer, lr=cfg.lr,
+            weight_decay=cfg.weight_decay, device=device, warmup_steps=warm,
+            steps=steps * repeats)
+        del model, loader
+        _release(device)
+        out["speedup"] = (out["ours"][out["primary"]]["images_per_s"]
+                          / out["reference"]["images_per_s"])
+    out["other_cpu_share"] = other_cpu_share(snap, cpu_snapshot())   # workers are reaped by now
+    out["status"], out["reason"] = "complete", None
+    return out
+
+
+def _release(device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+# ----------------------------------------------------------------------------- the CLI
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--models", help="comma-separated run names or globs, e.g. "
+                   "'resnet18,vit-2L-2H-128' or 'p2-swin_tiny-*' (default: the whole grid)")
+    p.add_argument("--quick", action="store_true", help="small batches and few steps (CPU, tests)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+    p.add_argument("--compile", default="auto", choices=["auto", "off", "on", "both"],
+                   help="torch.compile for our path; auto = both on CUDA, off elsewhere")
+    p.add_argument("--batch-size", type=int, help="training batch for every run")
+    p.add_argument("--eval-batch-size", type=int, help="evaluation batch for every run")
+    p.add_argument("--steps", type=int, help="timed training steps per pass")
+    p.add_argument("--warmup-steps", type=int, help="untimed steps before the timed passes")
+    p.add_argument("--eval-steps", type=int, help="timed evaluation batches")
+    p.add_argument("--repeats", type=int, help="timed passes; images/s is their median")
+    p.add_argument("--threads", type=int, help="torch CPU threads (torch.set_num_threads)")
+    p.add_argument("--no-reference", action="store_true", help="skip the typical loop")
+    p.add_argument("--no-cache", action="store_true", help="skip the feature-cache option")
+    p.add_argument("--no-data-path", action="store_true", help="skip the data-path comparison")
+    p.add_argument("--note", action="append", default=[], help="a note stored with the result")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the runs (and data-path figures) of an existing --out file that "
+                        "this invocation does not measure, e.g. to re-measure noisy runs")
+    p.add_argument("--out", help="result JSON (default benchmarks/results/<device-slug>.json)")
+    p.add_argument("--readme", default=os.path.join(BENCH_DIR, "README.md"),
+                   help="README whose generated table is refreshed from the JSONs next to "
+                        "--out ('' = leave it)")
+    p.add_argument("--render-only", action="store_true",
+                   help="only refresh the README table from the existing result files")
+    args = p.parse_args(argv)
+    for name in ("batch_size", "eval_batch_size", "steps", "warmup_steps", "eval_steps",
+                 "repeats", "threads"):
+        v = getattr(args, name)
+        if v is not None and v < (0 if name == "warmup_steps" else 1):
+            p.error(f"--{name.replace('_', '-')}={v}: must be a positive integer")
+    return args
+
+
+def family_sizes(args) -> dict:
+    sizes = {fam: dict(s) for fam, s in SIZES["quick" if args.quick else "full"].items()}
+    for s in sizes.values():
+        for key in s:
+            if getattr(args, key, None) is not None:
+                s[key] = getattr(args, key)
+    return sizes
+
+
+def main(argv=None) -> dict | None:
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    out_path = args.out or os.path.join(BENCH_DIR, "results", f"{device_slug(device)}.json")
+    if args.render_only:
+        render_readme(args.readme, os.path.dirname(os.path.abspath(out_path)))
+        return None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    precision = resolve_precision(args.precision, device)
+    setup_backends(device)
+    runs = select_runs(args.models)
+    previous = load_for_merge(out_path, device_slug=device_slug(device),
+                              precision=precision.name, quick=args.quick) if args.merge else None
+    sizes = family_sizes(args)
+    compile_modes = {"off": [False], "on": [True], "both": [False, True],
+                     "auto": [False, True] if device.type == "cuda" else [False]}[args.compile]
+    name = device_name(device)
+    peak = peak_tflops(name, precision.name) if device.type == "cuda" else None
+    if device.type == "cpu" and not args.quick:
+        print("note: full sizes are meant for a GPU; on a CPU use --quick", file=sys.stderr)
+
+    # One synthetic set, large enough for every run (each takes its first images).
+    cfgs = [run_config(r, sizes["swin" if r["model"].startswith("swin") else "p1"], device,
+                       precision) for r in runs]
+    fam = [sizes["swin" if c.is_swin else "p1"] for c in cfgs]
+    n_train = max((s["warmup_steps"] + s["steps"] * s["repeats"]) * c.batch_size
+                  for s, c in zip(fam, cfgs))
+    n_test = max(s["eval_steps"] * c.eval_batch_size for s, c in zip(fam, cfgs))
+    started, load0 = now_iso(), os.getloadavg()
+    data = make_synthetic(n_train, n_test, num_classes=NUM_CLASSES, seed=0)
+    results = []
+    for entry, s in zip(runs, fam):
+        t0 = time.perf_counter()
+        try:
+            r = bench_run(entry, s, data, device=device, precision=precision,
+                          compile_modes=compile_modes, reference=not args.no_reference,
+                          cache=not args.no_cache, peak=peak)
+        except (RuntimeError, ValueError) as e:             # e.g. CUDA out of memory
+            _release(device)
+            r = dict(run_name=entry["run_name"], label=entry["label"], status="failed",
+                     reason=f"{type(e).__name__}: {e}")
+        results.append(r)
+        ips = r.get("ours", {}).get(r.get("primary"), {}).get("images_per_s")
+        print(f"{entry['run_name']:<28} {r['status']:<8} ours {ips or 0:10.1f} img/s "
+              f"speedup {r.get('speedup') or 0:6.2f}x  ({time.perf_counter() - t0:.0f} s)",
+              file=sys.stderr)
+    data_path = None
+    if not args.no_data_path:
+        data_path = []
+        for side, batch, nb in DATA_PATH_SIZES["quick" if args.quick else "full"]:
+            spec = input_spec("swin_tiny" if side > 32 else "resnet18")
+            dp_data = make_synthetic((nb + 2) * batch, 1, num_classes=NUM_CLASSES, seed=1)
+            snap = cpu_snapshot()
+            data_path.append(ref.data_path_comparison(
+                dp_data, img_size=side, batch_size=batch, batches=nb, mean=spec["mean"],
+                std=spec["std"], device=device))
+            data_path[-1].update(measured=now_iso(),
+                                 other_cpu_share=other_cpu_share(snap, cpu_snapshot()))
+    notes = list(args.note)
+    if device.type == "cpu":
+        notes.insert(0, "CPU only: no GPU figure is in this file.")
+    result = dict(
+        schema_version=1, kind="speed-benchmark", device=name, device_type=device.type,
+        device_slug=device_slug(device), precision=precision.name,
+        threads=torch.get_num_threads() if device.type == "cpu" else None, quick=args.quick,
+        sizes=sizes, compile_modes=compile_modes,
+        peak=dict(tflops=peak, precision=precision.name,
+                  source=PEAK_SOURCE if peak else None,
+                  note=None if peak else f"no datasheet peak for {name!r}: MFU is null"),
+        notes=notes, load_average=dict(start=list(load0), end=list(os.getloadavg())),
+        runs=results, data_path=data_path,
+        provenance=provenance(device=name, device_type=device.type, precision=precision.name,
+                              compile=compile_modes == [True], seed=0, started=started,
+                              finished=now_iso()))
+    if previous:
+        merge_previous(result, previous)
+    write_json(result, out_path)
+    if args.readme:
+        render_readme(args.readme, os.path.dirname(os.path.abspath(out_path)))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Benchmark result files -> the markdown table in benchmarks/README.md.
+
+Every number in the table comes from a benchmarks/results/<device>.json written by
+helpers.bench; nothing is typed by hand. Devices we have targets for but no result file
+yet are listed as "not measured yet", so a missing GPU measurement is never silent.
+Also here, as facts about devices that the report states: the datasheet peaks MFU is
+measured against, and the file name (slug) of each device's result.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import re
+
+from .atomic import write_text
+from .grid import grid
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+# GPUs the issue sets targets for; shown as "not measured yet" until a result file exists.
+EXPECTED_GPUS = (("NVIDIA H200", "bf16"),)
+
+# Dense (no 2:4 sparsity) tensor-core peaks in TFLOP/s from NVIDIA's datasheets, for
+# MFU only. fp32 means TF32 tensor cores, which setup_backends switches on (T4: plain FP32).
+# Regexes over torch.cuda.get_device_name(), most specific first.
+PEAK_SOURCE = "NVIDIA datasheet, dense (no sparsity)"
+PEAK_TFLOPS = [
+    (r"H200 NVL", {"bf16": 835.5, "fp16": 835.5, "fp32": 417.5}),
+    (r"H200", {"bf16": 989.4, "fp16": 989.4, "fp32": 494.7}),           # SXM
+    (r"H100 PCIe", {"bf16": 756.5, "fp16": 756.5, "fp32": 378.0}),
+    (r"H100", {"bf16": 989.4, "fp16": 989.4, "fp32": 494.7}),           # SXM
+    (r"A100", {"bf16": 312.0, "fp16": 312.0, "fp32": 156.0}),
+    (r"\bL4\b", {"bf16": 121.0, "fp16": 121.0, "fp32": 60.0}),
+    (r"\bT4\b", {"fp16": 65.0, "fp32": 8.1}),
+]
+
+
+def peak_tflops(name: str, precision: str) -> float | None:
+    """Datasheet peak for this device and precision, or None (CPUs, unknown GPUs)."""
+    for pattern, peaks in PEAK_TFLOPS:
+        if re.search(pattern, name):
+            return peaks.get(precision)
+    return None
+
+
+def device_slug(device) -> str:
+    """File-name form of a torch.device: 'cpu-x86_64', 'nvidia-h200'."""
+    if device.type == "cpu":
+        return "cpu-" + platform.machine().lower()
+    from .device import device_name
+    return re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
+
+
+def write_json(result: dict, path: str) -> str:
+    """Atomic write (temp file + rename), refusing NaN/inf."""
+    write_text(path, json.dumps(result, indent=1, allow_nan=False) + "\n")
+    return path
+
+
+def load_for_merge(path: str, **conditions) -> dict | None:
+    """The previous result file, if it was measured under the same conditions
+    (device_slug, precision, quick): one table must not mix conditions. Checked before
+    any measurement, so a mismatch fails in seconds."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        old = json.load(f)
+    for key, value in conditions.items():
+        if old.get(key) != value:
+            raise SystemExit(f"--merge: {path} has {key}={old.get(key)!r} but this run has "
+                             f"{value!r}; measure everything again without --merge")
+    return old
+
+
+def merge_previous(result: dict, old: dict) -> None:
+    """Fill in what this invocation did not measure from the previous file; each kept run
+    carries its own `measured` time, and `kept_from_previous` lists what was kept."""
+    measured = {r["run_name"] for r in result["runs"]}
+    kept = {r["run_name"]: r for r in old.get("runs", []) if r["run_name"] not in measured}
+    order = [r["run_name"] for r in grid()]
+    result["runs"] = sorted(result["runs"] + list(kept.values()),
+                            key=lambda r: order.index(r["run_name"]))
+    if result["data_path"] is None and old.get("data_path"):
+        result["data_path"], kept["data_path"] = old["data_path"], None
+    result["kept_from_previous"] = sorted(kept)
+
+
+def read_bench_results(folder: str) -> list[dict]:
+    out = []
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        with open(path) as f:
+            r = json.load(f)
+        if r.get("kind") == "speed-benchmark":
+            r["_file"] = os.path.basename(path)
+            out.append(r)
+    return out
+
+
+def fmt(v, digits: int = 3) -> str:
+    """3 significant digits, thousands separated; missing values as a dash."""
+    if v is None:
+        return "—"
+    if abs(v) >= 10 ** digits:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}g}"
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.1f} %"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _when(r: dict) -> str:
+    times = sorted(x["measured"] for x in r["runs"] + (r.get("data_path") or [])
+                   if x.get("measured"))
+    if len(times) > 1 and times[0] != times[-1]:
+        return f"measured {times[0]} to {times[-1]}"
+    return f"measured {(r.get('provenance') or {}).get('finished')}"
+
+
+def device_section(r: dict) -> list[str]:
+    """The tables for one result file."""
+    prov = r.get("provenance") or {}
+    commit = (prov.get("git_commit") or "unknown")[:10] + (" (dirty)" if prov.get("git_dirty") else "")
+    threads = f", {r['threads']} CPU threads" if r.get("threads") else ""
+    lines = [f"### {r['device']} — `{r['_file']}`", "",
+             f"Precision **{r['precision']}**{threads}; {'quick' if r.get('quick') else 'full'} "
+             f"sizes; torch {prov.get('torch')}; {_when(r)}; git {commit}.", ""]
+    lines += [f"- {n}" for n in r.get("notes", [])]
+    peak = r.get("peak") or {}
+    lines += [f"- MFU peak: {fmt(peak['tflops'])} TFLOP/s ({peak['source']})" if peak.get("tflops")
+              else f"- MFU: {peak.get('note') or 'no peak known'}", ""]
+
+    rows, total = [], 0.0
+    for run in r["runs"]:
+        if run.get("status") != "complete":
+            rows.append([run["label"], f"`{run['run_name']}`"] + ["—"] * 11
+                        + [f"failed: {run.get('reason')}"])
+            total = None
+            continue
+        o = run["ours"][run["primary"]]
+        ref = run.get("reference") or {}
+        if total is not None:
+            total += o["epoch_50k_s"]
+        rows.append([run["label"], f"`{run['run_name']}`", str(run["img_size"]),
+                     f"{run['batch_size']} / {run['eval_batch_size']}",
+                     fmt(o["images_per_s"]), fmt(o["epoch_50k_s"]), fmt(o["warmup_s"]),
+                     fmt(o["eval_images_per_s"]), fmt(o["peak_memory_mib"]),
+                     fmt(o["achieved_tflops"]), _pct(o["mfu"]), fmt(ref.get("images_per_s")),
+                     fmt(run.get("speedup")) + ("×" if run.get("speedup") else ""),
+                     _pct(run.get("other_cpu_share"))])
+    lines += _table(["Model", "Run", "Input px", "Batch train / eval", "Ours train img/s",
+                     "50k-image epoch (s)", "Warm-up (s)", "Eval img/s", "Memory (MiB)",
+                     "TFLOP/s", "MFU", "Typical loop img/s", "Speedup", "Others' CPU use"],
+                    rows)
+    if total is not None:
+        lines += ["", f"One 50k-image training epoch of every run above, summed (evaluation "
+                      f"and warm-up excluded): {fmt(total)} s."]
+    lines += ["", "Others' CPU use: the share of the machine's CPU time that other processes "
+                  "took while the run was measured (/proc/stat); well above 0 % means the "
+                  "timings were slowed by other jobs."]
+    mem_kinds = {run["ours"][run["primary"]]["memory_kind"] for run in r["runs"]
+                 if run.get("status") == "complete"}
+    lines += ["", "Memory column: " + "; ".join(sorted(mem_kinds)) + "."] if mem_kinds else []
+
+    both = [x for x in r["runs"] if x.get("status") == "complete"
+            and {"eager", "compiled"} <= set(x["ours"])]
+    if both:
+        lines += ["", "torch.compile (our path):", ""]
+        lines += _table(["Run", "Eager img/s", "Compiled img/s", "Extra warm-up (s)",
+                         "Break-even (50k epochs)"],
+                        [[f"`{x['run_name']}`", fmt(x["ours"]["eager"]["images_per_s"]),
+                          fmt(x["ours"]["compiled"]["images_per_s"]),
+                          fmt(x["compile_extra_warmup_s"]), fmt(x["compile_break_even_epochs"])]
+                         for x in both])
+    cached = [x for x in r["runs"] if x.get("feature_cache")]
+    if cached:
+        lines += ["", "Frozen-backbone option `cache_features=True` (needs `augment=False`; "
+                      "an option, not the default method):", ""]
+        lines += _table(["Run", "Uncached img/s", "Cached img/s (head only)",
+                         "One-off feature pass img/s", "Speedup"],
+                        [[f"`{x['run_name']}`", fmt(x["ours"][x["primary"]]["images_per_s"]),
+                          fmt(x["feature_cache"]["train"]["images_per_s"]),
+                          fmt(x["feature_cache"]["feature_images_per_s"]),
+                          fmt(x["feature_cache"]["speedup_vs_uncached"]) + "×"] for x in cached])
+    if r.get("data_path"):
+        lines += ["", "Data path only (batches, no model):", ""]
+        lines += _table(["Input px", "Batch", "DeviceLoader img/s",
+                         "DataLoader + PIL (2 workers) img/s", "Speedup",
+                         "DeviceLoader, channels_last output: img/s (speedup)",
+                         "Others' CPU use"],
+                        [[str(d["img_size"]), str(d["batch_size"]),
+                          fmt(d["ours"]["images_per_s"]), fmt(d["reference"]["images_per_s"]),
+                          fmt(d["speedup"]) + "×",
+                          f"{fmt(d['ours_channels_last']['images_per_s'])} "
+                          f"({fmt(d['speedup_channels_last'])}×)" if d.get("ours_channels_last")
+                          else "—", _pct(d.get("other_cpu_share"))] for d in r["data_path"]])
+    return lines
+
+
+def render_markdown(results: list[dict]) -> str:
+    lines = ["_Generated by `python -m helpers.bench` from `benchmarks/results/*.json`; "
+             "do not edit by hand._", ""]
+    rows = [[r["device"], r["precision"], f"`results/{r['_file']}`",
+             "measured" + (" (CPU only)" if r["device_type"] == "cpu" else "")] for r in results]
+    for gpu, prec in EXPECTED_GPUS:
+        if not any(r["device"] == gpu for r in results):
+            rows.append([gpu, prec, "—", "not measured yet"])
+    lines += _table(["Device", "Precision", "Result file", "Status"], rows)
+    for r in results:
+        lines += [""] + device_section(r)
+    return "\n".join(lines)
+
+
+def render_readme(readme: str, results_dir: str) -> str:
+    """Replace the block between the markers (appending it if the markers are missing)."""
+    block = f"{START}\n{render_markdown(read_bench_results(results_dir))}\n{END}"
+    text = open(readme).read() if os.path.exists(readme) else ""
+    if START in text and END in text and text.index(START) < text.index(END):
+        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
+    with open(readme, "w") as f:
+        f.write(text)
+    return block

@@ -1,0 +1,201 @@
+"""helpers.bench: the CPU quick mode end to end, honest timing windows, the table.
+
+Timings are noisy on shared cores, so nothing here asserts a speed; the checks are on
+the bookkeeping that turns clocks into the reported figures, recomputed by hand.
+"""
+import json
+import math
+import platform
+import time
+
+import pytest
+import torch
+
+from helpers import bench
+from helpers.bench_report import END, START
+from helpers.config import ExperimentConfig
+from helpers.data import make_synthetic
+from helpers.device import resolve_precision
+from helpers.grid import grid
+from helpers.models import build_model
+from helpers.train import make_batches
+
+CPU = torch.device("cpu")
+FP32 = resolve_precision("fp32", CPU)
+
+
+def positive_finite(v):
+    return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """One quick CPU run of two models, written next to a README with hand-written text."""
+    folder = tmp_path_factory.mktemp("bench")
+    readme = folder / "README.md"
+    readme.write_text(f"# Speed\n\nintro kept\n\n{START}\nstale table\n{END}\n\noutro kept\n")
+    out = folder / "results" / "cpu.json"
+    result = bench.main(["--quick", "--models", "resnet18,vit-2L-2H-128", "--device", "cpu",
+                         "--batch-size", "4", "--eval-batch-size", "8", "--steps", "2",
+                         "--warmup-steps", "1", "--out", str(out), "--readme", str(readme)])
+    return result, json.loads(out.read_text()), readme.read_text()
+
+
+def test_json_schema_and_provenance(quick):
+    result, on_disk, _ = quick
+    assert on_disk == json.loads(json.dumps(result))          # what was returned was written
+    for key in ("schema_version", "device", "device_type", "device_slug", "precision", "runs",
+                "data_path", "peak", "notes", "provenance", "load_average", "sizes"):
+        assert key in on_disk, key
+    assert on_disk["device_type"] == "cpu" and on_disk["precision"] == "fp32"
+    assert on_disk["device_slug"] == "cpu-" + platform.machine().lower()
+    assert on_disk["peak"]["tflops"] is None                   # no CPU peak -> MFU null
+    assert any("CPU only" in n for n in on_disk["notes"])
+    for key in ("git_commit", "torch", "device", "started", "finished", "hostname"):
+        assert key in on_disk["provenance"], key
+    assert [r["run_name"] for r in on_disk["runs"]] == ["p1-resnet18", "p1-vit-2L-2H-128"]
+
+
+def test_reported_figures_follow_from_the_clocks(quick):
+    _, r, _ = quick
+    for run in r["runs"]:
+        assert run["status"] == "complete", run.get("reason")
+        o, ref = run["ours"]["eager"], run["reference"]
+        B = run["batch_size"]
+        assert B == 4 and run["primary"] == "eager"
+        # Warm-up excluded: the timed window holds exactly steps x repeats optimizer steps.
+        assert o["warmup_steps"] == 1
+        assert o["timed_steps"] == o["steps"] * o["repeats"] == 2
+        assert o["timed_images"] == o["timed_steps"] * B
+        assert o["images_per_s"] == pytest.approx(o["timed_images"] / sum(o["train_s"]))
+        assert o["epoch_50k_s"] == pytest.approx(50_000 / o["images_per_s"], rel=1e-12)
+        assert o["step_ms"] == pytest.approx(1000 * B / o["images_per_s"])
+        assert o["achieved_tflops"] == pytest.approx(
+            run["train_flops_per_image"] * o["images_per_s"] / 1e12)
+        assert o["mfu"] is None
+        for v in (o["images_per_s"], o["eval_images_per_s"], o["warmup_s"],
+                  ref["images_per_s"], run["speedup"]):
+            assert positive_finite(v), run
+        assert ref["timed_images"] == ref["steps"] * B and ref["loss_finite"]
+        assert run["speedup"] == pytest.approx(o["images_per_s"] / ref["images_per_s"])
+    # ResNet-18's training step is about 3 forward passes: 3 x 2 x (conv + fc MACs).
+    resnet = r["runs"][0]
+    assert 2.5e9 < resnet["train_flops_per_image"] < 3.6e9
+
+
+def test_data_path_comparison_is_reported_at_32_and_224_px(quick):
+    _, r, _ = quick
+    assert [d["img_size"] for d in r["data_path"]] == [32, 224]
+    for d in r["data_path"]:
+        assert d["ours"]["images"] == d["reference"]["images"] > 0
+        assert positive_finite(d["speedup"])
+        assert d["speedup"] == pytest.approx(
+            d["ours"]["images_per_s"] / d["reference"]["images_per_s"])
+    # At 224 px the channels_last-output variant is timed too, on the same images.
+    cl = r["data_path"][1]
+    assert cl["ours_channels_last"]["images"] == cl["ours"]["images"]
+    assert cl["speedup_channels_last"] == pytest.approx(
+        cl["ours_channels_last"]["images_per_s"] / cl["reference"]["images_per_s"])
+    assert r["data_path"][0]["ours_channels_last"] is None
+
+
+def test_readme_table_has_a_row_per_model_and_keeps_the_prose(quick):
+    _, r, text = quick
+    assert text.startswith("# Speed\n\nintro kept\n") and text.rstrip().endswith("outro kept")
+    block = text[text.index(START):text.index(END)]
+    assert "stale table" not in block
+    for run in r["runs"]:
+        rows = [line for line in block.splitlines() if line.startswith(f"| {run['label']} |")]
+        assert len(rows) == 1 and f"`{run['run_name']}`" in rows[0]
+        assert bench_fmt_in(run["ours"]["eager"]["images_per_s"], rows[0])
+    assert "| NVIDIA H200 | bf16 | — | not measured yet |" in block
+    assert "CPU only" in block and "Precision **fp32**" in block
+
+
+def test_merge_remeasures_only_the_named_runs(quick, tmp_path):
+    _, first, _ = quick
+    out = tmp_path / "cpu.json"
+    out.write_text(json.dumps(first))
+    merged = bench.main(["--quick", "--models", "vit-2L-2H-128", "--device", "cpu",
+                         "--batch-size", "4", "--eval-batch-size", "8", "--steps", "2",
+                         "--warmup-steps", "1", "--no-reference", "--no-data-path",
+                         "--merge", "--out", str(out), "--readme", ""])
+    assert [r["run_name"] for r in merged["runs"]] == ["p1-resnet18", "p1-vit-2L-2H-128"]
+    assert merged["runs"][0] == first["runs"][0]                   # kept as it was
+    assert merged["runs"][1]["measured"] >= first["runs"][1]["measured"]
+    assert "reference" not in merged["runs"][1]                     # re-measured, not kept
+    assert merged["data_path"] == first["data_path"]
+    assert merged["kept_from_previous"] == ["data_path", "p1-resnet18"]
+    with pytest.raises(SystemExit, match="precision"):
+        bench.main(["--quick", "--models", "vit-2L-2H-128", "--device", "cpu", "--precision",
+                    "bf16", "--steps", "1", "--batch-size", "2", "--no-reference",
+                    "--no-data-path", "--merge", "--out", str(out), "--readme", ""])
+
+
+def bench_fmt_in(value, row):
+    from helpers.bench_report import fmt
+    return f"| {fmt(value)} |" in row
+
+
+def test_warmup_steps_fall_outside_every_timed_window():
+    """Stamp every forward call: the warm-up calls must precede the first window, each
+    window must contain exactly its steps, and evaluation must follow the last."""
+    cfg = ExperimentConfig(model="vit", dim=32, depth=1, heads=2, patch_size=8, batch_size=4,
+                           eval_batch_size=8, device="cpu").resolved()
+    data = make_synthetic(12, 8, num_classes=10, seed=0)
+    model = build_model("vit", 10, **cfg.model_kwargs())
+    calls = []
+    model.register_forward_pre_hook(lambda m, a: calls.append((time.perf_counter(), m.training)))
+    train_b, test_b, _ = make_batches(model, data, cfg, CPU, FP32)
+    res, windows = bench.time_train(model, cfg, train_b, test_b, device=CPU, precision=FP32,
+                                    compile=False, warmup_steps=2, repeats=2, peak=None,
+                                    flops_per_image=None)
+    assert len(windows) == 2 and res["warmup_steps"] == 2 and res["timed_steps"] == 6
+    train_calls = [t for t, training in calls if training]
+    assert len(train_calls) == 2 + 2 * 3
+    assert all(t < windows[0][0] for t in train_calls[:2])
+    for start, end in windows:
+        assert sum(start <= t <= end for t in train_calls) == 3
+    assert all(t > windows[-1][1] for t, training in calls if not training)
+    assert res["achieved_tflops"] is None and res["mfu"] is None
+
+
+def test_feature_cache_is_measured_as_an_option_for_the_frozen_finetune():
+    entry = dict(run_name="p2-swin_tiny-finetune", model="swin_tiny", mode="finetune",
+                 label="Swin-Tiny", img_size=64)
+    sizes = dict(batch_size=2, eval_batch_size=2, steps=2, warmup_steps=1, eval_steps=1,
+                 repeats=1)
+    data = make_synthetic(8, 4, num_classes=100, seed=0)
+    run = bench.bench_run(entry, sizes, data, device=CPU, precision=FP32,
+                          compile_modes=[False], reference=False, cache=True, peak=None)
+    fc = run["feature_cache"]
+    assert fc["feature_pass_images"] == 2 * 2 + 2      # the train and test images used
+    assert fc["train"]["timed_steps"] == 2 and positive_finite(fc["feature_images_per_s"])
+    assert fc["speedup_vs_uncached"] == pytest.approx(
+        fc["train"]["images_per_s"] / run["ours"]["eager"]["images_per_s"])
+    assert fc["speedup_vs_uncached"] > 1                # a Linear vs a whole Swin forward
+    # Frozen backbone: the step's FLOPs are the forward plus only the head's backward.
+    full = bench.build_random(bench.run_config(dict(entry, mode="finetune_full"), sizes, CPU,
+                                               FP32))
+    from helpers.measure import train_step_flops
+    assert run["train_flops_per_image"] < 0.5 * train_step_flops(full, 64, 100)
+
+
+def test_peak_table_matches_names_precisely():
+    assert bench.peak_tflops("cpu (x86_64, 2 threads)", "fp32") is None
+    assert bench.peak_tflops("NVIDIA L40S", "bf16") is None             # not the L4
+    assert bench.peak_tflops("Tesla T4", "bf16") is None                # T4 has no bf16
+    assert bench.peak_tflops("Tesla T4", "fp16") > bench.peak_tflops("Tesla T4", "fp32")
+    sxm, nvl = bench.peak_tflops("NVIDIA H200", "bf16"), bench.peak_tflops("NVIDIA H200 NVL", "bf16")
+    assert sxm > nvl > 0                                                # NVL runs at lower power
+    assert bench.peak_tflops("NVIDIA H100 PCIe", "bf16") < bench.peak_tflops(
+        "NVIDIA H100 80GB HBM3", "bf16")
+
+
+def test_model_selection_by_name_and_glob():
+    assert [r["run_name"] for r in bench.select_runs("resnet18")] == ["p1-resnet18"]
+    swin_t = [r["run_name"] for r in bench.select_runs("p2-swin_tiny-*")]
+    assert swin_t == [r["run_name"] for r in grid() if r["run_name"].startswith("p2-swin_tiny")]
+    assert len(bench.select_runs(None)) == len(grid())
+    with pytest.raises(SystemExit, match="valid run names: p1-resnet18"):
+        bench.select_runs("resnet50")
