@@ -318,9 +318,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="keep the runs (and data-path figures) of an existing --out file that "
                         "this invocation does not measure, e.g. to re-measure noisy runs")
     p.add_argument("--out", help="result JSON (default benchmarks/results/<device-slug>.json)")
-    p.add_argument("--readme", default=os.path.join(BENCH_DIR, "README.md"),
-                   help="README whose generated table is refreshed from the JSONs next to "
-                        "--out ('' = leave it)")
+    p.add_argument("--readme", nargs="*",
+                   default=[os.path.join(BENCH_DIR, "README.md"), os.path.join(REPO_ROOT, "README.md")],
+                   help="READMEs whose generated table is refreshed from the JSONs next to "
+                        "--out (default: benchmarks/README.md and README.md; none = leave them)")
     p.add_argument("--render-only", action="store_true",
                    help="only refresh the README table from the existing result files")
     args = p.parse_args(argv)
@@ -346,7 +347,8 @@ def main(argv=None) -> dict | None:
     device = resolve_device(args.device)
     out_path = args.out or os.path.join(BENCH_DIR, "results", f"{device_slug(device)}.json")
     if args.render_only:
-        render_readme(args.readme, os.path.dirname(os.path.abspath(out_path)))
+        for readme in filter(None, args.readme):
+            render_readme(readme, os.path.dirname(os.path.abspath(out_path)))
         return None
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -420,7 +422,8 @@ def main(argv=None) -> dict | None:
         merge_previous(result, previous)
     write_json(result, out_path)
     if args.readme:
-        render_readme(args.readme, os.path.dirname(os.path.abspath(out_path)))
+        for readme in filter(None, args.readme):
+            render_readme(readme, os.path.dirname(os.path.abspath(out_path)))
     return result
 
 

@@ -89,8 +89,10 @@ def default_compile(device: torch.device) -> bool:
     """Whether torch.compile is on by default for this device.
 
     Off on CPU (compile time dwarfs the tiny CPU runs) and on MPS (unsupported).
-    On CUDA it is off until the benchmark (helpers.bench) shows it pays for the grid's
-    short runs; see benchmarks/README.md for the measurement behind the choice.
+    On CUDA it is also off for now: compilation has not been measured on a GPU yet, and
+    the grid's runs are short, so its minutes of warm-up may not pay back. Measure it
+    with `python -m helpers.bench --compile both` on the GPU (the benchmark reports the
+    extra warm-up and after how many epochs compiling pays for itself), then set this.
     """
     return False
 

@@ -235,3 +235,17 @@ def test_each_dataset_gets_its_own_results_folder():
     assert demo.executed_dir == os.path.join(REPO_ROOT, "notebooks", "runs", "demo")
     assert runner.report_paths("results/demo")["md"] == os.path.join("results/demo", "report.md")
     assert runner.report_paths("results/cifar100")["md"] == os.path.join(".", "report.md")
+
+
+def test_demo_gives_resnet18_enough_images_to_learn_unless_the_user_sets_subsets():
+    def plan_for(*argv):
+        args = runner.build_parser().parse_args(["--demo", *argv])
+        runner.resolve_args(args)
+        return {run.name: run.cfg for run in runner.make_plan(runner.select(args), args, {})}
+    demo = plan_for()
+    resnet, vit = demo["p1-resnet18"], demo["p1-vit-2L-2H-128"]
+    assert (resnet.train_subset, resnet.test_subset) == runner.DEMO["run_subsets"]["p1-resnet18"]
+    assert (vit.train_subset, vit.test_subset) == runner.DEMO["subsets"][1]
+    assert resnet.train_subset > vit.train_subset
+    mine = plan_for("--train-subset", "64", "--test-subset", "32")["p1-resnet18"]
+    assert (mine.train_subset, mine.test_subset) == (64, 32)
