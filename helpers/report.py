@@ -85,7 +85,9 @@ def status_text(r: dict | None) -> str | None:
     if r["status"] == "complete":
         return None
     reason = " ".join(str(r.get("reason") or "no reason recorded").split())
-    return f"{r['status']}: {reason[:100]}"
+    if len(reason) > 100:                        # cut at a word, and say so
+        reason = reason[:100].rsplit(" ", 1)[0] + " …"
+    return f"{r['status']}: {reason}"
 
 
 def table1(runs: dict) -> pd.DataFrame:
@@ -201,6 +203,9 @@ def header_md(runs: dict, flags: list[Flag] | None = None) -> str:
                 f"{d.get('n_train', '?')} train / {d.get('n_test', '?')} test images")
 
     prov = {n: r.get("provenance") or {} for n, r in runs.items()}
+    # Dataset sizes and the device are measured by runs that trained; a run skipped or
+    # failed before training has none, so it would only add "unknown" to these lines.
+    trained = {n: r for n, r in runs.items() if r["status"] == "complete"} or runs
     dates = sorted({str(p.get(k))[:10] for p in prov.values() for k in ("started", "finished")
                     if p.get(k)})
     commits = {n: (p["git_commit"][:10] + (" (dirty)" if p.get("git_dirty") else ""))
@@ -211,10 +216,10 @@ def header_md(runs: dict, flags: list[Flag] | None = None) -> str:
     missing = sum(1 for n in grid_names if n not in runs)
     extra = len(set(runs) - set(grid_names))
     lines += [
-        f"- **Dataset:** {_agree({n: ds(r) for n, r in runs.items()})}",
+        f"- **Dataset:** {_agree({n: ds(r) for n, r in trained.items()})}",
         f"- **Budget (epochs per run):** "
         f"{_agree({n: (r.get('config') or {}).get('epochs') for n, r in runs.items()})}",
-        f"- **Device(s):** {_agree({n: p.get('device') for n, p in prov.items()})}",
+        f"- **Device(s):** {_agree({n: prov[n].get('device') for n in trained})}",
         f"- **Date(s):** {', '.join(dates) or 'unknown'}",
         f"- **Git commit(s):** {_agree(commits)}",
         f"- **Runs:** {len(grid_names)} in the grid: {counts['complete']} complete, "

@@ -429,3 +429,20 @@ def test_pdf_has_real_tables_and_the_demo_banner(pdf_build):
     assert f"{r['test_acc']:.2f}" in flat and f"{r['params'] / 1e6:.2f}" in flat
     assert "import " not in text                                  # code cells hidden
     assert (pdf_build / "report.md").read_text().startswith("> **DEMO")
+
+
+def test_header_describes_data_and_device_from_runs_that_trained():
+    """A skipped or failed run never measured dataset or device: it must not turn the
+    header's lines into 'unknown', but it still counts in the Runs line."""
+    runs = report.load_runs(fixture("incomplete"))
+    not_trained = [r for r in runs.values() if r["status"] != "complete"]
+    assert not_trained, "fixture must hold a skipped or failed run"
+    for r in not_trained:                # as the runner records a run that never started
+        r["dataset"] = {"name": "cifar100"}
+        r["provenance"] = dict(r.get("provenance") or {}, device=None)
+    header = report.header_md(runs)
+    dataset_line = next(l for l in header.splitlines() if l.startswith("- **Dataset:**"))
+    device_line = next(l for l in header.splitlines() if l.startswith("- **Device(s):**"))
+    assert "?" not in dataset_line and "unknown" not in device_line
+    skipped = sum(r["status"] == "skipped" for r in runs.values())
+    assert f"{skipped} skipped" in header
