@@ -73,6 +73,15 @@ LEAKAGE_CHECK = ("test-set leakage (test images or labels reaching training; the
                  "the training split, and accuracy computed in percent of the whole test set.")
 
 
+MD_SPECIALS = set("\\`*_<>|[]")
+
+
+def md_escape(text: str) -> str:
+    """Backslash-escape markdown syntax in free text (failure reasons): "weights=<file>"
+    would otherwise read as an HTML tag and vanish from the PDF, "|" as a column break."""
+    return "".join("\\" + ch if ch in MD_SPECIALS else ch for ch in text)
+
+
 @dataclass
 class Flag:
     check: str                   # "a" .. "d", as listed in the report
@@ -156,14 +165,21 @@ def plausibility_flags(runs: dict) -> list[Flag]:
         ("missing (not run)", [n for n in grid_names if n not in runs],
          "run them (the runner skips finished runs and resumes from checkpoints)."),
         ("failed", [n for n, r in runs.items() if r["status"] == "failed"],
-         "the reason in the table and the run's log; rerunning resumes from its checkpoint."),
+         "the reason above and the run's log; rerunning resumes from its checkpoint."),
         ("skipped", [n for n, r in runs.items() if r["status"] == "skipped"],
-         "the reason in the table (e.g. pretrained weights unavailable offline: pass a local "
+         "the reason above (e.g. pretrained weights unavailable offline: pass a local "
          "weights file)."),
     ):
         if names:
-            flags.append(Flag("d", f"{len(names)} run(s) {label}",
-                              "`" + "`, `".join(names) + "`.", hint, names))
+            detail = "`" + "`, `".join(names) + "`."
+            reasons = {}                         # each distinct reason once, with its runs
+            for n in names:
+                if n in runs:
+                    reason = " ".join(str(runs[n].get("reason") or "no reason recorded").split())
+                    reasons.setdefault(reason, []).append(n)
+            for reason, which in reasons.items():
+                detail += f" Reason (`{'`, `'.join(which)}`): {md_escape(reason)}"
+            flags.append(Flag("d", f"{len(names)} run(s) {label}", detail, hint, names))
     return flags
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ from .atomic import write_text
 from .analysis import (  # noqa: F401  (re-exported: helpers.report is the public entry point)
     CEILINGS, CHANCE_MARGIN, DASH, MODE_LABELS, MODE_PROSE, SWIN_SCRATCH_EPOCHS, Flag, _fixed,
     analysis_problem1, analysis_problem2, ceiling, flags_md, is_synthetic, plausibility_flags,
-    table_rows)
+    md_escape, table_rows)
 
 STATUSES = ("complete", "failed", "skipped")
 REQUIRED_KEYS = ("run_name", "problem", "status")
@@ -30,7 +31,6 @@ TABLE1_COLUMNS = ["Model", "# Params (M)", "MACs (thop, M)", "FLOPs exact (M)",
 TABLE2_COLUMNS = ["Model", "Training mode", "Trainable params (M)", "Avg epoch time (s)",
                   "Test accuracy (%)"]
 TEXT_COLUMNS = ("Model", "Training mode")
-MD_SPECIALS = set("\\`*_<>|[]")
 MISSING = "missing — not run"
 DEMO_BANNER = "> **DEMO on synthetic data — these are not CIFAR-100 results.**"
 
@@ -84,10 +84,17 @@ def status_text(r: dict | None) -> str | None:
         return MISSING
     if r["status"] == "complete":
         return None
+    # The table cell stays short (it must fit a PDF column); the full reason is listed
+    # under the plausibility checks, flag (d).
     reason = " ".join(str(r.get("reason") or "no reason recorded").split())
-    if len(reason) > 100:                        # cut at a word, and say so
-        reason = reason[:100].rsplit(" ", 1)[0] + " …"
-    return f"{r['status']}: {reason}"
+    error = re.match(r"(\w+(Error|Exception))\b", reason)
+    if error:
+        short = error.group(1)
+    elif len(reason) > 60:
+        short = reason[:60].rsplit(" ", 1)[0] + " …"
+    else:
+        short = reason
+    return f"{r['status']}: {short} (see checks)"
 
 
 def table1(runs: dict) -> pd.DataFrame:
@@ -122,7 +129,7 @@ def to_markdown(df: pd.DataFrame) -> str:
     def cell(v):
         # Backslash-escape markdown syntax: a reason like "pass weights=<file>" would
         # otherwise be read as an HTML tag (and vanish from the PDF), a "|" as a column break.
-        return "".join("\\" + ch if ch in MD_SPECIALS else ch for ch in " ".join(str(v).split()))
+        return md_escape(" ".join(str(v).split()))
     head = [cell(c) for c in df.columns]
     body = [[cell(v) for v in row] for row in df.itertuples(index=False)]
     # Text columns left-aligned, number columns right-aligned. Pandoc sizes the PDF's

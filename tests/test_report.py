@@ -446,3 +446,13 @@ def test_header_describes_data_and_device_from_runs_that_trained():
     assert "?" not in dataset_line and "unknown" not in device_line
     skipped = sum(r["status"] == "skipped" for r in runs.values())
     assert f"{skipped} skipped" in header
+
+
+def test_table_cell_names_the_error_and_the_flags_give_the_full_reason():
+    runs = report.load_runs(fixture("incomplete"))
+    failed = next(r for r in runs.values() if r["status"] == "failed")
+    error = failed["reason"].split(":")[0]
+    row = report.table1(runs).loc[failed["run_name"]]
+    assert row["Test accuracy (%)"] == f"failed: {error} (see checks)"
+    flags = report.flags_md(report.plausibility_flags(runs), runs)
+    assert report.md_escape(failed["reason"]) in flags
