@@ -10,6 +10,7 @@ import os
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from . import grid
 
@@ -74,6 +75,7 @@ def plot_curves(results, axes=None, path: str | None = None, title: str | None =
         drawn += 1
     for ax, ylabel in ((acc_ax, "test accuracy (%)"), (loss_ax, "test loss")):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         if title:
