@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 VENV_OK := .venv/.installed
 
-.PHONY: setup test demo grid pdf bench clean-demo
+.PHONY: setup test demo grid pdf bench
 
 $(VENV_OK): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
