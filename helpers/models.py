@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import NATIVE_IMG_SIZE, SWIN_MODES
 from .data import CIFAR100_MEAN, CIFAR100_STD
 
 
@@ -142,7 +143,6 @@ def vit(num_classes: int, *, img_size: int | None = 32, patch_size: int = 4, dim
 # 1k-pretrained tiny with a 22k-pretrained small would not be a fair size comparison.
 SWIN_TAGS = {"swin_tiny": "swin_tiny_patch4_window7_224.ms_in1k",
              "swin_small": "swin_small_patch4_window7_224.ms_in1k"}
-SWIN_MODES = ("scratch", "finetune", "finetune_full")
 HUB_PROBE_TIMEOUT_S = 3.0
 
 
@@ -373,4 +373,5 @@ def input_spec(name: str) -> dict:
 
         cfg = get_pretrained_cfg(SWIN_TAGS[name])
         return dict(img_size=cfg.input_size[-1], mean=tuple(cfg.mean), std=tuple(cfg.std))
-    return dict(img_size=32, mean=tuple(CIFAR100_MEAN), std=tuple(CIFAR100_STD))
+    return dict(img_size=NATIVE_IMG_SIZE[name], mean=tuple(CIFAR100_MEAN),
+                std=tuple(CIFAR100_STD))

@@ -19,12 +19,12 @@ import pandas as pd
 
 from . import grid
 from .atomic import write_text
+from .results import STATUSES
 from .analysis import (  # noqa: F401  (re-exported: helpers.report is the public entry point)
     CEILINGS, CHANCE_MARGIN, DASH, MODE_LABELS, MODE_PROSE, SWIN_SCRATCH_EPOCHS, Flag, _fixed,
     analysis_problem1, analysis_problem2, ceiling, flags_md, is_synthetic, plausibility_flags,
     md_escape, table_rows)
 
-STATUSES = ("complete", "failed", "skipped")
 REQUIRED_KEYS = ("run_name", "problem", "status")
 TABLE1_COLUMNS = ["Model", "# Params (M)", "MACs (thop, M)", "FLOPs exact (M)",
                   "Train time/epoch (s)", "Test accuracy (%)"]

@@ -69,3 +69,13 @@ def test_every_grid_entry_is_a_valid_config_with_its_own_run_name():
         params = {k: v for k, v in entry.items() if k != "label"}
         cfg = ExperimentConfig.from_params(**params).resolved()
         assert cfg.default_run_name() == entry["run_name"]
+
+
+def test_config_knows_the_same_models_and_modes_as_the_registry():
+    """config.py keeps its own copy of the model names so validation needs no torch import;
+    this keeps that copy honest."""
+    from helpers import models
+    assert set(MODEL_NAMES) == set(models.MODELS)
+    for name in MODEL_NAMES:
+        spec = models.input_spec(name)
+        assert ExperimentConfig(model=name).resolved().img_size == spec["img_size"]
