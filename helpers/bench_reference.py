@@ -22,6 +22,8 @@ from PIL import Image
 
 from .data import DeviceLoader
 from .device import synchronize
+from .models import input_spec
+from .train import loader_options
 
 NUM_WORKERS = 2          # what Colab-era tutorials use (Colab has 2 vCPUs)
 CIFAR_SIDE = 32
@@ -133,14 +135,13 @@ def time_typical_loop(model: nn.Module, loader, *, optimizer_name: str, lr: floa
 
 
 # ----------------------------------------------------------------------------- data path only
-def time_device_loader(x, y, *, batch_size: int, img_size: int, mean, std,
-                       device: torch.device, channels_last: bool = False,
+def time_device_loader(x, y, *, batch_size: int, cfg, device: torch.device,
                        warmup_batches: int = 1) -> dict:
-    """Images/s of DeviceLoader's training batches (crop, flip, resize, normalise) alone."""
-    loader = DeviceLoader(x, y, batch_size=batch_size, device=device, mean=mean, std=std,
-                          train=True, augment=True, img_size=img_size, seed=0,
-                          channels_last=channels_last)
-    for i, _ in enumerate(loader.epoch(0)):        # warm-up: allocator, kernels
+    """Images/s of the engine's training batches (crop, flip, resize, normalise) alone,
+    from a DeviceLoader built as make_batches builds it for `cfg`."""
+    loader = DeviceLoader(x, y, batch_size=batch_size, train=True, augment=True,
+                          **loader_options(cfg, device))
+    for i, _ in enumerate(loader.epoch(0)):        # warm-up: allocator, kernels, buffers
         if i + 1 >= warmup_batches:
             break
     synchronize(device)
@@ -179,26 +180,20 @@ def time_pil_loader(x, y, *, batch_size: int, img_size: int, mean, std,
                 startup_s=t0 - t_start, num_workers=num_workers)
 
 
-def data_path_comparison(data, *, img_size: int, batch_size: int, batches: int, mean, std,
+def data_path_comparison(data, *, cfg, batch_size: int, batches: int,
                          device: torch.device) -> dict:
-    """Both data paths on the same images; speedup = DeviceLoader / DataLoader+PIL.
-
-    "ours" is DeviceLoader as make_batches builds it for these models (contiguous
-    output). At 224 px, DeviceLoader with channels_last output is timed as well: it skips
-    the final layout copy of the resized batch, which is a large share of the CPU cost."""
+    """Both data paths on the same images at cfg.img_size, with cfg's model's normalisation;
+    speedup = DeviceLoader / DataLoader+PIL. "ours" is the DeviceLoader make_batches builds
+    for cfg (on a CPU at 224 px: the matrix-product resize into a kept buffer)."""
     warm = 2
     n = (batches + warm) * batch_size
     if len(data.y_train) < n:
         raise ValueError(f"data has {len(data.y_train)} training images; need {n}")
     x, y = data.x_train[:n], data.y_train[:n]
     ours = time_device_loader(x[:batches * batch_size], y[:batches * batch_size],
-                              batch_size=batch_size, img_size=img_size, mean=mean, std=std,
-                              device=device)
-    cl = time_device_loader(x[:batches * batch_size], y[:batches * batch_size],
-                            batch_size=batch_size, img_size=img_size, mean=mean, std=std,
-                            device=device, channels_last=True) if img_size != CIFAR_SIDE else None
-    ref = time_pil_loader(x.numpy(), y.numpy(), batch_size=batch_size, img_size=img_size,
-                          mean=mean, std=std, device=device, warmup_batches=warm)
-    return dict(img_size=img_size, batch_size=batch_size, ours=ours, reference=ref,
-                speedup=ours["images_per_s"] / ref["images_per_s"], ours_channels_last=cl,
-                speedup_channels_last=cl["images_per_s"] / ref["images_per_s"] if cl else None)
+                              batch_size=batch_size, cfg=cfg, device=device)
+    spec = input_spec(cfg.model)
+    ref = time_pil_loader(x.numpy(), y.numpy(), batch_size=batch_size, img_size=cfg.img_size,
+                          mean=spec["mean"], std=spec["std"], device=device, warmup_batches=warm)
+    return dict(img_size=cfg.img_size, model=cfg.model, batch_size=batch_size, ours=ours,
+                reference=ref, speedup=ours["images_per_s"] / ref["images_per_s"])

@@ -192,14 +192,11 @@ def device_section(r: dict) -> list[str]:
         lines += ["", "Data path only (batches, no model):", ""]
         lines += _table(["Input px", "Batch", "DeviceLoader img/s",
                          "DataLoader + PIL (2 workers) img/s", "Speedup",
-                         "DeviceLoader, channels_last output: img/s (speedup)",
                          "Others' CPU use"],
                         [[str(d["img_size"]), str(d["batch_size"]),
                           fmt(d["ours"]["images_per_s"]), fmt(d["reference"]["images_per_s"]),
-                          fmt(d["speedup"]) + "×",
-                          f"{fmt(d['ours_channels_last']['images_per_s'])} "
-                          f"({fmt(d['speedup_channels_last'])}×)" if d.get("ours_channels_last")
-                          else "—", _pct(d.get("other_cpu_share"))] for d in r["data_path"]])
+                          fmt(d["speedup"]) + "×", _pct(d.get("other_cpu_share"))]
+                         for d in r["data_path"]])
     return lines
 
 

@@ -3,6 +3,12 @@
 The images are copied to the device once. Every batch is made with whole-batch tensor ops
 (gather-based crop + flip, optional bilinear resize, normalisation), so no per-image
 Python, no PIL, and no host<->device copies happen inside an epoch.
+
+The resize is the one step that touches every output pixel (602 KB of float32 per 224-px
+image). On CUDA it is F.interpolate's fused kernel. On a CPU it is the same bilinear map
+written as two matrix products, W_y @ X @ W_x^T, which runs on BLAS and can write straight
+into a buffer the loader keeps (`reuse_output`): a fresh 224-px batch is a new mmap whose
+page faults cost more than the resize itself (see benchmarks/README.md).
 """
 from __future__ import annotations
 
@@ -10,18 +16,45 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+def bilinear_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) float32 weights of 1-D bilinear resampling, sampled as
+    F.interpolate(mode="bilinear", align_corners=False, antialias=False) samples: output
+    pixel i reads the input at (i + 0.5) * n_in / n_out - 0.5, clamped to the edges.
+    Each row has at most two non-zero weights and sums to 1."""
+    if n_in < 1 or n_out < 1:
+        raise ValueError(f"bilinear_matrix({n_in}, {n_out}): sizes must be >= 1")
+    # float32 and this operation order, as PyTorch's CPU kernel computes its source index:
+    # the weights then agree with F.interpolate's to the last bit or so.
+    scale = torch.tensor(n_in, dtype=torch.float32) / n_out
+    src = (scale * (torch.arange(n_out, dtype=torch.float32) + 0.5) - 0.5).clamp(min=0)
+    lo = src.floor().long().clamp(max=n_in - 1)
+    frac = src - lo
+    hi = (lo + 1).clamp(max=n_in - 1)
+    w = torch.zeros(n_out, n_in)
+    rows = torch.arange(n_out)
+    w.index_put_((rows, lo), 1 - frac, accumulate=True)
+    w.index_put_((rows, hi), frac, accumulate=True)
+    return w
+
+
 class DeviceLoader:
     """Batches from a uint8 dataset held on the device, deterministic given (seed, epoch).
 
     Each epoch draws its permutation, crop offsets and flips from a generator seeded by
     (seed, epoch) alone, so resuming at epoch k reproduces an uninterrupted run exactly.
+
+    reuse_output=True lets a CPU loader write every resized batch into one buffer it keeps:
+    a batch is then valid only until the next one is drawn. That suits consumers that are
+    done with a batch before asking for the next (train_epoch, evaluate, feature caching),
+    not `list(loader.epoch(e))`. It changes nothing on CUDA, whose caching allocator
+    already reuses memory, nor for batches that are not resized.
     """
     PAD = 4
 
     def __init__(self, x_uint8_nhwc: torch.Tensor, y: torch.Tensor, *, batch_size: int,
                  device, mean, std, train: bool, augment: bool = True,
                  img_size: int | None = None, seed: int = 0, channels_last: bool = False,
-                 drop_last: bool | None = None):
+                 drop_last: bool | None = None, reuse_output: bool = False):
         if x_uint8_nhwc.dtype != torch.uint8 or x_uint8_nhwc.ndim != 4 or x_uint8_nhwc.shape[-1] != 3:
             raise ValueError(f"x: expected uint8 (N, H, W, 3), got {x_uint8_nhwc.dtype} "
                              f"{tuple(x_uint8_nhwc.shape)}")
@@ -35,6 +68,7 @@ class DeviceLoader:
         self.batch_size, self.train, self.augment = batch_size, train, augment and train
         self.img_size, self.seed, self.channels_last = img_size, seed, channels_last
         self.drop_last = train if drop_last is None else drop_last
+        self.reuse_output, self._out = reuse_output, None
         self.num_images = len(y)
         if self.drop_last and self.num_images < batch_size:
             raise ValueError(f"batch_size={batch_size} exceeds the {self.num_images} images and "
@@ -45,6 +79,11 @@ class DeviceLoader:
         std_t = torch.tensor(std, dtype=torch.float32, device=self.device)
         self.scale = 1 / (255 * std_t)
         self.shift = -torch.tensor(mean, dtype=torch.float32, device=self.device) / std_t
+        _, h, w, _ = self.x.shape
+        self.resized = img_size is not None and (img_size, img_size) != (h, w)
+        if self.resized and self.device.type == "cpu":
+            self.w_rows = bilinear_matrix(h, img_size)          # (S, H)
+            self.w_cols_t = bilinear_matrix(w, img_size).T      # (W, S)
 
     def __len__(self) -> int:
         n, b = self.num_images, self.batch_size
@@ -99,9 +138,26 @@ class DeviceLoader:
     def _to_float(self, xb: torch.Tensor) -> torch.Tensor:
         x = torch.addcmul(self.shift, xb.float(), self.scale)     # (B, H, W, 3) normalised
         x = x.permute(0, 3, 1, 2)                                 # (B, 3, H, W), channels_last strides
-        if self.img_size is not None and self.img_size != x.shape[-1]:
-            # Normalising first is exact (bilinear weights sum to 1) and 49x cheaper at 224 px.
+        # Normalising before resizing is exact (bilinear weights sum to 1) and 49x cheaper at 224 px.
+        if self.resized and self.device.type == "cpu":
+            x = self._matmul_resize(x)
+        elif self.resized:
             x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear",
                               align_corners=False, antialias=False)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         return x.contiguous(memory_format=fmt)
+
+    def _matmul_resize(self, x: torch.Tensor) -> torch.Tensor:
+        """Bilinear resize as W_rows @ x @ W_cols^T, the second product written into the
+        output (the kept buffer with reuse_output). Output is contiguous NCHW."""
+        B, C, _, W = x.shape
+        S = self.img_size
+        rows = torch.matmul(self.w_rows, x)                       # (B, C, S, W), small
+        if not self.reuse_output:
+            out = torch.empty(B, C, S, S)
+        else:
+            if self._out is None:
+                self._out = torch.empty(min(self.batch_size, self.num_images), C, S, S)
+            out = self._out[:B]
+        torch.matmul(rows.view(B * C * S, W), self.w_cols_t, out=out.view(B * C * S, S))
+        return out

@@ -91,9 +91,10 @@ def _backbone_features(model, loader: DeviceLoader, precision) -> torch.Tensor:
 
 
 def uses_channels_last(cfg, device) -> bool:
-    """channels_last is the native layout of cuDNN's fast conv kernels (ResNet on CUDA);
-    resized batches come out of the bilinear resize in it, so keeping it skips a copy."""
-    return (cfg.model == "resnet18" and device.type == "cuda") or cfg.img_size != 32
+    """channels_last is the native layout of cuDNN's fast conv kernels (ResNet on CUDA), and
+    what F.interpolate gives resized batches on CUDA, so keeping it there skips a copy. On a
+    CPU resized batches come out of a matrix product in NCHW, which is kept for the same reason."""
+    return device.type == "cuda" and (cfg.model == "resnet18" or cfg.img_size != 32)
 
 
 def place_model(model: nn.Module, cfg, device) -> nn.Module:
@@ -104,12 +105,18 @@ def place_model(model: nn.Module, cfg, device) -> nn.Module:
     return model
 
 
+def loader_options(cfg, device) -> dict:
+    """DeviceLoader keywords (all but the data, batch size and train/augment) for this run:
+    what make_batches, and the benchmark's data-path figure, build loaders with."""
+    spec = input_spec(cfg.model)
+    return dict(device=device, mean=spec["mean"], std=spec["std"], img_size=cfg.img_size,
+                seed=cfg.seed, channels_last=uses_channels_last(cfg, device),
+                reuse_output=True)   # train_epoch/evaluate/_backbone_features use a batch at a time
+
+
 def make_batches(model, data, cfg, device, precision):
     """Training and test batch sources for this run, plus the one-off caching time."""
-    spec = input_spec(cfg.model)
-    channels_last = uses_channels_last(cfg, device)
-    common = dict(device=device, mean=spec["mean"], std=spec["std"], img_size=cfg.img_size,
-                  seed=cfg.seed, channels_last=channels_last)
+    common = loader_options(cfg, device)
     test = DeviceLoader(data.x_test, data.y_test, batch_size=cfg.eval_batch_size,
                         train=False, **common)
     train = DeviceLoader(data.x_train, data.y_train, batch_size=cfg.batch_size,

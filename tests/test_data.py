@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers import data
+from helpers.loader import bilinear_matrix
 from helpers.data import (DataUnavailableError, DatasetFormatError, DeviceLoader, check_overlap,
                           load_cifar100, load_dataset, load_npz, make_synthetic)
 
@@ -453,6 +454,39 @@ def test_resize_and_channels_last():
     out, _ = next(DeviceLoader(flat, torch.zeros(1, dtype=torch.long), batch_size=1,
                                device="cpu", train=False, img_size=32, **RAW).epoch(0))
     assert torch.allclose(out, torch.full_like(out, 200.0))
+
+
+def test_bilinear_matrix_by_hand():
+    # 2 -> 4 pixels: output i samples the input at (i + 0.5) / 2 - 0.5, clamped to [0, 1].
+    expected = torch.tensor([[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.0, 1.0]])
+    assert torch.equal(bilinear_matrix(2, 4), expected)
+
+
+@pytest.mark.parametrize("n_in,n_out", [(32, 224), (32, 100), (32, 24), (7, 5), (1, 4), (5, 5)])
+def test_matrix_resize_matches_interpolate(n_in, n_out):
+    """W_rows @ x @ W_cols^T is F.interpolate's bilinear resize, up- and downsampling, for
+    non-square images and non-integer ratios."""
+    x = torch.rand(2, 3, n_in, n_in + 3, generator=torch.Generator().manual_seed(0))
+    ref = F.interpolate(x, size=(n_out, n_out + 1), mode="bilinear", align_corners=False,
+                        antialias=False)
+    w_rows, w_cols = bilinear_matrix(n_in, n_out), bilinear_matrix(n_in + 3, n_out + 1)
+    assert torch.allclose(w_rows @ x @ w_cols.T, ref, atol=1e-6, rtol=1e-5)
+    assert torch.allclose(w_rows.sum(1), torch.ones(n_out)) and ((w_rows > 0).sum(1) <= 2).all()
+
+
+def test_reused_output_buffer_gives_the_same_batches():
+    x = make_synthetic(10, 1, seed=0).x_train
+    y = torch.arange(10)
+    kw = dict(batch_size=4, device="cpu", train=True, img_size=64, seed=3, drop_last=False,
+              mean=data.CIFAR100_MEAN, std=data.CIFAR100_STD)
+    fresh = list(DeviceLoader(x, y, **kw).epoch(2))
+    ptrs = []
+    for (xa, ya), (xb, yb) in zip(fresh, DeviceLoader(x, y, reuse_output=True, **kw).epoch(2),
+                                  strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        ptrs.append(xb.data_ptr())
+    assert len(ptrs) == 3 and len(set(ptrs)) == 1      # one buffer, partial last batch included
+    assert len({xa.data_ptr() for xa, _ in fresh}) == 3
 
 
 def test_loader_rejects_bad_input():

@@ -4,13 +4,16 @@ import os
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from helpers.config import ExperimentConfig
 from helpers.data import make_synthetic
 from helpers.device import resolve_precision, seed_everything
 from helpers.experiment import Experiment
 from helpers.models import build_model
-from helpers.train import NonFiniteLossError, fit, make_scheduler
+from helpers.data import DeviceLoader
+from helpers.train import (NonFiniteLossError, fit, loader_options, make_optimizer,
+                           make_scheduler, train_epoch)
 
 CPU = torch.device("cpu")
 FP32 = resolve_precision("fp32", CPU)
@@ -35,6 +38,58 @@ def test_resnet18_learns_synthetic_data_well_above_chance():
     hist = fit(model, data, cfg, device=CPU, precision=FP32, progress=False)
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
     assert hist[-1]["test_acc"] > 3 * 10.0, hist
+
+
+def test_a_kept_output_buffer_trains_exactly_like_fresh_batches():
+    """make_batches has resized CPU batches written into one kept buffer. The training step
+    is done with a batch (backward included) before the next overwrites it, so weights must
+    match training on fresh batches bit for bit, over two epochs and a partial last batch."""
+    cfg = ExperimentConfig(model="vit", dim=32, depth=1, heads=2, patch_size=8, img_size=48,
+                           batch_size=8, device="cpu").resolved()
+    data = make_synthetic(n_train=20, n_test=1, num_classes=10, seed=0)
+    models = []
+    for reuse in (True, False):
+        seed_everything(0)
+        model = build_model("vit", 10, **cfg.model_kwargs())
+        opts = dict(loader_options(cfg, CPU), reuse_output=reuse)
+        loader = DeviceLoader(data.x_train, data.y_train, batch_size=8, train=True,
+                              drop_last=False, **opts)
+        assert opts["img_size"] == 48 and loader.resized
+        opt = make_optimizer(model, cfg, CPU)
+        sched = make_scheduler(opt, 6, 1)
+        params = [p for p in model.parameters() if p.requires_grad]
+        for epoch in range(2):
+            train_epoch(model, model, loader, epoch, opt, sched, FP32.make_scaler(), FP32, cfg,
+                        CPU, params, False)
+        models.append(model)
+    for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_compiled_training_matches_eager_and_checkpoints_plain_weights(tmp_path):
+    """cfg.compile=True runs the training and evaluation steps through torch.compile (the
+    CPU backend here); the losses must match eager ones, and the checkpoint must hold the
+    model's own parameter names, so a compiled run resumes an eager one and vice versa."""
+    data = make_synthetic(n_train=64, n_test=32, num_classes=10, seed=0)
+    runs = {}
+    for compiled in (False, True):
+        cfg = tiny_vit_cfg(tmp_path, epochs=2, batch_size=16, eval_batch_size=32,
+                           compile=compiled)
+        seed_everything(0)
+        model = build_model("vit", 10, **cfg.model_kwargs())
+        ckpt = tmp_path / f"compiled-{compiled}.pt"
+        counters.clear()
+        runs[compiled] = (fit(model, data, cfg, device=CPU, precision=FP32, progress=False,
+                              checkpoint_path=str(ckpt)), torch.load(ckpt)["model"])
+        assert (counters["stats"]["unique_graphs"] > 0) == compiled   # dynamo really ran
+    (eager, eager_w), (comp, comp_w) = runs[False], runs[True]
+    for a, b in zip(eager, comp):
+        for key in ("train_loss", "test_loss", "test_acc"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-4), key
+    assert comp_w.keys() == eager_w.keys()
+    assert not any("_orig_mod" in k for k in comp_w)
+    for k in eager_w:
+        assert torch.allclose(comp_w[k], eager_w[k], atol=1e-4), k
 
 
 def test_schedule_warms_up_then_decays_to_zero():
