@@ -62,7 +62,7 @@ SIZES = {
 # (side, batch, timed batches). At 224 px the batch is Swin's training batch in both modes:
 # batch size decides whether a CPU batch is a fresh mmap, so a smaller one would flatter us.
 DATA_PATH_SIZES = {"full": [(32, 512, 40), (224, 128, 20)],
-                   "quick": [(32, 256, 12), (224, 128, 8)]}
+                   "quick": [(32, 256, 12), (224, 128, 12)]}
 
 def select_runs(patterns: str | None) -> list[dict]:
     """Grid entries whose run name (with or without its 'p1-'/'p2-') matches a pattern."""

@@ -136,7 +136,7 @@ def time_typical_loop(model: nn.Module, loader, *, optimizer_name: str, lr: floa
 
 # ----------------------------------------------------------------------------- data path only
 def time_device_loader(x, y, *, batch_size: int, cfg, device: torch.device,
-                       warmup_batches: int = 1) -> dict:
+                       warmup_batches: int = 2) -> dict:
     """Images/s of the engine's training batches (crop, flip, resize, normalise) alone,
     from a DeviceLoader built as make_batches builds it for `cfg`."""
     loader = DeviceLoader(x, y, batch_size=batch_size, train=True, augment=True,
@@ -191,7 +191,8 @@ def data_path_comparison(data, *, cfg, batch_size: int, batches: int,
         raise ValueError(f"data has {len(data.y_train)} training images; need {n}")
     x, y = data.x_train[:n], data.y_train[:n]
     ours = time_device_loader(x[:batches * batch_size], y[:batches * batch_size],
-                              batch_size=batch_size, cfg=cfg, device=device)
+                              batch_size=batch_size, cfg=cfg, device=device,
+                              warmup_batches=warm)
     spec = input_spec(cfg.model)
     ref = time_pil_loader(x.numpy(), y.numpy(), batch_size=batch_size, img_size=cfg.img_size,
                           mean=spec["mean"], std=spec["std"], device=device, warmup_batches=warm)

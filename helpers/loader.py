@@ -148,16 +148,17 @@ class DeviceLoader:
         return x.contiguous(memory_format=fmt)
 
     def _matmul_resize(self, x: torch.Tensor) -> torch.Tensor:
-        """Bilinear resize as W_rows @ x @ W_cols^T, the second product written into the
-        output (the kept buffer with reuse_output). Output is contiguous NCHW."""
+        """Bilinear resize as W_rows @ x @ W_cols^T. With reuse_output both products are
+        written into buffers the loader keeps. Output is contiguous NCHW."""
         B, C, _, W = x.shape
         S = self.img_size
-        rows = torch.matmul(self.w_rows, x)                       # (B, C, S, W), small
-        if not self.reuse_output:
-            out = torch.empty(B, C, S, S)
-        else:
+        if self.reuse_output:
             if self._out is None:
-                self._out = torch.empty(min(self.batch_size, self.num_images), C, S, S)
-            out = self._out[:B]
+                n = min(self.batch_size, self.num_images)
+                self._out = (torch.empty(n, C, S, W), torch.empty(n, C, S, S))
+            rows, out = self._out[0][:B], self._out[1][:B]
+        else:
+            rows, out = torch.empty(B, C, S, W), torch.empty(B, C, S, S)
+        torch.matmul(self.w_rows, x, out=rows)                    # (B, C, S, W)
         torch.matmul(rows.view(B * C * S, W), self.w_cols_t, out=out.view(B * C * S, S))
         return out
