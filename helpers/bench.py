@@ -16,6 +16,7 @@ same backbone wrapped frozen, exactly as helpers.models wraps the pretrained one
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import fnmatch
 import gc
@@ -23,6 +24,7 @@ import itertools
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 import torch
@@ -140,6 +142,35 @@ class FirstBatches:
 
 
 # ----------------------------------------------------------------------------- our path
+def _forget_compiled() -> None:
+    torch.compiler.reset()
+    import torch._inductor.utils as inductor_utils     # private; absent in some versions
+    getattr(inductor_utils, "clear_caches", lambda: None)()   # in-memory kernel caches
+
+
+@contextlib.contextmanager
+def cold_compile_cache():
+    """torch.compile as a fresh Colab session meets it: nothing compiled in this process
+    and an empty on-disk inductor/triton cache (a temporary one, deleted afterwards), so
+    the compile warm-up is the real compilation, not a cache hit from an earlier run.
+    (One-off costs of the first compile in a process, such as importing inductor, fall on
+    the first compiled run only.)"""
+    _forget_compiled()
+    saved = {k: os.environ.get(k) for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
+    with tempfile.TemporaryDirectory(prefix="bench-inductor-") as tmp:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tmp
+        os.environ["TRITON_CACHE_DIR"] = os.path.join(tmp, "triton")
+        try:
+            yield
+        finally:
+            _forget_compiled()
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
 def time_train(model, cfg, batches, test_batches, *, device, precision, compile: bool,
                warmup_steps: int, repeats: int, peak: float | None, flops_per_image: int | None):
     """Warm up, then time `repeats` passes over `batches` with the engine's train_epoch;
@@ -244,8 +275,9 @@ def bench_run(entry: dict, sizes: dict, data, *, device, precision, compile_mode
     out["ours"] = {}
     for compile in compile_modes:
         name = "compiled" if compile else "eager"
-        out["ours"][name], _ = time_train(model, cfg, train_b, test_b, compile=compile,
-                                          flops_per_image=flops, **common)
+        with cold_compile_cache() if compile else contextlib.nullcontext():
+            out["ours"][name], _ = time_train(model, cfg, train_b, test_b, compile=compile,
+                                              flops_per_image=flops, **common)
     want = "compiled" if default_compile(device) else "eager"
     out["primary"] = want if want in out["ours"] else next(iter(out["ours"]))
     if {"eager", "compiled"} <= set(out["ours"]):
