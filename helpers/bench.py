@@ -60,9 +60,9 @@ SIZES = {
               "swin": dict(batch_size=8, eval_batch_size=16, steps=2, warmup_steps=1,
                            eval_steps=1, repeats=1)},
 }
-# Data path only: (image side, batch size, timed batches) per mode.
-# (side, batch, timed batches). At 224 px the batch is Swin's training batch in both modes:
-# batch size decides whether a CPU batch is a fresh mmap, so a smaller one would flatter us.
+# Data path only: (image side, batch size, timed batches) per mode. At 224 px the batch is
+# Swin's training batch in both modes: batch size decides whether a CPU batch is a fresh
+# mmap, so a smaller one would flatter us.
 DATA_PATH_SIZES = {"full": [(32, 512, 40), (224, 128, 20)],
                    "quick": [(32, 256, 12), (224, 128, 12)]}
 
