@@ -61,8 +61,8 @@ SIZES = {
                            eval_steps=1, repeats=1)},
 }
 # Data path only: (image side, batch size, timed batches) per mode. At 224 px the batch is
-# Swin's training batch in both modes: batch size decides whether a CPU batch is a fresh
-# mmap, so a smaller one would flatter us.
+# Swin's training batch in both modes, so the figure is for the batches the engine really
+# makes (on a CPU, batch size decides whether a batch is a fresh mmap, for either path).
 DATA_PATH_SIZES = {"full": [(32, 512, 40), (224, 128, 20)],
                    "quick": [(32, 256, 12), (224, 128, 12)]}
 
