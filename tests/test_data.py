@@ -17,9 +17,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers import data
-from helpers.loader import bilinear_matrix
 from helpers.data import (DataUnavailableError, DatasetFormatError, DeviceLoader, check_overlap,
                           load_cifar100, load_dataset, load_npz, make_synthetic)
+from helpers.loader import bilinear_matrix
 
 
 def position_images(n, size=32):

@@ -7,11 +7,10 @@ import torch
 from torch._dynamo.utils import counters
 
 from helpers.config import ExperimentConfig
-from helpers.data import make_synthetic
+from helpers.data import DeviceLoader, make_synthetic
 from helpers.device import resolve_precision, seed_everything
 from helpers.experiment import Experiment
 from helpers.models import build_model
-from helpers.data import DeviceLoader
 from helpers.train import (NonFiniteLossError, fit, loader_options, make_optimizer,
                            make_scheduler, train_epoch)
 
