@@ -11,15 +11,22 @@ instructive:
     * nn.MultiheadAttention entirely (no rule: zero MACs, even for its projections);
     * ops on bare nn.Parameters, e.g. the ViT class-token concat and position-embedding add.
   For CNNs it is close to exact; for transformers it undercounts, more so with more tokens.
-- `exact_flops` runs torch.utils.flop_counter.FlopCounterMode, which counts at the
-  level of aten ops, so every matmul, convolution and SDPA call is seen, whichever module
-  (or none) it comes from (nn.MultiheadAttention's fused inference kernel is the one op
-  it cannot see, so that fast path is switched off while counting). It counts 2 FLOPs
-  per multiply-add and ignores elementwise ops (norms, activations, residual adds),
-  which are a small share of the compute.
+- `exact_flops` counts aten ops with torch.utils.flop_counter, so every matmul and
+  convolution is seen, whichever module (or none) it comes from, at 2 FLOPs per
+  multiply-add. Elementwise ops (norms, activations, softmax, residual adds) are not
+  counted; they are a small share of the compute.
 
-So for a Conv/Linear network, exact_flops ~= 2 * thop_macs; for a ViT the gap is the
-attention term. Both are measured on a batch of one image.
+Why "exact" needs two guards (`counting_flops`):
+- The fused attention kernels differ by torch version and device. On the CPU, torch up to
+  at least 2.14 runs SDPA as `_scaled_dot_product_flash_attention_for_cpu`, for which the
+  counter has no formula, so attention counted 0. Counting under the *math* SDPA backend
+  makes attention two plain `bmm`s (4 B h T^2 d FLOPs forward) on every version and device.
+  nn.MultiheadAttention's fused inference fast path is switched off for the same reason.
+- Anything left that looks like a matmul, convolution or attention but has no formula
+  raises `UncountedOpError` instead of silently counting 0.
+
+So for a Conv/Linear network, exact_flops == 2 * (conv + linear MACs); for a ViT the gap
+to thop is the attention term. Both are measured on a batch of one image.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ import warnings
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -92,11 +100,55 @@ def _mha_fastpath_off():
         mha.set_fastpath_enabled(before)
 
 
+class UncountedOpError(RuntimeError):
+    """A matmul, convolution or attention op ran that the FLOP counter has no formula for."""
+
+
+# Name parts of aten ops that do multiply-adds. An op whose name has one of these parts
+# (split at "_") must have a FLOP formula, or counting would silently miss it.
+_COMPUTE_PARTS = frozenset({"mm", "bmm", "addmm", "baddbmm", "addbmm", "mv", "addmv", "dot",
+                            "vdot", "matmul", "einsum", "tensordot", "linear", "attention"})
+
+
+def _is_compute_op(name: str) -> bool:
+    parts = name.split(".")[-1].split("_")
+    return any(p in _COMPUTE_PARTS or p.startswith("conv") for p in parts)
+
+
+class _RequireFormulas(TorchDispatchMode):
+    """Sits below FlopCounterMode on the mode stack, so it sees exactly the ops that really
+    run (after the counter's own decompositions) and refuses compute ops it cannot count."""
+
+    def __init__(self, registry):
+        super().__init__()
+        self.registry = registry
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        packet = func._overloadpacket
+        if packet not in self.registry and _is_compute_op(str(packet)):
+            raise UncountedOpError(
+                f"FLOP counting met {func}, which has no FLOP formula in torch "
+                f"{torch.__version__}; counting it as 0 would understate the FLOPs. Register a "
+                "formula (torch.utils.flop_counter.register_flop_formula) or avoid the op.")
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def counting_flops():
+    """A FlopCounterMode whose counts do not depend on the torch version or device:
+    attention runs as counted matmuls (math SDPA backend, no MultiheadAttention fast path),
+    and an uncountable compute op raises. Use `.get_total_flops()` on what it yields."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    counter = FlopCounterMode(display=False)
+    with sdpa_kernel(SDPBackend.MATH), _mha_fastpath_off(), \
+            _RequireFormulas(counter.flop_registry), counter:
+        yield counter
+
+
 def exact_flops(model: nn.Module, img_size: int) -> int:
     """FLOPs (2 per multiply-add) of one eval-mode forward pass of one image."""
     x = _example(model, img_size)
-    with _eval_mode(model), _mha_fastpath_off(), torch.no_grad(), \
-            FlopCounterMode(display=False) as counter:
+    with _eval_mode(model), torch.no_grad(), counting_flops() as counter:
         model(x)
     return int(counter.get_total_flops())
 
@@ -113,7 +165,7 @@ def train_step_flops(model: nn.Module, img_size: int, num_classes: int) -> int:
     clone = copy.deepcopy(model).train()
     x = _example(clone, img_size)
     y = torch.zeros(1, dtype=torch.long, device=x.device)
-    with FlopCounterMode(display=False) as counter:
+    with counting_flops() as counter:
         logits = clone(x)  # (1, num_classes)
         if logits.shape != (1, num_classes):
             raise ValueError(f"model returned logits of shape {tuple(logits.shape)}, "

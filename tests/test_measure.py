@@ -5,9 +5,11 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from helpers.grid import VIT_PRESETS
-from helpers.measure import count_params, exact_flops, measure, thop_macs, train_step_flops
+from helpers.measure import (UncountedOpError, _is_compute_op, count_params, counting_flops,
+                             exact_flops, measure, thop_macs, train_step_flops)
 from helpers.models import SwinClassifier, build_model
 
 C = 100  # CIFAR-100 classes
@@ -79,7 +81,7 @@ def test_vit_exact_flops_and_thop_gap(preset):
     model = build_model("vit", C, img_size=32, **shape)
     linear, attention, t = vit_counts(**shape)
     exact = exact_flops(model, 32)
-    assert exact == pytest.approx(2 * (linear + attention), rel=1e-3)
+    assert exact == 2 * (linear + attention)
     thop = thop_macs(model, 32)
     # thop never sees the attention matmuls inside scaled_dot_product_attention; what it
     # adds instead is 4 ops per LayerNorm element (2 norms per block + the final one).
@@ -157,3 +159,47 @@ def test_frozen_swin_train_step_counts_only_the_head_backward():
 def test_train_step_flops_checks_num_classes(resnet):
     with pytest.raises(ValueError, match="expected"):
         train_step_flops(resnet, 32, 10)
+
+
+# ----------------------------------------------------------------------------- attention
+@pytest.mark.parametrize("shape", [dict(patch_size=8, dim=96, depth=3, heads=3),
+                                   dict(patch_size=2, dim=48, depth=1, heads=6)])
+def test_odd_vit_exact_flops_equal_the_formula(shape):
+    torch.manual_seed(0)
+    model = build_model("vit", C, img_size=32, **shape)
+    linear, attention, _ = vit_counts(**shape)
+    assert exact_flops(model, 32) == 2 * (linear + attention)
+
+
+def test_attention_alone_counts_4_b_h_t2_d_forward_and_twice_that_backward():
+    B, h, T, d = 3, 2, 17, 8
+    q, k, v = (torch.randn(B, h, T, d, requires_grad=True) for _ in range(3))
+    with counting_flops() as counter:
+        out = F.scaled_dot_product_attention(q, k, v)
+    forward = counter.get_total_flops()
+    assert forward == 4 * B * h * T * T * d          # Q K^T and attn @ V
+    with counting_flops() as counter:
+        F.scaled_dot_product_attention(q, k, v).sum().backward()
+    # backward: two matmuls for each forward matmul (gradient wrt each operand)
+    assert counter.get_total_flops() == 3 * forward
+    assert out.shape == (B, h, T, d)
+
+
+def test_a_compute_op_without_formula_raises(monkeypatch):
+    # Take away the formulas for Linear's matmuls: counting must refuse, not report 0.
+    from torch.utils import flop_counter
+    reduced = {k: f for k, f in flop_counter.flop_registry.items()
+               if k not in (torch.ops.aten.mm, torch.ops.aten.addmm)}
+    monkeypatch.setattr(flop_counter, "flop_registry", reduced)
+    with pytest.raises(UncountedOpError, match="addmm"):
+        exact_flops(nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 5)), 4)
+
+
+@pytest.mark.parametrize("name, compute", [
+    ("aten._scaled_dot_product_flash_attention_for_cpu", True),
+    ("aten.convolution_backward", True), ("aten.mkldnn_convolution", True),
+    ("aten.bmm", True), ("aten._int_mm", True), ("aten.linear", True),
+    ("aten.cummax", False), ("aten.add", False), ("aten.softmax", False),
+    ("aten.native_layer_norm", False)])
+def test_which_ops_must_have_a_formula(name, compute):
+    assert _is_compute_op(name) is compute
