@@ -237,13 +237,15 @@ def time_eval(forward, module, test, device, precision) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------- one run
 def run_config(entry: dict, sizes: dict, device, precision) -> ExperimentConfig:
-    """The grid entry's resolved config, with the benchmark's batch sizes."""
+    """The grid entry's resolved config, with the benchmark's batch sizes; an unset batch
+    is the one the engine picks for a CIFAR-100-sized (50,000-image) training set."""
     params = {k: v for k, v in entry.items() if k != "label"}
     params.update(dataset="synthetic", device=str(device), precision=precision.name, seed=0)
     for key in ("batch_size", "eval_batch_size"):
         if sizes[key]:
             params[key] = sizes[key]
-    return ExperimentConfig.from_params(**params).resolved()
+    cfg = ExperimentConfig.from_params(**params).resolved()
+    return dataclasses.replace(cfg, batch_size=cfg.train_batch_size(EPOCH_IMAGES))
 
 
 def _head(data, n_train: int, n_test: int):

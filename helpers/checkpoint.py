@@ -15,10 +15,14 @@ from .atomic import atomic_path
 # an interrupted run and its resumption (a new Colab GPU, a bigger eval batch) without
 # changing what is being trained. Every other field must match.
 EXECUTION_FIELDS = frozenset({"device", "precision", "compile", "eval_batch_size",
-                              "results_dir", "data_dir", "weights"})
+                              "results_dir", "data_dir", "weights", "keep_checkpoints"})
 
 
-class CheckpointMismatchError(RuntimeError):
+class CheckpointUnusableError(RuntimeError):
+    """A checkpoint exists for this run but cannot resume it; the message says what to do."""
+
+
+class CheckpointMismatchError(CheckpointUnusableError):
     """A checkpoint exists for this run name but was made with a different config."""
 
 

@@ -7,6 +7,8 @@ per-model defaults and validates every value before anything expensive happens.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import os
 from dataclasses import dataclass
 
@@ -35,6 +37,36 @@ TRAIN_DEFAULTS = {
     ("swin", "finetune_full"): dict(optimizer="adamw", lr=1e-4, weight_decay=0.05, batch_size=128),
 }
 NATIVE_IMG_SIZE = {"resnet18": 32, "vit": 32, "swin_tiny": 224, "swin_small": 224}
+# Training-set sizes known without loading anything: what a batch size is checked against
+# before the data loads. A .npz file's size is known only once it is loaded.
+BUILTIN_TRAIN_SIZES = {"cifar100": 50_000, "synthetic": 5_000}
+SYNTHETIC_DEFAULT_SIZES = (BUILTIN_TRAIN_SIZES["synthetic"], 1_000)  # (train, test) images
+
+# When batch_size is left unset, the per-model default is halved until an epoch has at
+# least MIN_STEPS_PER_EPOCH optimiser steps (never below MIN_AUTO_BATCH). CIFAR-100 keeps
+# the defaults (50,000 / 512 = 97 steps); 1,400 images get 64 (21 steps), where 512
+# would give 2 steps an epoch, all of them warm-up. The learning rate is not rescaled.
+MIN_STEPS_PER_EPOCH = 20
+MIN_AUTO_BATCH = 16
+# When warmup_epochs is left unset: one epoch of linear warm-up, but at most this share
+# of all steps (Problem 1 on CIFAR-100: 1 of 20 epochs; Problem 2: 1 of 5, the cap).
+AUTO_WARMUP_MAX_SHARE = 0.2
+SEED_MAX = 2**63 - 1                 # torch.manual_seed's range
+
+
+def auto_batch_size(default: int, n_train: int) -> int:
+    """The batch used when batch_size is unset: see MIN_STEPS_PER_EPOCH."""
+    batch = default
+    while batch > MIN_AUTO_BATCH and n_train // batch < MIN_STEPS_PER_EPOCH:
+        batch //= 2
+    return max(1, min(batch, n_train))
+
+
+def warmup_steps(warmup_epochs: float | None, steps_per_epoch: int, total_steps: int) -> int:
+    """Linear warm-up steps: warmup_epochs of them, or the automatic rule when None."""
+    if warmup_epochs is None:
+        return min(steps_per_epoch, int(AUTO_WARMUP_MAX_SHARE * total_steps))
+    return min(round(warmup_epochs * steps_per_epoch), total_steps)
 
 
 @dataclass
@@ -56,11 +88,11 @@ class ExperimentConfig:
     augment: bool = True             # random crop (pad 4) + horizontal flip while training
     # --- optimisation --------------------------------------------------------------
     epochs: int = 10                 # full passes over the training set
-    batch_size: int | None = None    # None = per-model default
+    batch_size: int | None = None    # None = per-model default, smaller for small data
     lr: float | None = None          # peak learning rate; None = per-model default
     weight_decay: float | None = None  # None = per-model default
     optimizer: str | None = None     # adamw | sgd; None = per-model default
-    warmup_epochs: float = 1.0       # linear warm-up before the cosine decay
+    warmup_epochs: float | None = None  # linear warm-up; None = 1 epoch, at most 20 % of steps
     label_smoothing: float = 0.1     # cross-entropy label smoothing
     grad_clip: float | None = 1.0    # max gradient norm; None = no clipping
     eval_batch_size: int = 1024      # evaluation batch (no gradients, so it can be large)
@@ -72,6 +104,7 @@ class ExperimentConfig:
     cache_features: bool = False     # frozen fine-tune without augmentation: backbone runs once
     run_name: str | None = None      # result file name; None = derived from the model
     results_dir: str = "results"     # result JSONs; checkpoints go to <results_dir>/checkpoints
+    keep_checkpoints: bool = False   # keep the checkpoint after the run completes
 
     # ------------------------------------------------------------------------------
     @classmethod
@@ -126,8 +159,8 @@ class ExperimentConfig:
         defaults = TRAIN_DEFAULTS[key]
         out = dataclasses.replace(self)
         for name, value in defaults.items():
-            if getattr(out, name) is None:
-                setattr(out, name, value)
+            if name != "batch_size" and getattr(out, name) is None:
+                setattr(out, name, value)   # batch_size None stays "auto": see train_batch_size
         if out.img_size is None:
             out.img_size = NATIVE_IMG_SIZE[self.model]
         if out.run_name is None:
@@ -135,32 +168,57 @@ class ExperimentConfig:
         out.validate()
         return out
 
+    def default_batch_size(self) -> int:
+        """The per-model batch size before it is fitted to the data."""
+        return TRAIN_DEFAULTS[("swin", self.mode) if self.is_swin else self.model]["batch_size"]
+
+    def known_train_size(self) -> int | None:
+        """Training images this config will load, if known without loading (else None)."""
+        full = BUILTIN_TRAIN_SIZES.get(self.dataset)
+        if self.train_subset is not None:
+            return self.train_subset if full is None else min(self.train_subset, full)
+        return full
+
+    def train_batch_size(self, n_train: int) -> int:
+        """The training batch: batch_size if set, else the default fitted to n_train."""
+        return self.batch_size or auto_batch_size(self.default_batch_size(), n_train)
+
+    def check_batch_size(self, n_train: int) -> None:
+        """ConfigError if an explicit batch_size cannot give one full batch per epoch."""
+        if self.batch_size is not None and self.batch_size > n_train:
+            raise ConfigError(f"batch_size={self.batch_size}: larger than the {n_train} "
+                              "training images, so an epoch would have no full batch; "
+                              "lower it, or leave it unset to fit it to the data")
+
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field. Cheap: no torch import."""
         def bad(name, why):
             raise ConfigError(f"{name}={getattr(self, name)!r}: {why}")
 
+        _check_types(self)
         if self.model not in MODEL_NAMES:
             bad("model", f"unknown model; valid models: {', '.join(MODEL_NAMES)}")
-        for name in ("epochs", "patch_size", "dim", "depth", "heads", "eval_batch_size"):
+        for name in ("epochs", "patch_size", "dim", "depth", "heads", "eval_batch_size",
+                     "batch_size", "train_subset", "test_subset", "img_size"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                bad(name, "must be a positive integer")
-        for name in ("batch_size", "train_subset", "test_subset", "img_size"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                bad(name, "must be a positive integer or None")
+            if v is not None and v < 1:
+                bad(name, "must be a positive integer" + (" or None" if _nullable(name) else ""))
         for name in ("lr", "grad_clip"):
             v = getattr(self, name)
-            if v is not None and not (isinstance(v, (int, float)) and v > 0):
+            if v is not None and not v > 0:
                 bad(name, "must be a positive number or None")
-        if self.weight_decay is not None and not (isinstance(self.weight_decay, (int, float))
-                                                  and self.weight_decay >= 0):
+        if self.weight_decay is not None and not self.weight_decay >= 0:
             bad("weight_decay", "must be >= 0 or None")
         if not (0 <= self.label_smoothing < 1):
             bad("label_smoothing", "must be in [0, 1)")
-        if self.warmup_epochs < 0:
-            bad("warmup_epochs", "must be >= 0")
+        if self.warmup_epochs is not None and not (0 <= self.warmup_epochs <= self.epochs / 2):
+            bad("warmup_epochs", f"must be between 0 and half of epochs={self.epochs}, or None "
+                                 "(automatic: 1 epoch, at most 20 % of the steps)")
+        if not 0 <= self.seed <= SEED_MAX:
+            bad("seed", "must be a non-negative integer")
+        for name in ("data_dir", "results_dir"):
+            if not getattr(self, name):
+                bad(name, "must be a non-empty path")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             bad("optimizer", f"valid optimizers: {', '.join(OPTIMIZERS)}")
         if self.precision not in PRECISIONS:
@@ -194,3 +252,42 @@ class ExperimentConfig:
             bad("run_name", "must be a non-empty name or None")
         if self.run_name and (os.sep in self.run_name or self.run_name.startswith(".")):
             bad("run_name", "must be a plain file name (no path separators)")
+        n_train = self.known_train_size()
+        if n_train is not None:
+            self.check_batch_size(n_train)
+
+
+# ----------------------------------------------------------------------------- types
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+@functools.lru_cache(maxsize=None)
+def _field_types() -> dict:
+    """field -> (allowed Python types, None allowed), read from the dataclass annotations,
+    so a new field is type-checked without another list to keep in step."""
+    out = {}
+    for f in dataclasses.fields(ExperimentConfig):
+        parts = [p.strip() for p in str(f.type).split("|")]
+        base = [p for p in parts if p != "None"]
+        out[f.name] = (_TYPES[base[0]], "None" in parts)
+    return out
+
+
+def _nullable(name: str) -> bool:
+    return _field_types()[name][1]
+
+
+def _check_types(cfg: ExperimentConfig) -> None:
+    """bool is not an int, a number given as a string is not a number, NaN and inf are
+    not numbers, and None only where the field's annotation allows it."""
+    for name, (types, nullable) in _field_types().items():
+        v = getattr(cfg, name)
+        if v is None and nullable:
+            continue
+        ok = isinstance(v, types) and (bool in types or not isinstance(v, bool))
+        if ok and isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{name}={v!r}: must be a finite number")
+        if not ok:
+            kind = {int: "an integer", float: "a number", str: "a string", bool: "True or False"}
+            want = kind[types[-1]] + (" or None" if nullable else "")
+            raise ConfigError(f"{name}={v!r}: must be {want}, not {type(v).__name__}")

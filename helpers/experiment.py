@@ -7,14 +7,17 @@ artefact of an interrupted run is its checkpoint, which is what resumes it.
 """
 from __future__ import annotations
 
+import os
+
+from .atomic import remove_orphans
 from .config import ExperimentConfig
 from .data import check_overlap, load_dataset
 from .device import (device_name, resolve_device, resolve_precision, seed_everything,
                      setup_backends)
 from .measure import measure
 from .models import build_model
-from .results import epoch_time_summary, now_iso, provenance, write_result
-from .train import NonFiniteLossError, fit
+from .results import epoch_time_summary, now_iso, provenance, read_result, write_result
+from .train import NonFiniteLossError, fit, plan_training
 
 
 def run_label(cfg: ExperimentConfig) -> str:
@@ -34,7 +37,7 @@ class Experiment:
         self.cfg = cfg.resolved()                 # raises ConfigError on bad values
         self.device = resolve_device(self.cfg.device)
         self.precision = resolve_precision(self.cfg.precision, self.device)
-        self.data = self.model = None
+        self.data = self.model = self.plan = None
         self.summary: dict | None = None
 
     def prepare(self) -> dict:
@@ -46,6 +49,9 @@ class Experiment:
         seed_everything(cfg.seed)
         self.data = load_dataset(cfg.dataset, cfg.data_dir, train_subset=cfg.train_subset,
                                  test_subset=cfg.test_subset, seed=cfg.seed)
+        # Batch size and warm-up fitted to the data; a batch that cannot work stops here,
+        # before the model is built.
+        self.plan = plan_training(cfg, len(self.data.y_train), self.device)
         overlap = check_overlap(self.data)
         seed_everything(cfg.seed)                 # init does not depend on data loading
         self.model = build_model(cfg.model, self.data.num_classes, **cfg.model_kwargs())
@@ -63,17 +69,20 @@ class Experiment:
                       history=history, **epoch_time_summary(history),
                       eval_time_s=sum(h["eval_time_s"] for h in history),
                       test_acc=last.get("test_acc"), train_acc=last.get("train_acc"),
-                      status=status, reason=reason)
+                      training=self.plan.to_dict(), status=status, reason=reason)
         result["provenance"] = provenance(
             device=device_name(self.device), device_type=self.device.type,
-            precision=self.precision.name, compile=cfg.compile, seed=cfg.seed,
-            started=started, finished=now_iso())
+            precision=self.precision.name, compile=self.plan.compile, seed=cfg.seed,
+            started=started, finished=now_iso(), devices=result["devices"])
         return result
 
     def run(self, progress: bool = True) -> dict:
         """Train (resuming from this run's checkpoint if one exists) and write the result."""
         started = now_iso()
         self.prepare()
+        for path in (self.cfg.result_path, self.cfg.checkpoint_path):
+            for orphan in remove_orphans(path):          # left by a killed earlier attempt
+                print(f"removed an unfinished temp file: {orphan}")
         history: list[dict] = []
 
         def keep(so_far):                         # so a NaN still reports the good epochs
@@ -82,13 +91,16 @@ class Experiment:
         try:
             history = fit(self.model, self.data, self.cfg, device=self.device,
                           precision=self.precision, progress=progress,
-                          checkpoint_path=self.cfg.checkpoint_path, on_epoch=keep)
+                          checkpoint_path=self.cfg.checkpoint_path, on_epoch=keep,
+                          plan=self.plan)
         except NonFiniteLossError as err:
             write_result(self._result(history, "failed", str(err), started))
             raise
         result = self._result(history, "complete", None, started)
-        write_result(result)
-        return result
+        path = write_result(result)
+        if not self.cfg.keep_checkpoints and os.path.exists(self.cfg.checkpoint_path):
+            os.remove(self.cfg.checkpoint_path)           # the result file now holds the run
+        return read_result(path)
 
 
 def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> dict:

@@ -182,6 +182,14 @@ def _agree(values: dict[str, object]) -> str:
     return "; ".join(f"{v} ({who(names, i)})" for i, (v, names) in enumerate(ranked))
 
 
+def run_devices(r: dict) -> str | None:
+    """The device a run trained on; 'A + B' when a resume moved its epochs to another."""
+    devices = r.get("devices") or (r.get("provenance") or {}).get("devices")
+    if devices:
+        return " + ".join(devices)
+    return (r.get("provenance") or {}).get("device")
+
+
 def report_title(runs: dict) -> str:
     """Plain-text title; never claims CIFAR-100 unless every run used CIFAR-100."""
     names = {(r.get("dataset") or {}).get("name") for r in runs.values()}
@@ -226,7 +234,7 @@ def header_md(runs: dict, flags: list[Flag] | None = None) -> str:
         f"- **Dataset:** {_agree({n: ds(r) for n, r in trained.items()})}",
         f"- **Budget (epochs per run):** "
         f"{_agree({n: (r.get('config') or {}).get('epochs') for n, r in runs.items()})}",
-        f"- **Device(s):** {_agree({n: prov[n].get('device') for n in trained})}",
+        f"- **Device(s):** {_agree({n: run_devices(trained[n]) for n in trained})}",
         f"- **Date(s):** {', '.join(dates) or 'unknown'}",
         f"- **Git commit(s):** {_agree(commits)}",
         f"- **Runs:** {len(grid_names)} in the grid: {counts['complete']} complete, "

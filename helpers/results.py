@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import glob
 import json
+import math
 import os
 import platform
 import socket
@@ -35,7 +36,7 @@ def _git(*args) -> str | None:
 def provenance(*, device: str | None = None, device_type: str | None = None,
                precision: str | None = None, compile: bool | None = None,
                seed: int | None = None, started: str | None = None,
-               finished: str | None = None) -> dict:
+               finished: str | None = None, devices: list[str] | None = None) -> dict:
     """Where a result came from: code version, libraries, machine, seed and times."""
     import torch
     versions = {}
@@ -51,7 +52,8 @@ def provenance(*, device: str | None = None, device_type: str | None = None,
         "python": platform.python_version(),
         "torch": torch.__version__,
         **versions,
-        "device": device,
+        "device": device,                  # this process's device
+        "devices": devices if devices else ([device] if device else []),  # every epoch's
         "device_type": device_type,
         "precision": precision,
         "compile": compile,
@@ -62,36 +64,90 @@ def provenance(*, device: str | None = None, device_type: str | None = None,
     }
 
 
+def _epoch_ranges(epochs: list[int]) -> str:
+    """[2, 3, 4, 6] -> '2-4, 6'."""
+    out, start = [], None
+    for i, e in enumerate(epochs):
+        if start is None:
+            start = e
+        if i + 1 == len(epochs) or epochs[i + 1] != e + 1:
+            out.append(str(start) if start == e else f"{start}-{e}")
+            start = None
+    return ", ".join(out)
+
+
 def epoch_time_summary(history: list[dict]) -> dict:
-    """Mean training time per epoch. The first epoch carries one-off costs (cudnn
-    autotuning, allocator warm-up, torch.compile), so it is left out when there is a
-    second one to average instead; the choice is written into the result."""
-    times = [h["epoch_time_s"] for h in history]
-    if not times:
+    """Mean training time per epoch, warm-up excluded.
+
+    Each process's first epoch carries one-off costs (cudnn autotuning, allocator warm-up,
+    torch.compile), so it is left out wherever a later epoch of any process remains to
+    average. After a resume, the new process's first epoch is its own warm-up: epochs are
+    grouped by the "segment" each history entry records. The epochs used are written into
+    the result, and so are the devices, when more than one ran the epochs.
+    """
+    if not history:
         return dict(epoch_time_s=None, epoch_time_note="no epoch finished",
-                    first_epoch_time_s=None, total_train_time_s=0.0)
-    if len(times) >= 2:
-        mean = sum(times[1:]) / len(times[1:])
-        which = "epoch 2 only" if len(times) == 2 else f"mean of epochs 2-{len(times)}"
-        note = (f"{which}; epoch 1 (warm-up/compile) excluded; "
+                    epoch_time_epochs=[], first_epoch_time_s=None, total_train_time_s=0.0,
+                    devices=[])
+    seen_segments, warm, steady = set(), [], []
+    for h in history:
+        segment = h.get("segment", 1)
+        (steady if segment in seen_segments else warm).append(h)
+        seen_segments.add(segment)
+    devices = list(dict.fromkeys(h.get("device") for h in history if h.get("device")))
+    used = steady or warm
+    epochs = [h["epoch"] for h in used]
+    mean = sum(h["epoch_time_s"] for h in used) / len(used)
+    first = ", ".join(str(h["epoch"]) for h in warm)
+    if steady:
+        what = (f"epoch {epochs[0]} only" if len(epochs) == 1 else f"mean of epochs "
+                f"{_epoch_ranges(epochs)}")
+        which = "epoch" if len(warm) == 1 else "epochs"
+        note = (f"{what}; {which} {first} (each process's first: warm-up/compile) excluded; "
                 "evaluation excluded; device synchronised")
     else:
-        mean = times[0]
-        note = ("epoch 1 only (includes warm-up/compile, so it overstates the steady state); "
-                "evaluation excluded; device synchronised")
-    return dict(epoch_time_s=mean, epoch_time_note=note, first_epoch_time_s=times[0],
-                total_train_time_s=sum(times))
+        what = "epoch 1 only" if len(epochs) == 1 else f"mean of epochs {_epoch_ranges(epochs)}"
+        note = (f"{what} (each the first of its process, so warm-up/compile is included and "
+                "the steady state is overstated); evaluation excluded; device synchronised")
+    if len(devices) > 1:
+        note += f"; epochs ran on {len(devices)} devices: {', '.join(devices)}"
+    return dict(epoch_time_s=mean, epoch_time_note=note, epoch_time_epochs=epochs,
+                first_epoch_time_s=history[0]["epoch_time_s"],
+                total_train_time_s=sum(h["epoch_time_s"] for h in history), devices=devices)
+
+
+def _nonfinite_to_null(value, path: str, found: dict):
+    """A copy of `value` with NaN/inf floats replaced by None; their paths go into `found`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        found[path] = str(value)
+        return None
+    if isinstance(value, dict):
+        return {k: _nonfinite_to_null(v, f"{path}.{k}" if path else k, found)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nonfinite_to_null(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
 
 
 def write_result(result: dict, results_dir: str | None = None) -> str:
-    """Write `<results_dir>/<run_name>.json` atomically and return its path."""
+    """Write `<results_dir>/<run_name>.json` atomically and return its path.
+
+    NaN and inf (a diverged test loss, say) cannot be JSON: they are stored as null, listed
+    under "nonfinite_metrics" and named in "reason", so a finished run is never lost."""
     if result.get("status") not in STATUSES:
         raise ValueError(f"result status must be one of {STATUSES}, got {result.get('status')!r}")
     if not result.get("run_name"):
         raise ValueError("result has no run_name")
     results_dir = results_dir or result["config"]["results_dir"]
     path = os.path.join(results_dir, f"{result['run_name']}.json")
-    write_text(path, json.dumps(result, indent=1, allow_nan=False) + "\n")
+    found: dict = {}
+    clean = _nonfinite_to_null(result, "", found)
+    if found:       # JSON has no NaN/inf: keep the run, say which values were not finite
+        clean["nonfinite_metrics"] = found
+        note = "non-finite values stored as null: " + ", ".join(
+            f"{k}={v}" for k, v in found.items())
+        clean["reason"] = f"{clean['reason']}; {note}" if clean.get("reason") else note
+    write_text(path, json.dumps(clean, indent=1, allow_nan=False) + "\n")
     return path
 
 

@@ -156,7 +156,7 @@ def make_plan(entries: list[dict], args, extra: dict) -> list[Run]:
         run = Run(entry, notebook_params(entry, args, extra, declared[problem]))
         try:
             run.cfg = config_from_parameters(run.problem, run.params)
-        except ConfigError as err:
+        except (ConfigError, TypeError, ValueError) as err:   # one bad row never stops the grid
             run.error = str(err)
         plan.append(run)
     return plan
@@ -261,7 +261,6 @@ def outcome_from_file(run: Run, note: str, wall_s: float | None) -> Outcome:
 
 def execute(run: Run, executed_dir: str, force: bool = False) -> Outcome:
     """Run one grid row (or skip it) and return what happened; never raises for a failed run."""
-    from papermill.exceptions import PapermillExecutionError
     from .results import now_iso
 
     started = now_iso()
@@ -277,28 +276,49 @@ def execute(run: Run, executed_dir: str, force: bool = False) -> Outcome:
     note, why = todo
     print(f"[{run.name}] {why}; executing {shown(NOTEBOOKS[run.problem])} -> {shown(output)}",
           flush=True)
-    before = os.stat(run.cfg.result_path).st_mtime_ns if os.path.exists(run.cfg.result_path) else None
     t0 = time.perf_counter()
-    status = reason = None
-    try:
-        execute_notebook(NOTEBOOKS[run.problem], output, run.params)
-    except PapermillExecutionError as err:
-        # WeightsUnavailableError: the machine cannot get pretrained weights. That is a
-        # property of the machine, not a bug in the run, so the row is "skipped".
-        status = "skipped" if err.ename == "WeightsUnavailableError" else "failed"
-        reason = f"{err.ename}: {err.evalue}"
-    except Exception as err:  # noqa: BLE001  (a dead kernel, a broken notebook): record, go on
-        status, reason = "failed", f"{type(err).__name__}: {err}"
+    status, reason, ename = attempt(run, output, started)
+    if ename in UNUSABLE_CHECKPOINT:
+        # The checkpoint cannot resume this run (a foreign file, a torch that cannot read
+        # it): resuming it again would fail again, so the row trains from scratch, once.
+        drop_checkpoint(run.cfg.checkpoint_path)
+        note = "checkpoint unusable"
+        print(f"[{run.name}] {short(reason, 300)}\n[{run.name}] deleted that checkpoint; "
+              "training from scratch", flush=True)
+        status, reason, ename = attempt(run, output, started)
     wall = time.perf_counter() - t0
     if status is None:
         return outcome_from_file(run, note, wall)
-    after = os.stat(run.cfg.result_path).st_mtime_ns if os.path.exists(run.cfg.result_path) else None
-    if after is None or after == before:     # the engine wrote nothing for this attempt
-        record(run, status, reason, started)
     print(f"[{run.name}] {status}: {short(reason, 300)}", flush=True)
     out = outcome_from_file(run, note, wall)
     out.reason = out.reason or reason
     return out
+
+
+UNUSABLE_CHECKPOINT = ("CheckpointUnusableError", "CheckpointMismatchError")
+
+
+def attempt(run: Run, output: str, started: str) -> tuple[str | None, str | None, str | None]:
+    """Execute the row's notebook once: (None, None, None) when it completed, else
+    (status, reason, exception name); a result file is on disk either way."""
+    from papermill.exceptions import PapermillExecutionError
+    path = run.cfg.result_path
+    before = os.stat(path).st_mtime_ns if os.path.exists(path) else None
+    try:
+        execute_notebook(NOTEBOOKS[run.problem], output, run.params)
+        return None, None, None
+    except PapermillExecutionError as err:
+        # WeightsUnavailableError: the machine cannot get pretrained weights. That is a
+        # property of the machine, not a bug in the run, so the row is "skipped".
+        ename = err.ename
+        status = "skipped" if ename == "WeightsUnavailableError" else "failed"
+        reason = f"{ename}: {err.evalue}"
+    except Exception as err:  # noqa: BLE001  (a dead kernel, a broken notebook): record, go on
+        ename, status, reason = type(err).__name__, "failed", f"{type(err).__name__}: {err}"
+    after = os.stat(path).st_mtime_ns if os.path.exists(path) else None
+    if after is None or after == before:     # the engine wrote nothing for this attempt
+        record(run, status, reason, started)
+    return status, reason, ename
 
 
 # ----------------------------------------------------------------------------- summary

@@ -9,18 +9,21 @@ Hot-path rules (they are what makes an epoch take seconds on a GPU):
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointUnusableError, check_compatible, load_checkpoint, save_checkpoint
+from .config import MIN_AUTO_BATCH, MIN_STEPS_PER_EPOCH, warmup_steps
 from .loader import DeviceLoader
-from .device import default_compile, rng_state, set_rng_state, synchronize
+from .device import default_compile, device_name, rng_state, set_rng_state, synchronize
 from .models import input_spec
 
 
@@ -53,6 +56,45 @@ def make_scheduler(optimizer, total_steps: int, warmup_steps: int):
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# ----------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What a run trains with once the data size and the device are known: the values the
+    config may leave to a rule (batch size, warm-up, compile). Recorded in the result."""
+    batch_size: int
+    batch_rule: str
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    warmup_rule: str
+    compile: bool
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def plan_training(cfg, n_train: int, device) -> TrainingPlan:
+    """The plan for `n_train` training images on `device`; ConfigError if an explicit
+    batch size cannot work. Cheap: call it right after the data loads."""
+    cfg.check_batch_size(n_train)
+    batch = cfg.train_batch_size(n_train)
+    if cfg.batch_size is not None:
+        batch_rule = "set in the config"
+    elif batch == cfg.default_batch_size():
+        batch_rule = f"per-model default {batch}"
+    else:
+        batch_rule = (f"per-model default {cfg.default_batch_size()} halved to give at least "
+                      f"{MIN_STEPS_PER_EPOCH} steps per epoch on {n_train} images "
+                      f"(not below {MIN_AUTO_BATCH})")
+    steps = n_train // batch                       # the training loader drops the last batch
+    total = steps * cfg.epochs
+    warmup = warmup_steps(cfg.warmup_epochs, steps, total)
+    warmup_rule = ("automatic: 1 epoch, at most 20 % of the steps" if cfg.warmup_epochs is None
+                   else f"warmup_epochs={cfg.warmup_epochs}")
+    use_compile = default_compile(device) if cfg.compile is None else cfg.compile
+    return TrainingPlan(batch, batch_rule, steps, total, warmup, warmup_rule, use_compile)
 
 
 # ----------------------------------------------------------------------------- batches
@@ -190,44 +232,38 @@ def evaluate(forward, module, batches, precision, device, epoch=0, progress=Fals
 
 # ----------------------------------------------------------------------------- fit
 def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True,
-        checkpoint_path: str | None = None, on_epoch=None) -> list[dict]:
+        checkpoint_path: str | None = None, on_epoch=None,
+        plan: TrainingPlan | None = None) -> list[dict]:
     """Train `model` on `data` for cfg.epochs, evaluating after every epoch.
 
-    If `checkpoint_path` exists, training resumes from it (the config must match);
-    after every epoch a new checkpoint is written atomically, and `on_epoch` (if given)
-    is called with the history so far. Returns the history:
-    one dict per epoch with train/test loss and accuracy, train time and throughput.
+    If `checkpoint_path` exists, training resumes from it (the config must match; the
+    device and precision may differ); after every epoch a new checkpoint is written
+    atomically, and `on_epoch` (if given) is called with the history so far. Returns the
+    history: one dict per epoch with train/test loss and accuracy, train time and
+    throughput, and which process ("segment": 1, then 2 after a resume, ...), device and
+    precision ran it. `plan` defaults to plan_training(cfg, len(data.y_train), device).
     """
-    place_model(model, cfg, device)
-    train_batches, test_batches, cache_time = make_batches(model, data, cfg, device, precision)
+    plan = plan or plan_training(cfg, len(data.y_train), device)
+    run_cfg = dataclasses.replace(cfg, batch_size=plan.batch_size)   # batch fitted to the data
+    place_model(model, run_cfg, device)
+    train_batches, test_batches, cache_time = make_batches(model, data, run_cfg, device,
+                                                           precision)
 
-    optimizer = make_optimizer(model, cfg, device)
-    steps_per_epoch = len(train_batches)
-    if steps_per_epoch == 0:
-        raise ValueError(f"batch_size={cfg.batch_size} is larger than the training set "
-                         f"({train_batches.num_images} images): no full batch per epoch")
-    total = steps_per_epoch * cfg.epochs
-    warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total // 2)
-    scheduler = make_scheduler(optimizer, total, warmup)
+    optimizer = make_optimizer(model, run_cfg, device)
+    scheduler = make_scheduler(optimizer, plan.total_steps, plan.warmup_steps)
     scaler = precision.make_scaler()
     config = cfg.to_dict()
 
     history, start_epoch = [], 1
     if checkpoint_path and os.path.exists(checkpoint_path):
-        state = load_checkpoint(checkpoint_path)
-        check_compatible(state["config"], config, checkpoint_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        history = list(state["history"])
-        start_epoch = state["epoch"] + 1
+        history, start_epoch = resume(checkpoint_path, config, model, optimizer, scheduler,
+                                      scaler)
+    where = dict(segment=1 + max((h.get("segment", 1) for h in history), default=0),
+                 device=device_name(device), precision=precision.name)
 
     # What one training step calls: the frozen fine-tune with cached features only
     # trains the head; otherwise the (optionally compiled) whole model.
-    use_compile = default_compile(device) if cfg.compile is None else cfg.compile
-    step_model = torch.compile(model) if use_compile else model
+    step_model = torch.compile(model) if plan.compile else model
     forward = model.forward_head if cfg.cache_features else step_model
     params = [p for p in model.parameters() if p.requires_grad]
 
@@ -236,14 +272,14 @@ def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True
     for epoch in epochs:
         tr_loss, tr_acc, seconds, seen = train_epoch(
             step_model, forward, train_batches, epoch, optimizer, scheduler, scaler, precision,
-            cfg, device, params, progress)
+            run_cfg, device, params, progress)
         synchronize(device)
         t0 = time.perf_counter()
         te_loss, te_acc = evaluate(forward, step_model, test_batches, precision, device)
         synchronize(device)
         record = dict(epoch=epoch, train_loss=tr_loss, train_acc=tr_acc, test_loss=te_loss,
                       test_acc=te_acc, epoch_time_s=seconds, images_per_s=seen / seconds,
-                      eval_time_s=time.perf_counter() - t0)
+                      eval_time_s=time.perf_counter() - t0, **where)
         if epoch == start_epoch and cache_time:
             record["feature_cache_time_s"] = cache_time
         history.append(record)
@@ -252,7 +288,41 @@ def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True
             save_checkpoint(checkpoint_path, dict(
                 model=model.state_dict(), optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), rng=rng_state(),
-                history=history, epoch=epoch, config=config))
+                history=history, epoch=epoch, config=config, precision=precision.name))
         if on_epoch:
             on_epoch(list(history))
     return history
+
+
+def _first_line(err: Exception, n: int = 200) -> str:
+    text = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {text[:n]}"
+
+
+def resume(path, config, model, optimizer, scheduler, scaler) -> tuple[list[dict], int]:
+    """Load a checkpoint into the training state; returns (history, next epoch).
+
+    The GradScaler (fp16 only) is restored only when the checkpoint has scaler state and
+    this run uses one: bf16/fp32 checkpoints carry none, and an fp16 one resumed in
+    bf16 or fp32 has no use for it. A fresh scaler recalibrates within a few steps.
+    Anything that cannot be applied raises CheckpointUnusableError, which says what to do.
+    """
+    try:
+        state = load_checkpoint(path)
+    except Exception as err:  # noqa: BLE001  (truncated, foreign or from a newer torch)
+        raise CheckpointUnusableError(
+            f"checkpoint {path} cannot be read ({_first_line(err)}). Delete it to "
+            "train from scratch (the grid runner does this itself).") from err
+    check_compatible(state["config"], config, path)
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler.is_enabled() and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as err:
+        raise CheckpointUnusableError(
+            f"checkpoint {path} does not fit this run ({_first_line(err)}). Delete it "
+            "to train from scratch (the grid runner does this itself).") from err
+    return list(state["history"]), state["epoch"] + 1

@@ -94,7 +94,7 @@ def test_data_path_comparison_is_reported_at_32_and_224_px(quick):
     # Each side is timed with the normalisation and loader of the model that uses it,
     # and at 224 px with Swin's training batch (what decides the CPU allocation cost).
     assert [d["model"] for d in r["data_path"]] == ["resnet18", "swin_tiny"]
-    assert r["data_path"][1]["batch_size"] == ExperimentConfig(model="swin_tiny").resolved().batch_size
+    assert r["data_path"][1]["batch_size"] == ExperimentConfig(model="swin_tiny").default_batch_size()
 
 
 def test_readme_table_has_a_row_per_model_and_keeps_the_prose(quick):

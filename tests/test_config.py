@@ -79,3 +79,82 @@ def test_config_knows_the_same_models_and_modes_as_the_registry():
     for name in MODEL_NAMES:
         spec = models.input_spec(name)
         assert ExperimentConfig(model=name).resolved().img_size == spec["img_size"]
+
+
+# Bad values for every field: wrong types (bool is not an int, numbers are not strings),
+# None where it is not allowed, and out-of-range values. Each must give a ConfigError whose
+# message starts with the field's name, from resolved(), before any data is loaded.
+NAN, INF = float("nan"), float("inf")
+BAD_VALUES = {
+    "model": [3, None, "vgg16"],
+    "patch_size": [0, 4.0, "4", True, None],
+    "dim": [-1, 256.0, True],
+    "depth": [0, "4"],
+    "heads": [0, 2.5],
+    "mode": [1, "linear_probe"],
+    "weights": [3, "/no/such/weights.pth"],
+    "img_size": [0, 32.0, True],
+    "dataset": [None, 5, "imagenet"],
+    "data_dir": ["", None, 1],
+    "train_subset": [0, -5, "100", 1.5, True],
+    "test_subset": [0, "100"],
+    "augment": [1, "True", None],
+    "epochs": [0, -1, 2.0, "3", None, True],
+    "batch_size": [0, 64.0, "64", True, 6000],          # 6000 > the 5000 synthetic images
+    "lr": [0, -1, "0.1", True, NAN, INF],
+    "weight_decay": [-0.1, "0", True],
+    "optimizer": [1, "lion"],
+    "warmup_epochs": [-1, "1", True, 100, NAN],         # 100 > half of epochs
+    "label_smoothing": ["0.1", 1.0, -0.1, None, True],
+    "grad_clip": [0, "1", True],
+    "eval_batch_size": [0, None, "1024"],
+    "seed": [-1, "0", 1.5, None, True, 2**64],
+    "device": [None, "tpu", 0],
+    "precision": [None, "fp8"],
+    "compile": ["yes", 1],
+    "cache_features": [1, None],
+    "run_name": ["", "a/b", 5],
+    "results_dir": ["", None],
+    "keep_checkpoints": [1, None, "no"],
+}
+
+
+def test_the_bad_value_table_covers_every_field():
+    assert set(BAD_VALUES) == set(ExperimentConfig().to_dict())
+
+
+@pytest.mark.parametrize("field,value", [(f, v) for f, vs in BAD_VALUES.items() for v in vs],
+                         ids=lambda x: repr(x))
+def test_every_bad_value_of_every_field_is_a_config_error_naming_it(field, value):
+    with pytest.raises(ConfigError) as err:
+        ExperimentConfig.from_params(**{field: value}).resolved()
+    assert str(err.value).startswith(f"{field}="), str(err.value)
+
+
+def test_good_values_of_the_same_fields_pass():
+    cfg = ExperimentConfig(seed=2**31, lr=1, warmup_epochs=2, label_smoothing=0,
+                           compile=False, weight_decay=0, grad_clip=None,
+                           keep_checkpoints=True, epochs=4, batch_size=5000).resolved()
+    assert (cfg.seed, cfg.lr, cfg.warmup_epochs, cfg.batch_size) == (2**31, 1, 2, 5000)
+
+
+def test_an_unset_batch_size_fits_the_data_and_keeps_cifar100_defaults():
+    from helpers.config import MIN_AUTO_BATCH, MIN_STEPS_PER_EPOCH, auto_batch_size
+    cifar = ExperimentConfig(model="resnet18", dataset="cifar100").resolved()
+    assert cifar.batch_size is None                     # "auto", fitted once the size is known
+    assert cifar.train_batch_size(50_000) == cifar.default_batch_size() == 512
+    swin = ExperimentConfig(model="swin_small", mode="finetune", dataset="cifar100").resolved()
+    assert swin.train_batch_size(50_000) == 128
+    for n in (100, 256, 1_400, 5_000, 20_000):
+        b = auto_batch_size(512, n)
+        assert b >= MIN_AUTO_BATCH and (n // b >= MIN_STEPS_PER_EPOCH or b == MIN_AUTO_BATCH)
+        assert n // (2 * b) < MIN_STEPS_PER_EPOCH       # the largest such power-of-two halving
+    assert auto_batch_size(512, 10) == 10               # fewer images than the smallest batch
+    assert ExperimentConfig(batch_size=48).resolved().train_batch_size(1_000) == 48
+
+
+def test_an_explicit_batch_larger_than_a_known_training_set_is_refused_before_loading():
+    with pytest.raises(ConfigError, match="batch_size=512: larger than the 256 training"):
+        ExperimentConfig(model="vit", train_subset=256, batch_size=512).resolved()
+    with pytest.raises(ConfigError, match="batch_size=60000: larger than the 50000"):
+        ExperimentConfig(dataset="cifar100", batch_size=60_000).resolved()

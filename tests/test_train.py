@@ -106,11 +106,11 @@ def test_schedule_warms_up_then_decays_to_zero():
 
 def test_interrupted_and_resumed_run_matches_uninterrupted_run_exactly(tmp_path):
     # Uninterrupted reference.
-    ref_cfg = tiny_vit_cfg(tmp_path / "ref")
+    ref_cfg = tiny_vit_cfg(tmp_path / "ref", keep_checkpoints=True)
     ref = Experiment(ref_cfg).run(progress=False)
 
     # Same config elsewhere; interrupted after epoch 1 (a Colab disconnect).
-    cfg = tiny_vit_cfg(tmp_path / "cut")
+    cfg = tiny_vit_cfg(tmp_path / "cut", keep_checkpoints=True)
     exp = Experiment(cfg)
     exp.prepare()
 
@@ -139,7 +139,7 @@ def test_interrupted_and_resumed_run_matches_uninterrupted_run_exactly(tmp_path)
 
 
 def test_resume_refuses_a_checkpoint_from_a_different_config(tmp_path):
-    Experiment(tiny_vit_cfg(tmp_path, epochs=1)).run(progress=False)
+    Experiment(tiny_vit_cfg(tmp_path, epochs=1, keep_checkpoints=True)).run(progress=False)
     with pytest.raises(RuntimeError, match="different config.*lr"):
         Experiment(tiny_vit_cfg(tmp_path, epochs=1, lr=0.5)).run(progress=False)
 

@@ -1,0 +1,160 @@
+"""Resume across machines (a Colab disconnect, then another GPU), honest epoch times after a
+resume, and checkpoint hygiene. CPU only: fp16 and bf16 run under CPU autocast, which is
+enough to exercise what differs between precisions (the GradScaler and its state)."""
+import os
+
+import pytest
+import torch
+
+from helpers.atomic import atomic_path, remove_orphans
+from helpers.checkpoint import CheckpointUnusableError, load_checkpoint, save_checkpoint
+from helpers.config import ExperimentConfig
+from helpers.data import make_synthetic
+from helpers.device import Precision, seed_everything
+from helpers.experiment import Experiment
+from helpers.models import build_model
+from helpers.results import epoch_time_summary
+from helpers.train import fit, make_optimizer, make_scheduler, resume
+
+CPU = torch.device("cpu")
+DATA = make_synthetic(n_train=96, n_test=32, num_classes=10, seed=0)
+
+
+def cfg_at(tmp_path, **over):
+    base = dict(model="vit", dim=32, depth=1, heads=2, patch_size=8, dataset="synthetic",
+                train_subset=96, test_subset=32, epochs=3, batch_size=32, device="cpu",
+                results_dir=str(tmp_path / "results"), run_name="r", keep_checkpoints=True)
+    base.update(over)
+    return ExperimentConfig(**base).resolved()
+
+
+class Disconnect(Exception):
+    pass
+
+
+def train(cfg, precision_name, *, stop_after=None):
+    """fit() under a precision; optionally 'disconnected' after `stop_after` epochs."""
+    def cut(history):
+        if stop_after is not None and len(history) == stop_after:
+            raise Disconnect
+    seed_everything(cfg.seed)
+    model = build_model("vit", DATA.num_classes, **cfg.model_kwargs())
+    try:
+        return fit(model, DATA, cfg, device=CPU, precision=Precision(precision_name, "cpu"),
+                   progress=False, checkpoint_path=cfg.checkpoint_path, on_epoch=cut)
+    except Disconnect:
+        return None
+
+
+@pytest.mark.parametrize("before, after", [("bf16", "fp16"), ("fp16", "bf16"),
+                                           ("fp32", "fp16"), ("fp16", "fp32")])
+def test_a_checkpoint_resumes_under_another_precision(tmp_path, before, after):
+    cfg = cfg_at(tmp_path)
+    assert train(cfg, before, stop_after=1) is None
+    saved = load_checkpoint(cfg.checkpoint_path)
+    assert saved["precision"] == before and bool(saved["scaler"]) == (before == "fp16")
+    history = train(cfg, after)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert [h["precision"] for h in history] == [before, after, after]
+    assert [h["segment"] for h in history] == [1, 2, 2]
+    assert history[0] == saved["history"][0]              # the first process's epoch, kept
+    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
+
+
+def test_fp16_scaler_state_is_restored_only_when_both_sides_use_it(tmp_path):
+    cfg = cfg_at(tmp_path)
+    train(cfg, "fp16", stop_after=1)
+    saved = load_checkpoint(cfg.checkpoint_path)["scaler"]
+    model = build_model("vit", DATA.num_classes, **cfg.model_kwargs())
+
+    def resume_with(name):
+        opt = make_optimizer(model, cfg, CPU)
+        scaler = Precision(name, "cpu").make_scaler()
+        resume(cfg.checkpoint_path, cfg.to_dict(), model, opt, make_scheduler(opt, 9, 1),
+               scaler)
+        return scaler
+
+    fp16 = resume_with("fp16")
+    assert fp16.is_enabled() and fp16.state_dict() == saved          # restored exactly
+    assert resume_with("bf16").state_dict() == {}                    # no scaler, no error
+    # bf16 checkpoint into an fp16 run: a fresh scaler at its initial scale.
+    save_checkpoint(cfg.checkpoint_path, dict(load_checkpoint(cfg.checkpoint_path), scaler={}))
+    fresh = resume_with("fp16")
+    assert fresh.get_scale() == torch.amp.GradScaler("cpu").get_scale()
+
+
+def test_a_gpu_checkpoint_resumes_on_the_cpu_and_says_so(tmp_path):
+    """A checkpoint as a CUDA run writes it (CUDA RNG states, a GPU name, bf16) resumes
+    on this CPU in fp32; the result names both devices and averages honestly."""
+    cfg = cfg_at(tmp_path, epochs=4)
+    train(cfg, "bf16", stop_after=2)
+    state = load_checkpoint(cfg.checkpoint_path)
+    gpu = "NVIDIA H100 80GB HBM3"
+    state["rng"]["cuda"] = [torch.get_rng_state(), torch.get_rng_state()]   # 2 GPUs there
+    state["history"] = [dict(h, device=gpu) for h in state["history"]]
+    save_checkpoint(cfg.checkpoint_path, state)
+    history = train(cfg, "fp32")
+    assert [h["device"] for h in history][:2] == [gpu, gpu]
+    here = history[2]["device"]
+    assert here.startswith("cpu") and history[3]["device"] == here
+    summary = epoch_time_summary(history)
+    assert summary["devices"] == [gpu, here]
+    assert summary["epoch_time_epochs"] == [2, 4]       # 1 and 3 open their process
+    assert f"2 devices: {gpu}, {here}" in summary["epoch_time_note"]
+
+
+def test_epoch_time_excludes_each_processes_first_epoch():
+    def h(epoch, seconds, segment, device="gpu A"):
+        return dict(epoch=epoch, epoch_time_s=seconds, segment=segment, device=device)
+    history = [h(1, 9.0, 1), h(2, 1.0, 1), h(3, 2.0, 1), h(4, 8.0, 2, "gpu B"),
+               h(5, 3.0, 2, "gpu B")]
+    s = epoch_time_summary(history)
+    assert s["epoch_time_epochs"] == [2, 3, 5]
+    assert s["epoch_time_s"] == pytest.approx((1.0 + 2.0 + 3.0) / 3)
+    assert s["epoch_time_note"].startswith("mean of epochs 2-3, 5; epochs 1, 4 ")
+    assert s["devices"] == ["gpu A", "gpu B"]
+    # Nothing but first epochs: all of them, and the note says warm-up is included.
+    only_first = epoch_time_summary([h(1, 4.0, 1), h(2, 6.0, 2)])
+    assert only_first["epoch_time_s"] == 5.0
+    assert "warm-up/compile is included" in only_first["epoch_time_note"]
+    # A run without resume reads as before.
+    plain = epoch_time_summary([h(1, 5.0, 1), h(2, 2.0, 1)])
+    assert plain["epoch_time_epochs"] == [2] and plain["epoch_time_note"].startswith(
+        "epoch 2 only; epoch 1 ")
+
+
+def test_an_unreadable_checkpoint_gives_a_clear_error(tmp_path):
+    cfg = cfg_at(tmp_path)
+    os.makedirs(os.path.dirname(cfg.checkpoint_path))
+    with open(cfg.checkpoint_path, "wb") as f:
+        f.write(b"not a checkpoint")
+    with pytest.raises(CheckpointUnusableError, match="cannot be read.*Delete it"):
+        train(cfg, "fp32")
+
+
+def test_a_complete_run_removes_its_checkpoint_unless_asked_to_keep_it(tmp_path):
+    gone = cfg_at(tmp_path / "a", keep_checkpoints=False, epochs=1)
+    result = Experiment(gone).run(progress=False)
+    assert result["status"] == "complete" and not os.path.exists(gone.checkpoint_path)
+    kept = cfg_at(tmp_path / "b", keep_checkpoints=True, epochs=1)
+    Experiment(kept).run(progress=False)
+    assert load_checkpoint(kept.checkpoint_path)["epoch"] == 1
+
+
+def test_orphaned_temp_files_are_removed_at_the_next_start(tmp_path):
+    cfg = cfg_at(tmp_path, epochs=1)
+    # What a SIGKILL in the middle of a checkpoint write leaves behind.
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(cfg.checkpoint_path, suffix=".pt") as tmp:
+            with open(tmp, "wb") as f:
+                f.write(b"half a checkpoint")
+            raise KeyboardInterrupt          # cleaned by the context manager...
+    folder = os.path.dirname(cfg.checkpoint_path)
+    orphan = os.path.join(folder, f".tmp-{os.path.basename(cfg.checkpoint_path)}-x.pt")
+    other = os.path.join(folder, ".tmp-another-run.pt-x.pt")
+    for path in (orphan, other):             # ...a real kill is not: make the orphans by hand
+        open(path, "wb").close()
+    Experiment(cfg).run(progress=False)
+    assert not os.path.exists(orphan)
+    assert os.path.exists(other)             # another run's temp file is not ours to touch
+    assert remove_orphans(cfg.checkpoint_path) == []
