@@ -102,3 +102,76 @@ def test_weights_missing_offline_is_refused_fast(tmp_path, monkeypatch):
     assert_refused_without_result(tmp_path, WeightsUnavailableError, "weights=",
                                   model="swin_tiny", mode="finetune", dim=256, heads=4,
                                   patch_size=4)
+
+
+# ----------------------------------------------------------------------------- small data
+def test_a_small_npz_dataset_trains_well_at_default_settings(tmp_path):
+    """A user's own small dataset (1,000 training images, 10 classes) at default settings:
+    the batch is fitted to the data (32, so 31 steps an epoch), and ResNet-18 clearly beats
+    chance in two epochs. The per-model default of 512 would make one step an epoch, all
+    warm-up, and stay at chance. This is also the suite's "ResNet-18 learns" check."""
+    from helpers.data import make_synthetic
+    ds = make_synthetic(n_train=1000, n_test=200, num_classes=10, seed=3)
+    path = tmp_path / "mine.npz"
+    np.savez(path, x_train=ds.x_train.numpy(), y_train=ds.y_train.numpy(),
+             x_test=ds.x_test.numpy(), y_test=ds.y_test.numpy())
+    cfg = ExperimentConfig(model="resnet18", dataset=str(path), epochs=2, device="cpu",
+                           results_dir=str(tmp_path / "results"))
+    result = Experiment(cfg).run(progress=False)
+    assert result["config"]["batch_size"] is None               # the user never chose one
+    training = result["training"]
+    assert training["batch_size"] == 32 and training["steps_per_epoch"] == 1000 // 32
+    assert "halved" in training["batch_rule"]
+    assert training["warmup_steps"] == int(0.2 * training["total_steps"])
+    assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
+    assert result["test_acc"] > 3 * 10.0, result["history"]
+
+
+def test_a_subset_of_a_few_hundred_images_needs_no_batch_size(tmp_path):
+    cfg = cfg_for(tmp_path, model="vit", train_subset=256, test_subset=64, batch_size=None,
+                  epochs=1)
+    result = Experiment(cfg).run(progress=False)
+    assert result["status"] == "complete"
+    assert result["training"]["batch_size"] == 16 and result["training"]["steps_per_epoch"] == 16
+
+
+def test_an_explicit_batch_too_large_for_an_npz_is_refused_before_the_model_is_built(
+        tmp_path, monkeypatch):
+    from helpers import experiment
+    rng = np.random.default_rng(0)
+    path = tmp_path / "small.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8),
+             y_train=rng.integers(0, 3, 40), x_test=rng.integers(0, 256, (8, 32, 32, 3),
+                                                                  dtype=np.uint8),
+             y_test=rng.integers(0, 3, 8))
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was built")
+    monkeypatch.setattr(experiment, "build_model", no_model)
+    assert_refused_without_result(tmp_path, ConfigError, "batch_size=64: larger than the 40",
+                                  dataset=str(path), train_subset=None, test_subset=None,
+                                  batch_size=64)
+
+
+def test_provenance_records_what_was_used(tmp_path):
+    result = Experiment(cfg_for(tmp_path, epochs=2)).run(progress=False)
+    prov, training = result["provenance"], result["training"]
+    assert prov["compile"] is False and prov["precision"] == "fp32"       # resolved, not None
+    assert training["compile"] is False and training["batch_size"] == 32
+    assert training["warmup_steps"] == min(128 // 32, int(0.2 * 2 * 128 // 32))  # 20 % cap
+    assert prov["devices"] == [prov["device"]] == result["devices"]
+    assert all(h["segment"] == 1 and h["device"] == prov["device"] for h in result["history"])
+
+
+def test_non_finite_metrics_are_stored_as_null_with_a_reason(tmp_path):
+    from helpers.results import write_result
+    result = Experiment(cfg_for(tmp_path, epochs=1)).run(progress=False)
+    result["history"][0]["test_loss"] = float("inf")
+    result["epoch_time_s"] = float("nan")
+    path = write_result(result)
+    again = read_result(path)
+    assert again["status"] == "complete"
+    assert again["history"][0]["test_loss"] is None and again["epoch_time_s"] is None
+    assert again["nonfinite_metrics"] == {"history[0].test_loss": "inf", "epoch_time_s": "nan"}
+    assert "history[0].test_loss=inf" in again["reason"]
+    assert again["test_acc"] == result["test_acc"]
