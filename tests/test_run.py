@@ -249,3 +249,38 @@ def test_demo_gives_resnet18_enough_images_to_learn_unless_the_user_sets_subsets
     assert resnet.train_subset > vit.train_subset
     mine = plan_for("--train-subset", "64", "--test-subset", "32")["p1-resnet18"]
     assert (mine.train_subset, mine.test_subset) == (64, 32)
+
+
+def test_a_bad_p_value_fails_each_row_and_the_grid_carries_on(tmp_path, capsys):
+    entries = [dict(TOY_VIT, run_name="t-a"), dict(TOY_VIT, run_name="t-b")]
+    args = TINY_ARGS + dirs_args(tmp_path) + ["-p", "label_smoothing", "0.1x"]
+    assert runner.main(args, entries=entries) == 1
+    for name in ("t-a", "t-b"):
+        r = read_result(tmp_path / "results" / f"{name}.json")
+        assert r["status"] == "failed"
+        assert r["reason"].startswith("ConfigError: label_smoothing='0.1x': must be a number")
+    out = capsys.readouterr().out
+    assert "[t-a] invalid config" in out and "[t-b] invalid config" in out
+
+
+def test_a_checkpoint_that_cannot_resume_is_dropped_and_the_row_trains_once_from_scratch(
+        tmp_path, capsys):
+    """A checkpoint with this row's config whose weights no longer fit the model (a code
+    update renamed them, say): resuming fails with CheckpointUnusableError, so the runner
+    deletes it and trains the row from scratch, instead of failing on it at every run."""
+    import torch
+    entries = [dict(TOY_VIT, run_name="t-stuck")]
+    args = TINY_ARGS + dirs_args(tmp_path)
+    parsed = runner.build_parser().parse_args(args)
+    runner.resolve_args(parsed)
+    [run] = runner.make_plan(entries, parsed, {})
+    ckpt = tmp_path / "results" / "checkpoints" / "t-stuck.pt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(dict(config=run.cfg.to_dict(), epoch=1, model={"renamed.weight": torch.zeros(1)},
+                    history=[]), ckpt)
+    assert runner.main(args, entries=entries) == 0
+    out = capsys.readouterr().out
+    assert "CheckpointUnusableError" in out and "training from scratch" in out
+    r = read_result(tmp_path / "results" / "t-stuck.json")
+    assert r["status"] == "complete" and [h["epoch"] for h in r["history"]] == [1]
+    assert not ckpt.exists()
