@@ -1,19 +1,48 @@
-# One entry point per job. Every target creates .venv on first use.
+# One entry point per job. Every target creates .venv on first use, from the lock file:
+# a fresh clone gets exactly the versions CI tested (README, "Which requirements file").
 PY      := .venv/bin/python
 VENV_OK := .venv/.installed
+LOCK    := requirements.lock
 
-.PHONY: setup test demo grid pdf bench
+.PHONY: setup test test-oldest lock demo grid pdf bench
 
-$(VENV_OK): requirements.txt
+$(VENV_OK): $(LOCK)
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --upgrade pip >/dev/null
-	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install -r $(LOCK)
 	touch $(VENV_OK)
 
 setup: $(VENV_OK)
 
 test: $(VENV_OK)
 	$(PY) -m pytest -q tests
+
+# The torch-sensitive tests on the oldest torch/torchvision that requirements.txt allows,
+# in a second venv (requirements/oldest.lock), so the lower bounds are tested too.
+OLD_PY := .venv-oldest/bin/python
+OLD_OK := .venv-oldest/.installed
+TORCH_TESTS := tests/test_measure.py tests/test_models.py tests/test_train.py \
+               tests/test_data.py tests/test_resume.py
+
+$(OLD_OK): requirements/oldest.lock
+	test -x $(OLD_PY) || python3 -m venv .venv-oldest
+	$(OLD_PY) -m pip install --upgrade pip >/dev/null
+	$(OLD_PY) -m pip install -r requirements/oldest.lock
+	touch $(OLD_OK)
+
+test-oldest: $(OLD_OK)
+	$(OLD_PY) -c "import torch, torchvision; print('oldest pair:', torch.__version__, torchvision.__version__)"
+	$(OLD_PY) -m pytest -q $(TORCH_TESTS)
+
+# Regenerate both lock files from requirements.txt and the torch pairs in requirements/
+# (uv's resolver; --universal keeps platform and Python-version markers, so one lock serves
+# Linux, macOS and Windows on Python 3.10+). Then run make test and make test-oldest.
+UV_COMPILE = $(PY) -m uv pip compile requirements.txt --universal --python-version 3.10 \
+             --quiet --custom-compile-command "make lock"
+lock: $(VENV_OK)
+	$(PY) -m pip install --quiet "uv>=0.5"
+	$(UV_COMPILE) -c requirements/pins.txt -o $(LOCK)
+	$(UV_COMPILE) -c requirements/pins-oldest.txt -o requirements/oldest.lock
 
 # Speed benchmark of the grid (benchmarks/README.md). On a CPU: make bench BENCH_ARGS=--quick
 bench: $(VENV_OK)

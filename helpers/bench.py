@@ -21,6 +21,7 @@ import dataclasses
 import fnmatch
 import gc
 import itertools
+import json
 import os
 import statistics
 import sys
@@ -329,6 +330,39 @@ def _release(device) -> None:
         torch.cuda.empty_cache()
 
 
+# ----------------------------------------------------------------------------- recount
+def recount_flops(path: str) -> dict:
+    """Recount `train_flops_per_image` of every run in a result file, and re-derive what
+    depends on it (achieved TFLOP/s = FLOPs x measured images/s, and MFU), leaving every
+    measured time as it is. FLOP counts depend on the model only, not on the machine, so
+    this is how a file measured with an older counter is corrected without re-measuring.
+    The previous counts are kept in the file under "flops_recount"."""
+    with open(path) as f:
+        result = json.load(f)
+    previous = {}
+    by_name = {e["run_name"]: e for e in grid()}
+    for r in result["runs"]:
+        if r.get("status") == "failed" or r["run_name"] not in by_name:
+            continue
+        entry = by_name[r["run_name"]]
+        sizes = result["sizes"]["swin" if entry["model"].startswith("swin") else "p1"]
+        cfg = run_config(entry, sizes, torch.device("cpu"), resolve_precision("fp32", torch.device("cpu")))
+        seed_everything(0)
+        flops = train_step_flops(build_random(cfg), cfg.img_size, NUM_CLASSES)
+        previous[r["run_name"]] = r.get("train_flops_per_image")
+        r["train_flops_per_image"] = flops
+        peak = result.get("peak", {}).get("tflops")
+        for timing in r.get("ours", {}).values():
+            timing["achieved_tflops"] = flops * timing["images_per_s"] / 1e12
+            timing["mfu"] = timing["achieved_tflops"] / peak if peak else None
+    result["flops_recount"] = dict(
+        when=now_iso(), torch=torch.__version__,
+        counter="helpers.measure.counting_flops: math SDPA backend, uncountable ops raise",
+        previous_train_flops_per_image=previous)
+    write_json(result, path)
+    return result
+
+
 # ----------------------------------------------------------------------------- the CLI
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__.split("\n")[0])
@@ -360,6 +394,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "--out (default: benchmarks/README.md and README.md; none = leave them)")
     p.add_argument("--render-only", action="store_true",
                    help="only refresh the README table from the existing result files")
+    p.add_argument("--recount", action="store_true",
+                   help="recount the FLOPs of the --out file's runs with this version's counter "
+                        "and re-derive TFLOP/s and MFU from its measured images/s (no timing)")
     args = p.parse_args(argv)
     for name in ("batch_size", "eval_batch_size", "steps", "warmup_steps", "eval_steps",
                  "repeats", "threads"):
@@ -382,7 +419,9 @@ def main(argv=None) -> dict | None:
     args = parse_args(argv)
     device = resolve_device(args.device)
     out_path = args.out or os.path.join(BENCH_DIR, "results", f"{device_slug(device)}.json")
-    if args.render_only:
+    if args.render_only or args.recount:
+        if args.recount:
+            recount_flops(out_path)
         for readme in filter(None, args.readme):
             render_readme(readme, os.path.dirname(os.path.abspath(out_path)))
         return None

@@ -203,3 +203,18 @@ def test_a_compute_op_without_formula_raises(monkeypatch):
     ("aten.native_layer_norm", False)])
 def test_which_ops_must_have_a_formula(name, compute):
     assert _is_compute_op(name) is compute
+
+
+@pytest.mark.parametrize("preset", ["2L-2H-128", "4L-4H-256"])
+def test_vit_train_step_is_three_forwards_minus_the_patch_embedding_input_grad(preset):
+    # As for ResNet-18: every matmul's backward is two matmuls of the same size (one per
+    # operand), attention's Q K^T and attn @ V included, except that the image needs no
+    # gradient, so the patch-embedding conv has only its weight gradient.
+    shape = VIT_PRESETS[preset]
+    torch.manual_seed(0)
+    model = build_model("vit", C, img_size=32, **shape)
+    linear, attention, _ = vit_counts(**shape)
+    forward = 2 * (linear + attention)
+    p = shape["patch_size"]
+    patch_embed = 2 * (32 // p) ** 2 * shape["dim"] * 3 * p * p
+    assert train_step_flops(model, 32, C) == 3 * forward - patch_embed
