@@ -22,7 +22,7 @@ test: $(VENV_OK)
 OLD_PY := .venv-oldest/bin/python
 OLD_OK := .venv-oldest/.installed
 TORCH_TESTS := tests/test_measure.py tests/test_models.py tests/test_train.py \
-               tests/test_data.py tests/test_resume.py
+               tests/test_data.py tests/test_resume.py tests/test_environment.py
 
 $(OLD_OK): requirements/oldest.lock
 	test -x $(OLD_PY) || python3 -m venv .venv-oldest
