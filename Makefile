@@ -58,7 +58,7 @@ report: $(VENV_OK)
 # report.pdf: executes notebooks/summary.ipynb (papermill) -> notebooks/runs/summary.ipynb,
 # then nbconvert --to pdf --no-input. Needs pandoc + xelatex (it says how to install them).
 pdf: $(VENV_OK)
-	$(PY) -m helpers.pdf --results-dir $(RESULTS_DIR) --out report.pdf
+	$(PY) -m helpers.report.pdf --results-dir $(RESULTS_DIR) --out report.pdf
 
 # The README's main command: the whole pipeline on synthetic data, CPU-sized (minutes),
 # results in results/demo/ with their own report.md (+ report.pdf where LaTeX is installed).

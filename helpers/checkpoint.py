@@ -10,13 +10,7 @@ from __future__ import annotations
 import torch
 
 from .atomic import atomic_path
-
-# Config fields that only say *where/how fast* a run executes. They may change between
-# an interrupted run and its resumption (a new Colab GPU, a bigger eval batch) without
-# changing what is being trained. Every other field must match.
-EXECUTION_FIELDS = frozenset({"device", "precision", "compile", "eval_batch_size",
-                              "results_dir", "data_dir", "weights", "keep_checkpoints"})
-
+from .config import config_changes
 
 class CheckpointUnusableError(RuntimeError):
     """A checkpoint exists for this run but cannot resume it; the message says what to do."""
@@ -38,10 +32,8 @@ def load_checkpoint(path: str, map_location="cpu") -> dict:
 
 def check_compatible(saved_config: dict, config: dict, path: str) -> None:
     """Refuse to resume a checkpoint made for a different experiment."""
-    diffs = {k: (saved_config.get(k), v) for k, v in config.items()
-             if k not in EXECUTION_FIELDS and saved_config.get(k) != v}
-    if diffs:
-        listed = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in sorted(diffs.items()))
+    changes = config_changes(saved_config, config)
+    if changes:
         raise CheckpointMismatchError(
-            f"checkpoint {path} was made with a different config ({listed}). "
-            "Delete it to start over, or pick another run_name.")
+            f"checkpoint {path} was made with a different config (checkpoint -> now: "
+            f"{'; '.join(changes)}). Delete it to start over, or pick another run_name.")

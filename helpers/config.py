@@ -12,10 +12,13 @@ import math
 import os
 from dataclasses import dataclass
 
-# Names are duplicated from helpers.models on purpose: validating a config must not
-# import torch/timm, so a typo in a notebook fails in milliseconds.
-MODEL_NAMES = ("resnet18", "vit", "swin_tiny", "swin_small")
-SWIN_MODES = ("scratch", "finetune", "finetune_full")
+# Every name of the homework is defined here, once. helpers.models registers the same model
+# names (a test keeps them equal); validating a config must not import torch/timm, so a
+# typo in a notebook fails in milliseconds.
+PROBLEM1_MODELS = ("resnet18", "vit")
+SWIN_VARIANTS = ("tiny", "small")
+SWIN_MODES = ("finetune", "finetune_full", "scratch")   # in the order of Table 2
+MODEL_NAMES = PROBLEM1_MODELS + tuple(f"swin_{v}" for v in SWIN_VARIANTS)
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 OPTIMIZERS = ("adamw", "sgd")
 BUILTIN_DATASETS = ("cifar100", "synthetic")
@@ -23,6 +26,25 @@ BUILTIN_DATASETS = ("cifar100", "synthetic")
 
 class ConfigError(ValueError):
     """A config value is unknown or invalid. The message names the field."""
+
+
+def problem_of(model: str) -> int:
+    """Which table a model belongs to: 2 for the Swins, 1 for ResNet-18 and the ViTs."""
+    return 2 if str(model).startswith("swin") else 1
+
+
+# Config fields that only say *where/how fast* a run executes. They may change between an
+# interrupted run and its resumption (a new Colab GPU, a bigger eval batch), and a result
+# made on another GPU still counts as done: they do not change what is trained.
+EXECUTION_FIELDS = frozenset({"device", "precision", "compile", "eval_batch_size",
+                              "results_dir", "data_dir", "weights", "keep_checkpoints"})
+
+
+def config_changes(old: dict, new: dict) -> list[str]:
+    """'field: old -> new' for every config field that changes what is trained: what makes a
+    checkpoint unresumable and a finished result stale."""
+    keys = sorted((set(old) | set(new)) - EXECUTION_FIELDS)
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 
 # Per-model training defaults, used where the config leaves a value as None.
@@ -121,11 +143,11 @@ class ExperimentConfig:
 
     @property
     def problem(self) -> int:
-        return 2 if self.model.startswith("swin") else 1
+        return problem_of(self.model)
 
     @property
     def is_swin(self) -> bool:
-        return self.model.startswith("swin")
+        return self.problem == 2
 
     @property
     def checkpoint_path(self) -> str:

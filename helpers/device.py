@@ -86,16 +86,8 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
 
 
 def default_compile(device: torch.device) -> bool:
-    """Whether torch.compile is on by default for this device.
-
-    CPU: off. Measured (benchmarks/results/cpu-x86_64.json, compile table): compiling
-    adds seconds of warm-up per run and the steady state gains only a few per cent, within
-    the noise of a shared 2-core machine; CPU runs are the demo's tiny ones, where that
-    warm-up would be a large share of the run. MPS: off (unsupported).
-    CUDA: also off for now, because it has not been measured on a GPU yet. Measure it with
-    `python -m helpers.bench --compile both` on the GPU (the benchmark reports the extra
-    warm-up and after how many epochs compiling pays for itself), then set this.
-    """
+    """torch.compile's default: off on every device until a measurement says otherwise
+    (benchmarks/README.md: on a CPU the warm-up outweighs the gain at the demo's sizes)."""
     return False
 
 

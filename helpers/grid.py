@@ -6,6 +6,8 @@ benchmark times the same models. Run names are stable: they are the result file
 names, so changing one orphans old results.
 """
 
+from .config import SWIN_MODES, SWIN_VARIANTS
+
 # The four ViT sizes of the seed report, named depth-heads-dim; all use 4x4 patches.
 VIT_PRESETS = {
     "2L-2H-128": dict(patch_size=4, depth=2, heads=2, dim=128),
@@ -14,8 +16,6 @@ VIT_PRESETS = {
     "8L-8H-512": dict(patch_size=4, depth=8, heads=8, dim=512),
 }
 
-SWIN_VARIANTS = ("tiny", "small")
-SWIN_MODES = ("finetune", "finetune_full", "scratch")
 
 
 def problem1_runs():

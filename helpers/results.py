@@ -15,9 +15,9 @@ import socket
 import subprocess
 
 from .atomic import write_text
+from .paths import REPO_ROOT
 
 STATUSES = ("complete", "failed", "skipped")
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def now_iso() -> str:

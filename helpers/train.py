@@ -14,6 +14,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -22,9 +23,9 @@ from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointUnusableError, check_compatible, load_checkpoint, save_checkpoint
 from .config import MIN_AUTO_BATCH, MIN_STEPS_PER_EPOCH, warmup_steps
-from .loader import DeviceLoader
-from .device import default_compile, device_name, rng_state, set_rng_state, synchronize
-from .models import input_spec
+from .data import DeviceLoader
+from .device import Precision, default_compile, device_name, rng_state, set_rng_state, synchronize
+from .models import input_spec, prefers_channels_last
 
 
 class NonFiniteLossError(RuntimeError):
@@ -133,16 +134,17 @@ def _backbone_features(model, loader: DeviceLoader, precision) -> torch.Tensor:
 
 
 def uses_channels_last(cfg, device) -> bool:
-    """channels_last is the native layout of cuDNN's fast conv kernels (ResNet on CUDA), and
-    what F.interpolate gives resized batches on CUDA, so keeping it there skips a copy. On a
-    CPU resized batches come out of a matrix product in NCHW, which is kept for the same reason."""
-    return device.type == "cuda" and (cfg.model == "resnet18" or cfg.img_size != 32)
+    """channels_last is the native layout of cuDNN's fast conv kernels (a model whose class
+    sets `channels_last`), and what F.interpolate gives resized batches on CUDA, so keeping
+    it there skips a copy. On a CPU, resized batches come out of a matrix product in NCHW,
+    which is kept for the same reason."""
+    return device.type == "cuda" and (prefers_channels_last(cfg.model) or cfg.img_size != 32)
 
 
-def place_model(model: nn.Module, cfg, device) -> nn.Module:
-    """Move the model to the device in the memory format its batches will have."""
+def place_model(model: nn.Module, device) -> nn.Module:
+    """Move the model to the device, in the memory format it asks for there."""
     model.to(device)
-    if cfg.model == "resnet18" and device.type == "cuda":
+    if device.type == "cuda" and getattr(model, "channels_last", False):
         model.to(memory_format=torch.channels_last)
     return model
 
@@ -177,11 +179,37 @@ def make_batches(model, data, cfg, device, precision):
             cache_time)
 
 
+# ----------------------------------------------------------------------------- state
+@dataclass
+class TrainState:
+    """Everything one training step touches, passed around as one object.
+
+    `model` holds the weights (what a checkpoint saves, what eval/train mode is set on);
+    `forward` is what a step calls: the model itself, its torch.compile wrapper, or, for
+    the frozen fine-tune with cached features, only its head."""
+    model: nn.Module
+    forward: Callable
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    precision: Precision
+    params: list            # trainable parameters, for gradient clipping
+
+    @classmethod
+    def create(cls, model: nn.Module, cfg, device, precision: Precision, *, total_steps: int,
+               warmup_steps: int, compile: bool) -> "TrainState":
+        optimizer = make_optimizer(model, cfg, device)
+        step_model = torch.compile(model) if compile else model
+        forward = model.forward_head if cfg.cache_features else step_model
+        return cls(model, forward, optimizer, make_scheduler(optimizer, total_steps, warmup_steps),
+                   precision.make_scaler(), precision,
+                   [p for p in model.parameters() if p.requires_grad])
+
+
 # ----------------------------------------------------------------------------- epochs
-def train_epoch(step_model, forward, batches, epoch, optimizer, scheduler, scaler, precision,
-                cfg, device, params, progress):
-    """One pass over the training set. Returns (loss, acc%, seconds), timed honestly."""
-    step_model.train()
+def train_epoch(state: TrainState, batches, epoch: int, cfg, device, progress: bool = False):
+    """One pass over the training set. Returns (loss, acc%, seconds, images), timed honestly."""
+    state.model.train()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
@@ -189,17 +217,17 @@ def train_epoch(step_model, forward, batches, epoch, optimizer, scheduler, scale
     t0 = time.perf_counter()
     for x, y in tqdm(batches.epoch(epoch), total=len(batches), desc=f"epoch {epoch} train",
                      leave=False, disable=not progress):
-        with precision.autocast():
-            logits = forward(x)                      # (B, num_classes)
+        with state.precision.autocast():
+            logits = state.forward(x)                # (B, num_classes)
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
         if cfg.grad_clip:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
+            state.scaler.unscale_(state.optimizer)
+            torch.nn.utils.clip_grad_norm_(state.params, cfg.grad_clip)
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.scheduler.step()
         loss_sum += loss.detach().float() * y.shape[0]
         correct += (logits.detach().argmax(1) == y).sum()
         seen += y.shape[0]
@@ -209,21 +237,22 @@ def train_epoch(step_model, forward, batches, epoch, optimizer, scheduler, scale
     if not math.isfinite(loss):
         raise NonFiniteLossError(
             f"training loss became {loss} in epoch {epoch} (lr={cfg.lr}, precision="
-            f"{precision.name}). Lower the learning rate, keep grad_clip on, or use bf16/fp32.")
+            f"{state.precision.name}). Lower the learning rate, keep grad_clip on, or use "
+            "bf16/fp32.")
     return loss, 100.0 * correct.item() / max(seen, 1), seconds, seen
 
 
 @torch.no_grad()
-def evaluate(forward, module, batches, precision, device, epoch=0, progress=False):
+def evaluate(state: TrainState, batches, device, epoch: int = 0, progress: bool = False):
     """Test loss (plain cross-entropy, no smoothing) and accuracy in percent."""
-    module.eval()
+    state.model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     for x, y in tqdm(batches.epoch(epoch), total=len(batches), desc="eval", leave=False,
                      disable=not progress):
-        with precision.autocast():
-            logits = forward(x)
+        with state.precision.autocast():
+            logits = state.forward(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
         seen += y.shape[0]
@@ -245,37 +274,27 @@ def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True
     """
     plan = plan or plan_training(cfg, len(data.y_train), device)
     run_cfg = dataclasses.replace(cfg, batch_size=plan.batch_size)   # batch fitted to the data
-    place_model(model, run_cfg, device)
+    place_model(model, device)
     train_batches, test_batches, cache_time = make_batches(model, data, run_cfg, device,
                                                            precision)
-
-    optimizer = make_optimizer(model, run_cfg, device)
-    scheduler = make_scheduler(optimizer, plan.total_steps, plan.warmup_steps)
-    scaler = precision.make_scaler()
+    state = TrainState.create(model, run_cfg, device, precision, total_steps=plan.total_steps,
+                              warmup_steps=plan.warmup_steps, compile=plan.compile)
     config = cfg.to_dict()
 
     history, start_epoch = [], 1
     if checkpoint_path and os.path.exists(checkpoint_path):
-        history, start_epoch = resume(checkpoint_path, config, model, optimizer, scheduler,
-                                      scaler)
+        history, start_epoch = resume(checkpoint_path, config, state)
     where = dict(segment=1 + max((h.get("segment", 1) for h in history), default=0),
                  device=device_name(device), precision=precision.name)
-
-    # What one training step calls: the frozen fine-tune with cached features only
-    # trains the head; otherwise the (optionally compiled) whole model.
-    step_model = torch.compile(model) if plan.compile else model
-    forward = model.forward_head if cfg.cache_features else step_model
-    params = [p for p in model.parameters() if p.requires_grad]
 
     epochs = tqdm(range(start_epoch, cfg.epochs + 1), desc=cfg.run_name or "fit",
                   disable=not progress, initial=start_epoch - 1, total=cfg.epochs)
     for epoch in epochs:
-        tr_loss, tr_acc, seconds, seen = train_epoch(
-            step_model, forward, train_batches, epoch, optimizer, scheduler, scaler, precision,
-            run_cfg, device, params, progress)
+        tr_loss, tr_acc, seconds, seen = train_epoch(state, train_batches, epoch, run_cfg, device,
+                                                     progress)
         synchronize(device)
         t0 = time.perf_counter()
-        te_loss, te_acc = evaluate(forward, step_model, test_batches, precision, device)
+        te_loss, te_acc = evaluate(state, test_batches, device)
         synchronize(device)
         record = dict(epoch=epoch, train_loss=tr_loss, train_acc=tr_acc, test_loss=te_loss,
                       test_acc=te_acc, epoch_time_s=seconds, images_per_s=seen / seconds,
@@ -286,9 +305,10 @@ def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True
         epochs.set_postfix(loss=f"{tr_loss:.3f}", test_acc=f"{te_acc:.1f}%")
         if checkpoint_path:
             save_checkpoint(checkpoint_path, dict(
-                model=model.state_dict(), optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), rng=rng_state(),
-                history=history, epoch=epoch, config=config, precision=precision.name))
+                model=model.state_dict(), optimizer=state.optimizer.state_dict(),
+                scheduler=state.scheduler.state_dict(), scaler=state.scaler.state_dict(),
+                rng=rng_state(), history=history, epoch=epoch, config=config,
+                precision=precision.name))
         if on_epoch:
             on_epoch(list(history))
     return history
@@ -299,7 +319,7 @@ def _first_line(err: Exception, n: int = 200) -> str:
     return f"{type(err).__name__}: {text[:n]}"
 
 
-def resume(path, config, model, optimizer, scheduler, scaler) -> tuple[list[dict], int]:
+def resume(path: str, config: dict, state: TrainState) -> tuple[list[dict], int]:
     """Load a checkpoint into the training state; returns (history, next epoch).
 
     The GradScaler (fp16 only) is restored only when the checkpoint has scaler state and
@@ -308,21 +328,21 @@ def resume(path, config, model, optimizer, scheduler, scaler) -> tuple[list[dict
     Anything that cannot be applied raises CheckpointUnusableError, which says what to do.
     """
     try:
-        state = load_checkpoint(path)
+        saved = load_checkpoint(path)
     except Exception as err:  # noqa: BLE001  (truncated, foreign or from a newer torch)
         raise CheckpointUnusableError(
             f"checkpoint {path} cannot be read ({_first_line(err)}). Delete it to "
             "train from scratch (the grid runner does this itself).") from err
-    check_compatible(state["config"], config, path)
+    check_compatible(saved["config"], config, path)
     try:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler.is_enabled() and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
+        state.model.load_state_dict(saved["model"])
+        state.optimizer.load_state_dict(saved["optimizer"])
+        state.scheduler.load_state_dict(saved["scheduler"])
+        if state.scaler.is_enabled() and saved.get("scaler"):
+            state.scaler.load_state_dict(saved["scaler"])
+        set_rng_state(saved["rng"])
     except (KeyError, RuntimeError, ValueError, TypeError) as err:
         raise CheckpointUnusableError(
             f"checkpoint {path} does not fit this run ({_first_line(err)}). Delete it "
             "to train from scratch (the grid runner does this itself).") from err
-    return list(state["history"]), state["epoch"] + 1
+    return list(saved["history"]), saved["epoch"] + 1

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from helpers import bench
-from helpers.bench_report import END, START
+from helpers.bench.tables import END, START
 from helpers.config import ExperimentConfig
 from helpers.data import make_synthetic
 from helpers.device import resolve_precision
@@ -131,7 +131,7 @@ def test_merge_remeasures_only_the_named_runs(quick, tmp_path):
 
 
 def bench_fmt_in(value, row):
-    from helpers.bench_report import fmt
+    from helpers.bench.tables import fmt
     return f"| {fmt(value)} |" in row
 
 

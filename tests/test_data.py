@@ -17,9 +17,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers import data
-from helpers.data import (DataUnavailableError, DatasetFormatError, DeviceLoader, check_overlap,
-                          load_cifar100, load_dataset, load_npz, make_synthetic)
-from helpers.loader import bilinear_matrix
+from helpers.config import SYNTHETIC_DEFAULT_SIZES
+from helpers.data import (DataUnavailableError, DatasetFormatError, DeviceLoader, bilinear_matrix,
+                          check_overlap, cifar100, load_cifar100, load_dataset, load_npz,
+                          make_synthetic)
 
 
 def position_images(n, size=32):
@@ -228,7 +229,7 @@ def test_load_dataset_synthetic_sizes():
     assert ds.describe() == dict(name="synthetic", num_classes=100, n_train=200, n_test=50)
     assert torch.equal(ds.x_train, make_synthetic(200, 50, seed=2).x_train)
     ds = load_dataset("synthetic")
-    assert (len(ds.y_train), len(ds.y_test)) == data.SYNTHETIC_DEFAULT_SIZES
+    assert (len(ds.y_train), len(ds.y_test)) == SYNTHETIC_DEFAULT_SIZES
 
 
 # ---------------------------------------------------------------------------- CIFAR-100
@@ -242,7 +243,7 @@ def _closed_port():
 
 
 def test_cifar_offline_fails_fast_and_says_where_to_put_the_archive(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "PROBE_URL", f"http://127.0.0.1:{_closed_port()}/c.tar.gz")
+    monkeypatch.setattr(cifar100, "PROBE_URL", f"http://127.0.0.1:{_closed_port()}/c.tar.gz")
     t = time.perf_counter()
     with pytest.raises(DataUnavailableError) as e:
         load_cifar100(str(tmp_path))
@@ -260,7 +261,7 @@ def test_cifar_probe_gives_up_on_a_silent_server():
         server.listen(1)
         url = f"http://127.0.0.1:{server.getsockname()[1]}/c.tar.gz"
         t = time.perf_counter()
-        assert not data._url_reachable(url, timeout=0.5)
+        assert not cifar100._url_reachable(url, timeout=0.5)
         assert time.perf_counter() - t < 2
 
 
@@ -285,7 +286,7 @@ def _no_network(*args, **kwargs):
 
 @pytest.mark.parametrize("bytes_keys", [True, False])
 def test_cifar_pickles_are_converted_and_cached(tmp_path, monkeypatch, bytes_keys):
-    monkeypatch.setattr(data, "_url_reachable", _no_network)
+    monkeypatch.setattr(cifar100, "_url_reachable", _no_network)
     raw = write_fake_cifar(tmp_path / "cifar-100-python", bytes_keys=bytes_keys)
     ds = load_cifar100(str(tmp_path))
     assert ds.name == "cifar100" and ds.num_classes == 100 and ds.classes[7] == "class7"
@@ -312,7 +313,7 @@ def test_cifar_pickles_are_converted_and_cached(tmp_path, monkeypatch, bytes_key
 
 
 def test_cifar_archive_placed_by_hand_is_extracted_offline(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_url_reachable", _no_network)
+    monkeypatch.setattr(cifar100, "_url_reachable", _no_network)
     raw = write_fake_cifar(tmp_path / "staging" / "cifar-100-python")
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -323,7 +324,7 @@ def test_cifar_archive_placed_by_hand_is_extracted_offline(tmp_path, monkeypatch
 
 
 def test_cifar_truncated_archive_is_reported(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_url_reachable", _no_network)
+    monkeypatch.setattr(cifar100, "_url_reachable", _no_network)
     (tmp_path / "cifar-100-python.tar.gz").write_bytes(b"\x1f\x8b\x08 truncated")
     with pytest.raises(DataUnavailableError, match="cifar-100-python.tar.gz"):
         load_cifar100(str(tmp_path))

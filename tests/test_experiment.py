@@ -87,9 +87,8 @@ def test_malformed_npz_is_refused_naming_the_key(tmp_path):
 
 
 def test_cifar100_missing_offline_is_refused_fast(tmp_path, monkeypatch):
-    from helpers import data
-    from helpers.data import DataUnavailableError
-    monkeypatch.setattr(data, "PROBE_URL", "http://127.0.0.1:9/cifar-100-python.tar.gz")
+    from helpers.data import DataUnavailableError, cifar100
+    monkeypatch.setattr(cifar100, "PROBE_URL", "http://127.0.0.1:9/cifar-100-python.tar.gz")
     assert_refused_without_result(tmp_path, DataUnavailableError, "cifar-100-python.tar.gz",
                                   dataset="cifar100", data_dir=str(tmp_path / "nodata"),
                                   train_subset=None, test_subset=None)

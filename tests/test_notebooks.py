@@ -13,9 +13,9 @@ import nbformat
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from helpers import run as runner
+from helpers import runner
 from helpers.config import ConfigError, ExperimentConfig
-from helpers.notebook import NOTEBOOKS, execute_notebook
+from helpers.notebooks import NOTEBOOKS, execute_notebook
 from helpers.results import read_result
 
 # The contract's result schema (CONTRACT.md, "Result JSON").

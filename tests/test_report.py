@@ -14,8 +14,9 @@ import sys
 import pytest
 
 from helpers import grid, report
-from helpers.figures import plot_curves
-from helpers.pdf import INSTALL_HINT, missing_latex_tools, python_kernel, run_notebook
+from helpers.report.figures import plot_curves
+from helpers.notebooks import python_kernel, run_notebook
+from helpers.report.pdf import INSTALL_HINT, missing_latex_tools
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
@@ -387,7 +388,7 @@ def test_papermill_runs_the_summary_from_notebooks_dir(tmp_path):
 # ----------------------------------------------------------------------------- PDF
 def test_missing_latex_prints_install_instructions(tmp_path):
     env = dict(os.environ, PATH=str(tmp_path))                  # no pandoc, no xelatex
-    done = subprocess.run([sys.executable, "-m", "helpers.pdf", "--results-dir",
+    done = subprocess.run([sys.executable, "-m", "helpers.report.pdf", "--results-dir",
                            fixture("synthetic"), "--out", str(tmp_path / "r.pdf")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
@@ -405,7 +406,7 @@ def pdf_build(tmp_path_factory):
     if missing:
         pytest.skip(f"PDF export needs {', '.join(missing)} on PATH (CI installs them)")
     tmp = tmp_path_factory.mktemp("pdf")
-    done = subprocess.run([sys.executable, "-m", "helpers.pdf", "--results-dir",
+    done = subprocess.run([sys.executable, "-m", "helpers.report.pdf", "--results-dir",
                            fixture("synthetic"), "--out", str(tmp / "report.pdf"),
                            "--report", str(tmp / "report.md"), "--figures", str(tmp / "figs"),
                            "--executed", str(tmp / "summary.ipynb")],

@@ -14,7 +14,7 @@ from helpers.device import Precision, seed_everything
 from helpers.experiment import Experiment
 from helpers.models import build_model
 from helpers.results import epoch_time_summary
-from helpers.train import fit, make_optimizer, make_scheduler, resume
+from helpers.train import TrainState, fit, resume
 
 CPU = torch.device("cpu")
 DATA = make_synthetic(n_train=96, n_test=32, num_classes=10, seed=0)
@@ -68,11 +68,10 @@ def test_fp16_scaler_state_is_restored_only_when_both_sides_use_it(tmp_path):
     model = build_model("vit", DATA.num_classes, **cfg.model_kwargs())
 
     def resume_with(name):
-        opt = make_optimizer(model, cfg, CPU)
-        scaler = Precision(name, "cpu").make_scaler()
-        resume(cfg.checkpoint_path, cfg.to_dict(), model, opt, make_scheduler(opt, 9, 1),
-               scaler)
-        return scaler
+        state = TrainState.create(model, cfg, CPU, Precision(name, "cpu"), total_steps=9,
+                                  warmup_steps=1, compile=False)
+        resume(cfg.checkpoint_path, cfg.to_dict(), state)
+        return state.scaler
 
     fp16 = resume_with("fp16")
     assert fp16.is_enabled() and fp16.state_dict() == saved          # restored exactly

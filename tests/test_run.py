@@ -13,8 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from helpers import run as runner
-from helpers.notebook import REPO_ROOT
+from helpers import grid, runner
+from helpers.config import config_changes
+from helpers.paths import REPO_ROOT
+from helpers.runner.cli import report_paths
 from helpers.results import read_result
 
 def tiny_args(epochs_p1=1):
@@ -195,15 +197,15 @@ def test_parameters_reach_the_notebooks_and_the_config(tmp_path):
     assert tiny_ft.cfg.weights == str(tmp_path / "w.pth")
     assert by_name["p2-swin_small-finetune"].cfg.weights is None    # hub
     assert by_name["p2-swin_tiny-scratch"].cfg.weights is None      # nothing to load
-    assert [run.name for run in plan] == [e["run_name"] for e in runner.grid_module.grid()]
+    assert [run.name for run in plan] == [e["run_name"] for e in grid.grid()]
 
 
 def test_only_changes_that_alter_training_count_as_a_changed_config():
     old = dict(epochs=5, lr=0.1, device="cuda", precision="bf16", results_dir="a", seed=0)
     new = dict(epochs=5, lr=0.1, device="cpu", precision="fp32", results_dir="b", seed=0)
-    assert runner.config_changes(old, new) == []
-    assert runner.config_changes(old, dict(new, seed=1, epochs=6)) == ["epochs: 5 -> 6",
-                                                                      "seed: 0 -> 1"]
+    assert config_changes(old, new) == []
+    assert config_changes(old, dict(new, seed=1, epochs=6)) == ["epochs: 5 -> 6",
+                                                               "seed: 0 -> 1"]
 
 
 def test_a_checkpoint_made_with_another_config_is_dropped_not_resumed(tmp_path):
@@ -215,10 +217,13 @@ def test_a_checkpoint_made_with_another_config_is_dropped_not_resumed(tmp_path):
     ckpt = tmp_path / "results" / "checkpoints" / "p1-resnet18.pt"
     ckpt.parent.mkdir(parents=True)
     torch.save(dict(config=run.cfg.to_dict(), epoch=1), ckpt)
-    assert runner.why_run(run, force=False)[0] == "resumed" and ckpt.exists()
+    assert runner.next_action(run, force=False).note == "resumed" and ckpt.exists()
     torch.save(dict(config=dict(run.cfg.to_dict(), epochs=7, device="cuda"), epoch=1), ckpt)
-    note, why = runner.why_run(run, force=False)
-    assert note == "config changed" and "epochs: 7 -> 1" in why and "device" not in why
+    action = runner.next_action(run, force=False)
+    assert ckpt.exists()                       # deciding what to do deletes nothing...
+    runner.prepare_checkpoint(run, action)     # ...acting on it does
+    assert action.note == "config changed" and "epochs: 7 -> 1" in action.why
+    assert "device" not in action.why
     assert not ckpt.exists()
 
 
@@ -233,8 +238,9 @@ def test_each_dataset_gets_its_own_results_folder():
     demo = resolved("--demo")
     assert demo.results_dir == os.path.join("results", "demo") and demo.dataset == "synthetic"
     assert demo.executed_dir == os.path.join(REPO_ROOT, "notebooks", "runs", "demo")
-    assert runner.report_paths("results/demo")["md"] == os.path.join("results/demo", "report.md")
-    assert runner.report_paths("results/cifar100")["md"] == os.path.join(".", "report.md")
+    assert report_paths("results/demo")["md"] == os.path.join(REPO_ROOT, "results/demo",
+                                                              "report.md")
+    assert report_paths("results/cifar100")["md"] == os.path.join(REPO_ROOT, "report.md")
 
 
 def test_demo_gives_resnet18_enough_images_to_learn_unless_the_user_sets_subsets():

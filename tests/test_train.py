@@ -11,8 +11,8 @@ from helpers.data import DeviceLoader, make_synthetic
 from helpers.device import resolve_precision, seed_everything
 from helpers.experiment import Experiment
 from helpers.models import build_model
-from helpers.train import (NonFiniteLossError, fit, loader_options, make_optimizer,
-                           make_scheduler, train_epoch)
+from helpers.train import (NonFiniteLossError, TrainState, fit, loader_options, make_scheduler,
+                           train_epoch)
 
 CPU = torch.device("cpu")
 FP32 = resolve_precision("fp32", CPU)
@@ -41,12 +41,10 @@ def test_a_kept_output_buffer_trains_exactly_like_fresh_batches():
         loader = DeviceLoader(data.x_train, data.y_train, batch_size=8, train=True,
                               drop_last=False, **opts)
         assert opts["img_size"] == 48 and loader.resized
-        opt = make_optimizer(model, cfg, CPU)
-        sched = make_scheduler(opt, 6, 1)
-        params = [p for p in model.parameters() if p.requires_grad]
+        state = TrainState.create(model, cfg, CPU, FP32, total_steps=6, warmup_steps=1,
+                                  compile=False)
         for epoch in range(2):
-            train_epoch(model, model, loader, epoch, opt, sched, FP32.make_scaler(), FP32, cfg,
-                        CPU, params, False)
+            train_epoch(state, loader, epoch, cfg, CPU)
         models.append(model)
     for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values()):
         assert torch.equal(a, b)

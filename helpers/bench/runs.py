@@ -2,7 +2,7 @@
 
 For every run of helpers.grid.grid() it times OUR path (DeviceLoader batches through
 the engine's own train_epoch / make_optimizer / make_scheduler / precision) and the
-"typical homework loop" (helpers.bench_reference) on synthetic CIFAR-shaped images
+"typical homework loop" (helpers.bench.reference) on synthetic CIFAR-shaped images
 (speed does not depend on pixel values), and writes benchmarks/results/<device>.json
 plus the table in benchmarks/README.md. Timing rules (METHOD: honest timing):
 - the device is synchronised before every clock read (train_epoch does this itself);
@@ -20,33 +20,29 @@ import contextlib
 import dataclasses
 import fnmatch
 import gc
-import itertools
 import json
 import os
-import statistics
 import sys
-import tempfile
 import time
 
 import torch
 
-from . import bench_reference as ref
-from .config import ExperimentConfig
-from .data import make_synthetic
-from .device import (default_compile, device_name, resolve_device, resolve_precision,
-                     seed_everything, setup_backends, synchronize)
-from .grid import grid
-from .measure import train_step_flops
-from .models import SwinClassifier, build_model, input_spec
-from .bench_report import (PEAK_SOURCE, device_slug, load_for_merge, merge_previous,
+from ..config import ExperimentConfig, problem_of
+from ..data import make_synthetic
+from ..device import (default_compile, device_name, resolve_device, resolve_precision,
+                     seed_everything, setup_backends)
+from ..grid import grid
+from ..measure import train_step_flops
+from ..models import SwinClassifier, build_model, input_spec
+from ..paths import BENCH_DIR, REPO_ROOT
+from . import reference as ref
+from .timing import EPOCH_IMAGES, cold_compile_cache, cpu_snapshot, other_cpu_share, time_train
+from .tables import (PEAK_SOURCE, device_slug, load_for_merge, merge_previous,
                            peak_tflops, render_readme, write_json)
-from .results import REPO_ROOT, now_iso, provenance
-from .train import (evaluate, make_batches, make_optimizer, make_scheduler, place_model,
-                    train_epoch)
+from ..results import now_iso, provenance
+from ..train import make_batches, place_model
 
 NUM_CLASSES = 100
-EPOCH_IMAGES = 50_000                   # one CIFAR-100 training epoch
-BENCH_DIR = os.path.join(REPO_ROOT, "benchmarks")
 RANDOM_WEIGHTS = "random init (speed does not depend on weight values; nothing downloaded)"
 
 # Sizes per family. "full" is meant for a GPU (batch None = the engine's default);
@@ -91,151 +87,6 @@ def build_random(cfg: ExperimentConfig) -> torch.nn.Module:
     return build_model(cfg.model, NUM_CLASSES, **cfg.model_kwargs())
 
 
-def _rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return None
-
-
-def cpu_snapshot() -> tuple[float, float, float] | None:
-    """(wall s, CPU-busy seconds of the whole machine, CPU seconds of this process and its
-    finished children), for other_cpu_share. None where /proc/stat is missing."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
-    t = os.times()
-    return (time.perf_counter(), (user + nice + system + irq + softirq + steal)
-            / os.sysconf("SC_CLK_TCK"), t.user + t.system + t.children_user + t.children_system)
-
-
-def other_cpu_share(before, after) -> float | None:
-    """Share of the machine's CPU capacity that OTHER processes used between two
-    snapshots: near 0 on a quiet machine; well above 0 means the timings are contaminated."""
-    if before is None or after is None:
-        return None
-    wall = after[0] - before[0]
-    others = (after[1] - before[1]) - (after[2] - before[2])
-    return max(0.0, others / (wall * (os.cpu_count() or 1)))
-
-
-class FirstBatches:
-    """The first n batches of a batch source, continuing into further epochs if it has
-    fewer: a fixed-length warm-up pass that train_epoch/evaluate take like a DeviceLoader."""
-
-    def __init__(self, batches, n: int):
-        if len(batches) == 0:
-            raise ValueError("the batch source yields no batches")
-        self.batches, self.n = batches, n
-        self.num_images = n * batches.batch_size
-
-    def __len__(self) -> int:
-        return self.n
-
-    def epoch(self, epoch: int):
-        # Epoch numbers 1000+ are never timed, so warm-up never replays a timed pass.
-        passes = (self.batches.epoch(1000 * (epoch + 1) + k) for k in itertools.count())
-        return itertools.islice(itertools.chain.from_iterable(passes), self.n)
-
-
-# ----------------------------------------------------------------------------- our path
-def _forget_compiled() -> None:
-    torch.compiler.reset()
-    import torch._inductor.utils as inductor_utils     # private; absent in some versions
-    getattr(inductor_utils, "clear_caches", lambda: None)()   # in-memory kernel caches
-
-
-@contextlib.contextmanager
-def cold_compile_cache():
-    """torch.compile as a fresh Colab session meets it: nothing compiled in this process
-    and an empty on-disk inductor/triton cache (a temporary one, deleted afterwards), so
-    the compile warm-up is the real compilation, not a cache hit from an earlier run.
-    (One-off costs of the first compile in a process, such as importing inductor, fall on
-    the first compiled run only.)"""
-    _forget_compiled()
-    saved = {k: os.environ.get(k) for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
-    with tempfile.TemporaryDirectory(prefix="bench-inductor-") as tmp:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tmp
-        os.environ["TRITON_CACHE_DIR"] = os.path.join(tmp, "triton")
-        try:
-            yield
-        finally:
-            _forget_compiled()
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
-
-def time_train(model, cfg, batches, test_batches, *, device, precision, compile: bool,
-               warmup_steps: int, repeats: int, peak: float | None, flops_per_image: int | None):
-    """Warm up, then time `repeats` passes over `batches` with the engine's train_epoch;
-    then evaluation over `test_batches` with the engine's evaluate, after its own warm-up.
-
-    Returns (result dict, windows) where windows are the host-clock (start, end) of each
-    timed pass, for tests that check what ran inside them.
-    """
-    step_model = torch.compile(model) if compile else model
-    forward = model.forward_head if cfg.cache_features else step_model      # as fit() does
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(model, cfg, device)
-    total = warmup_steps + repeats * len(batches)
-    scheduler = make_scheduler(optimizer, total, max(1, total // 10))
-    scaler = precision.make_scaler()
-    args = (optimizer, scheduler, scaler, precision, cfg, device, params, False)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    rss0 = _rss_bytes()
-
-    warm = FirstBatches(batches, warmup_steps)
-    _, _, warmup_s, _ = train_epoch(step_model, forward, warm, 0, *args)
-    warmup_done = scheduler.last_epoch                                       # steps taken
-    seconds, images, windows = [], 0, []
-    for r in range(repeats):
-        start = time.perf_counter()
-        _, _, s, seen = train_epoch(step_model, forward, batches, r + 1, *args)
-        windows.append((start, time.perf_counter()))
-        seconds.append(s)
-        images += seen
-    timed_steps = scheduler.last_epoch - warmup_done
-    per_window = [images / repeats / s for s in seconds]
-    ips = statistics.median(per_window)
-    if device.type == "cuda":
-        mem, mem_kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda max_memory_allocated"
-    else:
-        rss1 = _rss_bytes()
-        mem = (rss1 - rss0) / 2**20 if rss0 is not None and rss1 is not None else None
-        mem_kind = "resident-set growth over the timed training (not a peak)"
-    eval_ips, eval_warm = time_eval(forward, step_model, test_batches, device, precision)
-    achieved = flops_per_image * ips / 1e12 if flops_per_image else None
-    result = dict(compile=compile, warmup_steps=warmup_done, warmup_s=warmup_s,
-                  steps=len(batches), repeats=repeats, timed_steps=timed_steps,
-                  timed_images=images, train_s=seconds, images_per_s_windows=per_window,
-                  images_per_s=ips, step_ms=1000 * cfg.batch_size / ips,
-                  epoch_50k_s=EPOCH_IMAGES / ips, eval_images_per_s=eval_ips,
-                  eval_warmup_s=eval_warm, peak_memory_mib=mem, memory_kind=mem_kind,
-                  achieved_tflops=achieved,
-                  mfu=achieved / peak if achieved is not None and peak else None)
-    return result, windows
-
-
-def time_eval(forward, module, test, device, precision) -> tuple[float, float]:
-    """(images/s, warm-up seconds) of the engine's evaluate(); the warm-up is one batch."""
-    synchronize(device)
-    t0 = time.perf_counter()
-    evaluate(forward, module, FirstBatches(test, 1), precision, device)     # warm-up
-    synchronize(device)
-    t1 = time.perf_counter()
-    evaluate(forward, module, test, precision, device)
-    synchronize(device)
-    return test.num_images / (time.perf_counter() - t1), t1 - t0
-
-
 # ----------------------------------------------------------------------------- one run
 def run_config(entry: dict, sizes: dict, device, precision) -> ExperimentConfig:
     """The grid entry's resolved config, with the benchmark's batch sizes; an unset batch
@@ -270,7 +121,7 @@ def bench_run(entry: dict, sizes: dict, data, *, device, precision, compile_mode
     model = build_random(cfg)
     flops = train_step_flops(model, cfg.img_size, NUM_CLASSES)   # on the CPU, before .to()
     out["train_flops_per_image"] = flops
-    place_model(model, cfg, device)                                 # as fit() does
+    place_model(model, device)                                      # as fit() does
     ours = _head(data, steps * B, sizes["eval_steps"] * cfg.eval_batch_size)
     train_b, test_b, _ = make_batches(model, ours, cfg, device, precision)
     common = dict(device=device, precision=precision, warmup_steps=warm, repeats=repeats,
@@ -345,7 +196,7 @@ def recount_flops(path: str) -> dict:
         if r.get("status") == "failed" or r["run_name"] not in by_name:
             continue
         entry = by_name[r["run_name"]]
-        sizes = result["sizes"]["swin" if entry["model"].startswith("swin") else "p1"]
+        sizes = result["sizes"]["swin" if problem_of(entry["model"]) == 2 else "p1"]
         cfg = run_config(entry, sizes, torch.device("cpu"), resolve_precision("fp32", torch.device("cpu")))
         seed_everything(0)
         flops = train_step_flops(build_random(cfg), cfg.img_size, NUM_CLASSES)
@@ -441,7 +292,7 @@ def main(argv=None) -> dict | None:
         print("note: full sizes are meant for a GPU; on a CPU use --quick", file=sys.stderr)
 
     # One synthetic set, large enough for every run (each takes its first images).
-    cfgs = [run_config(r, sizes["swin" if r["model"].startswith("swin") else "p1"], device,
+    cfgs = [run_config(r, sizes["swin" if problem_of(r["model"]) == 2 else "p1"], device,
                        precision) for r in runs]
     fam = [sizes["swin" if c.is_swin else "p1"] for c in cfgs]
     n_train = max((s["warmup_steps"] + s["steps"] * s["repeats"]) * c.batch_size

@@ -1,30 +1,30 @@
-"""The notebooks' side of the package: building a run's config, and executing a notebook.
+"""The notebooks: building a run's config from their parameters, and executing them.
 
 The Problem 1/2 notebooks only hold a `parameters` cell and a few calls; the checks that
 keep a Problem 1 notebook from training a Swin (and the reverse) live here, so the runner
 and the notebooks resolve exactly the same config from the same parameters.
-`execute_notebook` is how the runner and the tests run them (papermill, via helpers.pdf).
+`execute_notebook` (papermill, on this interpreter's kernel) is how the runner, the PDF
+export and the tests run them.
 
 Nothing here imports torch: a bad parameter is refused in milliseconds.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import sys
+import tempfile
 
-from .config import ConfigError, ExperimentConfig
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NOTEBOOKS = {1: os.path.join(REPO_ROOT, "notebooks", "problem1.ipynb"),
-             2: os.path.join(REPO_ROOT, "notebooks", "problem2.ipynb")}
-PROBLEM1_MODELS = ("resnet18", "vit")
-SWIN_VARIANTS = ("tiny", "small")
+from .config import PROBLEM1_MODELS, SWIN_VARIANTS, ConfigError, ExperimentConfig, problem_of
+from .paths import NOTEBOOKS, REPO_ROOT  # noqa: F401  (NOTEBOOKS: what the runner executes)
 
 
 # ----------------------------------------------------------------------------- configs
 def problem1_config(*, model: str, **params) -> ExperimentConfig:
     """The resolved config of one Problem 1 run (ResNet-18 or a ViT), or ConfigError."""
     if model not in PROBLEM1_MODELS:
-        hint = " (Swin runs belong to problem2.ipynb)" if str(model).startswith("swin") else ""
+        hint = " (Swin runs belong to problem2.ipynb)" if problem_of(model) == 2 else ""
         raise ConfigError(f"model={model!r}: Problem 1 trains one of "
                           f"{', '.join(PROBLEM1_MODELS)}{hint}")
     return ExperimentConfig.from_params(model=model, **params).resolved()
@@ -89,12 +89,11 @@ def execute_notebook(input_path: str, output_path: str, parameters: dict | None 
 
     Parameter names are checked against the notebook's `parameters` cell first: papermill
     itself only warns about an unknown name and runs on with the default, which would
-    silently train something else. The kernel is this interpreter (helpers.pdf.run_notebook).
+    silently train something else. The kernel is this interpreter (run_notebook).
     A failing cell raises papermill's PapermillExecutionError, whose `.ename` is the class
     of the exception raised in the notebook; the executed copy, traceback included, is
     still written.
     """
-    from .pdf import run_notebook
     parameters = dict(parameters or {})
     declared = notebook_parameters(input_path)
     unknown = sorted(set(parameters) - set(declared))
@@ -102,3 +101,61 @@ def execute_notebook(input_path: str, output_path: str, parameters: dict | None 
         raise ConfigError(f"unknown parameter(s) {unknown} for {os.path.basename(input_path)}; "
                           f"valid parameters: {sorted(declared)}")
     run_notebook(input_path, output_path, parameters, cwd=cwd)
+
+
+# ----------------------------------------------------------------------------- kernel
+def _runs_this_python(argv0: str) -> bool:
+    # jupyter_client itself swaps a bare "python"/"python3"/"python3.X" for sys.executable.
+    major, minor = sys.version_info[:2]
+    if argv0 in ("python", f"python{major}", f"python{major}.{minor}"):
+        return True
+    # Compare without resolving symlinks: a venv's python is a symlink to the base
+    # interpreter, and resolving it would make every venv look like the system Python.
+    return os.path.abspath(argv0) == os.path.abspath(sys.executable)
+
+
+@contextlib.contextmanager
+def python_kernel(name: str = "python3"):
+    """Within this block, the kernel `name` runs sys.executable. Yields the name.
+
+    papermill starts the kernel named in the notebook (or passed as kernel_name). A
+    kernelspec of that name installed for the user or system-wide
+    (~/.local/share/jupyter/kernels, /usr/local/share/jupyter/kernels) may point at another
+    Python without this repo's packages. When the spec that would be used does not run
+    sys.executable, a temporary one that does is put first on JUPYTER_PATH.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    try:
+        argv = KernelSpecManager().get_kernel_spec(name).argv
+    except NoSuchKernel:
+        argv = []
+    if argv and _runs_this_python(argv[0]):
+        yield name
+        return
+    old = os.environ.get("JUPYTER_PATH")
+    with tempfile.TemporaryDirectory(prefix="kernelspec-") as tmp:
+        spec_dir = os.path.join(tmp, "kernels", name)
+        os.makedirs(spec_dir)
+        with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
+            json.dump({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f",
+                                "{connection_file}"],
+                       "display_name": f"Python ({sys.executable})", "language": "python"}, f)
+        os.environ["JUPYTER_PATH"] = tmp + (os.pathsep + old if old else "")
+        try:
+            yield name
+        finally:
+            if old is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = old
+
+
+def run_notebook(input_path: str, output_path: str, parameters: dict,
+                 cwd: str = REPO_ROOT) -> str:
+    """Execute a notebook with papermill on this interpreter's kernel; returns output_path."""
+    import papermill
+    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
+    with python_kernel() as kernel:
+        papermill.execute_notebook(input_path, output_path, parameters=parameters, cwd=cwd,
+                                   kernel_name=kernel, progress_bar=False)
+    return output_path

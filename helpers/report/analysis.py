@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import grid
+from .. import grid
+from ..config import SWIN_VARIANTS, problem_of
 
 MODE_LABELS = {"finetune": "Fine-tuned (frozen backbone)", "finetune_full": "Fine-tuned (full)",
                "scratch": "From scratch"}
@@ -102,7 +103,7 @@ def _epochs(r: dict) -> int:
 
 def _family(r: dict) -> str | None:
     model, mode = r.get("model", ""), (r.get("config") or {}).get("mode", "scratch")
-    if model.startswith("swin"):
+    if problem_of(model) == 2:
         return f"swin_{mode}" if mode != "scratch" else "swin_scratch"
     return {"resnet18": "cnn_scratch", "vit": "vit_scratch"}.get(model)
 
@@ -129,7 +130,7 @@ def plausibility_flags(runs: dict) -> list[Flag]:
     ceiling (real data only), (c) accuracy at chance, (d) failed/skipped/missing runs."""
     flags = []
     done = {n: r for n, r in runs.items() if r["status"] == "complete"}
-    for v in grid.SWIN_VARIANTS:
+    for v in SWIN_VARIANTS:
         sc = done.get(f"p2-swin_{v}-scratch")
         for mode in ("finetune", "finetune_full"):
             ft = done.get(f"p2-swin_{v}-{mode}")
@@ -302,7 +303,7 @@ def analysis_problem2(runs: dict, flags: list[Flag] = ()) -> str:
         return out[0] + "\n\nNo complete Problem 2 run yet, so there is nothing to compare."
     synthetic = any(is_synthetic(r) for r in done.values())
     flagged = {n for f in flags if f.check == "a" for n in f.runs}
-    for v in grid.SWIN_VARIANTS:
+    for v in SWIN_VARIANTS:
         name, get = f"Swin-{v.capitalize()}", (lambda m, v=v: done.get(f"p2-swin_{v}-{m}"))
         sc, fts = get("scratch"), [(m, get(m)) for m in ("finetune_full", "finetune") if get(m)]
         if sc and fts:

@@ -14,8 +14,8 @@ import os
 import platform
 import re
 
-from .atomic import write_text
-from .grid import grid
+from ..atomic import write_text
+from ..grid import grid
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 # GPUs the issue sets targets for; shown as "not measured yet" until a result file exists.
@@ -48,7 +48,7 @@ def device_slug(device) -> str:
     """File-name form of a torch.device: 'cpu-x86_64', 'nvidia-h200'."""
     if device.type == "cpu":
         return "cpu-" + platform.machine().lower()
-    from .device import device_name
+    from ..device import device_name
     return re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
 
 

@@ -1,29 +1,20 @@
-"""The report: result files loaded and checked, tables, header, and report.md.
+"""The report's tables and header, from the result files.
 
-Nothing here trains or measures. Every number in report.md is read from a
+Nothing here trains or measures. Every number is read from a
 `<results_dir>/<run_name>.json` file. Rows come from `helpers.grid`, so a run that never
-finished is a marked row, not a gap. The plausibility checks and the written analysis
-live in helpers.analysis; their public names are re-exported here.
-
-    python -m helpers.report results --out report.md --figures figures
+finished is a marked row, not a gap.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import sys
-from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import grid
-from .atomic import write_text
-from .results import STATUSES
-from .analysis import (  # noqa: F401  (re-exported: helpers.report is the public entry point)
-    CEILINGS, CHANCE_MARGIN, DASH, MODE_LABELS, MODE_PROSE, SWIN_SCRATCH_EPOCHS, Flag, _fixed,
-    analysis_problem1, analysis_problem2, ceiling, flags_md, is_synthetic, plausibility_flags,
-    md_escape, table_rows)
+from .. import grid
+from ..results import STATUSES
+from .analysis import DASH, MODE_LABELS, Flag, _fixed, is_synthetic, md_escape, table_rows
 
 REQUIRED_KEYS = ("run_name", "problem", "status")
 TABLE1_COLUMNS = ["Model", "# Params (M)", "MACs (thop, M)", "FLOPs exact (M)",
@@ -244,121 +235,3 @@ def header_md(runs: dict, flags: list[Flag] | None = None) -> str:
     if flags is not None:
         lines.append(f"- **Plausibility flags raised:** {len(flags)} (listed at the end)")
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- report
-class Table:
-    """A table that shows as a DataFrame (HTML) in Jupyter and as a pipe table in
-    markdown, which nbconvert's LaTeX exporter turns into a real table in the PDF."""
-
-    def __init__(self, df: pd.DataFrame):
-        self.df = df
-
-    def _repr_html_(self):
-        return self.df.to_html()
-
-    def _repr_markdown_(self):
-        return to_markdown(self.df)
-
-    def __repr__(self):
-        return self.df.to_string()
-
-
-@dataclass
-class Report:
-    results_dir: str
-    runs: dict
-    flags: list[Flag]
-    figures: dict[str, str] = field(default_factory=dict)   # name -> PNG path
-
-    @property
-    def title(self) -> str:
-        return report_title(self.runs)
-
-    def sections(self, base_dir: str = ".") -> dict[str, str]:
-        """The report's markdown, by section; figure links are relative to base_dir."""
-        figs = "\n\n".join(f"![{FIGURE_CAPTIONS.get(k, k)}]({os.path.relpath(p, base_dir)})"
-                           for k, p in self.figures.items()) or "*Figures not rendered.*"
-        return {
-            "header": header_md(self.runs, self.flags),
-            "table1": "## Problem 1: ResNet-18 vs ViT (from scratch)\n\n"
-                      + to_markdown(table1(self.runs)) + "\n\n" + time_note(self.runs, 1)
-                      + " MACs are counted by thop (conv/linear layers); exact FLOPs by "
-                        "PyTorch's FLOP counter (2 per multiply-add); both for one image.",
-            "table2": "## Problem 2: Swin-Tiny and Swin-Small\n\n" + to_markdown(table2(self.runs))
-                      + "\n\n" + time_note(self.runs, 2),
-            "figures": "## Figures\n\n" + figs,
-            "analysis": "## Analysis\n\n" + analysis_problem1(self.runs) + "\n\n"
-                        + analysis_problem2(self.runs, self.flags),
-            "flags": "## Plausibility checks\n\n" + flags_md(self.flags, self.runs),
-        }
-
-    def markdown(self, base_dir: str = ".") -> str:
-        return "\n\n".join(self.sections(base_dir).values()) + "\n"
-
-    def show(self, part: str) -> None:
-        """Display one part in a notebook: header, tables, figures, analysis or flags."""
-        from IPython.display import Image, Markdown, display
-        s = self.sections()
-        if part == "tables":
-            for p, df in ((1, table1(self.runs)), (2, table2(self.runs))):
-                text = s[f"table{p}"]
-                display(Markdown(text.split("\n\n")[0]), Table(df),
-                        Markdown(text.split("\n\n", 2)[2]))
-        elif part == "figures":
-            display(Markdown("## Figures"))
-            for k, p in self.figures.items():
-                display(Markdown(f"**{FIGURE_CAPTIONS.get(k, k)}**"), Image(filename=p))
-        elif part in s:
-            display(Markdown(s[part]))
-        else:
-            raise ValueError(f"part={part!r}; valid parts: header, tables, figures, "
-                             "analysis, flags")
-
-
-FIGURE_CAPTIONS = {
-    "curves": "Test accuracy and test loss per epoch, every run",
-    "p1_acc_vs_params": "Problem 1: test accuracy vs parameters (log scale)",
-    "p1_acc_vs_flops": "Problem 1: test accuracy vs exact FLOPs per image (log scale)",
-    "p2_time_vs_acc": "Problem 2: test accuracy vs training time per epoch",
-}
-
-
-def build_report(results_dir: str, figures_dir: str | None = "figures") -> Report:
-    """Load results, run the checks and (unless figures_dir is None) draw the figures."""
-    runs = load_runs(results_dir)
-    figures = {}
-    if figures_dir is not None:
-        from .figures import make_figures
-        figures = make_figures(runs, figures_dir)
-    return Report(results_dir, runs, plausibility_flags(runs), figures)
-
-
-def write_report(results_dir: str, out_md: str = "report.md",
-                 figures_dir: str | None = "figures") -> Report:
-    """Write report.md (atomically: a reader never sees half a report); returns the Report."""
-    rep = build_report(results_dir, figures_dir)
-    out_dir = os.path.dirname(os.path.abspath(out_md))
-    write_text(out_md, rep.markdown(out_dir))
-    return rep
-
-
-def main(argv=None) -> int:
-    import argparse
-    ap = argparse.ArgumentParser(description="Render report.md and figures from result JSONs.")
-    ap.add_argument("results_dir", nargs="?", default="results/cifar100")
-    ap.add_argument("--out", default="report.md")
-    ap.add_argument("--figures", default="figures")
-    args = ap.parse_args(argv)
-    try:
-        rep = write_report(args.results_dir, args.out, args.figures)
-    except (FileNotFoundError, ValueError) as err:     # no folder, or a malformed result file
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.out} ({len(rep.runs)} result files, {len(rep.flags)} flag(s)) "
-          f"and {len(rep.figures)} figures in {args.figures}/")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

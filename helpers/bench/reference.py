@@ -20,13 +20,15 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from .data import DeviceLoader
-from .device import synchronize
-from .models import input_spec
-from .train import loader_options
+from ..config import BUILTIN_TRAIN_SIZES
+from ..data import DeviceLoader
+from ..device import synchronize
+from ..models import input_spec
+from ..train import loader_options
 
 NUM_WORKERS = 2          # what Colab-era tutorials use (Colab has 2 vCPUs)
 CIFAR_SIDE = 32
+EPOCH_IMAGES = BUILTIN_TRAIN_SIZES["cifar100"]   # one CIFAR-100 training epoch
 
 
 class PILImages(torch.utils.data.Dataset):
@@ -130,7 +132,7 @@ def time_typical_loop(model: nn.Module, loader, *, optimizer_name: str, lr: floa
     return dict(precision="fp32", compile=False, num_workers=loader.num_workers,
                 batch_size=loader.batch_size, warmup_steps=warmup_steps, warmup_s=t1 - t0,
                 steps=steps, timed_images=images, train_s=t2 - t1,
-                images_per_s=images / (t2 - t1), epoch_50k_s=50_000 * (t2 - t1) / images,
+                images_per_s=images / (t2 - t1), epoch_50k_s=EPOCH_IMAGES * (t2 - t1) / images,
                 loss_finite=bool(np.isfinite(running_loss)))
 
 

@@ -1,6 +1,6 @@
 """report.pdf: run the summary notebook with papermill, then export it with code hidden.
 
-    make pdf        # = python -m helpers.pdf --results-dir results --out report.pdf
+    make pdf        # = python -m helpers.report.pdf --results-dir results/cifar100 --out report.pdf
 
 Steps, cheapest check first: (1) pandoc and xelatex must be on PATH, else print how to
 install them and exit non-zero; (2) the results folder is read once, so a bad result file
@@ -8,22 +8,19 @@ fails before a kernel starts; (3) papermill executes notebooks/summary.ipynb int
 notebooks/runs/summary.ipynb (this also writes report.md and the figures); (4)
 `jupyter nbconvert --to pdf --no-input` turns the executed notebook into the PDF.
 
-`python_kernel()` is also what any other papermill caller should wrap its call in: it
-makes the kernel named "python3" start this very interpreter.
+The notebook runs on this interpreter's kernel (helpers.notebooks.run_notebook).
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SUMMARY_NOTEBOOK = os.path.join(REPO_ROOT, "notebooks", "summary.ipynb")
-EXECUTED_NOTEBOOK = os.path.join(REPO_ROOT, "notebooks", "runs", "summary.ipynb")
+from ..notebooks import run_notebook
+from ..paths import EXECUTED_DIR, SUMMARY_NOTEBOOK
+
+EXECUTED_NOTEBOOK = os.path.join(EXECUTED_DIR, "summary.ipynb")
 LATEX_TOOLS = ("pandoc", "xelatex")
 PDF_TITLE = "Homework 6 report: ResNet-18, ViT and Swin"
 PDF_TITLE_DEMO = "DEMO on synthetic data — these are not CIFAR-100 results"
@@ -42,64 +39,6 @@ class LatexToolsMissing(RuntimeError):
 
 def missing_latex_tools() -> list[str]:
     return [tool for tool in LATEX_TOOLS if shutil.which(tool) is None]
-
-
-# ----------------------------------------------------------------------------- kernel
-def _runs_this_python(argv0: str) -> bool:
-    # jupyter_client itself swaps a bare "python"/"python3"/"python3.X" for sys.executable.
-    major, minor = sys.version_info[:2]
-    if argv0 in ("python", f"python{major}", f"python{major}.{minor}"):
-        return True
-    # Compare without resolving symlinks: a venv's python is a symlink to the base
-    # interpreter, and resolving it would make every venv look like the system Python.
-    return os.path.abspath(argv0) == os.path.abspath(sys.executable)
-
-
-@contextlib.contextmanager
-def python_kernel(name: str = "python3"):
-    """Within this block, the kernel `name` runs sys.executable. Yields the name.
-
-    papermill starts the kernel named in the notebook (or passed as kernel_name). A
-    kernelspec of that name installed for the user or system-wide
-    (~/.local/share/jupyter/kernels, /usr/local/share/jupyter/kernels) may point at another
-    Python without this repo's packages. When the spec that would be used does not run
-    sys.executable, a temporary one that does is put first on JUPYTER_PATH.
-    """
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-    try:
-        argv = KernelSpecManager().get_kernel_spec(name).argv
-    except NoSuchKernel:
-        argv = []
-    if argv and _runs_this_python(argv[0]):
-        yield name
-        return
-    old = os.environ.get("JUPYTER_PATH")
-    with tempfile.TemporaryDirectory(prefix="kernelspec-") as tmp:
-        spec_dir = os.path.join(tmp, "kernels", name)
-        os.makedirs(spec_dir)
-        with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
-            json.dump({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f",
-                                "{connection_file}"],
-                       "display_name": f"Python ({sys.executable})", "language": "python"}, f)
-        os.environ["JUPYTER_PATH"] = tmp + (os.pathsep + old if old else "")
-        try:
-            yield name
-        finally:
-            if old is None:
-                os.environ.pop("JUPYTER_PATH", None)
-            else:
-                os.environ["JUPYTER_PATH"] = old
-
-
-def run_notebook(input_path: str, output_path: str, parameters: dict,
-                 cwd: str = REPO_ROOT) -> str:
-    """Execute a notebook with papermill on this interpreter's kernel; returns output_path."""
-    import papermill
-    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
-    with python_kernel() as kernel:
-        papermill.execute_notebook(input_path, output_path, parameters=parameters, cwd=cwd,
-                                   kernel_name=kernel, progress_bar=False)
-    return output_path
 
 
 # ----------------------------------------------------------------------------- export
@@ -134,7 +73,8 @@ def build_pdf(results_dir: str = "results/cifar100", out_pdf: str = "report.pdf"
     missing = missing_latex_tools()
     if missing:
         raise LatexToolsMissing(f"not on PATH: {', '.join(missing)}\n{INSTALL_HINT}")
-    from .report import is_synthetic, load_runs
+    from .analysis import is_synthetic
+    from .tables import load_runs
     runs = load_runs(results_dir)                   # a bad result file fails here, not in a kernel
     # The PDF's title is its first line: a synthetic demo must say so before anything else.
     title = (PDF_TITLE_DEMO if any(is_synthetic(r) for r in runs.values()) else PDF_TITLE)

@@ -12,7 +12,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from . import grid
+from .. import grid
+from ..config import problem_of
 
 MODE_SHORT = {"finetune": "frozen FT", "finetune_full": "full FT", "scratch": "scratch"}
 MODE_MARKERS = {"finetune": "s", "finetune_full": "D", "scratch": "o"}
@@ -22,7 +23,7 @@ def run_label(r: dict) -> str:
     """Legend label: the result's label, plus the Swin mode and a non-complete status."""
     label = r.get("label") or r.get("run_name", "?")
     mode = (r.get("config") or {}).get("mode")
-    if str(r.get("model", "")).startswith("swin") and mode:
+    if problem_of(r.get("model", "")) == 2 and mode:
         label += f", {MODE_SHORT.get(mode, mode)}"
     if r.get("status", "complete") != "complete":
         label += f" ({r['status']})"

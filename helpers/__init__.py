@@ -1,0 +1,45 @@
+"""HW6, runnable: ResNet-18 vs ViT from scratch, and Swin fine-tuned vs from scratch.
+
+The public API, what a notebook or a user imports:
+
+    from helpers import ExperimentConfig, Experiment
+    result = Experiment(ExperimentConfig(model="vit", dataset="synthetic", epochs=2)).run()
+
+    ExperimentConfig, ConfigError   one validated config per run       (config.py)
+    Experiment, run_experiment      data -> model -> measure -> fit -> result file
+    problem1_config, problem2_config, default_results_dir, show_config, show_measurements
+                                    the notebooks' parameters -> config (notebooks.py)
+    grid.grid(), VIT_PRESETS        the rows of Tables 1 and 2          (grid.py)
+    load_results, read_results      result files -> DataFrame / dicts   (results.py)
+    write_report, plot_curves       the report and its learning curves  (report/)
+
+Where things live: config.py, grid.py, paths.py; data/ (datasets and the device loader);
+models/ (the registry and each family); measure.py, device.py, train.py, checkpoint.py,
+experiment.py, results.py, atomic.py (the engine); notebooks.py and runner/ (running the
+grid); report/ (tables, analysis, figures, PDF); bench/ (the speed benchmark).
+
+Importing this package is cheap: torch loads only when something that needs it is used,
+so a bad notebook parameter is refused in milliseconds.
+"""
+from importlib import import_module
+
+from .config import ConfigError, ExperimentConfig
+from . import grid                  # the module: grid.grid(), grid.problem1_runs(), ...
+from .grid import VIT_PRESETS
+from .notebooks import (default_results_dir, problem1_config, problem2_config, show_config,
+                        show_measurements)
+
+_LAZY = {  # name -> module; imported on first use (these pull in torch, pandas or matplotlib)
+    "Experiment": ".experiment", "run_experiment": ".experiment",
+    "load_results": ".results", "read_results": ".results", "read_result": ".results",
+    "write_report": ".report", "build_report": ".report", "plot_curves": ".report.figures",
+}
+
+__all__ = ["ConfigError", "ExperimentConfig", "VIT_PRESETS", "default_results_dir", "grid",
+           "problem1_config", "problem2_config", "show_config", "show_measurements", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'helpers' has no attribute {name!r}")

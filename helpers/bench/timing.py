@@ -1,0 +1,164 @@
+"""The benchmark's timing: the engine's own train_epoch and evaluate, timed honestly.
+
+- the device is synchronised before every clock read (train_epoch does this itself);
+- warm-up steps run first, in their own train_epoch call, and are reported separately
+  (with torch.compile on, they include the compilation);
+- evaluation has its own warm-up and clock;
+- other processes' CPU use during a measurement is recorded, so a slowed run shows.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import statistics
+import tempfile
+import time
+
+import torch
+
+from ..config import BUILTIN_TRAIN_SIZES
+from ..device import synchronize
+from ..train import TrainState, evaluate, train_epoch
+
+EPOCH_IMAGES = BUILTIN_TRAIN_SIZES["cifar100"]   # one CIFAR-100 training epoch
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+def cpu_snapshot() -> tuple[float, float, float] | None:
+    """(wall s, CPU-busy seconds of the whole machine, CPU seconds of this process and its
+    finished children), for other_cpu_share. None where /proc/stat is missing."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    t = os.times()
+    return (time.perf_counter(), (user + nice + system + irq + softirq + steal)
+            / os.sysconf("SC_CLK_TCK"), t.user + t.system + t.children_user + t.children_system)
+
+
+def other_cpu_share(before, after) -> float | None:
+    """Share of the machine's CPU capacity that OTHER processes used between two
+    snapshots: near 0 on a quiet machine; well above 0 means the timings are contaminated."""
+    if before is None or after is None:
+        return None
+    wall = after[0] - before[0]
+    others = (after[1] - before[1]) - (after[2] - before[2])
+    return max(0.0, others / (wall * (os.cpu_count() or 1)))
+
+
+class FirstBatches:
+    """The first n batches of a batch source, continuing into further epochs if it has
+    fewer: a fixed-length warm-up pass that train_epoch/evaluate take like a DeviceLoader."""
+
+    def __init__(self, batches, n: int):
+        if len(batches) == 0:
+            raise ValueError("the batch source yields no batches")
+        self.batches, self.n = batches, n
+        self.num_images = n * batches.batch_size
+
+    def __len__(self) -> int:
+        return self.n
+
+    def epoch(self, epoch: int):
+        # Epoch numbers 1000+ are never timed, so warm-up never replays a timed pass.
+        passes = (self.batches.epoch(1000 * (epoch + 1) + k) for k in itertools.count())
+        return itertools.islice(itertools.chain.from_iterable(passes), self.n)
+
+
+# ----------------------------------------------------------------------------- our path
+def _forget_compiled() -> None:
+    torch.compiler.reset()
+    import torch._inductor.utils as inductor_utils     # private; absent in some versions
+    getattr(inductor_utils, "clear_caches", lambda: None)()   # in-memory kernel caches
+
+
+@contextlib.contextmanager
+def cold_compile_cache():
+    """torch.compile as a fresh Colab session meets it: nothing compiled in this process
+    and an empty on-disk inductor/triton cache (a temporary one, deleted afterwards), so
+    the compile warm-up is the real compilation, not a cache hit from an earlier run.
+    (One-off costs of the first compile in a process, such as importing inductor, fall on
+    the first compiled run only.)"""
+    _forget_compiled()
+    saved = {k: os.environ.get(k) for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
+    with tempfile.TemporaryDirectory(prefix="bench-inductor-") as tmp:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tmp
+        os.environ["TRITON_CACHE_DIR"] = os.path.join(tmp, "triton")
+        try:
+            yield
+        finally:
+            _forget_compiled()
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def time_train(model, cfg, batches, test_batches, *, device, precision, compile: bool,
+               warmup_steps: int, repeats: int, peak: float | None, flops_per_image: int | None):
+    """Warm up, then time `repeats` passes over `batches` with the engine's train_epoch;
+    then evaluation over `test_batches` with the engine's evaluate, after its own warm-up.
+
+    Returns (result dict, windows) where windows are the host-clock (start, end) of each
+    timed pass, for tests that check what ran inside them.
+    """
+    total = warmup_steps + repeats * len(batches)
+    state = TrainState.create(model, cfg, device, precision, total_steps=total,   # as fit() does
+                              warmup_steps=max(1, total // 10), compile=compile)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rss0 = _rss_bytes()
+
+    warm = FirstBatches(batches, warmup_steps)
+    _, _, warmup_s, _ = train_epoch(state, warm, 0, cfg, device)
+    warmup_done = state.scheduler.last_epoch                                 # steps taken
+    seconds, images, windows = [], 0, []
+    for r in range(repeats):
+        start = time.perf_counter()
+        _, _, s, seen = train_epoch(state, batches, r + 1, cfg, device)
+        windows.append((start, time.perf_counter()))
+        seconds.append(s)
+        images += seen
+    timed_steps = state.scheduler.last_epoch - warmup_done
+    per_window = [images / repeats / s for s in seconds]
+    ips = statistics.median(per_window)
+    if device.type == "cuda":
+        mem, mem_kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda max_memory_allocated"
+    else:
+        rss1 = _rss_bytes()
+        mem = (rss1 - rss0) / 2**20 if rss0 is not None and rss1 is not None else None
+        mem_kind = "resident-set growth over the timed training (not a peak)"
+    eval_ips, eval_warm = time_eval(state, test_batches, device)
+    achieved = flops_per_image * ips / 1e12 if flops_per_image else None
+    result = dict(compile=compile, warmup_steps=warmup_done, warmup_s=warmup_s,
+                  steps=len(batches), repeats=repeats, timed_steps=timed_steps,
+                  timed_images=images, train_s=seconds, images_per_s_windows=per_window,
+                  images_per_s=ips, step_ms=1000 * cfg.batch_size / ips,
+                  epoch_50k_s=EPOCH_IMAGES / ips, eval_images_per_s=eval_ips,
+                  eval_warmup_s=eval_warm, peak_memory_mib=mem, memory_kind=mem_kind,
+                  achieved_tflops=achieved,
+                  mfu=achieved / peak if achieved is not None and peak else None)
+    return result, windows
+
+
+def time_eval(state, test, device) -> tuple[float, float]:
+    """(images/s, warm-up seconds) of the engine's evaluate(); the warm-up is one batch."""
+    synchronize(device)
+    t0 = time.perf_counter()
+    evaluate(state, FirstBatches(test, 1), device)                          # warm-up
+    synchronize(device)
+    t1 = time.perf_counter()
+    evaluate(state, test, device)
+    synchronize(device)
+    return test.num_images / (time.perf_counter() - t1), t1 - t0

@@ -1,0 +1,18 @@
+"""Datasets as uint8 tensors, and the loader that builds batches on the device.
+
+    load_dataset("cifar100" | "synthetic" | "path.npz")  -> Dataset (x uint8 NHWC, y int64)
+    DeviceLoader(x, y, ...)                               -> batches made where the model is
+
+datasets.py   the Dataset record, .npz files, subsets, train/test overlap check
+cifar100.py   CIFAR-100 download, offline fail-fast and uint8 cache
+synthetic.py  learnable CIFAR-shaped images drawn from a seed
+loader.py     DeviceLoader: crop, flip, resize and normalise as whole-batch tensor ops
+"""
+from .cifar100 import DataUnavailableError, load_cifar100
+from .datasets import (CIFAR100_MEAN, CIFAR100_STD, Dataset, DatasetFormatError, channel_stats,
+                       check_overlap, load_dataset, load_npz, make_synthetic)
+from .loader import DeviceLoader, bilinear_matrix
+
+__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "Dataset", "DatasetFormatError",
+           "DataUnavailableError", "DeviceLoader", "bilinear_matrix", "channel_stats",
+           "check_overlap", "load_cifar100", "load_dataset", "load_npz", "make_synthetic"]

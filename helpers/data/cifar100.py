@@ -1,0 +1,133 @@
+"""CIFAR-100: the uint8 cache, the extracted pickles, the tar.gz, or a download.
+
+Offline it fails within seconds (a HEAD probe first, because torchvision's download has no
+timeout) and says where to put the archive (data/README.md).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import threading
+import urllib.error
+import urllib.request
+import warnings
+
+import numpy as np
+
+from .datasets import Dataset, DatasetFormatError, _dataset_from_arrays, _save_npz_atomic, load_npz
+
+
+class DataUnavailableError(RuntimeError):
+    """CIFAR-100 is not on disk and cannot be downloaded."""
+
+
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+CIFAR100_TGZ = "cifar-100-python.tar.gz"
+CIFAR100_TGZ_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
+CIFAR100_CACHE = "cifar100_uint8.npz"
+# Probed with a HEAD request before torchvision downloads, because its download has no
+# timeout and can hang without network. Module-level so tests can point it elsewhere.
+PROBE_URL = CIFAR100_URL
+PROBE_TIMEOUT_S = 5.0
+DOWNLOAD_STALL_S = 60.0   # a download that receives nothing for this long fails
+
+
+
+def _url_reachable(url: str, timeout: float) -> bool:
+    """HEAD request in a daemon thread, so that a slow DNS lookup cannot outlast `timeout`.
+
+    HTTP rather than a bare TCP connect: sandboxes and proxies may accept any connection.
+    """
+    ok = []
+
+    def probe():
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
+                                        timeout=timeout):
+                ok.append(True)
+        except urllib.error.HTTPError:   # the server answered; the download reports the rest
+            ok.append(True)
+        except (OSError, ValueError):
+            pass
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(ok)
+
+
+def _unavailable_message(data_dir: str, why: str) -> str:
+    tgz = os.path.abspath(os.path.join(data_dir, CIFAR100_TGZ))
+    return (f"CIFAR-100 is not in {os.path.abspath(data_dir)!r} and {why}.\n"
+            f"Download it on a machine with internet from\n    {CIFAR100_URL}\n"
+            f"(md5 {CIFAR100_TGZ_MD5}) and place the archive, unextracted, at\n    {tgz}\n"
+            "It is extracted and cached on the next load, without network. "
+            "Or use dataset='synthetic' to run without it.")
+
+
+def _read_cifar_pickles(folder: str) -> dict:
+    """torchvision's layout: train/test pickles with data (N, 3072) + fine_labels, and meta."""
+    def load(name):
+        with open(os.path.join(folder, name), "rb") as f:
+            d = pickle.load(f, encoding="latin1")   # Python 2 pickles, as torchvision reads them
+        return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+
+    out = {}
+    for split in ("train", "test"):
+        d = load(split)
+        data = np.asarray(d["data"], dtype=np.uint8)
+        # Rows are 1024 red, 1024 green, 1024 blue values: (N, 3072) -> (N, 3, 32, 32) -> NHWC
+        out[f"x_{split}"] = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        out[f"y_{split}"] = np.asarray(d["fine_labels"], dtype=np.int64)
+    names = load("meta")["fine_label_names"]
+    out["classes"] = np.array([n.decode() if isinstance(n, bytes) else n for n in names])
+    return out
+
+
+def load_cifar100(data_dir: str = "data", *, download: bool = True) -> Dataset:
+    """CIFAR-100 from the uint8 cache, else the extracted pickles, else the tar.gz, else
+    torchvision's download (after a quick reachability probe)."""
+    cache = os.path.join(data_dir, CIFAR100_CACHE)
+    folder = os.path.join(data_dir, "cifar-100-python")
+    tgz = os.path.join(data_dir, CIFAR100_TGZ)
+    if os.path.isfile(cache):
+        try:
+            return load_npz(cache, name="cifar100")
+        except DatasetFormatError as e:
+            warnings.warn(f"ignoring unreadable CIFAR-100 cache ({e}); rebuilding it")
+    have_pickles = all(os.path.isfile(os.path.join(folder, f)) for f in ("train", "test", "meta"))
+    if not have_pickles and os.path.isfile(tgz):
+        from torchvision.datasets.utils import extract_archive
+        try:
+            extract_archive(tgz, data_dir)
+        except Exception as e:
+            raise DataUnavailableError(_unavailable_message(
+                data_dir, f"the archive {tgz!r} could not be extracted ({e}); it is probably "
+                          "incomplete - delete it and download it again")) from e
+        have_pickles = True
+    if not have_pickles:
+        if not download:
+            raise DataUnavailableError(_unavailable_message(data_dir, "download=False"))
+        if not _url_reachable(PROBE_URL, PROBE_TIMEOUT_S):
+            raise DataUnavailableError(_unavailable_message(
+                data_dir, f"{PROBE_URL} cannot be reached (offline?)"))
+        from torchvision.datasets import CIFAR100
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_STALL_S)   # torchvision's urlopen sets no timeout
+        try:  # downloads, checks the md5 and extracts to data_dir/cifar-100-python
+            CIFAR100(root=data_dir, train=True, download=True)
+        except Exception as e:
+            raise DataUnavailableError(_unavailable_message(
+                data_dir, f"the download failed ({e})")) from e
+        finally:
+            socket.setdefaulttimeout(previous)
+    try:
+        arrays = _read_cifar_pickles(folder)
+    except Exception as e:
+        raise DataUnavailableError(_unavailable_message(
+            data_dir, f"the files in {folder!r} are unreadable ({e!r}); delete that folder")) from e
+    ds = _dataset_from_arrays(arrays, "cifar100", where=folder)
+    os.makedirs(data_dir, exist_ok=True)
+    _save_npz_atomic(cache, **arrays)
+    return ds

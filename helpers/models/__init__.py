@@ -1,0 +1,75 @@
+"""Every model of the homework, behind one registry.
+
+`MODELS` maps a name to a constructor `f(num_classes, **kwargs)`. Every model has the same
+API, so the trainer, the FLOP counter and the benchmark never name a model:
+  forward(x)             normalised images (B, 3, S, S) -> logits (B, num_classes)
+  forward_features(x)    -> pooled features (B, C);  forward_head(features) -> logits
+  channels_last          whether its batches should be NHWC on CUDA (see memory_format)
+and `input_spec(name)` says the native image side and normalisation it expects.
+
+resnet.py      ResNet-18 with the CIFAR stem (32x32 inputs)
+vit.py         a compact Vision Transformer, written out
+swin.py        timm's Swin-T / Swin-S, from scratch or fine-tuned
+pretrained.py  ImageNet weights: local file, hub cache or download, failing fast offline
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch.nn as nn
+
+from ..config import NATIVE_IMG_SIZE
+from ..data import CIFAR100_MEAN, CIFAR100_STD
+from .pretrained import WeightsUnavailableError
+from .resnet import CifarResNet18, resnet18
+from .swin import SWIN_TAGS, SwinClassifier, swin_small, swin_tiny
+from .vit import ViT, vit
+
+MODELS = {"resnet18": resnet18, "vit": vit, "swin_tiny": swin_tiny, "swin_small": swin_small}
+_CLASSES = {"resnet18": CifarResNet18, "vit": ViT, "swin_tiny": SwinClassifier,
+            "swin_small": SwinClassifier}
+
+
+MODELS = {"resnet18": resnet18, "vit": vit, "swin_tiny": swin_tiny, "swin_small": swin_small}
+
+
+def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
+    """Build a registered model; unknown names and options fail before any work."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    params = inspect.signature(MODELS[name]).parameters
+    allowed = [p for p in params if p != "num_classes"]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(f"{name} does not take option(s) {unknown}; "
+                        f"valid options: {allowed or 'none'}")
+    return MODELS[name](num_classes, **kwargs)
+
+
+def input_spec(name: str) -> dict:
+    """What the model expects: native image side and per-channel normalisation.
+
+    The ViT and ResNet train from scratch on CIFAR, so they use CIFAR-100 statistics;
+    Swin uses the ImageNet statistics its pretrained weights were trained with.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    if name in SWIN_TAGS:
+        from timm.models import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(SWIN_TAGS[name])
+        return dict(img_size=cfg.input_size[-1], mean=tuple(cfg.mean), std=tuple(cfg.std))
+    return dict(img_size=NATIVE_IMG_SIZE[name], mean=tuple(CIFAR100_MEAN),
+                std=tuple(CIFAR100_STD))
+
+
+def prefers_channels_last(name: str) -> bool:
+    """Whether the model's batches should be channels_last (NHWC) on CUDA; the model's
+    class says so (`channels_last`), so this needs no model instance."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    return _CLASSES[name].channels_last
+
+
+__all__ = ["MODELS", "SWIN_TAGS", "CifarResNet18", "SwinClassifier", "ViT",
+           "WeightsUnavailableError", "build_model", "input_spec", "prefers_channels_last"]

@@ -1,0 +1,108 @@
+"""timm's Swin Transformers behind the registry's uniform API, from scratch or fine-tuned
+from ImageNet-1k weights (the head only, or everything)."""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn as nn
+
+from ..config import SWIN_MODES
+from .pretrained import (WeightsUnavailableError, _check_file_matches, _download_errors,
+                         _resolve_weights, _weights_hint)
+
+
+# Pinned pretrained tags. Without a tag timm picks the first listed weights: for
+# swin_tiny that is ImageNet-1k, but for swin_small it is ImageNet-22k -> 1k. Comparing a
+# 1k-pretrained tiny with a 22k-pretrained small would not be a fair size comparison.
+SWIN_TAGS = {"swin_tiny": "swin_tiny_patch4_window7_224.ms_in1k",
+             "swin_small": "swin_small_patch4_window7_224.ms_in1k"}
+
+
+class SwinClassifier(nn.Module):
+    """A timm Swin with a uniform fine-tuning interface.
+
+    forward(x) == forward_head(forward_features(x)). `forward_features` returns the
+    pooled (B, C) backbone features, so a frozen backbone's features can be cached
+    and only `forward_head` (one Linear) runs per training step.
+    With `frozen_backbone`, only the head trains; the backbone stays in eval mode and
+    runs under no_grad, so no activations are kept for a backward that never comes.
+    """
+
+    channels_last = False
+
+    def __init__(self, backbone: nn.Module, frozen_backbone: bool):
+        super().__init__()
+        self.backbone = backbone
+        self.frozen_backbone = frozen_backbone
+        if frozen_backbone:
+            for p in backbone.parameters():
+                p.requires_grad_(False)
+            for p in self.head.parameters():
+                p.requires_grad_(True)
+            self.backbone.eval()
+
+    @property
+    def head(self) -> nn.Linear:  # a property, so the state_dict holds the head only once
+        return self.backbone.head.fc
+
+    def train(self, mode: bool = True) -> "SwinClassifier":
+        super().train(mode)
+        if self.frozen_backbone:  # .train() must not switch the frozen part back
+            self.backbone.eval()
+            self.head.train(mode)
+        return self
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) images -> (B, C) pooled features (C = 768 for tiny and small)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_backbone):
+            x = self.backbone.forward_features(x)                      # (B, S/32, S/32, C)
+            return self.backbone.forward_head(x, pre_logits=True)      # (B, C)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)                                     # (B, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _swin(variant: str, num_classes: int, img_size: int | None, mode: str,
+          weights: str | os.PathLike | None) -> SwinClassifier:
+    import timm
+
+    img_size = 224 if img_size is None else img_size
+    if mode not in SWIN_MODES:
+        raise ValueError(f"mode={mode!r}: valid modes: {', '.join(SWIN_MODES)}")
+    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 32 or img_size % 32:
+        raise ValueError(f"img_size={img_size!r}: Swin needs a positive multiple of 32 "
+                         "(4x4 patches, then three 2x patch merges)")
+    tag = SWIN_TAGS[variant]
+    if mode == "scratch":  # `weights` is ignored: nothing is pretrained
+        backbone = timm.create_model(tag, pretrained=False, num_classes=num_classes,
+                                     img_size=img_size)
+        return SwinClassifier(backbone, frozen_backbone=False)
+    path = _resolve_weights(tag, weights)
+    try:
+        # pretrained_cfg_overlay(file=...) makes timm load that file instead of the hub;
+        # as num_classes differs from the file's 1000, timm drops head.fc and keeps a
+        # fresh randomly initialised head; rel-position tables are resized if img_size != 224.
+        backbone = timm.create_model(tag, pretrained=True, num_classes=num_classes,
+                                     img_size=img_size,
+                                     pretrained_cfg_overlay=dict(file=path) if path else None)
+    except _download_errors() as e:  # the probe passed but the download failed after all
+        repo_id = timm.models.get_pretrained_cfg(tag).hf_hub_id
+        raise WeightsUnavailableError(f"could not download {tag}: {e}. "
+                                      + _weights_hint(tag, repo_id)) from e
+    if path:
+        _check_file_matches(backbone, path, tag)
+    return SwinClassifier(backbone, frozen_backbone=mode == "finetune")
+
+
+def swin_tiny(num_classes: int, *, img_size: int | None = 224, mode: str = "scratch",
+              weights: str | os.PathLike | None = None) -> SwinClassifier:
+    return _swin("swin_tiny", num_classes, img_size, mode, weights)
+
+
+def swin_small(num_classes: int, *, img_size: int | None = 224, mode: str = "scratch",
+               weights: str | os.PathLike | None = None) -> SwinClassifier:
+    return _swin("swin_small", num_classes, img_size, mode, weights)

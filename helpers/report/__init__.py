@@ -1,0 +1,18 @@
+"""The report, rendered from result files only: nothing here trains or measures.
+
+tables.py    Tables 1 and 2 and the header, from the result JSONs
+analysis.py  plausibility flags and the written analysis, computed from the numbers
+figures.py   learning curves and scatter plots
+build.py     the Report object: report.md, and section by section in a notebook
+pdf.py       the summary notebook executed with papermill, exported with nbconvert
+
+    python -m helpers.report results/cifar100 --out report.md --figures figures
+"""
+from .analysis import (CEILINGS, Flag, ceiling, flags_md, is_synthetic, md_escape,
+                       plausibility_flags)
+from .build import Report, build_report, write_report
+from .tables import DEMO_BANNER, header_md, load_runs, table1, table2
+
+__all__ = ["CEILINGS", "DEMO_BANNER", "Flag", "Report", "build_report", "ceiling", "flags_md",
+           "header_md", "is_synthetic", "load_runs", "md_escape", "plausibility_flags",
+           "table1", "table2", "write_report"]

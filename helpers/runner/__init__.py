@@ -1,0 +1,13 @@
+"""Running the grid: every row of both tables, one papermill execution each.
+
+plan.py     each row's notebook parameters and config, and what it needs (skip, run, resume)
+execute.py  one row through its notebook, a result file whatever happens, the summary table
+cli.py      `python -m helpers.run`: arguments, the demo preset, the report at the end
+"""
+from .cli import DEMO, P1_EPOCHS, P2_EPOCHS, build_parser, main, resolve_args, select
+from .execute import Outcome, execute, summary_table
+from .plan import Action, Run, make_plan, next_action, prepare_checkpoint
+
+__all__ = ["DEMO", "P1_EPOCHS", "P2_EPOCHS", "Action", "Outcome", "Run", "build_parser",
+           "execute", "main", "make_plan", "next_action", "prepare_checkpoint", "resolve_args",
+           "select", "summary_table"]

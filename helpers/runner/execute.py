@@ -1,0 +1,133 @@
+"""Executing one grid row: its notebook through papermill, and a result file whatever
+happens (complete, failed with the reason, or skipped when the machine cannot get the
+pretrained weights). A failure never stops the grid."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from ..notebooks import NOTEBOOKS, default_results_dir, execute_notebook
+from ..paths import at_root
+from .plan import Run, discard_checkpoint, next_action, prepare_checkpoint, short, shown
+
+
+@dataclass
+class Outcome:
+    run: str
+    status: str                         # complete | failed | skipped
+    note: str = ""
+    test_acc: float | None = None
+    epoch_time_s: float | None = None
+    wall_s: float | None = None         # None: not executed this time
+    reason: str | None = None
+
+
+def record(run: Run, status: str, reason: str, started: str) -> None:
+    """Write the result of a run that died before the engine could write one. What was
+    never measured (sizes, metrics, the device) is null rather than guessed."""
+    from ..results import now_iso, provenance, write_result
+    config = run.cfg.to_dict() if run.cfg else dict(run.params)
+    dataset = config.get("dataset")
+    result = dict(run_name=run.name, problem=run.problem, model=run.entry["model"],
+                  label=run.entry.get("label"), config=config,
+                  dataset=dict(name=dataset, synthetic=dataset == "synthetic"),
+                  params=None, trainable_params=None, macs_thop=None, flops=None, history=[],
+                  epoch_time_s=None, epoch_time_note="no epoch finished",
+                  first_epoch_time_s=None, total_train_time_s=0.0, eval_time_s=0.0,
+                  test_acc=None, train_acc=None, status=status, reason=reason)
+    result["provenance"] = provenance(seed=config.get("seed"), compile=config.get("compile"),
+                                      started=started, finished=now_iso())
+    write_result(result, at_root(config.get("results_dir") or default_results_dir(dataset)))
+
+
+def outcome_from_file(run: Run, note: str, wall_s: float | None) -> Outcome:
+    from ..results import read_result
+    r = read_result(at_root(run.cfg.result_path))
+    return Outcome(run.name, r["status"], note, r.get("test_acc"), r.get("epoch_time_s"),
+                   wall_s, r.get("reason"))
+
+
+def execute(run: Run, executed_dir: str, force: bool = False) -> Outcome:
+    """Run one grid row (or skip it) and return what happened; never raises for a failed run."""
+    from ..results import now_iso
+
+    started = now_iso()
+    if run.error:
+        print(f"[{run.name}] invalid config: {run.error}", flush=True)
+        record(run, "failed", f"ConfigError: {run.error}", started)
+        return Outcome(run.name, "failed", "invalid config", reason=run.error)
+    action = next_action(run, force)
+    if action is None:
+        print(f"[{run.name}] already complete with this config: skipped", flush=True)
+        return outcome_from_file(run, "already complete", None)
+    prepare_checkpoint(run, action)
+    output = os.path.join(executed_dir, f"{run.name}.ipynb")
+    note, why = action.note, action.why
+    print(f"[{run.name}] {why}; executing {shown(NOTEBOOKS[run.problem])} -> {shown(output)}",
+          flush=True)
+    t0 = time.perf_counter()
+    status, reason, ename = attempt(run, output, started)
+    if ename in UNUSABLE_CHECKPOINT:
+        # The checkpoint cannot resume this run (a foreign file, a torch that cannot read
+        # it): resuming it again would fail again, so the row trains from scratch, once.
+        discard_checkpoint(run.cfg.checkpoint_path)
+        note = "checkpoint unusable"
+        print(f"[{run.name}] {short(reason, 300)}\n[{run.name}] deleted that checkpoint; "
+              "training from scratch", flush=True)
+        status, reason, ename = attempt(run, output, started)
+    wall = time.perf_counter() - t0
+    if status is None:
+        return outcome_from_file(run, note, wall)
+    print(f"[{run.name}] {status}: {short(reason, 300)}", flush=True)
+    out = outcome_from_file(run, note, wall)
+    out.reason = out.reason or reason
+    return out
+
+
+UNUSABLE_CHECKPOINT = ("CheckpointUnusableError", "CheckpointMismatchError")
+
+
+def attempt(run: Run, output: str, started: str) -> tuple[str | None, str | None, str | None]:
+    """Execute the row's notebook once: (None, None, None) when it completed, else
+    (status, reason, exception name); a result file is on disk either way."""
+    from papermill.exceptions import PapermillExecutionError
+    path = at_root(run.cfg.result_path)
+    before = os.stat(path).st_mtime_ns if os.path.exists(path) else None
+    try:
+        execute_notebook(NOTEBOOKS[run.problem], output, run.params)
+        return None, None, None
+    except PapermillExecutionError as err:
+        # WeightsUnavailableError: the machine cannot get pretrained weights. That is a
+        # property of the machine, not a bug in the run, so the row is "skipped".
+        ename = err.ename
+        status = "skipped" if ename == "WeightsUnavailableError" else "failed"
+        reason = f"{ename}: {err.evalue}"
+    except Exception as err:  # noqa: BLE001  (a dead kernel, a broken notebook): record, go on
+        ename, status, reason = type(err).__name__, "failed", f"{type(err).__name__}: {err}"
+    after = os.stat(path).st_mtime_ns if os.path.exists(path) else None
+    if after is None or after == before:     # the engine wrote nothing for this attempt
+        record(run, status, reason, started)
+    return status, reason, ename
+
+
+# ----------------------------------------------------------------------------- summary
+def summary_table(outcomes: list[Outcome]) -> str:
+    def fmt(x, spec):
+        return "-" if x is None else format(x, spec)
+    rows = [("run", "status", "test acc (%)", "epoch time (s)*", "wall (s)", "note")]
+    rows += [(o.run, o.status, fmt(o.test_acc, ".2f"), fmt(o.epoch_time_s, ".2f"),
+              fmt(o.wall_s, ".0f"), o.note) for o in outcomes]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i in (0, 1, 5) else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.append("* mean training time per epoch as the result file records it (evaluation "
+                 "excluded); wall = this execution, kernel start included")
+    reasons: dict[tuple, list[str]] = {}       # the same reason once, with all its runs
+    for o in outcomes:
+        if o.status != "complete" and o.reason:
+            reasons.setdefault((o.status, o.reason), []).append(o.run)
+    for (status, reason), names in reasons.items():
+        lines.append(f"{', '.join(names)} ({status}): {short(reason, 400)}")
+    return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""Planning the grid: each row's notebook parameters, its resolved config, and what it
+needs (skip, run, resume, start over). Nothing here executes a notebook or deletes a file,
+except `prepare_checkpoint`, which does what an Action says."""
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass
+
+from ..config import ConfigError, ExperimentConfig, config_changes, problem_of
+from ..notebooks import NOTEBOOKS, config_from_parameters, notebook_parameters
+from ..paths import REPO_ROOT, at_root
+
+
+@dataclass
+class Run:
+    """One grid row: its notebook parameters and, if they are valid, the resolved config."""
+    entry: dict
+    params: dict
+    cfg: ExperimentConfig | None = None
+    error: str | None = None           # ConfigError message: the run cannot start
+
+    @property
+    def name(self) -> str:
+        return self.entry["run_name"]
+
+    @property
+    def problem(self) -> int:
+        return problem_of(self.entry["model"])
+
+
+def parse_value(text: str):
+    """A -p value as papermill would read it: None/True/False, a number, else a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def repo_path(path: str | None) -> str | None:
+    """A path given on the command line, relative to the repo root when it lies inside it
+    (the notebooks work from the repo root, and result configs stay machine-independent)."""
+    if path is None:
+        return None
+    full = os.path.abspath(path)
+    rel = os.path.relpath(full, REPO_ROOT)
+    return full if rel.startswith("..") else rel
+
+
+def shown(path: str) -> str:
+    """A path for the log: relative to the repo root when inside it, else absolute."""
+    return os.path.normpath(repo_path(path))
+
+
+def notebook_params(entry: dict, args, extra: dict, declared: frozenset) -> dict:
+    """The papermill parameters of one grid entry: common options, the entry's own
+    shape/mode, then the -p extras (notebook parameters directly, other config fields
+    through the notebook's `overrides`)."""
+    problem = problem_of(entry["model"])
+    train_subset, test_subset = args.run_subsets.get(entry["run_name"], args.subsets[problem])
+    params = dict(run_name=entry["run_name"], epochs=args.epochs[problem],
+                  dataset=args.dataset, train_subset=train_subset, test_subset=test_subset,
+                  results_dir=args.results_dir, device=args.device, precision=args.precision,
+                  seed=args.seed, batch_size=args.batch_size[problem])
+    shape = {k: v for k, v in entry.items() if k not in ("run_name", "label")}
+    if problem == 2:
+        variant = shape.pop("model").split("_", 1)[1]
+        params.update(variant=variant, **shape)
+        if shape["mode"] != "scratch":             # scratch has nothing to load
+            params["weights"] = args.weights[variant]
+    else:
+        params.update(shape)
+    overrides = {k: v for k, v in extra.items() if k not in declared}
+    params.update({k: v for k, v in extra.items() if k in declared})
+    if overrides:
+        params["overrides"] = overrides
+    return params
+
+
+def make_plan(entries: list[dict], args, extra: dict) -> list[Run]:
+    """Parameters and resolved config of every run, before anything executes."""
+    declared = {p: frozenset(notebook_parameters(NOTEBOOKS[p])) for p in (1, 2)}
+    plan = []
+    for entry in entries:
+        run = Run(entry, notebook_params(entry, args, extra, declared[problem_of(entry["model"])]))
+        try:
+            run.cfg = config_from_parameters(run.problem, run.params)
+        except (ConfigError, TypeError, ValueError) as err:   # one bad row never stops the grid
+            run.error = str(err)
+        plan.append(run)
+    return plan
+
+
+# ----------------------------------------------------------------------------- what to do
+@dataclass(frozen=True)
+class Action:
+    """What a row needs: run it (why, for the log) and whether its checkpoint must go
+    first, because it belongs to another config or is unreadable. Deciding deletes nothing:
+    `prepare_checkpoint` acts on it."""
+    note: str                           # short, for the summary table
+    why: str                            # one sentence, for the log
+    discard_checkpoint: bool = False
+
+
+def next_action(run: Run, force: bool) -> Action | None:
+    """None if the row is already complete with this config; else what to do about it."""
+    from ..results import read_result
+    path = at_root(run.cfg.result_path)
+    if not os.path.exists(path) or not is_complete(path):
+        stale = stale_checkpoint(run)
+        if stale:
+            return Action("config changed", "its checkpoint was made with another config ("
+                          + "; ".join(stale) + "): training from scratch", True)
+    if not os.path.exists(path):
+        if os.path.exists(at_root(run.cfg.checkpoint_path)):
+            return Action("resumed", "interrupted before: resuming from its checkpoint")
+        return Action("new", "not run yet")
+    try:
+        old = read_result(path)
+    except (OSError, ValueError) as err:      # e.g. a file edited by hand into bad JSON
+        return Action("retried", f"unreadable result file ({err})")
+    if old.get("status") != "complete":
+        return Action("retried", f"previous attempt {old.get('status')}: "
+                                 f"{short(old.get('reason'))}")
+    changes = config_changes(old.get("config") or {}, run.cfg.to_dict())
+    if changes:
+        # A kept checkpoint belongs to the finished run of the old config: it cannot resume
+        # the new one (the engine would refuse it), so the new config starts from scratch.
+        return Action("config changed", "complete, but with another config ("
+                      + "; ".join(changes) + "): training again from scratch", True)
+    if force:
+        return Action("forced", "--force: training again from scratch", True)
+    return None
+
+
+def is_complete(path: str) -> bool:
+    from ..results import read_result
+    try:
+        return read_result(path).get("status") == "complete"
+    except (OSError, ValueError):
+        return False
+
+
+def stale_checkpoint(run: Run) -> list[str]:
+    """How the config of this run's checkpoint differs from the run's ([] if no checkpoint
+    or the same). An interrupted run whose config has changed since cannot be resumed:
+    its optimiser and schedule state belong to the other config."""
+    path = at_root(run.cfg.checkpoint_path)
+    if not os.path.exists(path):
+        return []
+    from ..checkpoint import load_checkpoint
+    try:
+        saved = load_checkpoint(path)["config"]
+    except Exception as err:  # noqa: BLE001  (truncated or foreign file: cannot resume it)
+        return [f"unreadable checkpoint ({type(err).__name__})"]
+    return config_changes(saved, run.cfg.to_dict())
+
+
+def prepare_checkpoint(run: Run, action: Action) -> None:
+    """Carry out the action's checkpoint part: delete a checkpoint that must not resume."""
+    if action.discard_checkpoint:
+        discard_checkpoint(run.cfg.checkpoint_path)
+
+
+def discard_checkpoint(path: str) -> None:
+    path = at_root(path)
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def short(text, n: int = 100) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= n else text[:n - 1] + "…"
