@@ -1,15 +1,16 @@
 """The report, rendered from result files only: nothing here trains or measures.
 
 tables.py    Tables 1 and 2 and the header, from the result JSONs
-analysis.py  plausibility flags and the written analysis, computed from the numbers
+analysis.py  the written analysis, computed from the numbers
+flags.py     plausibility flags: what to check before believing a result
 figures.py   learning curves and scatter plots
 build.py     the Report object: report.md, and section by section in a notebook
 pdf.py       the summary notebook executed with papermill, exported with nbconvert
 
     python -m helpers.report results/cifar100 --out report.md --figures figures
 """
-from .analysis import (CEILINGS, Flag, ceiling, flags_md, is_synthetic, md_escape,
-                       plausibility_flags)
+from .analysis import is_synthetic, md_escape
+from .flags import CEILINGS, Flag, ceiling, flags_md, plausibility_flags
 from .build import Report, build_report, write_report
 from .tables import DEMO_BANNER, header_md, load_runs, table1, table2
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..atomic import write_text
-from .analysis import Flag, analysis_problem1, analysis_problem2, flags_md, plausibility_flags
+from .analysis import analysis_problem1, analysis_problem2
+from .flags import Flag, flags_md, plausibility_flags
 from .tables import header_md, load_runs, report_title, table1, table2, time_note, to_markdown
 
 

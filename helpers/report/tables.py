@@ -14,7 +14,8 @@ import pandas as pd
 
 from .. import grid
 from ..results import STATUSES
-from .analysis import DASH, MODE_LABELS, Flag, _fixed, is_synthetic, md_escape, table_rows
+from .analysis import DASH, MODE_LABELS, _fixed, is_synthetic, md_escape, table_rows
+from .flags import Flag
 
 REQUIRED_KEYS = ("run_name", "problem", "status")
 TABLE1_COLUMNS = ["Model", "# Params (M)", "MACs (thop, M)", "FLOPs exact (M)",

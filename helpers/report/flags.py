@@ -1,0 +1,150 @@
+"""Plausibility checks: results to look at before believing them. They prove nothing.
+
+(a) a Swin from scratch beating its pretrained fine-tune within a few epochs; (b) accuracy
+above a credible ceiling for the model family and budget; (c) accuracy at chance; (d) a
+failed, skipped or missing run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import grid
+from ..config import SWIN_VARIANTS, problem_of
+from .analysis import MODE_PROSE, _acc, _epochs, is_synthetic, md_escape
+
+
+# Credibility ceilings: the highest CIFAR-100 test accuracy (%) we find believable for a
+# model family given at most N epochs (first matching row wins; None = any budget). They
+# are deliberately generous upper bounds from the general literature, not from any one
+# report: well-tuned CNNs trained from scratch for ~200 epochs end near 75-80 %, and far
+# lower after a handful of epochs; ViTs and Swins from scratch lack the convolutional prior
+# and trail CNNs on 50k small images; ImageNet-pretrained Swins fine-tuned end near
+# 85-90 %, a frozen backbone with a linear head a few points lower. Exceeding a ceiling
+# proves nothing; it says "look for leakage before believing this".
+CEILINGS = {
+    "cnn_scratch": ((10, 75.0), (50, 80.0), (None, 85.0)),
+    "vit_scratch": ((10, 60.0), (50, 70.0), (None, 80.0)),
+    "swin_scratch": ((10, 60.0), (50, 72.0), (None, 82.0)),
+    "swin_finetune": ((None, 90.0),),
+    "swin_finetune_full": ((None, 94.0),),
+}
+CHANCE_MARGIN = 3.0          # points above 100/num_classes that still count as "at chance"
+SWIN_SCRATCH_EPOCHS = 10     # a scratch Swin beating a pretrained one this fast is suspect
+LEAKAGE_CHECK = ("test-set leakage (test images or labels reaching training; the recorded "
+                 "train/test overlap is {overlap}), evaluation on the test split rather than "
+                 "the training split, and accuracy computed in percent of the whole test set.")
+
+
+@dataclass
+class Flag:
+    check: str                   # "a" .. "d", as listed in the report
+    title: str
+    detail: str
+    what_to_check: str
+    runs: list[str] = field(default_factory=list)
+
+
+def _family(r: dict) -> str | None:
+    model, mode = r.get("model", ""), (r.get("config") or {}).get("mode", "scratch")
+    if problem_of(model) == 2:
+        return f"swin_{mode}" if mode != "scratch" else "swin_scratch"
+    return {"resnet18": "cnn_scratch", "vit": "vit_scratch"}.get(model)
+
+
+def ceiling(r: dict) -> float | None:
+    for max_epochs, ceil in CEILINGS.get(_family(r), ()):
+        if max_epochs is None or _epochs(r) <= max_epochs:
+            return ceil
+    return None
+
+
+def _ceilings_apply(r: dict) -> bool:
+    """The ceilings describe CIFAR-100; synthetic data is easy, other data unknown."""
+    return (r.get("dataset") or {}).get("name") == "cifar100" and not is_synthetic(r)
+
+
+def _overlap(r: dict) -> str:
+    n = (r.get("dataset") or {}).get("train_test_overlap")
+    return "not recorded" if n is None else f"{n} image(s)"
+
+
+def plausibility_flags(runs: dict) -> list[Flag]:
+    """(a) scratch Swin beating its fine-tune fast, (b) accuracy above the credibility
+    ceiling (real data only), (c) accuracy at chance, (d) failed/skipped/missing runs."""
+    flags = []
+    done = {n: r for n, r in runs.items() if r["status"] == "complete"}
+    for v in SWIN_VARIANTS:
+        sc = done.get(f"p2-swin_{v}-scratch")
+        for mode in ("finetune", "finetune_full"):
+            ft = done.get(f"p2-swin_{v}-{mode}")
+            if sc and ft and _epochs(sc) <= SWIN_SCRATCH_EPOCHS and _acc(sc) > _acc(ft):
+                note = (" On synthetic data ImageNet features need not help, so this may be "
+                        "benign here." if is_synthetic(sc) else "")
+                flags.append(Flag(
+                    "a", f"Swin-{v.capitalize()} from scratch beats its pretrained "
+                         f"{MODE_PROSE[mode]} within {_epochs(sc)} epochs",
+                    f"`{sc['run_name']}` {_acc(sc):.2f} % vs `{ft['run_name']}` "
+                    f"{_acc(ft):.2f} %.{note}",
+                    "were the pretrained weights really loaded (config.weights, timm tag) and "
+                    "is it the intended ImageNet checkpoint; was the 1000-class head replaced "
+                    "by a fresh one; " + LEAKAGE_CHECK.format(overlap=_overlap(sc)),
+                    [sc["run_name"], ft["run_name"]]))
+    for n, r in done.items():
+        ceil = ceiling(r) if _ceilings_apply(r) else None
+        if ceil is not None and _acc(r) > ceil:
+            flags.append(Flag(
+                "b", f"`{n}` is above the credible ceiling for its model and budget",
+                f"{_acc(r):.2f} % after {_epochs(r)} epochs; ceiling {ceil:.0f} % "
+                f"({_family(r)}).", LEAKAGE_CHECK.format(overlap=_overlap(r)), [n]))
+    for n, r in done.items():
+        chance = 100.0 / ((r.get("dataset") or {}).get("num_classes") or 100)
+        if _acc(r) <= chance + CHANCE_MARGIN:
+            flags.append(Flag(
+                "c", f"`{n}` is at chance", f"{_acc(r):.2f} % vs chance {chance:.2f} %.",
+                "does the training loss fall at all; is the learning rate too high "
+                "(divergence) or too low; are labels aligned with images; is the input "
+                "normalised; for a fine-tune, were pretrained weights loaded.", [n]))
+    grid_names = [e["run_name"] for e in grid.grid()]
+    for label, names, hint in (
+        ("missing (not run)", [n for n in grid_names if n not in runs],
+         "run them (the runner skips finished runs and resumes from checkpoints)."),
+        ("failed", [n for n, r in runs.items() if r["status"] == "failed"],
+         "the reason above and the run's log; rerunning resumes from its checkpoint."),
+        ("skipped", [n for n, r in runs.items() if r["status"] == "skipped"],
+         "the reason above (e.g. pretrained weights unavailable offline: pass a local "
+         "weights file)."),
+    ):
+        if names:
+            detail = "`" + "`, `".join(names) + "`."
+            reasons = {}                         # each distinct reason once, with its runs
+            for n in names:
+                if n in runs:
+                    reason = " ".join(str(runs[n].get("reason") or "no reason recorded").split())
+                    reasons.setdefault(reason, []).append(n)
+            for reason, which in reasons.items():
+                detail += f" Reason (`{'`, `'.join(which)}`): {md_escape(reason)}"
+            flags.append(Flag("d", f"{len(names)} run(s) {label}", detail, hint, names))
+    return flags
+
+
+# ----------------------------------------------------------------------------- analysis
+
+
+def flags_md(flags: list[Flag], runs: dict) -> str:
+    lines = [f"- **FLAG ({f.check}) {f.title}.** {f.detail} *Check:* {f.what_to_check}"
+             for f in flags] or ["No plausibility flag raised."]
+    done = [n for n, r in runs.items() if r["status"] == "complete"]
+    exempt = [n for n in done if not _ceilings_apply(runs[n])]
+    if exempt:
+        scope = "" if len(exempt) == len(done) else f" to `{'`, `'.join(exempt)}`"
+        why = ("the data is synthetic, where high accuracy is easy and says nothing about "
+               "CIFAR-100" if all(is_synthetic(runs[n]) for n in exempt) else
+               "the ceilings are calibrated for CIFAR-100 only")
+        lines.append(f"\n*Check (b), the credibility ceilings, is not applied{scope}: {why}.*")
+    lines.append(f"\n*The checks:* (a) a Swin trained from scratch for at most "
+                 f"{SWIN_SCRATCH_EPOCHS} epochs beating its pretrained fine-tune; (b) test "
+                 "accuracy above a credible ceiling for the model family and epoch budget "
+                 "(documented in `helpers/report/flags.py`); (c) test accuracy within "
+                 f"{CHANCE_MARGIN:.0f} points of chance (100 / number of classes); (d) a "
+                 "failed, skipped or missing run.")
+    return "\n".join(lines)
