@@ -45,13 +45,18 @@ def test_result_file_has_every_field(tmp_path):
     assert result["flops"] > result["macs_thop"] > 0
 
 
-def test_npz_dataset_trains_and_infers_classes(tmp_path):
+def random_npz(path, n_train: int, n_test: int, classes: int):
+    """A .npz of random 32x32 images with labels 0..classes-1 (the loader's layout)."""
     rng = np.random.default_rng(0)
-    path = tmp_path / "mine.npz"
-    np.savez(path, x_train=rng.integers(0, 256, (96, 32, 32, 3), dtype=np.uint8),
-             y_train=rng.integers(0, 7, 96), x_test=rng.integers(0, 256, (40, 32, 32, 3),
-                                                                  dtype=np.uint8),
-             y_test=rng.integers(0, 7, 40))
+    np.savez(path, x_train=rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8),
+             y_train=rng.integers(0, classes, n_train),
+             x_test=rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8),
+             y_test=rng.integers(0, classes, n_test))
+    return path
+
+
+def test_npz_dataset_trains_and_infers_classes(tmp_path):
+    path = random_npz(tmp_path / "mine.npz", 96, 40, classes=7)
     result = Experiment(cfg_for(tmp_path, dataset=str(path), train_subset=None,
                                 test_subset=None, epochs=1)).run(progress=False)
     assert result["dataset"]["num_classes"] == 7
@@ -137,12 +142,7 @@ def test_a_subset_of_a_few_hundred_images_needs_no_batch_size(tmp_path):
 def test_an_explicit_batch_too_large_for_an_npz_is_refused_before_the_model_is_built(
         tmp_path, monkeypatch):
     from helpers import experiment
-    rng = np.random.default_rng(0)
-    path = tmp_path / "small.npz"
-    np.savez(path, x_train=rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8),
-             y_train=rng.integers(0, 3, 40), x_test=rng.integers(0, 256, (8, 32, 32, 3),
-                                                                  dtype=np.uint8),
-             y_test=rng.integers(0, 3, 8))
+    path = random_npz(tmp_path / "small.npz", 40, 8, classes=3)
 
     def no_model(*a, **k):
         raise AssertionError("the model was built")
