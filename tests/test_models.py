@@ -16,7 +16,8 @@ from torchvision.models import resnet18 as stock_resnet18
 from helpers.data import CIFAR100_MEAN, CIFAR100_STD
 from helpers.grid import VIT_PRESETS
 from helpers.measure import count_params
-from helpers.models import (MODELS, SWIN_TAGS, WeightsUnavailableError, build_model, input_spec)
+from helpers.models import (MODELS, SWIN_TAGS, WeightsUnavailableError, build_model, input_spec,
+                            prefers_channels_last)
 
 C = 100
 TINY_TAG = "swin_tiny_patch4_window7_224"
@@ -173,6 +174,22 @@ def test_every_model_forward_backward(name, kwargs, size):
     loss.backward()
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("name,kwargs,size,width", [
+    ("resnet18", {}, 32, 512), ("vit", dict(dim=64, depth=2, heads=4), 32, 64),
+    ("swin_tiny", dict(img_size=64), 64, 768)])
+def test_every_model_has_the_same_api(name, kwargs, size, width):
+    """forward == forward_head(forward_features): the trainer, the feature cache and the
+    FLOP counter use these without knowing the model; `channels_last` says its layout."""
+    torch.manual_seed(0)
+    model = build_model(name, C, **kwargs).eval()
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        assert features.shape == (2, width)
+        assert torch.allclose(model.forward_head(features), model(x), atol=1e-5)
+    assert prefers_channels_last(name) is type(model).channels_last is (name == "resnet18")
 
 
 # ----------------------------------------------------------------------------- pretrained

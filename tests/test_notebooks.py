@@ -15,7 +15,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from helpers import runner
 from helpers.config import ConfigError, ExperimentConfig
-from helpers.notebooks import NOTEBOOKS, execute_notebook
+from helpers.notebooks import NOTEBOOKS, execute_notebook, notebook_parameters
 from helpers.results import read_result
 
 # The contract's result schema (CONTRACT.md, "Result JSON").
@@ -169,3 +169,17 @@ def test_problem2_finetune_from_a_local_weights_file(tmp_path):
     assert r["config"]["mode"] == "finetune" and r["config"]["weights"] == str(weights)
     # Swin-T ends in 768 features: the 100-class head has 768 * 100 + 100 parameters.
     assert r["trainable_params"] == 768 * 100 + 100 < r["params"]
+
+
+@pytest.mark.parametrize("problem", [1, 2])
+def test_every_notebook_parameter_reaches_the_config(problem):
+    """Each config field the parameters cell declares is passed on to the config (a field
+    declared but not passed would silently keep its default)."""
+    import json
+    declared = set(notebook_parameters(NOTEBOOKS[problem])) - {"overrides", "variant"}
+    with open(NOTEBOOKS[problem]) as f:
+        cells = ["".join(c["source"]) for c in json.load(f)["cells"] if c["cell_type"] == "code"]
+    [call] = [c for c in cells if f"problem{problem}_config(" in c]
+    for name in declared & set(ExperimentConfig().to_dict()):
+        assert f"{name}={name}" in call.replace(" ", ""), name
+
