@@ -44,3 +44,17 @@ def grid(problems=(1, 2)):
     if 2 in problems:
         out += problem2_runs()
     return out
+
+
+# Seeds: each (row, seed) is one run with its own result file and checkpoint. Seed 0 keeps
+# the row's own name, so a single-seed grid is what it always was, and adding seeds 1 and 2
+# later reuses the seed-0 results.
+def seed_run_name(row: str, seed: int) -> str:
+    """The run name of one seed of a grid row: 'p1-resnet18', 'p1-resnet18-seed2'."""
+    return row if seed == 0 else f"{row}-seed{seed}"
+
+
+def row_name(run_name: str, seed: int | None) -> str:
+    """The grid row a result belongs to: seed_run_name undone (given the run's seed)."""
+    suffix = f"-seed{seed}"
+    return run_name[:-len(suffix)] if seed and run_name.endswith(suffix) else run_name

@@ -60,7 +60,7 @@ def test_table1_has_every_grid_row_with_numbers_from_the_files():
     runs = raw("complete")
     df = report.table1(report.load_runs(fixture("complete")))
     assert list(df.columns) == ["Model", "# Params (M)", "MACs (thop, M)", "FLOPs exact (M)",
-                                "Train time/epoch (s)", "Test accuracy (%)"]
+                                "Train time/epoch (s)", "Test accuracy (%)", "Seeds"]
     assert list(df.index) == [e["run_name"] for e in grid.problem1_runs()]
     for name, row in df.iterrows():
         r = runs[name]
@@ -70,13 +70,14 @@ def test_table1_has_every_grid_row_with_numbers_from_the_files():
         assert row["FLOPs exact (M)"] == f"{r['flops'] / 1e6:.1f}"
         assert row["Train time/epoch (s)"] == f"{r['epoch_time_s']:.2f}"
         assert row["Test accuracy (%)"] == f"{r['test_acc']:.2f}"
+        assert row["Seeds"] == "1 seed"
 
 
 def test_table2_modes_and_numbers():
     runs = raw("complete")
     df = report.table2(report.load_runs(fixture("complete")))
     assert list(df.columns) == ["Model", "Training mode", "Trainable params (M)",
-                                "Avg epoch time (s)", "Test accuracy (%)"]
+                                "Avg epoch time (s)", "Test accuracy (%)", "Seeds"]
     assert list(df.index) == [e["run_name"] for e in grid.problem2_runs()]
     modes = {"finetune": "Fine-tuned (frozen backbone)", "finetune_full": "Fine-tuned (full)",
              "scratch": "From scratch"}

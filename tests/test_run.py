@@ -290,3 +290,52 @@ def test_a_checkpoint_that_cannot_resume_is_dropped_and_the_row_trains_once_from
     r = read_result(tmp_path / "results" / "t-stuck.json")
     assert r["status"] == "complete" and [h["epoch"] for h in r["history"]] == [1]
     assert not ckpt.exists()
+
+
+def test_seeds_run_skip_and_resume_per_seed(tmp_path, capsys):
+    """--seeds: each (row, seed) is its own run, result file and checkpoint; seed 0 keeps
+    the row's name. A later --seeds 0 1 2 skips the finished seeds and resumes seed 2."""
+    import torch
+    from helpers.experiment import Experiment
+    from helpers.train import fit
+    entries = [dict(TOY_VIT, run_name="t-s")]
+    args = tiny_args(epochs_p1=2) + dirs_args(tmp_path)
+    results = tmp_path / "results"
+    assert runner.main(args + ["--seeds", "0", "1"], entries=entries) == 0
+    r0, r1 = read_result(results / "t-s.json"), read_result(results / "t-s-seed1.json")
+    assert (r0["config"]["seed"], r1["config"]["seed"]) == (0, 1)
+    assert r0["history"][0]["train_loss"] != r1["history"][0]["train_loss"]
+    capsys.readouterr()
+
+    # Seed 2, interrupted after its first epoch (a disconnect): it has a checkpoint.
+    parsed = runner.build_parser().parse_args(args + ["--seeds", "2"])
+    runner.resolve_args(parsed)
+    [run] = runner.make_plan(entries, parsed, {})
+    assert (run.name, run.cfg.seed, run.cfg.run_name) == ("t-s-seed2", 2, "t-s-seed2")
+    exp = Experiment(run.cfg)
+    exp.prepare()
+
+    def cut(history):
+        if len(history) == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        fit(exp.model, exp.data, exp.cfg, device=exp.device, precision=exp.precision,
+            progress=False, checkpoint_path=exp.cfg.checkpoint_path, on_epoch=cut)
+    saved = torch.load(exp.cfg.checkpoint_path, weights_only=True)
+
+    before = [os.stat(results / n).st_mtime_ns for n in ("t-s.json", "t-s-seed1.json")]
+    assert runner.main(args + ["--seeds", "0", "1", "2"], entries=entries) == 0
+    out = capsys.readouterr().out
+    assert "[t-s] already complete" in out and "[t-s-seed1] already complete" in out
+    assert "[t-s-seed2] interrupted before: resuming from its checkpoint" in out
+    assert [os.stat(results / n).st_mtime_ns for n in ("t-s.json", "t-s-seed1.json")] == before
+    r2 = read_result(results / "t-s-seed2.json")
+    assert [h["epoch"] for h in r2["history"]] == [1, 2]
+    assert r2["history"][0] == saved["history"][0]               # resumed, not restarted
+
+
+def test_bad_seeds_are_refused(tmp_path):
+    with pytest.raises(SystemExit, match="distinct non-negative"):
+        runner.main(["--seeds", "0", "0", "--no-report"] + dirs_args(tmp_path))
+    with pytest.raises(SystemExit, match="-p seed: .*--seeds"):
+        runner.main(["-p", "seed", "3", "--no-report"] + dirs_args(tmp_path))

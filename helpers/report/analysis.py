@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .. import grid
 from ..config import SWIN_VARIANTS
+from .seeds import TEST_NAME, compare, seed_rows
 
 if TYPE_CHECKING:
     from .flags import Flag
@@ -72,9 +73,10 @@ def _epochs(r: dict) -> int:
 
 
 def _done_rows(runs: dict, problem: int, grid_only: bool = False) -> list:
+    """The complete rows of a table, each with its seeds combined (report/seeds.py)."""
     names = {e["run_name"] for e in grid.grid()}
-    return [row for row in table_rows(runs, problem) if row[3] and row[3]["status"] ==
-            "complete" and (row[0] in names or not grid_only)]
+    return [row for row in table_rows(seed_rows(runs), problem) if row[3] and row[3]["status"]
+            == "complete" and (row[0] in names or not grid_only)]
 
 
 def _ratio(a, b) -> str:
@@ -82,23 +84,37 @@ def _ratio(a, b) -> str:
 
 
 def _lead(d: float, a: str, b: str, ra: dict | None = None, rb: dict | None = None) -> str:
-    """'a is ahead by 1.23 points' / 'b is ahead ...' / 'a and b tie'; d = acc(a) - acc(b).
+    """'a is ahead by 1.23 points (...)' / 'b is ahead ...' / 'a and b tie'; d = acc(a) - acc(b).
 
-    Given the two results, a gap smaller than two standard errors of the difference of
-    two accuracies measured on n_test images each is called noise, so a one-image
-    difference on a small test set is not read as a ranking.
+    The note in brackets says whether the difference is supported: by Welch's t-test on
+    the seeds when both sides have 2 or more; with a single seed, a gap smaller than two
+    standard errors of the test-set sampling (n_test images each) is noise, and any other
+    gap is labelled as not tested across seeds.
     """
     if d == 0:
         return f"{a} and {b} tie"
     return f"{a if d > 0 else b} is ahead by {abs(d):.2f} points" + _noise_note(d, ra, rb)
 
 
+def _seed_counts(ra: dict, rb: dict) -> str:
+    na, nb = ra.get("n_seeds", 1), rb.get("n_seeds", 1)
+    return f"{na} seeds each" if na == nb else f"{na} and {nb} seeds"
+
+
 def _noise_note(d: float, ra: dict | None, rb: dict | None) -> str:
-    if not _noisy(d, ra, rb):
+    if not (ra and rb):
         return ""
-    n = min(r["dataset"]["n_test"] for r in (ra, rb))
-    return (f" (within noise: two standard errors are {_two_se(ra, rb):.2f} points at "
-            f"{n} test images)")
+    verdict, p = compare(ra, rb)
+    if verdict == "supported":
+        shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+        return f" ({TEST_NAME}: {shown}, {_seed_counts(ra, rb)})"
+    if verdict == "within noise":
+        return f" (within noise: {TEST_NAME} gives p = {p:.2f}, {_seed_counts(ra, rb)})"
+    if _binomial_noisy(d, ra, rb):
+        n = min(r["dataset"]["n_test"] for r in (ra, rb))
+        return (f" (within noise: two standard errors are {_two_se(ra, rb):.2f} points at "
+                f"{n} test images)")
+    return " (single seed: not tested across seeds)"
 
 
 def _two_se(ra: dict | None, rb: dict | None) -> float | None:
@@ -110,9 +126,43 @@ def _two_se(ra: dict | None, rb: dict | None) -> float | None:
     return 200 * ((pa * (1 - pa) + pb * (1 - pb)) / n) ** 0.5
 
 
-def _noisy(d: float, ra: dict | None, rb: dict | None) -> bool:
+def _binomial_noisy(d: float, ra: dict | None, rb: dict | None) -> bool:
     two_se = _two_se(ra, rb)
     return two_se is not None and abs(d) < two_se
+
+
+def _noisy(d: float, ra: dict | None, rb: dict | None) -> bool:
+    """Whether no explanation may be drawn from the gap: not supported by the seeds, or
+    (single seed) within the test set's sampling noise."""
+    verdict, _ = compare(ra, rb)
+    if verdict != "not tested":
+        return verdict != "supported"
+    return _binomial_noisy(d, ra, rb)
+
+
+def _size_trend(sized: list, accs: list[float]) -> str:
+    """How ViT accuracy changes with size: monotone / peaks only when the seeds support it."""
+    rows = [r for *_, r in sized]
+    steps = [b - a for a, b in zip(accs, accs[1:])]
+    if any(r.get("n_seeds", 1) < 2 for r in rows):
+        if all(s > 0 for s in steps):
+            shape = "rises monotonically with size"
+        elif all(s < 0 for s in steps):
+            shape = "falls monotonically with size"
+        else:
+            peak = sized[accs.index(max(accs))]
+            shape = f"is not monotone in size: it peaks at {peak[1]}, with {max(accs):.2f} %"
+        return shape + " (single seed: not tested across seeds)"
+    real = [compare(b, a)[0] == "supported" for a, b in zip(rows, rows[1:])]
+    if all(real) and all(s > 0 for s in steps):
+        return f"rises monotonically with size (every step supported by {TEST_NAME})"
+    if all(real) and all(s < 0 for s in steps):
+        return f"falls monotonically with size (every step supported by {TEST_NAME})"
+    top = accs.index(max(accs))
+    if all(compare(rows[top], r)[0] == "supported" for i, r in enumerate(rows) if i != top):
+        return (f"peaks at {sized[top][1]}, with {max(accs):.2f} % (above every other size "
+                f"by {TEST_NAME})")
+    return f"shows no size trend that the seeds support (within noise by {TEST_NAME})"
 
 
 def analysis_problem1(runs: dict) -> str:
@@ -132,7 +182,7 @@ def analysis_problem1(runs: dict) -> str:
         (_, sl, _, sr), d = rest[0], _acc(br) - _acc(rest[0][3])
         out.append(f"**Best model:** {bl} with {_acc(br):.2f} % test accuracy, {d:.2f} points "
                    f"ahead of the runner-up, {sl}, at {_acc(sr):.2f} %{_noise_note(d, br, sr)}.")
-    res = runs.get("p1-resnet18") if any(row[0] == "p1-resnet18" for row in rows) else None
+    res = next((row[3] for row in rows if row[0] == "p1-resnet18"), None)
     vits = [row for row in rows if row[3].get("model") == "vit"]
     if res and vits:
         _, vl, _, vr = max(vits, key=lambda row: _acc(row[3]))
@@ -165,14 +215,7 @@ def analysis_problem1(runs: dict) -> str:
                    key=lambda row: (row[3].get("params") or 0, presets.index(row[0])))
     if len(sized) >= 2:
         accs = [_acc(r) for *_, r in sized]
-        steps = [b - a for a, b in zip(accs, accs[1:])]
-        if all(s > 0 for s in steps):
-            shape = "rises monotonically with size"
-        elif all(s < 0 for s in steps):
-            shape = "falls monotonically with size"
-        else:
-            peak = sized[accs.index(max(accs))]
-            shape = f"is not monotone in size: it peaks at {peak[1]}, with {max(accs):.2f} %"
+        shape = _size_trend(sized, accs)
         seq = " → ".join(f"{label} {a:.2f} %" for (_, label, _, _), a in zip(sized, accs))
         small, large = sized[0][3], sized[-1][3]
         out.append(f"**ViT size:** ordered by parameters, {seq}. Test accuracy {shape}. "

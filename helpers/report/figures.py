@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .. import grid
 from ..config import problem_of
+from .seeds import seed_rows
 
 MODE_SHORT = {"finetune": "frozen FT", "finetune_full": "full FT", "scratch": "scratch"}
 MODE_MARKERS = {"finetune": "s", "finetune_full": "D", "scratch": "o"}
@@ -73,6 +74,13 @@ def plot_curves(results, axes=None, path: str | None = None, title: str | None =
                             label=run_label(r))
         loss_ax.plot(epochs, [h["test_loss"] for h in hist], style, marker=".",
                      color=line.get_color(), label=run_label(r))
+        if r.get("history_sd"):                 # 2+ seeds: the mean, and a band of ± 1 sd
+            for ax, key in ((acc_ax, "test_acc"), (loss_ax, "test_loss")):
+                mean = [h[key] for h in hist]
+                sd = [h.get(key) or 0.0 for h in r["history_sd"]]
+                ax.fill_between(epochs, [m - d for m, d in zip(mean, sd)],
+                                [m + d for m, d in zip(mean, sd)], color=line.get_color(),
+                                alpha=0.2, linewidth=0)
         drawn += 1
     for ax, ylabel in ((acc_ax, "test accuracy (%)"), (loss_ax, "test loss")):
         ax.set_xlabel("epoch")
@@ -102,11 +110,15 @@ def curves_figure(runs: dict, path: str | None = None) -> Figure:
 
 def scatter_figure(points, xlabel: str, ylabel: str, title: str, logx: bool = False,
                    path: str | None = None) -> Figure:
-    """points: (x, y, label, marker) tuples; each point is annotated with its label."""
+    """points: (x, y, label, marker, x sd, y sd) tuples, each annotated with its label; a
+    point with a standard deviation (2+ seeds) gets error bars of ± 1 sd."""
     fig, axes = _new_figure(1, 1, (6.5, 4.2))
     ax = axes[0][0]
-    for x, y, label, marker in points:
-        ax.scatter([x], [y], marker=marker, s=40)
+    for x, y, label, marker, xsd, ysd in points:
+        dots = ax.scatter([x], [y], marker=marker, s=40)
+        if xsd or ysd:
+            ax.errorbar([x], [y], xerr=xsd, yerr=ysd, fmt="none", capsize=3, linewidth=1,
+                        ecolor=dots.get_facecolor()[0])
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
     if logx and points:
         ax.set_xscale("log")
@@ -123,13 +135,16 @@ def scatter_figure(points, xlabel: str, ylabel: str, title: str, logx: bool = Fa
 
 
 def make_figures(runs: dict, figures_dir: str) -> dict[str, str]:
-    """The report's figures as PNGs in figures_dir; returns name -> path."""
+    """The report's figures as PNGs in figures_dir, one mark per grid row (its seeds
+    combined: mean, with ± 1 sd bars and bands from 2 seeds up); returns name -> path."""
+    runs = seed_rows(runs)
     done = [r for r in in_table_order(runs) if r["status"] == "complete"]
     p1 = [r for r in done if r["problem"] == 1]
     p2 = [r for r in done if r["problem"] == 2]
 
     def pts(rs, xkey, marker=lambda r: "o"):
-        return [(r[xkey], r["test_acc"], run_label(r), marker(r)) for r in rs
+        return [(r[xkey], r["test_acc"], run_label(r), marker(r), r.get(f"{xkey}_sd"),
+                 r.get("test_acc_sd")) for r in rs
                 if r.get(xkey) and r.get("test_acc") is not None]
 
     paths = {k: os.path.join(figures_dir, f"{k}.png") for k in

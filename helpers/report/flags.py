@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from .. import grid
 from ..config import SWIN_VARIANTS, problem_of
 from .analysis import MODE_PROSE, _acc, _epochs, is_synthetic, md_escape
+from .seeds import seed_rows
 
 
 # Credibility ceilings: the highest CIFAR-100 test accuracy (%) we find believable for a
@@ -72,11 +73,15 @@ def plausibility_flags(runs: dict) -> list[Flag]:
     """(a) scratch Swin beating its fine-tune fast, (b) accuracy above the credibility
     ceiling (real data only), (c) accuracy at chance, (d) failed/skipped/missing runs."""
     flags = []
+    # (a) and "missing" are about grid rows (their seeds combined); (b), (c), failed and
+    # skipped are about each run, so a flag raised by one seed of several names that seed.
+    rows = seed_rows(runs)
+    done_rows = {n: r for n, r in rows.items() if r["status"] == "complete"}
     done = {n: r for n, r in runs.items() if r["status"] == "complete"}
     for v in SWIN_VARIANTS:
-        sc = done.get(f"p2-swin_{v}-scratch")
+        sc = done_rows.get(f"p2-swin_{v}-scratch")
         for mode in ("finetune", "finetune_full"):
-            ft = done.get(f"p2-swin_{v}-{mode}")
+            ft = done_rows.get(f"p2-swin_{v}-{mode}")
             if sc and ft and _epochs(sc) <= SWIN_SCRATCH_EPOCHS and _acc(sc) > _acc(ft):
                 note = (" On synthetic data ImageNet features need not help, so this may be "
                         "benign here." if is_synthetic(sc) else "")
@@ -106,7 +111,7 @@ def plausibility_flags(runs: dict) -> list[Flag]:
                 "normalised; for a fine-tune, were pretrained weights loaded.", [n]))
     grid_names = [e["run_name"] for e in grid.grid()]
     for label, names, hint in (
-        ("missing (not run)", [n for n in grid_names if n not in runs],
+        ("missing (not run)", [n for n in grid_names if n not in rows],
          "run them (the runner skips finished runs and resumes from checkpoints)."),
         ("failed", [n for n, r in runs.items() if r["status"] == "failed"],
          "the reason above and the run's log; rerunning resumes from its checkpoint."),

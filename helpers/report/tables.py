@@ -16,13 +16,14 @@ from .. import grid
 from ..results import STATUSES
 from .analysis import DASH, MODE_LABELS, _fixed, is_synthetic, md_escape, table_rows
 from .flags import Flag
+from .seeds import TEST_NAME, seed_rows
 
 REQUIRED_KEYS = ("run_name", "problem", "status")
 TABLE1_COLUMNS = ["Model", "# Params (M)", "MACs (thop, M)", "FLOPs exact (M)",
-                  "Train time/epoch (s)", "Test accuracy (%)"]
+                  "Train time/epoch (s)", "Test accuracy (%)", "Seeds"]
 TABLE2_COLUMNS = ["Model", "Training mode", "Trainable params (M)", "Avg epoch time (s)",
-                  "Test accuracy (%)"]
-TEXT_COLUMNS = ("Model", "Training mode")
+                  "Test accuracy (%)", "Seeds"]
+TEXT_COLUMNS = ("Model", "Training mode", "Seeds")
 MISSING = "missing — not run"
 DEMO_BANNER = "> **DEMO on synthetic data — these are not CIFAR-100 results.**"
 
@@ -89,29 +90,44 @@ def status_text(r: dict | None) -> str | None:
     return f"{r['status']}: {short} (see checks)"
 
 
+def _spread(r: dict, key: str) -> str:
+    """'41.00' for one seed, '41.00 ± 1.00' (mean ± sample sd) for two or more."""
+    sd = r.get(f"{key}_sd")
+    return _fixed(r.get(key)) + ("" if sd is None else f" ± {sd:.2f}")
+
+
+def _seeds(r: dict, status: str | None) -> str:
+    if status:
+        return DASH
+    n = r.get("n_seeds", 1)
+    return f"{n} seed" + ("s" if n != 1 else "")
+
+
 def table1(runs: dict) -> pd.DataFrame:
-    """Problem 1 as display strings, indexed by run name, columns TABLE1_COLUMNS."""
+    """Problem 1 as display strings, one row per grid row (its seeds combined), indexed by
+    run name, columns TABLE1_COLUMNS."""
     rows, names = [], []
-    for name, label, _, r in table_rows(runs, 1):
+    for name, label, _, r in table_rows(seed_rows(runs), 1):
         r_, status = r or {}, status_text(r)
         names.append(name)
         rows.append([label, _millions(r_.get("params"), 2), _millions(r_.get("macs_thop"), 1),
                      _millions(r_.get("flops"), 1),
-                     DASH if status else _fixed(r_.get("epoch_time_s")),
-                     status or _fixed(r_["test_acc"])])
+                     DASH if status else _spread(r_, "epoch_time_s"),
+                     status or _spread(r_, "test_acc"), _seeds(r_, status)])
     return pd.DataFrame(rows, columns=TABLE1_COLUMNS, index=pd.Index(names, name="run"))
 
 
 def table2(runs: dict) -> pd.DataFrame:
-    """Problem 2 as display strings, indexed by run name, columns TABLE2_COLUMNS."""
+    """Problem 2 as display strings, one row per grid row (its seeds combined), indexed by
+    run name, columns TABLE2_COLUMNS."""
     rows, names = [], []
-    for name, label, mode, r in table_rows(runs, 2):
+    for name, label, mode, r in table_rows(seed_rows(runs), 2):
         r_, status = r or {}, status_text(r)
         names.append(name)
         rows.append([label, MODE_LABELS.get(mode, mode),
                      _millions(r_.get("trainable_params"), 2),
-                     DASH if status else _fixed(r_.get("epoch_time_s")),
-                     status or _fixed(r_["test_acc"])])
+                     DASH if status else _spread(r_, "epoch_time_s"),
+                     status or _spread(r_, "test_acc"), _seeds(r_, status)])
     return pd.DataFrame(rows, columns=TABLE2_COLUMNS, index=pd.Index(names, name="run"))
 
 
@@ -147,11 +163,15 @@ def to_markdown(df: pd.DataFrame) -> str:
 def time_note(runs: dict, problem: int) -> str:
     """How 'time per epoch' is defined, as recorded by the runs themselves."""
     notes: dict[str, list[str]] = {}
-    for name, _, _, r in table_rows(runs, problem):
+    rows = table_rows(seed_rows(runs), problem)
+    for name, _, _, r in rows:
         if r and r["status"] == "complete" and r.get("epoch_time_note"):
             notes.setdefault(r["epoch_time_note"], []).append(name)
+    spread = any(r and r.get("n_seeds", 1) >= 2 for *_, r in rows)
     text = ("*Time* is the mean wall-clock training time per epoch, in seconds. "
-            "How each run averaged it, as recorded in its result file: ")
+            + ("With 2 or more seeds, a cell is the mean ± the sample standard deviation "
+               "over the seeds (n in the Seeds column). " if spread else "")
+            + "How each run averaged it, as recorded in its result file: ")
     if not notes:
         return text + "no complete run recorded a note."
     if len(notes) == 1:
@@ -210,22 +230,27 @@ def header_md(runs: dict, flags: list[Flag] | None = None) -> str:
                 f"{d.get('n_train', '?')} train / {d.get('n_test', '?')} test images")
 
     prov = {n: r.get("provenance") or {} for n, r in runs.items()}
+    rows = seed_rows(runs)                 # one per grid row, its seeds combined
     # Dataset sizes and the device are measured by runs that trained; a run skipped or
     # failed before training has none, so it would only add "unknown" to these lines.
-    trained = {n: r for n, r in runs.items() if r["status"] == "complete"} or runs
+    trained = {n: r for n, r in rows.items() if r["status"] == "complete"} or rows
     dates = sorted({str(p.get(k))[:10] for p in prov.values() for k in ("started", "finished")
                     if p.get(k)})
     commits = {n: (p["git_commit"][:10] + (" (dirty)" if p.get("git_dirty") else ""))
                if p.get("git_commit") else None for n, p in prov.items()}
     grid_names = [e["run_name"] for e in grid.grid()]
-    counts = {s: sum(1 for n in grid_names if n in runs and runs[n]["status"] == s)
+    counts = {s: sum(1 for n in grid_names if n in rows and rows[n]["status"] == s)
               for s in STATUSES}
-    missing = sum(1 for n in grid_names if n not in runs)
-    extra = len(set(runs) - set(grid_names))
+    missing = sum(1 for n in grid_names if n not in rows)
+    extra = len(set(rows) - set(grid_names))
+    seeds = {n: r.get("n_seeds") for n, r in trained.items() if r["status"] == "complete"}
     lines += [
         f"- **Dataset:** {_agree({n: ds(r) for n, r in trained.items()})}",
         f"- **Budget (epochs per run):** "
-        f"{_agree({n: (r.get('config') or {}).get('epochs') for n, r in runs.items()})}",
+        f"{_agree({n: (r.get('config') or {}).get('epochs') for n, r in rows.items()})}",
+        f"- **Seeds per row:** {_agree(seeds) if seeds else 'none complete'}; a difference "
+        f"is called real only when {TEST_NAME} on the per-seed accuracies supports it (rows "
+        "with 2 or more seeds on both sides)",
         f"- **Device(s):** {_agree({n: run_devices(trained[n]) for n in trained})}",
         f"- **Date(s):** {', '.join(dates) or 'unknown'}",
         f"- **Git commit(s):** {_agree(commits)}",

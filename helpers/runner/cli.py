@@ -40,7 +40,8 @@ P1_EPOCHS = 20
 P2_EPOCHS = 5
 # What makes a grid row that row (its run name says so): never changed with -p. Other
 # shapes are one papermill call away: `papermill notebooks/problem1.ipynb ... -p dim 128`.
-IDENTITY_PARAMS = ("run_name", "model", "variant", "mode", "patch_size", "dim", "depth", "heads")
+IDENTITY_PARAMS = ("run_name", "model", "variant", "mode", "patch_size", "dim", "depth", "heads",
+                   "seed")
 
 # The demo: synthetic data, sized so the whole grid plus report.md and report.pdf runs in
 # minutes on 2 CPU cores (the README gives the recorded time). Swin keeps its real 224-px
@@ -81,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--weights-small", help="local Swin-Small ImageNet weights (default: hub)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     ap.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32")
-    ap.add_argument("--seed", type=int, default=0)
+    seeds = ap.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                       help="train every row once per seed, e.g. --seeds 0 1 2; each (row, "
+                            "seed) has its own result file (seed 0 keeps the row's name, "
+                            "others add -seed<k>); the report shows mean ± sd (default: 0)")
+    seeds.add_argument("--seed", type=int, help="one seed (the same as --seeds SEED)")
     ap.add_argument("-p", "--param", nargs=2, action="append", default=[],
                     metavar=("NAME", "VALUE"),
                     help="any other config field for every run, e.g. -p lr 0.1 -p augment False")
@@ -95,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_args(args) -> None:
     """Fill defaults (the demo preset where --demo), per problem, in place."""
+    args.seeds = args.seeds or [0 if args.seed is None else args.seed]
+    if min(args.seeds) < 0 or len(set(args.seeds)) != len(args.seeds):
+        raise SystemExit(f"error: --seeds {' '.join(map(str, args.seeds))}: seeds must be "
+                         "distinct non-negative integers")
     demo = DEMO if args.demo else {}
     args.dataset = args.dataset or demo.get("dataset", "cifar100")
     if args.dataset.endswith(".npz"):
@@ -186,7 +196,8 @@ def main(argv=None, entries: list[dict] | None = None) -> int:
     for name, value in args.param:
         if name in IDENTITY_PARAMS:
             raise SystemExit(f"error: -p {name}: part of what a grid row is; choose rows with "
-                             "--only, or run a notebook with papermill for another shape")
+                             "--only and seeds with --seeds, or run a notebook with papermill "
+                             "for another shape")
         if name not in settable:
             raise SystemExit(f"error: -p {name}: unknown; valid names: {', '.join(sorted(settable))}")
         extra[name] = parse_value(value)

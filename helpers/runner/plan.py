@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 
 from ..config import ConfigError, ExperimentConfig, config_changes, problem_of
+from ..grid import seed_run_name
 from ..notebooks import NOTEBOOKS, config_from_parameters, notebook_parameters
 from ..paths import REPO_ROOT, at_root
 
@@ -52,16 +53,16 @@ def shown(path: str) -> str:
     return os.path.normpath(repo_path(path))
 
 
-def notebook_params(entry: dict, args, extra: dict, declared: frozenset) -> dict:
-    """The papermill parameters of one grid entry: common options, the entry's own
-    shape/mode, then the -p extras (notebook parameters directly, other config fields
-    through the notebook's `overrides`)."""
+def notebook_params(entry: dict, args, extra: dict, declared: frozenset, seed: int = 0) -> dict:
+    """The papermill parameters of one seed of a grid entry: common options, the entry's
+    own shape/mode, then the -p extras (notebook parameters directly, other config fields
+    through the notebook's `overrides`). The run name says the seed (grid.seed_run_name)."""
     problem = problem_of(entry["model"])
     train_subset, test_subset = args.run_subsets.get(entry["run_name"], args.subsets[problem])
-    params = dict(run_name=entry["run_name"], epochs=args.epochs[problem],
+    params = dict(run_name=seed_run_name(entry["run_name"], seed), epochs=args.epochs[problem],
                   dataset=args.dataset, train_subset=train_subset, test_subset=test_subset,
                   results_dir=args.results_dir, device=args.device, precision=args.precision,
-                  seed=args.seed, batch_size=args.batch_size[problem])
+                  seed=seed, batch_size=args.batch_size[problem])
     shape = {k: v for k, v in entry.items() if k not in ("run_name", "label")}
     if problem == 2:
         variant = shape.pop("model").split("_", 1)[1]
@@ -78,16 +79,20 @@ def notebook_params(entry: dict, args, extra: dict, declared: frozenset) -> dict
 
 
 def make_plan(entries: list[dict], args, extra: dict) -> list[Run]:
-    """Parameters and resolved config of every run, before anything executes."""
+    """Parameters and resolved config of every (row, seed) run, before anything executes:
+    the rows in table order, each row's seeds together."""
     declared = {p: frozenset(notebook_parameters(NOTEBOOKS[p])) for p in (1, 2)}
     plan = []
     for entry in entries:
-        run = Run(entry, notebook_params(entry, args, extra, declared[problem_of(entry["model"])]))
-        try:
-            run.cfg = config_from_parameters(run.problem, run.params)
-        except (ConfigError, TypeError, ValueError) as err:   # one bad row never stops the grid
-            run.error = str(err)
-        plan.append(run)
+        for seed in getattr(args, "seeds", None) or [0]:
+            params = notebook_params(entry, args, extra, declared[problem_of(entry["model"])],
+                                     seed)
+            run = Run(dict(entry, run_name=params["run_name"]), params)
+            try:
+                run.cfg = config_from_parameters(run.problem, run.params)
+            except (ConfigError, TypeError, ValueError) as err:  # a bad row never stops the grid
+                run.error = str(err)
+            plan.append(run)
     return plan
 
 

@@ -1,0 +1,152 @@
+"""Seeds: one row per grid row, with the spread of its seeds, and the test that decides
+which differences the report may call real.
+
+A result file is one (row, seed) run (helpers.grid.seed_run_name). `seed_rows` groups
+them into one row dict that reads like a result (so tables, prose and figures take either)
+plus the spread: test_acc and epoch_time_s become the means over the complete seeds, with
+`*_sd` (sample standard deviation), `n_seeds` and the per-seed values beside them.
+
+The rule for "a difference is supported", named in the report: Welch's t-test (unequal
+variances) on the per-seed test accuracies, two-sided, at the 5 % level, when both sides
+have at least 2 seeds. With one seed on either side, seed-to-seed noise is not tested.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+
+from ..grid import row_name
+
+ALPHA = 0.05
+TEST_NAME = "Welch's t-test at 5 %"
+
+
+# ----------------------------------------------------------------------------- grouping
+def _seed(r: dict) -> int:
+    return int((r.get("config") or {}).get("seed") or 0)
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float | None]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) >= 2 else None)
+
+
+def _mean_history(histories: list[list[dict]]) -> tuple[list[dict], list[dict]]:
+    """Per-epoch mean (and sd) of test accuracy and loss over the epochs all seeds reached."""
+    epochs = min(len(h) for h in histories)
+    mean, sd = [], []
+    for i in range(epochs):
+        m, s = {"epoch": histories[0][i]["epoch"]}, {"epoch": histories[0][i]["epoch"]}
+        for key in ("test_acc", "test_loss"):
+            values = [h[i][key] for h in histories if h[i].get(key) is not None]
+            if values:
+                m[key], s[key] = _mean_sd(values)
+        mean.append(m)
+        sd.append(s)
+    return mean, sd
+
+
+def combine(row: str, results: list[dict]) -> dict:
+    """One row dict from the results of one row's seeds (see the module docstring)."""
+    results = sorted(results, key=_seed)
+    done = [r for r in results if r["status"] == "complete"]
+    base = dict(done[0] if done else results[0])
+    base.update(run_name=row, seeds=[_seed(r) for r in results],
+                seed_runs=[r["run_name"] for r in results], n_seeds=len(done),
+                test_acc_sd=None, epoch_time_s_sd=None)
+    if len(results) == 1:
+        return base
+    for key in ("params", "trainable_params", "macs_thop", "flops"):
+        values = {r.get(key) for r in done if r.get(key) is not None}
+        if len(values) > 1:   # sizes and FLOPs do not depend on the seed: this is a bug
+            raise ValueError(f"{row}: {key} differs between seeds ({sorted(values)}) in "
+                             f"{', '.join(r['run_name'] for r in done)}")
+    if len(done) >= 2:
+        accs = [r["test_acc"] for r in done]
+        base["test_accs"] = accs
+        base["test_acc"], base["test_acc_sd"] = _mean_sd(accs)
+        times = [r["epoch_time_s"] for r in done if r.get("epoch_time_s") is not None]
+        if times:
+            base["epoch_times"] = times
+            base["epoch_time_s"], base["epoch_time_s_sd"] = _mean_sd(times)
+        base["history"], base["history_sd"] = _mean_history([r["history"] for r in done])
+    base["seed_statuses"] = {r["run_name"]: r["status"] for r in results}
+    return base
+
+
+def seed_rows(runs: dict) -> dict:
+    """run name -> result, for every seed  =>  row name -> one row dict (idempotent)."""
+    groups: dict[str, list[dict]] = {}
+    for r in runs.values():
+        if "n_seeds" in r:                       # already a row
+            return runs
+        groups.setdefault(row_name(r["run_name"], _seed(r)), []).append(r)
+    return {row: combine(row, rs) for row, rs in sorted(groups.items())}
+
+
+# ----------------------------------------------------------------------------- the test
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        for aa in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                   -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's t with df degrees of freedom."""
+    return betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """Welch's t-test of mean(a) != mean(b): (t, degrees of freedom, two-sided p)."""
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("Welch's t-test needs at least 2 values on each side")
+    (ma, sa), (mb, sb) = _mean_sd(a), _mean_sd(b)
+    va, vb = sa * sa / len(a), sb * sb / len(b)
+    if va + vb == 0.0:          # every seed identical on both sides
+        return (0.0 if ma == mb else math.copysign(math.inf, ma - mb)), math.inf, \
+            (1.0 if ma == mb else 0.0)
+    t = (ma - mb) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va * va / (len(a) - 1) + vb * vb / (len(b) - 1))
+    return t, df, t_two_sided_p(t, df)
+
+
+def seed_accs(r: dict | None) -> list[float]:
+    """The per-seed test accuracies of a row (one value for a single seed)."""
+    if not r:
+        return []
+    return list(r.get("test_accs") or ([r["test_acc"]] if r.get("test_acc") is not None else []))
+
+
+def compare(ra: dict | None, rb: dict | None) -> tuple[str, float | None]:
+    """('supported' | 'within noise' | 'not tested', p) for the accuracy difference of two
+    rows: Welch's t-test when both have 2 or more seeds, else not tested."""
+    a, b = seed_accs(ra), seed_accs(rb)
+    if len(a) < 2 or len(b) < 2:
+        return "not tested", None
+    _, _, p = welch(a, b)
+    return ("supported" if p < ALPHA else "within noise"), p
