@@ -35,8 +35,9 @@ test-oldest: $(OLD_OK)
 	$(OLD_PY) -m pytest -q $(TORCH_TESTS)
 
 # Regenerate both lock files from requirements.txt and the torch pairs in requirements/
-# (uv's resolver; --universal keeps platform and Python-version markers, so one lock serves
-# Linux, macOS and Windows on Python 3.10+). Then run make test and make test-oldest.
+# (uv's resolver; --universal keeps platform and Python-version markers, so one lock is
+# resolved for Linux, macOS and Windows on Python 3.10+; CI tests Linux x86_64, Python 3.11).
+# Then run make test and make test-oldest.
 UV_COMPILE = $(PY) -m uv pip compile requirements.txt --universal --python-version 3.10 \
              --quiet --custom-compile-command "make lock"
 lock: $(VENV_OK)

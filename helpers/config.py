@@ -42,9 +42,29 @@ EXECUTION_FIELDS = frozenset({"device", "precision", "compile", "eval_batch_size
 
 def config_changes(old: dict, new: dict) -> list[str]:
     """'field: old -> new' for every config field that changes what is trained: what makes a
-    checkpoint unresumable and a finished result stale."""
+    checkpoint unresumable and a finished result stale. Batch size and warm-up are compared
+    by what they come to (see `_effective`), so a config that spelled out the values the
+    rules give (as every config before the rules did) matches one that leaves them unset."""
+    old, new = _effective(old), _effective(new)
     keys = sorted((set(old) | set(new)) - EXECUTION_FIELDS)
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+def _effective(d: dict) -> dict:
+    """The config dict with batch_size and warmup_epochs replaced by the batch and the
+    warm-up steps they give, where the training-set size is known without loading data
+    (CIFAR-100, synthetic); elsewhere (a .npz) the dict as it is."""
+    try:
+        cfg = ExperimentConfig(**{k: v for k, v in d.items() if k in _field_types()})
+        n = cfg.known_train_size()
+        if n is None:
+            return d
+        batch = cfg.train_batch_size(n)
+        steps = n // batch
+        warm = warmup_steps(cfg.warmup_epochs, steps, steps * cfg.epochs)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):   # a malformed dict
+        return d
+    return dict(d, batch_size=batch, warmup_epochs=f"{warm} warm-up steps")
 
 
 # Per-model training defaults, used where the config leaves a value as None.

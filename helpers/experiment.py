@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from .atomic import remove_orphans
-from .config import ExperimentConfig
+from .config import ExperimentConfig, config_changes
 from .data import check_overlap, load_dataset
 from .device import (device_name, resolve_device, resolve_precision, seed_everything,
                      setup_backends)
@@ -76,8 +76,26 @@ class Experiment:
             started=started, finished=now_iso(), devices=result["devices"])
         return result
 
+    def completed(self) -> dict | None:
+        """This run's result, if it is on disk, complete, and made with this config (device,
+        precision and other execution fields aside); else None."""
+        path = self.cfg.result_path
+        try:
+            old = read_result(path)
+        except (OSError, ValueError):
+            return None
+        same = not config_changes(old.get("config") or {}, self.cfg.to_dict())
+        return old if old.get("status") == "complete" and same else None
+
     def run(self, progress: bool = True) -> dict:
-        """Train (resuming from this run's checkpoint if one exists) and write the result."""
+        """Train (resuming from this run's checkpoint if one exists) and write the result.
+        A run already complete with this config is not trained again: its result is
+        returned (delete the result file, or pick another run_name, to train it anew)."""
+        done = self.completed()
+        if done is not None:
+            print(f"{self.cfg.result_path} is already complete with this config: not "
+                  "training again (delete it, or pick another run_name, to start over)")
+            return done
         started = now_iso()
         self.prepare()
         for path in (self.cfg.result_path, self.cfg.checkpoint_path):

@@ -85,10 +85,13 @@ def plan_training(cfg, n_train: int, device) -> TrainingPlan:
         batch_rule = "set in the config"
     elif batch == cfg.default_batch_size():
         batch_rule = f"per-model default {batch}"
-    else:
+    elif n_train // batch >= MIN_STEPS_PER_EPOCH:
         batch_rule = (f"per-model default {cfg.default_batch_size()} halved to give at least "
-                      f"{MIN_STEPS_PER_EPOCH} steps per epoch on {n_train} images "
-                      f"(not below {MIN_AUTO_BATCH})")
+                      f"{MIN_STEPS_PER_EPOCH} steps per epoch on {n_train} images")
+    else:
+        batch_rule = (f"per-model default {cfg.default_batch_size()} halved down to the "
+                      f"minimum of {MIN_AUTO_BATCH}: {n_train} images give "
+                      f"{n_train // batch} steps per epoch, fewer than {MIN_STEPS_PER_EPOCH}")
     steps = n_train // batch                       # the training loader drops the last batch
     total = steps * cfg.epochs
     warmup = warmup_steps(cfg.warmup_epochs, steps, total)
@@ -314,6 +317,9 @@ def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True
     return history
 
 
+KERNEL_OPTIONS = ("fused", "foreach", "capturable")   # how, not what, the optimiser computes
+
+
 def _first_line(err: Exception, n: int = 200) -> str:
     text = (str(err).strip().splitlines() or [""])[0]
     return f"{type(err).__name__}: {text[:n]}"
@@ -336,7 +342,14 @@ def resume(path: str, config: dict, state: TrainState) -> tuple[list[dict], int]
     check_compatible(saved["config"], config, path)
     try:
         state.model.load_state_dict(saved["model"])
+        # The saved param groups carry the other machine's kernel choice (fused AdamW on
+        # CUDA, foreach elsewhere); keep this machine's, so a resumed run is timed on the
+        # same path as a fresh one and a CUDA checkpoint does not ask a CPU for fused AdamW.
+        kernels = [{k: g[k] for k in KERNEL_OPTIONS if k in g}
+                   for g in state.optimizer.param_groups]
         state.optimizer.load_state_dict(saved["optimizer"])
+        for group, mine in zip(state.optimizer.param_groups, kernels):
+            group.update(mine)
         state.scheduler.load_state_dict(saved["scheduler"])
         if state.scaler.is_enabled() and saved.get("scaler"):
             state.scaler.load_state_dict(saved["scaler"])

@@ -158,3 +158,23 @@ def test_an_explicit_batch_larger_than_a_known_training_set_is_refused_before_lo
         ExperimentConfig(model="vit", train_subset=256, batch_size=512).resolved()
     with pytest.raises(ConfigError, match="batch_size=60000: larger than the 50000"):
         ExperimentConfig(dataset="cifar100", batch_size=60_000).resolved()
+
+
+def test_a_config_that_spelled_out_the_old_defaults_is_not_a_changed_config():
+    """Configs written before batch size and warm-up had data-fitted defaults held the
+    per-model batch and 1 epoch of warm-up. Where the rules give the same (CIFAR-100 at the
+    grid's budgets), old results and checkpoints still count; where not, the change shows."""
+    from helpers.config import config_changes
+    for model, mode, batch, epochs in (("resnet18", "scratch", 512, 20),
+                                       ("swin_small", "finetune", 128, 5)):
+        new = ExperimentConfig(model=model, mode=mode, dataset="cifar100",
+                               epochs=epochs).resolved().to_dict()
+        old = dict(new, batch_size=batch, warmup_epochs=1.0)
+        old.pop("keep_checkpoints")                     # a field that did not exist then
+        assert config_changes(old, new) == []
+    small = ExperimentConfig(model="vit", train_subset=256, batch_size=64,
+                             epochs=3).resolved().to_dict()
+    # 4 steps an epoch, 12 in all: 1 epoch of warm-up was 4 steps, the rule now gives 2.
+    assert config_changes(dict(small, warmup_epochs=1.0), small) == [
+        "warmup_epochs: '4 warm-up steps' -> '2 warm-up steps'"]
+    assert config_changes(dict(small, batch_size=32), small) != []

@@ -137,6 +137,7 @@ def test_a_subset_of_a_few_hundred_images_needs_no_batch_size(tmp_path):
     result = Experiment(cfg).run(progress=False)
     assert result["status"] == "complete"
     assert result["training"]["batch_size"] == 16 and result["training"]["steps_per_epoch"] == 16
+    assert "minimum of 16" in result["training"]["batch_rule"]
 
 
 def test_an_explicit_batch_too_large_for_an_npz_is_refused_before_the_model_is_built(
@@ -174,3 +175,16 @@ def test_non_finite_metrics_are_stored_as_null_with_a_reason(tmp_path):
     assert again["nonfinite_metrics"] == {"history[0].test_loss": "inf", "epoch_time_s": "nan"}
     assert "history[0].test_loss=inf" in again["reason"]
     assert again["test_acc"] == result["test_acc"]
+
+
+def test_a_complete_run_is_not_trained_again(tmp_path):
+    """Run the notebook again after it finished (a Colab reconnect): the checkpoint is gone,
+    but the complete result with the same config is returned instead of retraining."""
+    cfg = cfg_for(tmp_path, epochs=1)
+    first = Experiment(cfg).run(progress=False)
+    path = Experiment(cfg).cfg.result_path
+    before = os.stat(path).st_mtime_ns
+    again = Experiment(cfg_for(tmp_path, epochs=1, eval_batch_size=512)).run(progress=False)
+    assert again == first and os.stat(path).st_mtime_ns == before
+    changed = Experiment(cfg_for(tmp_path, epochs=2)).run(progress=False)   # another config
+    assert [h["epoch"] for h in changed["history"]] == [1, 2]

@@ -102,6 +102,25 @@ def test_a_gpu_checkpoint_resumes_on_the_cpu_and_says_so(tmp_path):
     assert f"2 devices: {gpu}, {here}" in summary["epoch_time_note"]
 
 
+def test_the_optimiser_keeps_this_machines_kernel_choice_after_a_resume(tmp_path):
+    """A CUDA run's AdamW is fused; its checkpoint's param groups say so. Resumed here, the
+    optimiser keeps the kernel options a fresh run on this machine would have."""
+    cfg = cfg_at(tmp_path)
+    train(cfg, "fp32", stop_after=1)
+    saved = load_checkpoint(cfg.checkpoint_path)
+    saved["optimizer"]["param_groups"] = [dict(g, fused=True, foreach=False)
+                                          for g in saved["optimizer"]["param_groups"]]
+    save_checkpoint(cfg.checkpoint_path, saved)
+    model = build_model("vit", DATA.num_classes, **cfg.model_kwargs())
+    state = TrainState.create(model, cfg, CPU, Precision("fp32", "cpu"), total_steps=9,
+                              warmup_steps=1, compile=False)
+    fresh = [(g.get("fused"), g.get("foreach")) for g in state.optimizer.param_groups]
+    resume(cfg.checkpoint_path, cfg.to_dict(), state)
+    assert [(g.get("fused"), g.get("foreach")) for g in state.optimizer.param_groups] == fresh
+    assert fresh[0] != (True, False)
+    assert state.optimizer.param_groups[0]["lr"] == saved["optimizer"]["param_groups"][0]["lr"]
+
+
 def test_epoch_time_excludes_each_processes_first_epoch():
     def h(epoch, seconds, segment, device="gpu A"):
         return dict(epoch=epoch, epoch_time_s=seconds, segment=segment, device=device)

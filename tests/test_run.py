@@ -339,3 +339,16 @@ def test_bad_seeds_are_refused(tmp_path):
         runner.main(["--seeds", "0", "0", "--no-report"] + dirs_args(tmp_path))
     with pytest.raises(SystemExit, match="-p seed: .*--seeds"):
         runner.main(["-p", "seed", "3", "--no-report"] + dirs_args(tmp_path))
+
+
+def test_force_trains_a_complete_row_again_and_keeps_the_old_result_aside(tmp_path, capsys):
+    entries = [dict(TOY_VIT, run_name="t-f")]
+    args = TINY_ARGS + dirs_args(tmp_path)
+    results = tmp_path / "results"
+    assert runner.main(args, entries=entries) == 0
+    first = read_result(results / "t-f.json")
+    assert runner.main(args + ["--force"], entries=entries) == 0
+    assert "[t-f] --force: training again from scratch" in capsys.readouterr().out
+    assert read_result(results / "t-f.json.replaced") == first
+    again = read_result(results / "t-f.json")
+    assert again["status"] == "complete" and again["history"] != first["history"]

@@ -30,9 +30,6 @@ _CLASSES = {"resnet18": CifarResNet18, "vit": ViT, "swin_tiny": SwinClassifier,
             "swin_small": SwinClassifier}
 
 
-MODELS = {"resnet18": resnet18, "vit": vit, "swin_tiny": swin_tiny, "swin_small": swin_small}
-
-
 def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     """Build a registered model; unknown names and options fail before any work."""
     if name not in MODELS:

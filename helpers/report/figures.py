@@ -6,6 +6,7 @@ alone. `plot_curves` also draws into axes the caller owns (a notebook's pyplot f
 """
 from __future__ import annotations
 
+import math
 import os
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -50,6 +51,11 @@ def _save(fig: Figure, path: str | None) -> None:
         fig.savefig(path, dpi=120)
 
 
+def _values(history: list[dict], key: str) -> list[float]:
+    """One metric per epoch; a missing or null value (a non-finite loss) is a gap."""
+    return [math.nan if h.get(key) is None else h[key] for h in history]
+
+
 def plot_curves(results, axes=None, path: str | None = None, title: str | None = None) -> Figure:
     """Test accuracy and test loss per epoch for one result dict or a list of them.
 
@@ -70,13 +76,13 @@ def plot_curves(results, axes=None, path: str | None = None, title: str | None =
             continue
         epochs = [h["epoch"] for h in hist]
         style = "-" if r.get("status", "complete") == "complete" else "--"
-        line, = acc_ax.plot(epochs, [h["test_acc"] for h in hist], style, marker=".",
+        line, = acc_ax.plot(epochs, _values(hist, "test_acc"), style, marker=".",
                             label=run_label(r))
-        loss_ax.plot(epochs, [h["test_loss"] for h in hist], style, marker=".",
+        loss_ax.plot(epochs, _values(hist, "test_loss"), style, marker=".",
                      color=line.get_color(), label=run_label(r))
         if r.get("history_sd"):                 # 2+ seeds: the mean, and a band of ± 1 sd
             for ax, key in ((acc_ax, "test_acc"), (loss_ax, "test_loss")):
-                mean = [h[key] for h in hist]
+                mean = _values(hist, key)
                 sd = [h.get(key) or 0.0 for h in r["history_sd"]]
                 ax.fill_between(epochs, [m - d for m, d in zip(mean, sd)],
                                 [m + d for m, d in zip(mean, sd)], color=line.get_color(),

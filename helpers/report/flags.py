@@ -2,7 +2,7 @@
 
 (a) a Swin from scratch beating its pretrained fine-tune within a few epochs; (b) accuracy
 above a credible ceiling for the model family and budget; (c) accuracy at chance; (d) a
-failed, skipped or missing run.
+failed, skipped or missing run; (e) a seed that cannot be averaged with its row's others.
 """
 from __future__ import annotations
 
@@ -129,6 +129,14 @@ def plausibility_flags(runs: dict) -> list[Flag]:
             for reason, which in reasons.items():
                 detail += f" Reason (`{'`, `'.join(which)}`): {md_escape(reason)}"
             flags.append(Flag("d", f"{len(names)} run(s) {label}", detail, hint, names))
+    left_out = {n: why for r in rows.values() for n, why in (r.get("seed_mismatches") or {}).items()}
+    if left_out:
+        flags.append(Flag(
+            "e", f"{len(left_out)} seed run(s) left out of their row's mean",
+            " ".join(f"`{n}`: {md_escape(why)}." for n, why in left_out.items()),
+            "train every seed of a row with the same config (the runner does, for one "
+            "--seeds list); sizes and FLOPs never depend on the seed, so differing ones mean "
+            "a result file from another code version: rerun that seed.", list(left_out)))
     return flags
 
 
@@ -151,5 +159,7 @@ def flags_md(flags: list[Flag], runs: dict) -> str:
                  "accuracy above a credible ceiling for the model family and epoch budget "
                  "(documented in `helpers/report/flags.py`); (c) test accuracy within "
                  f"{CHANCE_MARGIN:.0f} points of chance (100 / number of classes); (d) a "
-                 "failed, skipped or missing run.")
+                 "failed, skipped or missing run; (e) a seed run that cannot be averaged with "
+                 "its row's other seeds (another config, other sizes, or a second file for "
+                 "the same seed), so it is left out of the row's mean.")
     return "\n".join(lines)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from ..grid import row_name
+from ..config import config_changes
+from ..grid import row_name, seed_run_name
 
 ALPHA = 0.05
 TEST_NAME = "Welch's t-test at 5 %"
@@ -31,35 +32,63 @@ def _mean_sd(values: list[float]) -> tuple[float, float | None]:
 
 
 def _mean_history(histories: list[list[dict]]) -> tuple[list[dict], list[dict]]:
-    """Per-epoch mean (and sd) of test accuracy and loss over the epochs all seeds reached."""
+    """Per-epoch mean (and sd) of test accuracy and loss over the epochs all seeds reached;
+    a value that no seed has (a non-finite loss stored as null) stays None."""
     epochs = min(len(h) for h in histories)
     mean, sd = [], []
     for i in range(epochs):
         m, s = {"epoch": histories[0][i]["epoch"]}, {"epoch": histories[0][i]["epoch"]}
         for key in ("test_acc", "test_loss"):
             values = [h[i][key] for h in histories if h[i].get(key) is not None]
-            if values:
-                m[key], s[key] = _mean_sd(values)
+            m[key], s[key] = _mean_sd(values) if values else (None, None)
         mean.append(m)
         sd.append(s)
     return mean, sd
 
 
+SIZE_KEYS = ("params", "trainable_params", "macs_thop", "flops")
+
+
+def _mismatch(ref: dict, r: dict) -> str | None:
+    """Why seed result `r` cannot be averaged with `ref` (the row's first complete seed):
+    another config (seed and run name aside) or other sizes; None when it can."""
+    def training(c):
+        return {k: v for k, v in (c or {}).items() if k not in ("seed", "run_name")}
+    changes = config_changes(training(ref.get("config")), training(r.get("config")))
+    if changes:
+        return "another config than `" + ref["run_name"] + "` (" + "; ".join(changes) + ")"
+    sizes = [f"{k} {ref.get(k)} vs {r.get(k)}" for k in SIZE_KEYS
+             if None not in (ref.get(k), r.get(k)) and ref.get(k) != r.get(k)]
+    if sizes:   # sizes and FLOPs do not depend on the seed: one of the two files is wrong
+        return f"other sizes than `{ref['run_name']}` ({'; '.join(sizes)})"
+    return None
+
+
 def combine(row: str, results: list[dict]) -> dict:
-    """One row dict from the results of one row's seeds (see the module docstring)."""
-    results = sorted(results, key=_seed)
-    done = [r for r in results if r["status"] == "complete"]
-    base = dict(done[0] if done else results[0])
-    base.update(run_name=row, seeds=[_seed(r) for r in results],
-                seed_runs=[r["run_name"] for r in results], n_seeds=len(done),
-                test_acc_sd=None, epoch_time_s_sd=None)
-    if len(results) == 1:
-        return base
-    for key in ("params", "trainable_params", "macs_thop", "flops"):
-        values = {r.get(key) for r in done if r.get(key) is not None}
-        if len(values) > 1:   # sizes and FLOPs do not depend on the seed: this is a bug
-            raise ValueError(f"{row}: {key} differs between seeds ({sorted(values)}) in "
-                             f"{', '.join(r['run_name'] for r in done)}")
+    """One row dict from the results of one row's seeds (see the module docstring). Seeds
+    that cannot be averaged with the row's first complete seed (another config, other
+    sizes, or a second file for the same seed) are left out and listed in `seed_mismatches`
+    (plausibility check (e))."""
+    results = sorted(results, key=lambda r: (_seed(r), r["run_name"] != seed_run_name(row, _seed(r))))
+    mismatches, kept, seen = {}, [], set()
+    for r in results:
+        if _seed(r) in seen:
+            mismatches[r["run_name"]] = f"a second result for seed {_seed(r)}"
+        else:
+            seen.add(_seed(r))
+            kept.append(r)
+    done = [r for r in kept if r["status"] == "complete"]
+    for r in done[1:]:
+        why = _mismatch(done[0], r)
+        if why:
+            mismatches[r["run_name"]] = why
+    done = [r for r in done if r["run_name"] not in mismatches]
+    base = dict(done[0] if done else kept[0])
+    base.update(run_name=row, seeds=[_seed(r) for r in kept],
+                seed_runs=[r["run_name"] for r in kept], n_seeds=len(done),
+                n_seed_files=len(results), test_acc_sd=None, epoch_time_s_sd=None,
+                seed_statuses={r["run_name"]: r["status"] for r in results},
+                seed_mismatches=mismatches)
     if len(done) >= 2:
         accs = [r["test_acc"] for r in done]
         base["test_accs"] = accs
@@ -69,7 +98,6 @@ def combine(row: str, results: list[dict]) -> dict:
             base["epoch_times"] = times
             base["epoch_time_s"], base["epoch_time_s_sd"] = _mean_sd(times)
         base["history"], base["history_sd"] = _mean_history([r["history"] for r in done])
-    base["seed_statuses"] = {r["run_name"]: r["status"] for r in results}
     return base
 
 
@@ -146,7 +174,7 @@ def compare(ra: dict | None, rb: dict | None) -> tuple[str, float | None]:
     """('supported' | 'within noise' | 'not tested', p) for the accuracy difference of two
     rows: Welch's t-test when both have 2 or more seeds, else not tested."""
     a, b = seed_accs(ra), seed_accs(rb)
-    if len(a) < 2 or len(b) < 2:
-        return "not tested", None
+    if len(a) < 2 or len(b) < 2 or (len(set(a)) == 1 and len(set(b)) == 1):
+        return "not tested", None     # (identical seeds on both sides: no spread to test)
     _, _, p = welch(a, b)
     return ("supported" if p < ALPHA else "within noise"), p

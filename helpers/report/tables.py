@@ -97,10 +97,12 @@ def _spread(r: dict, key: str) -> str:
 
 
 def _seeds(r: dict, status: str | None) -> str:
+    """'1 seed', '3 seeds', or '2 of 3 seeds' when some of the row's seed runs did not
+    complete or were left out (flags (d) and (e) say which)."""
     if status:
         return DASH
-    n = r.get("n_seeds", 1)
-    return f"{n} seed" + ("s" if n != 1 else "")
+    n, files = r.get("n_seeds", 1), r.get("n_seed_files", 1)
+    return (f"{n} of {files} seeds" if files > n else f"{n} seed" + ("s" if n != 1 else ""))
 
 
 def table1(runs: dict) -> pd.DataFrame:
@@ -249,8 +251,10 @@ def header_md(runs: dict, flags: list[Flag] | None = None) -> str:
         f"- **Budget (epochs per run):** "
         f"{_agree({n: (r.get('config') or {}).get('epochs') for n, r in rows.items()})}",
         f"- **Seeds per row:** {_agree(seeds) if seeds else 'none complete'}; a difference "
-        f"is called real only when {TEST_NAME} on the per-seed accuracies supports it (rows "
-        "with 2 or more seeds on both sides)",
+        f"is called real only when {TEST_NAME} on the per-seed accuracies supports it (2 or "
+        "more seeds on both sides); with a single seed, a gap within two standard errors of "
+        "the test set's sampling is called noise, and any other gap is marked \"single seed: "
+        "not tested across seeds\"",
         f"- **Device(s):** {_agree({n: run_devices(trained[n]) for n in trained})}",
         f"- **Date(s):** {', '.join(dates) or 'unknown'}",
         f"- **Git commit(s):** {_agree(commits)}",

@@ -44,7 +44,7 @@ IDENTITY_PARAMS = ("run_name", "model", "variant", "mode", "patch_size", "dim", 
                    "seed")
 
 # The demo: synthetic data, sized so the whole grid plus report.md and report.pdf runs in
-# minutes on 2 CPU cores (the README gives the recorded time). Swin keeps its real 224-px
+# minutes on 2 CPU cores (the runner prints its total wall time). Swin keeps its real 224-px
 # input, so its parameter and FLOP counts in the demo table are the real ones; it trains
 # on a handful of images for one epoch, because a 224-px Swin image costs orders of
 # magnitude more than a 32-px one (Table 1 and 2's FLOPs say how much).

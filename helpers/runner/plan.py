@@ -15,7 +15,7 @@ from ..paths import REPO_ROOT, at_root
 
 @dataclass
 class Run:
-    """One grid row: its notebook parameters and, if they are valid, the resolved config."""
+    """One (grid row, seed) run: its notebook parameters and, if valid, the resolved config."""
     entry: dict
     params: dict
     cfg: ExperimentConfig | None = None
@@ -105,6 +105,7 @@ class Action:
     note: str                           # short, for the summary table
     why: str                            # one sentence, for the log
     discard_checkpoint: bool = False
+    set_aside_result: bool = False      # --force: the engine would return a complete result
 
 
 def next_action(run: Run, force: bool) -> Action | None:
@@ -134,7 +135,8 @@ def next_action(run: Run, force: bool) -> Action | None:
         return Action("config changed", "complete, but with another config ("
                       + "; ".join(changes) + "): training again from scratch", True)
     if force:
-        return Action("forced", "--force: training again from scratch", True)
+        return Action("forced", "--force: training again from scratch (the previous result "
+                                "is kept as <run>.json.replaced)", True, True)
     return None
 
 
@@ -162,9 +164,14 @@ def stale_checkpoint(run: Run) -> list[str]:
 
 
 def prepare_checkpoint(run: Run, action: Action) -> None:
-    """Carry out the action's checkpoint part: delete a checkpoint that must not resume."""
+    """Carry out the action's file part: delete a checkpoint that must not resume, and on
+    --force move the complete result aside (to <run>.json.replaced, which the report does
+    not read), so the engine trains the run again instead of returning it."""
     if action.discard_checkpoint:
         discard_checkpoint(run.cfg.checkpoint_path)
+    result = at_root(run.cfg.result_path)
+    if action.set_aside_result and os.path.exists(result):
+        os.replace(result, result + ".replaced")
 
 
 def discard_checkpoint(path: str) -> None:
