@@ -208,3 +208,11 @@ def test_a_null_loss_is_a_gap_in_the_curves_not_a_crash(tmp_path):
     fig = plot_curves([row])
     ys = fig.axes[1].lines[0].get_ydata()
     assert math.isnan(ys[2]) and not math.isnan(ys[1])
+
+
+def test_a_one_epoch_run_sits_on_its_integer_tick():
+    r = dict(base()["p2-swin_tiny-scratch"])
+    r["history"] = r["history"][:1]
+    fig = plot_curves([r])
+    for ax in fig.axes:
+        assert list(ax.get_xticks()) == [1]

@@ -69,7 +69,7 @@ def plot_curves(results, axes=None, path: str | None = None, title: str | None =
     else:
         acc_ax, loss_ax = axes
         fig = acc_ax.figure
-    drawn = 0
+    drawn, all_epochs = 0, set()
     for r in runs:
         hist = r.get("history") or []
         if not hist:
@@ -80,17 +80,26 @@ def plot_curves(results, axes=None, path: str | None = None, title: str | None =
                             label=run_label(r))
         loss_ax.plot(epochs, _values(hist, "test_loss"), style, marker=".",
                      color=line.get_color(), label=run_label(r))
-        if r.get("history_sd"):                 # 2+ seeds: the mean, and a band of ± 1 sd
+        if r.get("history_sd"):                 # 2+ seeds: the mean, and ± 1 sd around it
             for ax, key in ((acc_ax, "test_acc"), (loss_ax, "test_loss")):
                 mean = _values(hist, key)
                 sd = [h.get(key) or 0.0 for h in r["history_sd"]]
-                ax.fill_between(epochs, [m - d for m, d in zip(mean, sd)],
-                                [m + d for m, d in zip(mean, sd)], color=line.get_color(),
-                                alpha=0.2, linewidth=0)
+                if len(epochs) == 1:            # a band needs two epochs: an error bar
+                    ax.errorbar(epochs, mean, yerr=sd, fmt="none", capsize=3,
+                                ecolor=line.get_color())
+                else:
+                    ax.fill_between(epochs, [m - d for m, d in zip(mean, sd)],
+                                    [m + d for m, d in zip(mean, sd)],
+                                    color=line.get_color(), alpha=0.2, linewidth=0)
+        all_epochs.update(epochs)
         drawn += 1
     for ax, ylabel in ((acc_ax, "test accuracy (%)"), (loss_ax, "test loss")):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
+        if len(all_epochs) == 1:      # one epoch: a marker at that tick, not a 0.1-wide axis
+            (only,) = all_epochs
+            ax.set_xlim(only - 1, only + 1)
+            ax.set_xticks([only])
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         if title:
