@@ -105,32 +105,31 @@ def _seeds(r: dict, status: str | None) -> str:
     return (f"{n} of {files} seeds" if files > n else f"{n} seed" + ("s" if n != 1 else ""))
 
 
-def table1(runs: dict) -> pd.DataFrame:
-    """Problem 1 as display strings, one row per grid row (its seeds combined), indexed by
-    run name, columns TABLE1_COLUMNS."""
+def _table(runs: dict, problem: int, columns: list[str], row_cells) -> pd.DataFrame:
+    """One table as display strings, one row per grid row (its seeds combined), indexed by
+    run name: the label, the problem's own cells (`row_cells(mode, result)`), then time per
+    epoch, test accuracy and seeds, shared by both tables."""
     rows, names = [], []
-    for name, label, _, r in table_rows(seed_rows(runs), 1):
+    for name, label, mode, r in table_rows(seed_rows(runs), problem):
         r_, status = r or {}, status_text(r)
         names.append(name)
-        rows.append([label, _millions(r_.get("params"), 2), _millions(r_.get("macs_thop"), 1),
-                     _millions(r_.get("flops"), 1),
+        rows.append([label, *row_cells(mode, r_),
                      DASH if status else _spread(r_, "epoch_time_s"),
                      status or _spread(r_, "test_acc"), _seeds(r_, status)])
-    return pd.DataFrame(rows, columns=TABLE1_COLUMNS, index=pd.Index(names, name="run"))
+    return pd.DataFrame(rows, columns=columns, index=pd.Index(names, name="run"))
+
+
+def table1(runs: dict) -> pd.DataFrame:
+    """Problem 1, columns TABLE1_COLUMNS: sizes and FLOPs of each model."""
+    return _table(runs, 1, TABLE1_COLUMNS, lambda mode, r: [
+        _millions(r.get("params"), 2), _millions(r.get("macs_thop"), 1),
+        _millions(r.get("flops"), 1)])
 
 
 def table2(runs: dict) -> pd.DataFrame:
-    """Problem 2 as display strings, one row per grid row (its seeds combined), indexed by
-    run name, columns TABLE2_COLUMNS."""
-    rows, names = [], []
-    for name, label, mode, r in table_rows(seed_rows(runs), 2):
-        r_, status = r or {}, status_text(r)
-        names.append(name)
-        rows.append([label, MODE_LABELS.get(mode, mode),
-                     _millions(r_.get("trainable_params"), 2),
-                     DASH if status else _spread(r_, "epoch_time_s"),
-                     status or _spread(r_, "test_acc"), _seeds(r_, status)])
-    return pd.DataFrame(rows, columns=TABLE2_COLUMNS, index=pd.Index(names, name="run"))
+    """Problem 2, columns TABLE2_COLUMNS: training mode and what it trains."""
+    return _table(runs, 2, TABLE2_COLUMNS, lambda mode, r: [
+        MODE_LABELS.get(mode, mode), _millions(r.get("trainable_params"), 2)])
 
 
 def to_markdown(df: pd.DataFrame) -> str:
