@@ -153,6 +153,8 @@ def test_killed_runner_resumes_without_redoing_finished_runs(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"[{names[0]}] already complete" in done.stdout
     assert f"[{names[1]}] interrupted before: resuming from its checkpoint" in done.stdout
+    # The killed runner's claim on the row names a process that is gone: taken over.
+    assert f"[{names[1]}] taking over a stale claim" in done.stdout
     assert mtime(first) == before                          # not redone, not rewritten
     r = read_result(second)
     assert r["status"] == "complete" and [h["epoch"] for h in r["history"]] == [1, 2, 3]

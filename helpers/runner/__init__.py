@@ -1,7 +1,10 @@
-"""Running the grid: every row of both tables, one papermill execution each.
+"""Running the grid: every row of both tables, one papermill execution each (or, with
+--no-notebooks, the same engine call without a kernel).
 
 plan.py     each row's notebook parameters and config, and what it needs (skip, run, resume)
 execute.py  one row through its notebook, a result file whatever happens, the summary table
+locks.py    claims in the results folder: one worker per row, one local job per GPU
+jobs.py     scale-out through submitit: a Slurm job array or local jobs, requeue, logs
 cli.py      `python -m helpers.run`: arguments, the demo preset, the report at the end
 """
 from .cli import DEMO, P1_EPOCHS, P2_EPOCHS, build_parser, main, resolve_args, select

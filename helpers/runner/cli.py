@@ -93,14 +93,80 @@ def build_parser() -> argparse.ArgumentParser:
                     help="any other config field for every run, e.g. -p lr 0.1 -p augment False")
     ap.add_argument("--force", action="store_true",
                     help="train complete runs again from scratch")
+    ap.add_argument("--notebooks", action=argparse.BooleanOptionalAction, default=True,
+                    help="execute each row's notebook with papermill (default); "
+                         "--no-notebooks trains each row through the same engine in the "
+                         "runner's (or job's) own process, without a Jupyter kernel: the "
+                         "same config and result file, for clusters and machines without "
+                         "the Jupyter stack")
+    jobs = ap.add_argument_group(
+        "scale-out (submitit)",
+        "--executor local runs rows in parallel on this machine, one per visible GPU (one "
+        "at a time on a CPU); --executor slurm submits them as one Slurm job array. The "
+        "results folder is the shared state: a row is claimed by one worker "
+        "(<results>/locks/), each job's log is <results>/logs/<run>.log, and a job that "
+        "is preempted or reaches its time limit is requeued and resumes from its checkpoint.")
+    jobs.add_argument("--executor", choices=("local", "slurm"),
+                      help="default: none, the rows run one after another in this process")
+    jobs.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
+                      help="wait for the jobs, then print the summary and write the report "
+                           "(default: wait with local, not with slurm)")
+    jobs.add_argument("--parallel", type=int, metavar="N",
+                      help="at most N rows at once (local default: one per visible GPU, 1 "
+                           "on a CPU; slurm: the array's %%N limit)")
+    jobs.add_argument("--timeout-min", type=int, metavar="T",
+                      help="time limit per job in minutes; a job past it is requeued and "
+                           f"resumes (default: slurm {jobs_defaults()[0]}, local "
+                           f"{jobs_defaults()[1]}: a local job's clock includes its wait "
+                           "for a GPU)")
+    jobs.add_argument("--max-requeues", type=int, default=3, metavar="K",
+                      help="requeues after a time limit before a job gives up (default 3; "
+                           "preemptions do not count)")
+    jobs.add_argument("--slurm-partition", metavar="P", help="Slurm partition")
+    jobs.add_argument("--gpus-per-run", type=int, default=1, metavar="G",
+                      help="Slurm: GPUs per job (default 1)")
+    jobs.add_argument("--cpus-per-run", type=int, default=8, metavar="C",
+                      help="Slurm: CPU cores per job (default 8)")
+    jobs.add_argument("--mem-gb", type=int, metavar="M", help="Slurm: memory per job, GB")
+    jobs.add_argument("--slurm-param", nargs=2, action="append", default=[],
+                      metavar=("NAME", "VALUE"),
+                      help="any other sbatch option, e.g. --slurm-param account mylab "
+                           "--slurm-param qos normal")
     ap.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                     help="at the end, write report.md, figures and (where LaTeX is installed) "
                          "report.pdf; the demo's go into its results folder")
     return ap
 
 
+def jobs_defaults() -> tuple[int, int]:
+    from .jobs import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN
+    return SLURM_TIMEOUT_MIN, LOCAL_TIMEOUT_MIN
+
+
+def check_executor_args(args) -> None:
+    """Scale-out options: only with an executor that uses them, and positive numbers."""
+    for flag in ("parallel", "timeout_min", "gpus_per_run", "cpus_per_run", "mem_gb"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise SystemExit(f"error: --{flag.replace('_', '-')} {value}: must be at least 1")
+    if args.max_requeues < 0:
+        raise SystemExit(f"error: --max-requeues {args.max_requeues}: must be 0 or more")
+    slurm_only = [f for f, v in (("--slurm-partition", args.slurm_partition),
+                                 ("--mem-gb", args.mem_gb),
+                                 ("--slurm-param", args.slurm_param)) if v]
+    if slurm_only and args.executor != "slurm":
+        raise SystemExit(f"error: {', '.join(slurm_only)}: Slurm options; add --executor slurm")
+    if args.executor is None:
+        given = [f for f, v in (("--wait", args.wait is not None), ("--parallel", args.parallel),
+                                ("--timeout-min", args.timeout_min)) if v]
+        if given:
+            raise SystemExit(f"error: {', '.join(given)}: options of --executor local|slurm")
+    args.wait = (args.executor == "local") if args.wait is None else args.wait
+
+
 def resolve_args(args) -> None:
     """Fill defaults (the demo preset where --demo), per problem, in place."""
+    check_executor_args(args)
     args.seeds = args.seeds or [0 if args.seed is None else args.seed]
     if min(args.seeds) < 0 or len(set(args.seeds)) != len(args.seeds):
         raise SystemExit(f"error: --seeds {' '.join(map(str, args.seeds))}: seeds must be "
@@ -125,6 +191,10 @@ def resolve_args(args) -> None:
     for variant, path in args.weights.items():
         if path is not None and not os.path.isfile(path):
             raise SystemExit(f"error: --weights-{variant} {path}: no such file")
+    if args.executed_dir is None and args.executor:
+        # Jobs keep their executed notebooks beside their logs, named by row.
+        from .jobs import logs_dir
+        args.executed_dir = logs_dir(args.results_dir)
     args.executed_dir = os.path.abspath(args.executed_dir or os.path.join(
         EXECUTED_DIR, os.path.basename(os.path.normpath(args.results_dir))))
 
@@ -208,15 +278,24 @@ def main(argv=None, entries: list[dict] | None = None) -> int:
         return 0
     plan = make_plan(entries, args, extra)   # relative paths: from the repo root, as papermill
 
+    where = (f"executed notebooks in {shown(args.executed_dir)}" if args.notebooks
+             else "no notebooks (--no-notebooks)")
     print(f"{len(plan)} run(s): dataset {args.dataset}, results in {args.results_dir}, "
-          f"executed notebooks in {shown(args.executed_dir)}", flush=True)
+          f"{where}", flush=True)
     t0 = time.perf_counter()
     outcomes = []
     try:
-        for run in plan:
-            outcomes.append(execute(run, args.executed_dir, args.force))
+        if args.executor:
+            from .jobs import run_jobs
+            outcomes = run_jobs(plan, args)
+            if outcomes is None:                 # --no-wait: the jobs report later
+                return 0
+        else:
+            for run in plan:
+                outcomes.append(execute(run, args.executed_dir, args.force, args.notebooks))
     except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are kept; run the same command again to resume.")
+        print("\ninterrupted: finished runs are kept; run the same command again to resume."
+              + (" Submitted jobs keep running." if args.executor else ""))
         print(summary_table(outcomes))
         return 130
     print(f"\n{summary_table(outcomes)}\ntotal wall time {time.perf_counter() - t0:.0f} s")

@@ -1,14 +1,18 @@
-"""Executing one grid row: its notebook through papermill, and a result file whatever
-happens (complete, failed with the reason, or skipped when the machine cannot get the
-pretrained weights). A failure never stops the grid."""
+"""Executing one grid row: its notebook through papermill (or, with --no-notebooks, the
+same engine call in this process), and a result file whatever happens (complete, failed
+with the reason, or skipped when the machine cannot get the pretrained weights). A
+failure never stops the grid. A row is trained only by the worker that holds its claim
+in the results folder (locks.py), so two workers never train the same row."""
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
 
 from ..notebooks import NOTEBOOKS, default_results_dir, execute_notebook
-from ..paths import at_root
+from ..paths import REPO_ROOT, at_root
+from . import locks
 from .plan import Run, discard_checkpoint, next_action, prepare_checkpoint, short, shown
 
 
@@ -21,6 +25,7 @@ class Outcome:
     epoch_time_s: float | None = None
     wall_s: float | None = None         # None: not executed this time
     reason: str | None = None
+    log: str | None = None              # where to read what happened: notebook or log file
 
 
 def record(run: Run, status: str, reason: str, started: str) -> None:
@@ -48,8 +53,12 @@ def outcome_from_file(run: Run, note: str, wall_s: float | None) -> Outcome:
                    wall_s, r.get("reason"))
 
 
-def execute(run: Run, executed_dir: str, force: bool = False) -> Outcome:
-    """Run one grid row (or skip it) and return what happened; never raises for a failed run."""
+def execute(run: Run, executed_dir: str, force: bool = False, notebooks: bool = True,
+            log: str | None = None) -> Outcome:
+    """Run one grid row (or skip it) and return what happened; never raises for a failed
+    run. `notebooks=False` calls the engine in this process instead of executing the
+    notebook (the same config, the same result file). `log` names the job's log file, if
+    it has one, for the summary table."""
     from ..results import now_iso
 
     started = now_iso()
@@ -57,15 +66,30 @@ def execute(run: Run, executed_dir: str, force: bool = False) -> Outcome:
         print(f"[{run.name}] invalid config: {run.error}", flush=True)
         record(run, "failed", f"ConfigError: {run.error}", started)
         return Outcome(run.name, "failed", "invalid config", reason=run.error)
+    results_dir = at_root(run.cfg.results_dir)
+    got = locks.claim_row(results_dir, run.name)
+    if not isinstance(got, locks.Claim):
+        print(f"[{run.name}] claimed by another worker ({locks.describe(got)}): left to it",
+              flush=True)
+        return Outcome(run.name, "busy", "claimed elsewhere", reason=locks.describe(got))
+    try:
+        return _execute_claimed(run, executed_dir, force, notebooks, log, started)
+    finally:
+        got.release()
+
+
+def _execute_claimed(run: Run, executed_dir: str, force: bool, notebooks: bool,
+                     log: str | None, started: str) -> Outcome:
     action = next_action(run, force)
     if action is None:
         print(f"[{run.name}] already complete with this config: skipped", flush=True)
         return outcome_from_file(run, "already complete", None)
     prepare_checkpoint(run, action)
-    output = os.path.join(executed_dir, f"{run.name}.ipynb")
+    output = os.path.join(executed_dir, f"{run.name}.ipynb") if notebooks else None
     note, why = action.note, action.why
-    print(f"[{run.name}] {why}; executing {shown(NOTEBOOKS[run.problem])} -> {shown(output)}",
-          flush=True)
+    how = f"executing {shown(NOTEBOOKS[run.problem])} -> {shown(output)}" if notebooks \
+        else "training in this process (--no-notebooks)"
+    print(f"[{run.name}] {why}; {how}", flush=True)
     t0 = time.perf_counter()
     status, reason, ename = attempt(run, output, started)
     if ename in UNUSABLE_CHECKPOINT:
@@ -77,38 +101,66 @@ def execute(run: Run, executed_dir: str, force: bool = False) -> Outcome:
               "training from scratch", flush=True)
         status, reason, ename = attempt(run, output, started)
     wall = time.perf_counter() - t0
-    if status is None:
-        return outcome_from_file(run, note, wall)
-    print(f"[{run.name}] {status}: {short(reason, 300)}", flush=True)
     out = outcome_from_file(run, note, wall)
-    out.reason = out.reason or reason
+    out.log = log or output
+    if status is not None:
+        print(f"[{run.name}] {status}: {short(reason, 300)}", flush=True)
+        out.reason = out.reason or reason
+    else:
+        acc = "-" if out.test_acc is None else f"{out.test_acc:.2f} %"
+        print(f"[{run.name}] {out.status}: test accuracy {acc}", flush=True)
     return out
 
 
 UNUSABLE_CHECKPOINT = ("CheckpointUnusableError", "CheckpointMismatchError")
 
 
-def attempt(run: Run, output: str, started: str) -> tuple[str | None, str | None, str | None]:
-    """Execute the row's notebook once: (None, None, None) when it completed, else
-    (status, reason, exception name); a result file is on disk either way."""
+def attempt(run: Run, output: str | None,
+            started: str) -> tuple[str | None, str | None, str | None]:
+    """Execute the row once, through its notebook (to `output`) or, when `output` is None,
+    in this process: (None, None, None) when it completed, else (status, reason, exception
+    name); a result file is on disk either way. A WeightsUnavailableError (the machine
+    cannot get pretrained weights) is a property of the machine, not a bug in the run,
+    so that row is "skipped"."""
     from papermill.exceptions import PapermillExecutionError
     path = at_root(run.cfg.result_path)
     before = os.stat(path).st_mtime_ns if os.path.exists(path) else None
     try:
-        execute_notebook(NOTEBOOKS[run.problem], output, run.params)
+        if output is None:
+            run_in_process(run)
+        else:
+            execute_notebook(NOTEBOOKS[run.problem], output, run.params)
         return None, None, None
     except PapermillExecutionError as err:
-        # WeightsUnavailableError: the machine cannot get pretrained weights. That is a
-        # property of the machine, not a bug in the run, so the row is "skipped".
-        ename = err.ename
-        status = "skipped" if ename == "WeightsUnavailableError" else "failed"
-        reason = f"{ename}: {err.evalue}"
+        ename, evalue = err.ename, err.evalue
     except Exception as err:  # noqa: BLE001  (a dead kernel, a broken notebook): record, go on
-        ename, status, reason = type(err).__name__, "failed", f"{type(err).__name__}: {err}"
+        ename, evalue = type(err).__name__, str(err)
+    status = "skipped" if ename == "WeightsUnavailableError" else "failed"
+    reason = f"{ename}: {evalue}"
     after = os.stat(path).st_mtime_ns if os.path.exists(path) else None
     if after is None or after == before:     # the engine wrote nothing for this attempt
         record(run, status, reason, started)
     return status, reason, ename
+
+
+def run_in_process(run: Run) -> dict:
+    """What the row's notebook does, without a Jupyter kernel: the same resolved config
+    (run.cfg is built from the notebook's parameters by the notebook's own function),
+    Experiment(cfg).run(), from the repository root like the notebooks, so relative paths
+    in the config mean the same."""
+    from ..experiment import Experiment
+    with _working_directory(REPO_ROOT):
+        return Experiment(run.cfg).run(progress=False)
+
+
+@contextlib.contextmanager
+def _working_directory(path: str):
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
 
 
 # ----------------------------------------------------------------------------- summary
@@ -123,11 +175,15 @@ def summary_table(outcomes: list[Outcome]) -> str:
                        for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     lines.append("* mean training time per epoch as the result file records it (evaluation "
-                 "excluded); wall = this execution, kernel start included")
+                 "excluded); wall = this execution, kernel or job start included")
     reasons: dict[tuple, list[str]] = {}       # the same reason once, with all its runs
     for o in outcomes:
         if o.status != "complete" and o.reason:
             reasons.setdefault((o.status, o.reason), []).append(o.run)
     for (status, reason), names in reasons.items():
         lines.append(f"{', '.join(names)} ({status}): {short(reason, 400)}")
+    logs = [(o.run, o.log) for o in outcomes if o.status == "failed" and o.log]
+    if logs:
+        lines.append("logs of the failed runs:")
+        lines += [f"  {name}: {shown(path)}" for name, path in logs]
     return "\n".join(lines)

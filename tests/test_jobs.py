@@ -1,0 +1,196 @@
+"""Scale-out: rows as submitit jobs (local executor on this CPU, Slurm through submitit's
+own mocked cluster), claims in the results folder, requeue, and the in-process mode.
+
+The rows are toy ViTs on 64 synthetic images; every local job is a fresh Python process
+(several seconds to import torch), so each test submits few of them.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import runner
+from helpers.results import read_result
+from helpers.runner import jobs, locks
+from helpers.runner.cli import build_parser, resolve_args
+
+TOY = dict(model="vit", label="ViT (toy)", patch_size=8, dim=32, depth=1, heads=2)
+ENTRIES = [dict(TOY, run_name="t-a"), dict(TOY, run_name="t-b", dim=48)]
+
+
+def args_for(tmp_path, *extra, epochs=2):
+    return ["--dataset", "synthetic", "--train-subset", "64", "--test-subset", "32",
+            "--epochs-p1", str(epochs), "--batch-size", "32", "--no-report",
+            "--results-dir", str(tmp_path / "results"), *extra]
+
+
+def planned(argv, entries):
+    args = build_parser().parse_args(argv)
+    resolve_args(args)
+    return args, runner.make_plan(entries, args, {})
+
+
+def trained(result):
+    """What training produced, without times, dates and where it ran (or was written)."""
+    keep = ("train_loss", "train_acc", "test_loss", "test_acc", "epoch")
+    config = {k: v for k, v in result["config"].items() if k != "results_dir"}
+    return dict(config=config, params=result["params"], flops=result["flops"],
+                test_acc=result["test_acc"],
+                history=[{k: h[k] for k in keep} for h in result["history"]])
+
+
+def test_local_executor_gives_each_job_its_own_gpu_and_runs_them_at_once(tmp_path,
+                                                                          monkeypatch):
+    """Two visible "GPUs" (this machine has none, so the runs fall back to the CPU): two
+    slots, so both rows run at the same time, each shown only the GPU of its slot."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    argv = args_for(tmp_path, "--executor", "local", "--no-notebooks", "--device", "auto")
+    assert runner.main(argv, entries=ENTRIES) == 0
+    results, logs = tmp_path / "results", tmp_path / "results" / "logs"
+    text = {n: (logs / f"{n}.log").read_text() for n in ("t-a", "t-b")}
+    pinned = sorted(line.rsplit("=", 1)[1] for t in text.values() for line in t.splitlines()
+                    if "CUDA_VISIBLE_DEVICES=" in line)
+    # Both slots were taken: the second job claimed slot 1 while slot 0 was held, so the
+    # two rows overlapped in time.
+    assert pinned == ["3", "5"], text
+    for n in ("t-a", "t-b"):
+        assert read_result(results / f"{n}.json")["status"] == "complete"
+    assert not os.listdir(results / "locks")           # every claim released
+
+
+def test_jobs_without_notebooks_match_the_sequential_notebook_runs(tmp_path):
+    """The same rows, once the default way (sequential, one notebook each) and once as
+    local jobs that train in their own process: identical results."""
+    seq, par = tmp_path / "seq", tmp_path / "par"
+    assert runner.main(args_for(seq, "--device", "cpu", "--executed-dir", str(seq / "nb")),
+                       entries=ENTRIES) == 0
+    assert runner.main(args_for(par, "--device", "cpu", "--executor", "local",
+                                "--no-notebooks"), entries=ENTRIES) == 0
+    for n in ("t-a", "t-b"):
+        a = read_result(seq / "results" / f"{n}.json")
+        b = read_result(par / "results" / f"{n}.json")
+        assert a["status"] == b["status"] == "complete"
+        assert trained(a) == trained(b)
+    assert (seq / "nb" / "t-a.ipynb").exists()
+    assert not (par / "results" / "logs" / "t-a.ipynb").exists()   # no notebook run
+
+
+def test_a_claimed_row_is_left_to_its_worker_and_a_dead_workers_claim_is_taken_over(
+        tmp_path, capsys):
+    argv = args_for(tmp_path, "--device", "cpu", "--no-notebooks")
+    results = tmp_path / "results"
+    lock = results / "locks" / "t-a.lock"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.parent.mkdir(parents=True)
+        lock.write_text(json.dumps(dict(what="t-a", host=socket.gethostname(),
+                                        pid=other.pid, started="earlier", token="x")))
+        assert runner.main(argv, entries=ENTRIES[:1]) == 0
+        out = capsys.readouterr().out
+        assert "claimed by another worker" in out and f"pid {other.pid}" in out
+        assert not (results / "t-a.json").exists()         # not trained twice
+        assert json.loads(lock.read_text())["pid"] == other.pid   # and not touched
+    finally:
+        other.kill()
+        other.wait()
+    assert runner.main(argv, entries=ENTRIES[:1]) == 0
+    out = capsys.readouterr().out
+    assert f"taking over a stale claim" in out and f"process {other.pid}" in out
+    assert read_result(results / "t-a.json")["status"] == "complete"
+    assert not lock.exists()
+
+
+def test_claims_are_exclusive_and_stale_only_when_their_owner_is_gone(tmp_path, monkeypatch):
+    path = str(tmp_path / "x.lock")
+    first = locks.claim(path, "x")
+    assert isinstance(first, locks.Claim)
+    second = locks.claim(path, "x")                       # same process, still held
+    assert second["token"] == first.holder["token"]
+    first.release()
+    assert not os.path.exists(path)
+
+    # A Slurm task requeued runs as the same job id: it takes over its own claim; another
+    # task of the array does not, while squeue still lists the owner.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    squeue = bin_dir / "squeue"
+    squeue.write_text("#!/bin/sh\necho RUNNING\n")
+    squeue.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    holder = dict(host="node07", pid=123, scheduler="slurm", job_id="77_3", started="t",
+                  token="y")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    assert "requeued" in locks.stale_reason(holder)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "4")
+    assert locks.stale_reason(holder) is None
+    squeue.write_text("#!/bin/sh\nexit 0\n")               # no longer in the queue
+    assert "has ended" in locks.stale_reason(holder)
+
+
+def test_a_job_that_is_preempted_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
+    """submitit's preemption signal reaches the job after its first checkpoint: the job
+    is requeued by submitit (RowJob is Checkpointable) and resumes, not restarts."""
+    epochs = 40
+    args, plan = planned(args_for(tmp_path, "--device", "cpu", "--executor", "local",
+                                  "--no-notebooks", epochs=epochs), ENTRIES[:1])
+    _, submitted, specs = jobs.submit(plan, args)
+    (job,), results = submitted, tmp_path / "results"
+    checkpoint, lock = results / "checkpoints" / "t-a.pt", results / "locks" / "t-a.lock"
+    deadline = time.time() + 120
+    while not checkpoint.exists():
+        assert not job.done(), job.stderr()
+        assert time.time() < deadline, "no checkpoint written"
+        time.sleep(0.05)
+    pid = json.loads(lock.read_text())["pid"]               # the job's own process
+    os.kill(pid, signal.SIGUSR2)                             # what Slurm sends before preempting
+    outcome = jobs.job_outcome(job, specs[0])
+    assert outcome.status == "complete", outcome.reason
+    r = read_result(results / "t-a.json")
+    segments = [h["segment"] for h in r["history"]]
+    assert [h["epoch"] for h in r["history"]] == list(range(1, epochs + 1))
+    assert segments[0] == 1 and segments[-1] == 2, segments   # resumed after the requeue
+    assert "Requeued" in job.stderr() or "requeu" in job.stdout().lower()
+
+
+def test_slurm_submits_one_array_and_each_task_runs_its_row(tmp_path):
+    """Against submitit's own mocked Slurm: the sbatch script asks for what the command
+    line says, and a task run as Slurm would run it trains its row."""
+    from submitit.core import submission
+    from submitit.slurm.test_slurm import mocked_slurm
+    argv = args_for(tmp_path, "--device", "cpu", "--executor", "slurm", "--no-notebooks",
+                    "--slurm-partition", "gpu", "--gpus-per-run", "1", "--timeout-min", "30",
+                    "--parallel", "2", "--slurm-param", "account", "lab")
+    args, plan = planned(argv, ENTRIES)
+    assert args.wait is False                              # slurm: no waiting by default
+    with mocked_slurm() as mock:
+        _, submitted, specs = jobs.submit(plan, args)
+        assert [j.job_id for j in submitted] == ["12_0", "12_1"]    # one array
+        script = submitted[0].paths.submission_file.read_text()
+        for line in ("--array=0-1%2", "--partition=gpu", "--gpus-per-node=1", "--time=30",
+                     "--account=lab", "--signal=USR2"):
+            assert f"#SBATCH {line}" in script, line
+        for job in submitted:
+            with mock.job_context(job.job_id):
+                submission.process_job(job.paths.folder)
+        outcomes = [jobs.job_outcome(j, s) for j, s in zip(submitted, specs)]
+    assert [o.status for o in outcomes] == ["complete", "complete"]
+    assert "slurm job 12_1" in (tmp_path / "results" / "logs" / "t-b.log").read_text()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--executor", "local", "--parallel", "0"], "--parallel 0: must be at least 1"),
+    (["--executor", "slurm", "--timeout-min", "-5"], "--timeout-min -5: must be at least 1"),
+    (["--slurm-partition", "gpu"], "add --executor slurm"),
+    (["--executor", "local", "--mem-gb", "8"], "add --executor slurm"),
+    (["--wait"], "options of --executor"),
+])
+def test_scale_out_mistakes_are_refused_before_anything_runs(tmp_path, extra, message):
+    with pytest.raises(SystemExit, match=message):
+        runner.main(args_for(tmp_path, *extra), entries=ENTRIES)
+    assert not (tmp_path / "results").exists()
