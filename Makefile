@@ -67,6 +67,12 @@ pdf: $(VENV_OK)
 demo: $(VENV_OK)
 	$(PY) -m helpers.run --demo $(RUN_ARGS)
 
+# The README's demo paragraph (what it showed, how long it took), from the last demo's
+# time record and result files: run after `make demo`.
+.PHONY: demo-readme
+demo-readme: $(VENV_OK)
+	$(PY) -m helpers.runner.record results/demo --readme README.md
+
 # The real CIFAR-100 grid (wants a GPU): results/cifar100/, then report.md, figures/,
 # report.pdf. Run it again after an interruption: finished runs are kept, others resume.
 # e.g. make grid RUN_ARGS="--problems 1 --epochs-p1 30"

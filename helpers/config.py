@@ -81,8 +81,26 @@ TRAIN_DEFAULTS = {
 NATIVE_IMG_SIZE = {"resnet18": 32, "vit": 32, "swin_tiny": 224, "swin_small": 224}
 # Training-set sizes known without loading anything: what a batch size is checked against
 # before the data loads. A .npz file's size is known only once it is loaded.
-BUILTIN_TRAIN_SIZES = {"cifar100": 50_000, "synthetic": 5_000}
+CIFAR100_SIZES = (50_000, 10_000)                 # (train, test) images, 100 classes
+BUILTIN_TRAIN_SIZES = {"cifar100": CIFAR100_SIZES[0], "synthetic": 5_000}
 SYNTHETIC_DEFAULT_SIZES = (BUILTIN_TRAIN_SIZES["synthetic"], 1_000)  # (train, test) images
+# "synthetic" has 100 classes; "synthetic-<C>" the first C of them (2 <= C <= 100), e.g.
+# the demo's "synthetic-10". Class k is a (shape, colour, texture) triple (data/synthetic.py).
+SYNTHETIC_MAX_CLASSES = 100
+
+
+def synthetic_classes(dataset: str) -> int | None:
+    """The number of classes of a synthetic dataset spec, None for any other dataset;
+    ValueError for a malformed synthetic spec."""
+    if dataset == "synthetic":
+        return SYNTHETIC_MAX_CLASSES
+    if not (isinstance(dataset, str) and dataset.startswith("synthetic-")):
+        return None
+    tail = dataset[len("synthetic-"):]
+    if not tail.isdigit() or not 2 <= int(tail) <= SYNTHETIC_MAX_CLASSES:
+        raise ValueError(f"dataset={dataset!r}: synthetic-<C> needs a class count C from 2 "
+                         f"to {SYNTHETIC_MAX_CLASSES}, e.g. synthetic-10")
+    return int(tail)
 
 # When batch_size is left unset, the per-model default is halved until an epoch has at
 # least MIN_STEPS_PER_EPOCH optimiser steps (never below MIN_AUTO_BATCH). CIFAR-100 keeps
@@ -216,7 +234,8 @@ class ExperimentConfig:
 
     def known_train_size(self) -> int | None:
         """Training images this config will load, if known without loading (else None)."""
-        full = BUILTIN_TRAIN_SIZES.get(self.dataset)
+        full = BUILTIN_TRAIN_SIZES.get(
+            "synthetic" if synthetic_classes(self.dataset) else self.dataset)
         if self.train_subset is not None:
             return self.train_subset if full is None else min(self.train_subset, full)
         return full
@@ -285,9 +304,14 @@ class ExperimentConfig:
                 bad("patch_size", f"must divide the image size {size}")
         if self.is_swin and self.img_size is not None and self.img_size % 32:
             bad("img_size", "Swin needs a multiple of 32 (4x4 patches, 7x7 windows, 3 merges)")
-        if self.dataset not in BUILTIN_DATASETS:
+        try:
+            synthetic = synthetic_classes(self.dataset)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if self.dataset not in BUILTIN_DATASETS and not synthetic:
             if not self.dataset.endswith(".npz"):
-                bad("dataset", f"use {' | '.join(BUILTIN_DATASETS)} or a path to a .npz file")
+                bad("dataset", f"use {' | '.join(BUILTIN_DATASETS)}, synthetic-<C> (C "
+                               "classes) or a path to a .npz file")
             if not os.path.isfile(self.dataset):
                 bad("dataset", "no such .npz file")
         if not self.run_name and self.run_name is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from .atomic import remove_orphans
-from .config import ExperimentConfig, config_changes
+from .config import ExperimentConfig, config_changes, synthetic_classes
 from .data import check_overlap, load_dataset
 from .device import (device_name, resolve_device, resolve_precision, seed_everything,
                      setup_backends)
@@ -56,7 +56,7 @@ class Experiment:
         seed_everything(cfg.seed)                 # init does not depend on data loading
         self.model = build_model(cfg.model, self.data.num_classes, **cfg.model_kwargs())
         dataset = self.data.describe()
-        dataset["synthetic"] = dataset["name"] == "synthetic"
+        dataset["synthetic"] = synthetic_classes(cfg.dataset) is not None
         dataset["train_test_overlap"] = overlap
         self.summary = dict(dataset=dataset, **measure(self.model, cfg.img_size))
         return self.summary

@@ -100,7 +100,7 @@ def test_a_claimed_row_is_left_to_its_worker_and_a_dead_workers_claim_is_taken_o
         other.wait()
     assert runner.main(argv, entries=ENTRIES[:1]) == 0
     out = capsys.readouterr().out
-    assert f"taking over a stale claim" in out and f"process {other.pid}" in out
+    assert "taking over a stale claim" in out and f"process {other.pid}" in out
     assert read_result(results / "t-a.json")["status"] == "complete"
     assert not lock.exists()
 
@@ -194,3 +194,27 @@ def test_scale_out_mistakes_are_refused_before_anything_runs(tmp_path, extra, me
     with pytest.raises(SystemExit, match=message):
         runner.main(args_for(tmp_path, *extra), entries=ENTRIES)
     assert not (tmp_path / "results").exists()
+
+
+def test_the_runner_records_the_grid_time_and_the_readme_paragraph_comes_from_it(tmp_path):
+    from helpers import report
+    from helpers.runner import record
+    argv = args_for(tmp_path, "--device", "cpu", "--no-notebooks", "--dataset", "synthetic-10")
+    argv.remove("--no-report")
+    assert runner.main(argv, entries=ENTRIES) == 0
+    results = tmp_path / "results"
+    rec = record.read_grid_record(str(results))
+    assert [r["run"] for r in rec["rows"]] == ["t-a", "t-b"]
+    assert rec["total_s"] >= rec["rows_s"] >= sum(r["wall_s"] for r in rec["rows"]) > 0
+    for r in rec["rows"]:
+        assert 0 < r["train_s"] + r["eval_s"] < r["wall_s"]
+    header = report.build_report(str(results), None).sections()["header"]
+    assert f"**Grid wall time:** {rec['rows_s']:.0f} s for the 2 row(s)" in header
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{record.START}\nold\n{record.END}\nrest\n")
+    block = record.splice_readme(str(readme), str(results))
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("rest\n") and "old" not in text
+    minutes, seconds = divmod(round(rec["total_s"]), 60)
+    assert f"**{minutes} min {seconds:02d} s**" in block
+    assert "10 synthetic classes (chance 10 %)" in block

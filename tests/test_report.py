@@ -342,6 +342,69 @@ def test_plot_curves_for_a_single_run(tmp_path):
     assert os.path.getsize(tmp_path / "one.png") > 5_000
 
 
+def _runs_with_lengths(p1_epochs, p2_epochs):
+    """The complete fixture with every Problem 1 run cut (or stretched) to p1_epochs
+    epochs and every Problem 2 run to p2_epochs; one run of each problem not complete."""
+    runs = raw("complete")
+    for r in runs.values():
+        n = p1_epochs if r["problem"] == 1 else p2_epochs
+        last = r["history"][-1]
+        r["history"] = [dict(last, epoch=e, test_acc=last["test_acc"] * e / n)
+                        for e in range(1, n + 1)]
+    runs["p1-vit-8L-8H-512"].update(status="failed", reason="RuntimeError: boom",
+                                    test_acc=None)
+    runs["p2-swin_small-finetune"].update(status="skipped", history=[], test_acc=None,
+                                          reason="WeightsUnavailableError: offline")
+    return runs
+
+
+def _integer_ticks(ax) -> bool:
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+    return bool(ticks) and all(float(t).is_integer() for t in ticks)
+
+
+def _has_data(ax) -> bool:
+    return any(len(line.get_xdata()) for line in ax.get_lines()) or bool(ax.collections)
+
+
+@pytest.mark.parametrize("p1_epochs, p2_epochs", [(1, 1), (3, 1), (2, 5), (20, 5), (7, 3)])
+def test_every_figure_panel_has_data_on_integer_epoch_ticks(tmp_path, p1_epochs, p2_epochs):
+    from helpers.report import figures
+    runs = _runs_with_lengths(p1_epochs, p2_epochs)
+    fig = figures.curves_figure(runs)
+    assert len(fig.axes) == 4                                  # two problems x (acc, loss)
+    for ax in fig.axes:
+        assert _has_data(ax), ax.get_title()
+        assert _integer_ticks(ax), (ax.get_title(), list(ax.get_xticks()), ax.get_xlim())
+        names = {line.get_label() for line in ax.get_lines()}
+        assert not any("failed" in n or "skipped" in n for n in names)   # not drawn...
+    captions = figures.figure_captions(runs, ["curves", "p2_time_vs_acc"])
+    assert "p1-vit-8L-8H-512 (failed)" in captions["curves"]              # ...but listed
+    assert "p2-swin_small-finetune (skipped)" in captions["p2_time_vs_acc"]
+    assert "p1-vit" not in captions["p2_time_vs_acc"]
+    paths = figures.make_figures(runs, str(tmp_path / "figs"))
+    assert set(paths) == set(figures.CAPTIONS)
+
+
+def test_a_problem_without_complete_runs_gets_no_panel_and_scatter_labels_are_a_legend(
+        tmp_path):
+    from helpers.report import figures
+    runs = {n: r for n, r in _runs_with_lengths(3, 1).items() if r["problem"] == 1}
+    fig = figures.curves_figure(runs)
+    assert len(fig.axes) == 2 and all(_has_data(ax) for ax in fig.axes)
+    paths = figures.make_figures(runs, str(tmp_path / "figs"))
+    assert "p2_time_vs_acc" not in paths and not (tmp_path / "figs" / "p2_time_vs_acc.png").exists()
+    pts = [(1e6 * (i + 1), 40.0, f"run {i}", "o", None, None) for i in range(4)]  # a tie
+    fig = figures.scatter_figure(pts, "x", "y", "t", logx=True)
+    ax = fig.axes[0]
+    assert not ax.texts                                      # no annotations to collide
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [p[2] for p in pts]
+    lo, hi = ax.get_ylim()
+    assert lo < 40.0 < hi and hi - lo >= 2                   # a readable range for a tie
+    assert figures.scatter_figure([], "x", "y", "t") is None
+
+
 # ----------------------------------------------------------------------------- notebook
 def test_summary_notebook_is_thin_and_parameterised():
     nb = json.load(open(NOTEBOOK))
@@ -422,8 +485,11 @@ def test_pdf_has_real_tables_and_the_demo_banner(pdf_build):
     assert int(re.search(r"Pages:\s+(\d+)", info).group(1)) >= 1
     text = subprocess.run(["pdftotext", pdf, "-"], capture_output=True, text=True).stdout
     flat = " ".join(text.split())
-    for header in ("Test accuracy (%)", "Training mode", "Model", "Avg epoch time"):
-        assert header in flat, header
+    # Headers as words: a narrow number column wraps its header over several lines.
+    for header in ("Test accuracy (%)", "Training mode", "Model", "Avg epoch time",
+                   "Demo setting"):
+        assert all(word in flat for word in header.split()), header
+    assert "Training mode" in flat and "Model" in flat
     assert flat.startswith("DEMO on synthetic data")              # the PDF's first line
     assert "| Model" not in text and "---:" not in text          # a table, not pipe text
     assert "missing — not run" in flat

@@ -238,25 +238,36 @@ def test_each_dataset_gets_its_own_results_folder():
     assert resolved().results_dir == os.path.join("results", "cifar100")
     assert resolved("--dataset", "synthetic").results_dir == os.path.join("results", "synthetic")
     demo = resolved("--demo")
-    assert demo.results_dir == os.path.join("results", "demo") and demo.dataset == "synthetic"
+    assert demo.results_dir == os.path.join("results", "demo")
+    assert demo.dataset == runner.demo.preset_for("auto").dataset
     assert demo.executed_dir == os.path.join(REPO_ROOT, "notebooks", "runs", "demo")
     assert report_paths("results/demo")["md"] == os.path.join(REPO_ROOT, "results/demo",
                                                               "report.md")
     assert report_paths("results/cifar100")["md"] == os.path.join(REPO_ROOT, "report.md")
 
 
-def test_demo_gives_resnet18_enough_images_to_learn_unless_the_user_sets_subsets():
+def test_the_demo_gives_each_row_its_budget_unless_the_user_sets_one():
     def plan_for(*argv):
-        args = runner.build_parser().parse_args(["--demo", *argv])
+        args = runner.build_parser().parse_args(["--demo", "--device", "cpu", *argv])
         runner.resolve_args(args)
         return {run.name: run.cfg for run in runner.make_plan(runner.select(args), args, {})}
-    demo = plan_for()
-    resnet, vit = demo["p1-resnet18"], demo["p1-vit-2L-2H-128"]
-    assert (resnet.train_subset, resnet.test_subset) == runner.DEMO["run_subsets"]["p1-resnet18"]
-    assert (vit.train_subset, vit.test_subset) == runner.DEMO["subsets"][1]
-    assert resnet.train_subset > vit.train_subset
-    mine = plan_for("--train-subset", "64", "--test-subset", "32")["p1-resnet18"]
-    assert (mine.train_subset, mine.test_subset) == (64, 32)
+    demo, preset = plan_for(), runner.demo.CPU
+    assert {cfg.dataset for cfg in demo.values()} == {preset.dataset}
+    for name, cfg in demo.items():
+        train, test, epochs = preset.budget(name, cfg.problem)
+        assert (cfg.train_subset, cfg.test_subset, cfg.epochs) == (train, test, epochs), name
+    # One budget per problem, so its comparisons are like for like; Swin trains on small
+    # inputs on a CPU.
+    for problem in (1, 2):
+        budgets = {(c.train_subset, c.test_subset, c.epochs) for c in demo.values()
+                   if c.problem == problem}
+        assert len(budgets) == 1, budgets
+    assert demo["p2-swin_tiny-scratch"].img_size == 32
+    assert demo["p2-swin_small-finetune"].train_subset == demo["p2-swin_small-scratch"].train_subset
+    mine = plan_for("--train-subset", "64", "--test-subset", "32", "--epochs-p1", "1")
+    assert (mine["p1-resnet18"].train_subset, mine["p1-resnet18"].test_subset) == (64, 32)
+    assert mine["p1-resnet18"].epochs == 1
+    assert mine["p2-swin_tiny-scratch"].epochs == preset.rows["p2-swin_tiny-scratch"][2]
 
 
 def test_a_bad_p_value_fails_each_row_and_the_grid_carries_on(tmp_path, capsys):

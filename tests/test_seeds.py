@@ -141,7 +141,9 @@ def test_mixed_seed_counts(tmp_path):
     assert t1.loc["p1-resnet18", "Seeds"] == "3 seeds"
     assert "- **Seeds per row:** 1 (10 runs); 3 (`p1-resnet18`)" in text
     # ResNet-18 (3 seeds) vs the runner-up (1 seed): not tested, and it says so.
-    assert f"at {vit['test_acc']:.2f} % (single seed: not tested across seeds)." in text
+    assert f"at {vit['test_acc']:.2f} % (beyond the test set's sampling noise: two " \
+           "standard errors are" in text
+    assert "single seed, so not tested across seeds)." in text
 
 
 # ----------------------------------------------------------------------------- prose

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path
-from ..config import SYNTHETIC_DEFAULT_SIZES
+from ..config import SYNTHETIC_DEFAULT_SIZES, synthetic_classes
 from .synthetic import (COLOURS, MAX_SYNTHETIC_CLASSES, SHAPES, TEXTURES, synthetic_class,
                         synthetic_split)
 
@@ -174,23 +174,27 @@ def _subset(x, y, n, seed, split):
 
 def load_dataset(spec: str, data_dir: str = "data", *, train_subset: int | None = None,
                  test_subset: int | None = None, seed: int = 0) -> Dataset:
-    """spec: 'cifar100' | 'synthetic' | path/to/file.npz. Subsets are a seeded random sample.
+    """spec: 'cifar100' | 'synthetic' | 'synthetic-<C>' | path/to/file.npz. Subsets are a
+    seeded random sample.
 
-    For 'synthetic' the subsets are the generated sizes (default 5000 / 1000, 100 classes).
+    For 'synthetic' the subsets are the generated sizes (default 5000 / 1000, 100 classes;
+    'synthetic-<C>' has the first C classes).
     """
     for name, v in (("train_subset", train_subset), ("test_subset", test_subset)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f"{name}={v!r}: must be a positive integer or None")
-    if spec == "synthetic":
+    classes = synthetic_classes(spec)
+    if classes:
         return make_synthetic(train_subset or SYNTHETIC_DEFAULT_SIZES[0],
-                              test_subset or SYNTHETIC_DEFAULT_SIZES[1], seed=seed)
+                              test_subset or SYNTHETIC_DEFAULT_SIZES[1], classes, seed=seed)
     if spec == "cifar100":
         from .cifar100 import load_cifar100
         ds = load_cifar100(data_dir)
     elif str(spec).endswith(".npz"):
         ds = load_npz(spec)
     else:
-        raise ValueError(f"dataset={spec!r}: use 'cifar100', 'synthetic' or a path to a .npz file")
+        raise ValueError(f"dataset={spec!r}: use 'cifar100', 'synthetic', 'synthetic-<C>' or "
+                         "a path to a .npz file")
     ds.x_train, ds.y_train = _subset(ds.x_train, ds.y_train, train_subset, seed, "train")
     ds.x_test, ds.y_test = _subset(ds.x_test, ds.y_test, test_subset, seed, "test")
     return ds

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import SYNTHETIC_MAX_CLASSES
+
 SHAPES = ("circle", "square", "triangle", "cross", "ring")
 COLOURS = {"red": (0.90, 0.12, 0.10), "green": (0.10, 0.75, 0.15), "blue": (0.15, 0.30, 0.95),
            "yellow": (0.95, 0.85, 0.10), "magenta": (0.85, 0.15, 0.85)}
 TEXTURES = ("solid", "hstripes", "vstripes", "checks")   # all symmetric under a left-right flip
-MAX_SYNTHETIC_CLASSES = len(SHAPES) * len(COLOURS) * len(TEXTURES)   # 100
+MAX_SYNTHETIC_CLASSES = len(SHAPES) * len(COLOURS) * len(TEXTURES)
+assert MAX_SYNTHETIC_CLASSES == SYNTHETIC_MAX_CLASSES, "config.py states the class count"
 _CHUNK = 4096   # images rendered at once: bounds the float32 working memory
 
 

@@ -89,7 +89,7 @@ def _lead(d: float, a: str, b: str, ra: dict | None = None, rb: dict | None = No
     The note in brackets says whether the difference is supported: by Welch's t-test on
     the seeds when both sides have 2 or more; with a single seed, a gap smaller than two
     standard errors of the test-set sampling (n_test images each) is noise, and any other
-    gap is labelled as not tested across seeds.
+    gap is called beyond that noise, but not tested across seeds.
     """
     if d == 0:
         return f"{a} and {b} tie"
@@ -114,7 +114,10 @@ def _noise_note(d: float, ra: dict | None, rb: dict | None) -> str:
         n = min(r["dataset"]["n_test"] for r in (ra, rb))
         return (f" (within noise: two standard errors are {_two_se(ra, rb):.2f} points at "
                 f"{n} test images)")
-    return " (single seed: not tested across seeds)"
+    n = min(r["dataset"]["n_test"] for r in (ra, rb))
+    return (f" (beyond the test set's sampling noise: two standard errors are "
+            f"{_two_se(ra, rb):.2f} points at {n} test images; single seed, so not tested "
+            "across seeds)")
 
 
 def _two_se(ra: dict | None, rb: dict | None) -> float | None:
@@ -165,11 +168,32 @@ def _size_trend(sized: list, accs: list[float]) -> str:
     return f"shows no size trend that the seeds support (within noise by {TEST_NAME})"
 
 
+def _budget(r: dict) -> tuple:
+    return ((r.get("dataset") or {}).get("n_train"), _epochs(r))
+
+
+def budget_line(rows: list) -> str:
+    """Whether the compared runs had the same training budget (images x epochs): the
+    comparisons below are like for like only if they did."""
+    budgets: dict[tuple, list[str]] = {}
+    for _, label, _, r in rows:
+        budgets.setdefault(_budget(r), []).append(label)
+    if len(budgets) == 1:
+        (n, e), = budgets
+        return f"**Budget:** every run trained on {n} images for {e} epochs: like for like."
+    parts = "; ".join(f"{n} images x {e} epochs ({', '.join(labels)})"
+                      for (n, e), labels in budgets.items())
+    return (f"**Budget:** the runs trained on different budgets ({parts}), so the "
+            "comparisons below are not like for like.")
+
+
 def analysis_problem1(runs: dict) -> str:
     out = ["### Problem 1: ResNet-18 vs ViT"]
     rows = _done_rows(runs, 1)
     if not rows:
         return out[0] + "\n\nNo complete Problem 1 run yet, so there is nothing to compare."
+    if len(rows) >= 2:
+        out.append(budget_line(rows))
     synthetic = any(is_synthetic(r) for *_, r in rows)
     ranked = sorted(rows, key=lambda row: -_acc(row[3]))     # stable: ties keep table order
     (_, bl, _, br), rest = ranked[0], ranked[1:]
@@ -231,6 +255,8 @@ def analysis_problem2(runs: dict, flags: list[Flag] = ()) -> str:
     if not done:
         return out[0] + "\n\nNo complete Problem 2 run yet, so there is nothing to compare."
     synthetic = any(is_synthetic(r) for r in done.values())
+    if len(done) >= 2:
+        out.append(budget_line(_done_rows(runs, 2, grid_only=True)))
     flagged = {n for f in flags if f.check == "a" for n in f.runs}
     for v in SWIN_VARIANTS:
         name, get = f"Swin-{v.capitalize()}", (lambda m, v=v: done.get(f"p2-swin_{v}-{m}"))

@@ -40,12 +40,23 @@ class Report:
     def title(self) -> str:
         return report_title(self.runs)
 
+    def record(self) -> dict | None:
+        from ..runner.record import read_grid_record
+        return read_grid_record(self.results_dir)
+
+    def captions(self) -> dict[str, str]:
+        if not self.figures:
+            return {}
+        from .figures import figure_captions   # matplotlib: only once figures were drawn
+        return figure_captions(self.runs, self.figures)
+
     def sections(self, base_dir: str = ".") -> dict[str, str]:
         """The report's markdown, by section; figure links are relative to base_dir."""
-        figs = "\n\n".join(f"![{FIGURE_CAPTIONS.get(k, k)}]({os.path.relpath(p, base_dir)})"
+        captions = self.captions()
+        figs = "\n\n".join(f"![{captions[k]}]({os.path.relpath(p, base_dir)})"
                            for k, p in self.figures.items()) or "*Figures not rendered.*"
         return {
-            "header": header_md(self.runs, self.flags),
+            "header": header_md(self.runs, self.flags, self.record()),
             "table1": "## Problem 1: ResNet-18 vs ViT (from scratch)\n\n"
                       + to_markdown(table1(self.runs)) + "\n\n" + time_note(self.runs, 1)
                       + " MACs are counted by thop (conv/linear layers); exact FLOPs by "
@@ -72,21 +83,14 @@ class Report:
                         Markdown(text.split("\n\n", 2)[2]))
         elif part == "figures":
             display(Markdown("## Figures"))
+            captions = self.captions()
             for k, p in self.figures.items():
-                display(Markdown(f"**{FIGURE_CAPTIONS.get(k, k)}**"), Image(filename=p))
+                display(Markdown(f"**{captions[k]}**"), Image(filename=p))
         elif part in s:
             display(Markdown(s[part]))
         else:
             raise ValueError(f"part={part!r}; valid parts: header, tables, figures, "
                              "analysis, flags")
-
-
-FIGURE_CAPTIONS = {
-    "curves": "Test accuracy and test loss per epoch, every run",
-    "p1_acc_vs_params": "Problem 1: test accuracy vs parameters (log scale)",
-    "p1_acc_vs_flops": "Problem 1: test accuracy vs exact FLOPs per image (log scale)",
-    "p2_time_vs_acc": "Problem 2: test accuracy vs training time per epoch",
-}
 
 
 def build_report(results_dir: str, figures_dir: str | None = "figures") -> Report:

@@ -13,6 +13,7 @@ import re
 import pandas as pd
 
 from .. import grid
+from ..config import CIFAR100_SIZES, NATIVE_IMG_SIZE, synthetic_classes
 from ..results import STATUSES
 from .analysis import DASH, MODE_LABELS, _fixed, is_synthetic, md_escape, table_rows
 from .flags import Flag
@@ -23,7 +24,8 @@ TABLE1_COLUMNS = ["Model", "# Params (M)", "MACs (thop, M)", "FLOPs exact (M)",
                   "Train time/epoch (s)", "Test accuracy (%)", "Seeds"]
 TABLE2_COLUMNS = ["Model", "Training mode", "Trainable params (M)", "Avg epoch time (s)",
                   "Test accuracy (%)", "Seeds"]
-TEXT_COLUMNS = ("Model", "Training mode", "Seeds")
+DEMO_COLUMN = "Demo setting"
+TEXT_COLUMNS = ("Model", "Training mode", "Seeds", DEMO_COLUMN)
 MISSING = "missing — not run"
 DEMO_BANNER = "> **DEMO on synthetic data — these are not CIFAR-100 results.**"
 
@@ -105,18 +107,47 @@ def _seeds(r: dict, status: str | None) -> str:
     return (f"{n} of {files} seeds" if files > n else f"{n} seed" + ("s" if n != 1 else ""))
 
 
+def demo_setting(r: dict) -> str | None:
+    """How a synthetic-data (demo) run is set up where it differs from the real CIFAR-100
+    run of its row, compactly (the header gives the real values): classes, train/test
+    images, and epochs and input size where they differ. None for a run on real data."""
+    if not r or not is_synthetic(r):
+        return None
+    d, cfg = r.get("dataset") or {}, r.get("config") or {}
+    try:                            # a run that never loaded its data: its config says
+        classes = d.get("num_classes") or synthetic_classes(cfg.get("dataset") or "")
+    except ValueError:
+        classes = None
+    parts = [f"{classes or '?'} classes"]
+    n_train, n_test = d.get("n_train", cfg.get("train_subset")), d.get("n_test",
+                                                                      cfg.get("test_subset"))
+    if n_train is not None:
+        parts.append(f"{n_train}/{n_test or '?'} img")
+    if cfg.get("epochs") is not None and cfg["epochs"] != grid.EPOCHS.get(r.get("problem")):
+        parts.append(f"{cfg['epochs']} ep")
+    native = NATIVE_IMG_SIZE.get(r.get("model"))
+    if cfg.get("img_size") is not None and native and cfg["img_size"] != native:
+        parts.append(f"{cfg['img_size']} px")
+    return ", ".join(parts)
+
+
 def _table(runs: dict, problem: int, columns: list[str], row_cells) -> pd.DataFrame:
     """One table as display strings, one row per grid row (its seeds combined), indexed by
     run name: the label, the problem's own cells (`row_cells(mode, result)`), then time per
-    epoch, test accuracy and seeds, shared by both tables."""
-    rows, names = [], []
+    epoch, test accuracy and seeds, shared by both tables. Where runs are on synthetic
+    data, a last column says how each differs from the real run (demo_setting)."""
+    rows, names, demo = [], [], []
     for name, label, mode, r in table_rows(seed_rows(runs), problem):
         r_, status = r or {}, status_text(r)
         names.append(name)
+        demo.append(demo_setting(r_))
         rows.append([label, *row_cells(mode, r_),
                      DASH if status else _spread(r_, "epoch_time_s"),
                      status or _spread(r_, "test_acc"), _seeds(r_, status)])
-    return pd.DataFrame(rows, columns=columns, index=pd.Index(names, name="run"))
+    df = pd.DataFrame(rows, columns=columns, index=pd.Index(names, name="run"))
+    if any(demo):
+        df[DEMO_COLUMN] = [x or DASH for x in demo]
+    return df
 
 
 def table1(runs: dict) -> pd.DataFrame:
@@ -147,7 +178,9 @@ def to_markdown(df: pd.DataFrame) -> str:
     dashes = []
     for i, h in enumerate(head):
         cells = [len(row[i]) for row in body]
-        if h in TEXT_COLUMNS:
+        if h == DEMO_COLUMN:                 # a note: it wraps rather than squeeze numbers
+            dashes.append(min(max([len(h)] + cells), 18))
+        elif h in TEXT_COLUMNS:
             dashes.append(min(max([len(h), 16] + cells), 30))
         else:
             dashes.append(min(max([len(w) for w in h.split()] + [10] + cells), 20))
@@ -215,8 +248,28 @@ def report_title(runs: dict) -> str:
     return f"Results on {', '.join(sorted(map(str, names)))}: ResNet-18, ViT and Swin"
 
 
-def header_md(runs: dict, flags: list[Flag] | None = None) -> str:
-    """Banner (synthetic data), title, and where the numbers came from."""
+def time_record_line(record: dict | None, runs: dict) -> str | None:
+    """The grid's wall time from the runner's record, split into training, evaluation and
+    the rest, when the record covers the runs in this report."""
+    if not record or record.get("rows_s") is None:
+        return None
+    rows = [r for r in record.get("rows") or [] if r.get("run") in runs]
+    if not rows:
+        return None
+    executed = [r for r in rows if r.get("wall_s") is not None]
+    train = sum(r.get("train_s") or 0 for r in executed)
+    ev = sum(r.get("eval_s") or 0 for r in executed)
+    rest = sum(r["wall_s"] for r in executed) - train - ev
+    return (f"- **Grid wall time:** {record['rows_s']:.0f} s for the {len(executed)} row(s) "
+            f"executed by the last `python -m helpers.run` ({str(record.get('finished'))[:10]}): "
+            f"training {train:.0f} s, evaluation {ev:.0f} s, and {rest:.0f} s of kernel or "
+            "job starts, data, model building and counting; report and PDF not included "
+            "(runner's record: `logs/grid_time.json`)")
+
+
+def header_md(runs: dict, flags: list[Flag] | None = None, record: dict | None = None) -> str:
+    """Banner (synthetic data), title, and where the numbers came from; `record` is the
+    runner's time record of the grid (runner/record.py), if there is one."""
     lines = []
     synthetic = [n for n, r in runs.items() if is_synthetic(r)]
     if synthetic:
@@ -252,8 +305,8 @@ def header_md(runs: dict, flags: list[Flag] | None = None) -> str:
         f"- **Seeds per row:** {_agree(seeds) if seeds else 'none complete'}; a difference "
         f"is called real only when {TEST_NAME} on the per-seed accuracies supports it (2 or "
         "more seeds on both sides); with a single seed, a gap within two standard errors of "
-        "the test set's sampling is called noise, and any other gap is marked \"single seed: "
-        "not tested across seeds\"",
+        "the test set's sampling is called noise, and a larger gap is called beyond that "
+        "noise but marked \"single seed, so not tested across seeds\"",
         f"- **Device(s):** {_agree({n: run_devices(trained[n]) for n in trained})}",
         f"- **Date(s):** {', '.join(dates) or 'unknown'}",
         f"- **Git commit(s):** {_agree(commits)}",
@@ -261,6 +314,26 @@ def header_md(runs: dict, flags: list[Flag] | None = None) -> str:
         f"{counts['failed']} failed, {counts['skipped']} skipped, {missing} missing"
         + (f"; {extra} extra run(s) outside the grid" if extra else ""),
     ]
+    timing = time_record_line(record, runs)
+    if timing:
+        lines.append(timing)
+    if synthetic:
+        real_train, real_test = CIFAR100_SIZES
+        swin = NATIVE_IMG_SIZE["swin_tiny"]
+        lines.append(
+            f"- **Demo settings:** the real runs train on CIFAR-100 (100 classes, "
+            f"{real_train:,} train / {real_test:,} test images) for {grid.EPOCHS[1]} epochs "
+            f"(Problem 1) and {grid.EPOCHS[2]} (Problem 2), Swin at {swin} px. Each demo "
+            "row's own setting is in the tables' last column, \"Demo setting\": synthetic "
+            "classes, train/test images (img), and epochs (ep) and input size (px) where they "
+            "differ from the real run")
+    weights = [n for n, r in rows.items() if r["status"] == "skipped"
+               and str(r.get("reason") or "").startswith("WeightsUnavailableError")]
+    if weights:
+        lines.append(
+            f"- **Fine-tune rows skipped ({len(weights)}):** no ImageNet weights on this "
+            "machine. To fill them, run again with a network (the timm hub), or with local "
+            "files: `--weights-tiny FILE --weights-small FILE`")
     if flags is not None:
         lines.append(f"- **Plausibility flags raised:** {len(flags)} (listed at the end)")
     return "\n".join(lines)

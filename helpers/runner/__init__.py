@@ -5,12 +5,14 @@ plan.py     each row's notebook parameters and config, and what it needs (skip, 
 execute.py  one row through its notebook, a result file whatever happens, the summary table
 locks.py    claims in the results folder: one worker per row, one local job per GPU
 jobs.py     scale-out through submitit: a Slurm job array or local jobs, requeue, logs
-cli.py      `python -m helpers.run`: arguments, the demo preset, the report at the end
+demo.py     the demo presets (CPU and GPU): synthetic task and each row's budget
+cli.py      `python -m helpers.run`: arguments, the report at the end
 """
-from .cli import DEMO, P1_EPOCHS, P2_EPOCHS, build_parser, main, resolve_args, select
+from . import demo
+from .cli import P1_EPOCHS, P2_EPOCHS, build_parser, main, resolve_args, select
 from .execute import Outcome, execute, summary_table
 from .plan import Action, Run, make_plan, next_action, prepare_checkpoint
 
-__all__ = ["DEMO", "P1_EPOCHS", "P2_EPOCHS", "Action", "Outcome", "Run", "build_parser",
+__all__ = ["demo", "P1_EPOCHS", "P2_EPOCHS", "Action", "Outcome", "Run", "build_parser",
            "execute", "main", "make_plan", "next_action", "prepare_checkpoint", "resolve_args",
            "select", "summary_table"]

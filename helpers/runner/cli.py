@@ -30,31 +30,18 @@ import sys
 import time
 
 from .. import grid as grid_module
-from ..config import ExperimentConfig
+from ..config import ExperimentConfig, problem_of
+from . import demo as demo_presets
 from ..notebooks import default_results_dir
 from ..paths import EXECUTED_DIR, REPO_ROOT, at_root
 from .execute import execute, summary_table
 from .plan import make_plan, parse_value, repo_path, shown
 
-P1_EPOCHS = 20
-P2_EPOCHS = 5
+P1_EPOCHS, P2_EPOCHS = grid_module.EPOCHS[1], grid_module.EPOCHS[2]
 # What makes a grid row that row (its run name says so): never changed with -p. Other
 # shapes are one papermill call away: `papermill notebooks/problem1.ipynb ... -p dim 128`.
 IDENTITY_PARAMS = ("run_name", "model", "variant", "mode", "patch_size", "dim", "depth", "heads",
                    "seed")
-
-# The demo: synthetic data, sized so the whole grid plus report.md and report.pdf runs in
-# minutes on 2 CPU cores (the runner prints its total wall time). Swin keeps its real 224-px
-# input, so its parameter and FLOP counts in the demo table are the real ones; it trains
-# on a handful of images for one epoch, because a 224-px Swin image costs orders of
-# magnitude more than a 32-px one (Table 1 and 2's FLOPs say how much).
-DEMO = dict(dataset="synthetic", results_dir="results/demo", epochs={1: 3, 2: 1},
-            subsets={1: (256, 128), 2: (16, 16)}, batch_size={1: 64, 2: 8},
-            # ResNet-18 gets enough images to show real learning on the 100 synthetic
-            # classes within the CPU budget (about a minute on 2 cores); the other rows
-            # stay tiny and only show that the pipeline runs.
-            run_subsets={"p1-resnet18": (2000, 500)})
-
 
 # ----------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
@@ -171,22 +158,26 @@ def resolve_args(args) -> None:
     if min(args.seeds) < 0 or len(set(args.seeds)) != len(args.seeds):
         raise SystemExit(f"error: --seeds {' '.join(map(str, args.seeds))}: seeds must be "
                          "distinct non-negative integers")
-    demo = DEMO if args.demo else {}
-    args.dataset = args.dataset or demo.get("dataset", "cifar100")
+    args.demo_preset = demo_presets.preset_for(args.device) if args.demo else None
+    demo = args.demo_preset
+    args.dataset = args.dataset or (demo.dataset if demo else "cifar100")
     if args.dataset.endswith(".npz"):
         args.dataset = repo_path(args.dataset)
-    args.results_dir = repo_path(args.results_dir or demo.get("results_dir")
+    args.results_dir = repo_path(args.results_dir or (demo and demo_presets.RESULTS_DIR)
                                  or default_results_dir(args.dataset))
-    d_epochs = demo.get("epochs", {1: P1_EPOCHS, 2: P2_EPOCHS})
-    args.epochs = {1: args.epochs_p1 or d_epochs[1], 2: args.epochs_p2 or d_epochs[2]}
-    d_sub = demo.get("subsets", {1: (None, None), 2: (None, None)})
-    args.subsets = {p: (args.train_subset or d_sub[p][0], args.test_subset or d_sub[p][1])
-                    for p in (1, 2)}
-    # Per-run demo sizes apply only while the user sets no subset of their own.
-    args.run_subsets = ({} if args.train_subset or args.test_subset
-                        else demo.get("run_subsets", {}))
-    d_batch = demo.get("batch_size", {1: None, 2: None})
-    args.batch_size = {p: args.batch_size or d_batch[p] for p in (1, 2)}
+    args.epochs = {1: args.epochs_p1 or P1_EPOCHS, 2: args.epochs_p2 or P2_EPOCHS}
+    args.subsets = {p: (args.train_subset, args.test_subset) for p in (1, 2)}
+    args.batch_size = {p: args.batch_size for p in (1, 2)}
+    # The demo's per-row budget; a subset or epoch count the user gives wins over it.
+    args.run_budget = {}
+    if demo:
+        for e in grid_module.grid():
+            p = problem_of(e["model"])
+            train, test, epochs = demo.budget(e["run_name"], p)
+            args.run_budget[e["run_name"]] = dict(
+                train_subset=args.train_subset or train, test_subset=args.test_subset or test,
+                epochs=(args.epochs_p1 if p == 1 else args.epochs_p2) or epochs,
+                **demo.problem_params.get(p, {}))
     args.weights = {"tiny": repo_path(args.weights_tiny), "small": repo_path(args.weights_small)}
     for variant, path in args.weights.items():
         if path is not None and not os.path.isfile(path):
@@ -283,6 +274,8 @@ def main(argv=None, entries: list[dict] | None = None) -> int:
     print(f"{len(plan)} run(s): dataset {args.dataset}, results in {args.results_dir}, "
           f"{where}", flush=True)
     t0 = time.perf_counter()
+    from ..results import now_iso
+    started = now_iso()
     outcomes = []
     try:
         if args.executor:
@@ -298,9 +291,22 @@ def main(argv=None, entries: list[dict] | None = None) -> int:
               + (" Submitted jobs keep running." if args.executor else ""))
         print(summary_table(outcomes))
         return 130
-    print(f"\n{summary_table(outcomes)}\ntotal wall time {time.perf_counter() - t0:.0f} s")
+    rows_s = time.perf_counter() - t0
+    print(f"\n{summary_table(outcomes)}\ntotal wall time {rows_s:.0f} s")
+    # The time record: once before the report (so the report shows this grid's time),
+    # and again after it with the total, report and PDF included.
+    from .record import write_grid_record
+    settings = dict(demo=args.demo_preset.name if args.demo_preset else None,
+                    executor=args.executor, notebooks=args.notebooks, dataset=args.dataset,
+                    seeds=args.seeds, device=args.device)
+    write_grid_record(args.results_dir, outcomes, rows_s=rows_s, total_s=None,
+                      started=started, finished=now_iso(), settings=settings)
     if args.report:
         write_report(args.results_dir)
+    total_s = time.perf_counter() - t0
+    path = write_grid_record(args.results_dir, outcomes, rows_s=rows_s, total_s=total_s,
+                             started=started, finished=now_iso(), settings=settings)
+    print(f"time record: {shown(path)} ({total_s:.0f} s in all)", flush=True)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 

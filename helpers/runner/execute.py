@@ -28,6 +28,14 @@ class Outcome:
     log: str | None = None              # where to read what happened: notebook or log file
 
 
+def is_synthetic(dataset) -> bool:
+    from ..config import synthetic_classes
+    try:
+        return synthetic_classes(dataset) is not None
+    except ValueError:
+        return False
+
+
 def record(run: Run, status: str, reason: str, started: str) -> None:
     """Write the result of a run that died before the engine could write one. What was
     never measured (sizes, metrics, the device) is null rather than guessed."""
@@ -36,7 +44,7 @@ def record(run: Run, status: str, reason: str, started: str) -> None:
     dataset = config.get("dataset")
     result = dict(run_name=run.name, problem=run.problem, model=run.entry["model"],
                   label=run.entry.get("label"), config=config,
-                  dataset=dict(name=dataset, synthetic=dataset == "synthetic"),
+                  dataset=dict(name=dataset, synthetic=is_synthetic(dataset)),
                   params=None, trainable_params=None, macs_thop=None, flops=None, history=[],
                   epoch_time_s=None, epoch_time_note="no epoch finished",
                   first_epoch_time_s=None, total_train_time_s=0.0, eval_time_s=0.0,

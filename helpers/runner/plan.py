@@ -58,11 +58,13 @@ def notebook_params(entry: dict, args, extra: dict, declared: frozenset, seed: i
     own shape/mode, then the -p extras (notebook parameters directly, other config fields
     through the notebook's `overrides`). The run name says the seed (grid.seed_run_name)."""
     problem = problem_of(entry["model"])
-    train_subset, test_subset = args.run_subsets.get(entry["run_name"], args.subsets[problem])
+    train_subset, test_subset = args.subsets[problem]
     params = dict(run_name=seed_run_name(entry["run_name"], seed), epochs=args.epochs[problem],
                   dataset=args.dataset, train_subset=train_subset, test_subset=test_subset,
                   results_dir=args.results_dir, device=args.device, precision=args.precision,
                   seed=seed, batch_size=args.batch_size[problem])
+    # The demo's budget for this row (runner/demo.py): sizes, epochs, Swin's input size.
+    params.update(getattr(args, "run_budget", {}).get(entry["run_name"], {}))
     shape = {k: v for k, v in entry.items() if k not in ("run_name", "label")}
     if problem == 2:
         variant = shape.pop("model").split("_", 1)[1]
