@@ -67,16 +67,23 @@ def _eval_mode(model: nn.Module):
             m.training = training
 
 
-def thop_macs(model: nn.Module, img_size: int) -> int:
-    """Multiply-accumulates counted by thop for one image (eval mode).
+def thop_macs(model: nn.Module, img_size: int) -> int | None:
+    """Multiply-accumulates counted by thop for one image (eval mode); None, with a
+    warning, where thop is not installed (a GPU image with only torch, torchvision and
+    timm): the exact FLOPs below do not need it.
 
     Profiles a deep copy: thop registers `total_ops`/`total_params` buffers on every
     module and only removes them from modules it has a rule for, so the profiled model's
     state_dict gains keys and a later load_state_dict of a clean checkpoint would fail.
     """
-    with warnings.catch_warnings():  # thop's import warns about distutils
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import thop
+    try:
+        with warnings.catch_warnings():  # thop's import warns about distutils
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import thop
+    except ImportError:
+        warnings.warn("thop is not installed: MACs (thop) are not counted; exact FLOPs are "
+                      "(pip install thop, or the requirements, to count them)", stacklevel=2)
+        return None
 
     clone = copy.deepcopy(model).eval()
     with contextlib.redirect_stdout(io.StringIO()):  # thop prints per-module notes

@@ -10,6 +10,7 @@ Nothing here imports torch: a bad parameter is refused in milliseconds.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -71,9 +72,29 @@ def show_measurements(summary: dict) -> None:
           f"{ds['num_classes']} classes" + ("  (SYNTHETIC)" if ds.get("synthetic") else ""))
     print(f"params    {summary['params'] / 1e6:.3f} M total, "
           f"{summary['trainable_params'] / 1e6:.3f} M trainable")
-    print(f"MACs      {summary['macs_thop'] / 1e6:.1f} M per image (thop, per module: "
-          "misses attention matmuls)")
+    if summary["macs_thop"] is None:
+        print("MACs      not counted (thop is not installed)")
+    else:
+        print(f"MACs      {summary['macs_thop'] / 1e6:.1f} M per image (thop, per module: "
+              "misses attention matmuls)")
     print(f"FLOPs     {summary['flops'] / 1e6:.1f} M per image (exact forward count, 2 per MAC)")
+
+
+def declared_parameters(path: str) -> frozenset:
+    """The names a notebook's `parameters` cell assigns, read from the file (no papermill
+    or Jupyter needed: the runner's --no-notebooks mode plans with this)."""
+    with open(path, encoding="utf-8") as f:
+        nb = json.load(f)
+    cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path}: expected one cell tagged 'parameters', found {len(cells)}")
+    names = set()
+    for node in ast.parse("".join(cells[0]["source"])).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return frozenset(names)
 
 
 # ----------------------------------------------------------------------------- papermill

@@ -218,3 +218,33 @@ def test_the_runner_records_the_grid_time_and_the_readme_paragraph_comes_from_it
     minutes, seconds = divmod(round(rec["total_s"]), 60)
     assert f"**{minutes} min {seconds:02d} s**" in block
     assert "10 synthetic classes (chance 10 %)" in block
+
+
+def test_no_notebooks_needs_neither_jupyter_nor_thop(tmp_path):
+    """--no-notebooks runs where only torch, torchvision and timm are installed (a GPU
+    image, a cluster node): papermill, Jupyter and thop are made unimportable here."""
+    script = f"""
+import sys
+for name in ("papermill", "nbclient", "nbformat", "jupyter_client", "ipykernel", "thop"):
+    sys.modules[name] = None                      # `import name` now raises ImportError
+from helpers import runner
+from helpers.results import read_result
+entries = {ENTRIES[:1]!r}
+argv = {args_for(tmp_path, "--device", "cpu", "--no-notebooks")!r}
+assert runner.main(argv, entries=entries) == 0
+r = read_result({str(tmp_path / "results" / "t-a.json")!r})
+assert r["status"] == "complete" and r["macs_thop"] is None and r["flops"] > 0, r
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=str(tmp_path), capture_output=True,
+                          text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=jobs.REPO_ROOT))
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
+    assert "thop is not installed" in done.stderr
+
+
+def test_the_parameters_read_without_papermill_are_papermills():
+    import papermill
+    from helpers.notebooks import NOTEBOOKS, declared_parameters
+    for path in NOTEBOOKS.values():
+        assert declared_parameters(path) == set(papermill.inspect_notebook(path))

@@ -130,19 +130,17 @@ def attempt(run: Run, output: str | None,
     name); a result file is on disk either way. A WeightsUnavailableError (the machine
     cannot get pretrained weights) is a property of the machine, not a bug in the run,
     so that row is "skipped"."""
-    from papermill.exceptions import PapermillExecutionError
     path = at_root(run.cfg.result_path)
     before = os.stat(path).st_mtime_ns if os.path.exists(path) else None
     try:
         if output is None:
-            run_in_process(run)
+            run_in_process(run)              # no papermill, no Jupyter: nothing imported
         else:
             execute_notebook(NOTEBOOKS[run.problem], output, run.params)
         return None, None, None
-    except PapermillExecutionError as err:
-        ename, evalue = err.ename, err.evalue
     except Exception as err:  # noqa: BLE001  (a dead kernel, a broken notebook): record, go on
-        ename, evalue = type(err).__name__, str(err)
+        # papermill's PapermillExecutionError carries the notebook's exception as ename.
+        ename, evalue = getattr(err, "ename", type(err).__name__), getattr(err, "evalue", str(err))
     status = "skipped" if ename == "WeightsUnavailableError" else "failed"
     reason = f"{ename}: {evalue}"
     after = os.stat(path).st_mtime_ns if os.path.exists(path) else None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..config import ConfigError, ExperimentConfig, config_changes, problem_of
 from ..grid import seed_run_name
-from ..notebooks import NOTEBOOKS, config_from_parameters, notebook_parameters
+from ..notebooks import NOTEBOOKS, config_from_parameters, declared_parameters
 from ..paths import REPO_ROOT, at_root
 
 
@@ -83,7 +83,7 @@ def notebook_params(entry: dict, args, extra: dict, declared: frozenset, seed: i
 def make_plan(entries: list[dict], args, extra: dict) -> list[Run]:
     """Parameters and resolved config of every (row, seed) run, before anything executes:
     the rows in table order, each row's seeds together."""
-    declared = {p: frozenset(notebook_parameters(NOTEBOOKS[p])) for p in (1, 2)}
+    declared = {p: declared_parameters(NOTEBOOKS[p]) for p in (1, 2)}
     plan = []
     for entry in entries:
         for seed in getattr(args, "seeds", None) or [0]:
