@@ -22,6 +22,7 @@ MODEL_NAMES = PROBLEM1_MODELS + tuple(f"swin_{v}" for v in SWIN_VARIANTS)
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 OPTIMIZERS = ("adamw", "sgd")
 BUILTIN_DATASETS = ("cifar100", "synthetic")
+COMPILE_SCOPES = ("model", "blocks")  # torch.compile the whole model, or its repeated blocks
 
 
 class ConfigError(ValueError):
@@ -36,7 +37,8 @@ def problem_of(model: str) -> int:
 # Config fields that only say *where/how fast* a run executes. They may change between an
 # interrupted run and its resumption (a new Colab GPU, a bigger eval batch), and a result
 # made on another GPU still counts as done: they do not change what is trained.
-EXECUTION_FIELDS = frozenset({"device", "precision", "compile", "eval_batch_size",
+EXECUTION_FIELDS = frozenset({"device", "precision", "compile", "compile_scope",
+                              "fused_attention", "eval_batch_size",
                               "results_dir", "data_dir", "weights", "keep_checkpoints"})
 
 
@@ -160,7 +162,9 @@ class ExperimentConfig:
     seed: int = 0                    # seeds data order, augmentation and init
     device: str = "auto"             # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"          # auto (bf16 > fp16 > fp32 by device) | bf16 | fp16 | fp32
-    compile: bool | None = None      # torch.compile; None = the device default
+    compile: bool | None = None      # torch.compile; None = decided from this device's benchmark
+    compile_scope: str | None = None  # model | blocks (each repeated block); None = as measured
+    fused_attention: bool | None = None  # Swin: window attention in SDPA; None = as measured
     cache_features: bool = False     # frozen fine-tune without augmentation: backbone runs once
     run_name: str | None = None      # result file name; None = derived from the model
     results_dir: str = "results"     # result JSONs; checkpoints go to <results_dir>/checkpoints
@@ -287,6 +291,11 @@ class ExperimentConfig:
         if not (self.device == "auto" or self.device in ("cpu", "mps", "cuda")
                 or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
             bad("device", "valid devices: auto, cpu, cuda, cuda:N, mps")
+        if self.compile_scope is not None and self.compile_scope not in COMPILE_SCOPES:
+            bad("compile_scope", f"valid scopes: {', '.join(COMPILE_SCOPES)}, or None")
+        if self.fused_attention and not self.is_swin:
+            bad("fused_attention", f"only Swin has window attention to fuse; {self.model} "
+                                   "already runs its attention in SDPA (leave it None)")
         if self.mode not in SWIN_MODES:
             bad("mode", f"valid modes: {', '.join(SWIN_MODES)}")
         if not self.is_swin and self.mode != "scratch":

@@ -1,7 +1,7 @@
 """Device and numeric precision, decided in one place.
 
 Everything that depends on the hardware (autocast dtype, GradScaler, channels_last,
-torch.compile default, how to synchronise before reading a clock) is answered here so
+how to synchronise before reading a clock) is answered here so
 that the training loop, the benchmark and the notebooks never branch on it themselves.
 """
 from __future__ import annotations
@@ -40,6 +40,16 @@ def device_name(device: torch.device) -> str:
     import platform
     n = torch.get_num_threads()
     return f"cpu ({platform.machine()}, {n} thread{'s' if n != 1 else ''})"
+
+
+def device_slug(device: torch.device) -> str:
+    """File-name form of a device, e.g. 'cpu-x86_64' or 'nvidia-h200': the name of its
+    benchmark result, benchmarks/results/<slug>.json."""
+    import platform
+    import re
+    if device.type == "cpu":
+        return "cpu-" + platform.machine().lower()
+    return re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
 
 
 def synchronize(device: torch.device) -> None:
@@ -83,12 +93,6 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
     if name == "fp16" and device.type == "cpu":
         raise ValueError("precision='fp16' is not supported on CPU; use 'fp32' or 'bf16'")
     return Precision(name, device.type)
-
-
-def default_compile(device: torch.device) -> bool:
-    """torch.compile's default: off on every device until a measurement says otherwise
-    (benchmarks/README.md: on a CPU the warm-up outweighs the gain at the demo's sizes)."""
-    return False
 
 
 def setup_backends(device: torch.device) -> None:

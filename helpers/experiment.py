@@ -51,7 +51,8 @@ class Experiment:
                                  test_subset=cfg.test_subset, seed=cfg.seed)
         # Batch size and warm-up fitted to the data; a batch that cannot work stops here,
         # before the model is built.
-        self.plan = plan_training(cfg, len(self.data.y_train), self.device)
+        self.plan = plan_training(cfg, len(self.data.y_train), self.device,
+                                  self.precision.name)
         overlap = check_overlap(self.data)
         seed_everything(cfg.seed)                 # init does not depend on data loading
         self.model = build_model(cfg.model, self.data.num_classes, **cfg.model_kwargs())

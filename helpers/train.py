@@ -9,6 +9,7 @@ Hot-path rules (they are what makes an epoch take seconds on a GPU):
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -21,10 +22,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import speed
 from .checkpoint import CheckpointUnusableError, check_compatible, load_checkpoint, save_checkpoint
 from .config import MIN_AUTO_BATCH, MIN_STEPS_PER_EPOCH, warmup_steps
 from .data import DeviceLoader
-from .device import Precision, default_compile, device_name, rng_state, set_rng_state, synchronize
+from .device import (Precision, device_name, resolve_precision, rng_state, set_rng_state,
+                     synchronize)
 from .models import input_spec, prefers_channels_last
 
 
@@ -63,7 +66,8 @@ def make_scheduler(optimizer, total_steps: int, warmup_steps: int):
 @dataclass(frozen=True)
 class TrainingPlan:
     """What a run trains with once the data size and the device are known: the values the
-    config may leave to a rule (batch size, warm-up, compile). Recorded in the result."""
+    config may leave to a rule (batch size, warm-up, the speed options of helpers.speed).
+    Recorded in the result."""
     batch_size: int
     batch_rule: str
     steps_per_epoch: int
@@ -71,14 +75,24 @@ class TrainingPlan:
     warmup_steps: int
     warmup_rule: str
     compile: bool
+    compile_scope: str = "model"
+    fused_attention: bool = False
+    speed_measured_in: str | None = None
+    speed_reasons: tuple = ()
+
+    @property
+    def speed(self) -> speed.SpeedChoice:
+        return speed.SpeedChoice(self.compile, self.compile_scope, self.fused_attention,
+                                 self.speed_measured_in, list(self.speed_reasons))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def plan_training(cfg, n_train: int, device) -> TrainingPlan:
+def plan_training(cfg, n_train: int, device, precision: str | None = None) -> TrainingPlan:
     """The plan for `n_train` training images on `device`; ConfigError if an explicit
-    batch size cannot work. Cheap: call it right after the data loads."""
+    batch size cannot work. Cheap: call it right after the data loads. `precision`
+    (a name) defaults to what cfg.precision resolves to on `device`."""
     cfg.check_batch_size(n_train)
     batch = cfg.train_batch_size(n_train)
     if cfg.batch_size is not None:
@@ -97,8 +111,13 @@ def plan_training(cfg, n_train: int, device) -> TrainingPlan:
     warmup = warmup_steps(cfg.warmup_epochs, steps, total)
     warmup_rule = ("automatic: 1 epoch, at most 20 % of the steps" if cfg.warmup_epochs is None
                    else f"warmup_epochs={cfg.warmup_epochs}")
-    use_compile = default_compile(device) if cfg.compile is None else cfg.compile
-    return TrainingPlan(batch, batch_rule, steps, total, warmup, warmup_rule, use_compile)
+    precision = precision or resolve_precision(cfg.precision, device).name
+    choice = speed.choose(cfg, device=device, precision=precision, batch_size=batch,
+                          images=total * batch,
+                          cache_dir=speed.compile_cache_dir(cfg.results_dir))
+    return TrainingPlan(batch, batch_rule, steps, total, warmup, warmup_rule, choice.compile,
+                        choice.compile_scope, choice.fused_attention, choice.measured_in,
+                        tuple(choice.reasons))
 
 
 # ----------------------------------------------------------------------------- batches
@@ -200,9 +219,9 @@ class TrainState:
 
     @classmethod
     def create(cls, model: nn.Module, cfg, device, precision: Precision, *, total_steps: int,
-               warmup_steps: int, compile: bool) -> "TrainState":
+               warmup_steps: int, compile: bool, compile_scope: str = "model") -> "TrainState":
         optimizer = make_optimizer(model, cfg, device)
-        step_model = torch.compile(model) if compile else model
+        step_model = speed.compiled_forward(model, compile, compile_scope)
         forward = model.forward_head if cfg.cache_features else step_model
         return cls(model, forward, optimizer, make_scheduler(optimizer, total_steps, warmup_steps),
                    precision.make_scaler(), precision,
@@ -275,13 +294,25 @@ def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True
     throughput, and which process ("segment": 1, then 2 after a resume, ...), device and
     precision ran it. `plan` defaults to plan_training(cfg, len(data.y_train), device).
     """
-    plan = plan or plan_training(cfg, len(data.y_train), device)
+    with contextlib.ExitStack() as stack:
+        return _fit(stack, model, data, cfg, device=device, precision=precision,
+                    progress=progress, checkpoint_path=checkpoint_path, on_epoch=on_epoch,
+                    plan=plan or plan_training(cfg, len(data.y_train), device, precision.name))
+
+
+def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_path, on_epoch,
+         plan) -> list[dict]:
     run_cfg = dataclasses.replace(cfg, batch_size=plan.batch_size)   # batch fitted to the data
     place_model(model, device)
+    speed.set_attention(model, plan.fused_attention)
     train_batches, test_batches, cache_time = make_batches(model, data, run_cfg, device,
                                                            precision)
+    cache_dir = None
+    if plan.compile:   # kernels compile in the first steps: the cache must be set till the end
+        cache_dir = stack.enter_context(speed.compile_cache(cfg.results_dir))
     state = TrainState.create(model, run_cfg, device, precision, total_steps=plan.total_steps,
-                              warmup_steps=plan.warmup_steps, compile=plan.compile)
+                              warmup_steps=plan.warmup_steps, compile=plan.compile,
+                              compile_scope=plan.compile_scope)
     config = cfg.to_dict()
 
     history, start_epoch = [], 1
@@ -304,6 +335,9 @@ def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True
                       eval_time_s=time.perf_counter() - t0, **where)
         if epoch == start_epoch and cache_time:
             record["feature_cache_time_s"] = cache_time
+        if epoch == start_epoch and cache_dir:   # this cache now holds the variant's kernels
+            speed.mark_warm(cache_dir, speed.variant_key(
+                cfg, plan.speed.variant, plan.batch_size, precision.name, device))
         history.append(record)
         epochs.set_postfix(loss=f"{tr_loss:.3f}", test_acc=f"{te_acc:.1f}%")
         if checkpoint_path:

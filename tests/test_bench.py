@@ -165,7 +165,8 @@ def test_feature_cache_is_measured_as_an_option_for_the_frozen_finetune():
                  repeats=1)
     data = make_synthetic(8, 4, num_classes=100, seed=0)
     run = bench.bench_run(entry, sizes, data, device=CPU, precision=FP32,
-                          compile_modes=[False], reference=False, cache=True, peak=None)
+                          variants=[(False, False, "model")], reference=False, cache=True,
+                          peak=None)
     fc = run["feature_cache"]
     assert fc["feature_pass_images"] == 2 * 2 + 2      # the train and test images used
     assert fc["train"]["timed_steps"] == 2 and positive_finite(fc["feature_images_per_s"])

@@ -112,6 +112,8 @@ BAD_VALUES = {
     "device": [None, "tpu", 0],
     "precision": [None, "fp8"],
     "compile": ["yes", 1],
+    "compile_scope": ["layers", 1, True],
+    "fused_attention": [1, "yes", True],          # True: resnet18 has no window attention
     "cache_features": [1, None],
     "run_name": ["", "a/b", 5],
     "results_dir": ["", None],

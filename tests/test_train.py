@@ -50,9 +50,11 @@ def test_a_kept_output_buffer_trains_exactly_like_fresh_batches():
         assert torch.equal(a, b)
 
 
-def test_compiled_training_matches_eager_and_checkpoints_plain_weights(tmp_path):
+@pytest.mark.parametrize("scope", ["model", "blocks"])
+def test_compiled_training_matches_eager_and_checkpoints_plain_weights(tmp_path, scope):
     """cfg.compile=True runs the training and evaluation steps through torch.compile (the
-    CPU backend here); the losses must match eager ones, and the checkpoint must hold the
+    CPU backend here), the whole model or each encoder block on its own (compile_scope);
+    the losses must match eager ones, and the checkpoint must hold the
     model's own parameter names, so a compiled run resumes an eager one and vice versa.
 
     SGD, not AdamW: the gradient of the key bias is exactly zero in exact arithmetic
@@ -63,7 +65,8 @@ def test_compiled_training_matches_eager_and_checkpoints_plain_weights(tmp_path)
     runs = {}
     for compiled in (False, True):
         cfg = tiny_vit_cfg(tmp_path, epochs=2, batch_size=16, eval_batch_size=32,
-                           compile=compiled, optimizer="sgd", lr=0.05, keep_checkpoints=True)
+                           compile=compiled, compile_scope=scope, optimizer="sgd", lr=0.05,
+                           keep_checkpoints=True)
         seed_everything(0)
         model = build_model("vit", 10, **cfg.model_kwargs())
         ckpt = tmp_path / f"compiled-{compiled}.pt"

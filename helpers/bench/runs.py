@@ -16,7 +16,6 @@ same backbone wrapped frozen, exactly as helpers.models wraps the pretrained one
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import fnmatch
 import gc
@@ -29,14 +28,17 @@ import torch
 
 from ..config import ExperimentConfig, problem_of
 from ..data import make_synthetic
-from ..device import (default_compile, device_name, resolve_device, resolve_precision,
-                     seed_everything, setup_backends)
-from ..grid import grid
+from .. import speed
+from ..device import (device_name, resolve_device, resolve_precision, seed_everything,
+                      setup_backends)
+from ..grid import EPOCHS, grid
 from ..measure import train_step_flops
-from ..models import SwinClassifier, build_model, input_spec
+from ..models import SwinClassifier, build_model, has_window_attention, input_spec
+from ..speed import set_attention, uncompile, variant_name
 from ..paths import BENCH_DIR, REPO_ROOT
 from . import reference as ref
-from .timing import EPOCH_IMAGES, cold_compile_cache, cpu_snapshot, other_cpu_share, time_train
+from .timing import (EPOCH_IMAGES, cold_compile_cache, cpu_snapshot, forget_compiled,
+                     other_cpu_share, time_train, time_warmup)
 from .tables import (PEAK_SOURCE, device_slug, load_for_merge, merge_previous,
                            peak_tflops, render_readme, write_json)
 from ..results import now_iso, provenance
@@ -106,7 +108,36 @@ def _head(data, n_train: int, n_test: int):
                                x_test=data.x_test[:n_test], y_test=data.y_test[:n_test])
 
 
-def bench_run(entry: dict, sizes: dict, data, *, device, precision, compile_modes,
+def compare_variants(ours: dict, cfg) -> dict:
+    """Old (the plain eager path, timm's attention) against new: the variant helpers.speed
+    picks for this run at the grid's budget (grid.EPOCHS of 50k-image epochs), with each
+    compiled variant's cold and warm compile cost and break-even in 50k-image epochs."""
+    epochs = EPOCHS[cfg.problem]
+    images = epochs * EPOCH_IMAGES
+    cold = speed.pick(ours, images, swin=cfg.is_swin)
+    warm = speed.pick(ours, images, swin=cfg.is_swin, warm=set(ours))
+    if not cold:                                   # the plain path was not measured
+        return dict(primary=next(iter(ours)), new_vs_old=None)
+    old, new, new_warm = ours["eager"], cold[0], warm[0]
+    out = dict(primary=new.name, new_vs_old=dict(
+        old="eager", new=new.name, new_with_warm_cache=new_warm.name, grid_epochs=epochs,
+        old_images_per_s=old["images_per_s"], new_images_per_s=new.images_per_s,
+        speedup=new.images_per_s / old["images_per_s"]))
+    for name, t in ours.items():                   # every variant's one-off cost, both ways
+        if t["compile"]:
+            c = next(x for x in cold if x.name == name)
+            w = next(x for x in warm if x.name == name)
+            t["compile_cold_s"], t["compile_warm_s"] = c.compile_s, w.compile_s
+            for kind, cost in (("cold", c.compile_s), ("warm", w.compile_s)):
+                n = speed.break_even_images(old["images_per_s"], t["images_per_s"], cost)
+                t[f"break_even_epochs_{kind}"] = None if n is None else n / EPOCH_IMAGES
+    if {"eager", "compiled"} <= set(ours):         # kept for older readers of the file
+        out["compile_extra_warmup_s"] = ours["compiled"]["compile_cold_s"]
+        out["compile_break_even_epochs"] = ours["compiled"]["break_even_epochs_cold"]
+    return out
+
+
+def bench_run(entry: dict, sizes: dict, data, *, device, precision, variants,
               reference: bool, cache: bool, peak: float | None) -> dict:
     """Every measurement of one grid run: our path (eager and/or compiled), the frozen
     fine-tune's feature-cache option, and the typical loop."""
@@ -127,19 +158,25 @@ def bench_run(entry: dict, sizes: dict, data, *, device, precision, compile_mode
     common = dict(device=device, precision=precision, warmup_steps=warm, repeats=repeats,
                   peak=peak)
     out["ours"] = {}
-    for compile in compile_modes:
-        name = "compiled" if compile else "eager"
-        with cold_compile_cache() if compile else contextlib.nullcontext():
-            out["ours"][name], _ = time_train(model, cfg, train_b, test_b, compile=compile,
-                                              flops_per_image=flops, **common)
-    want = "compiled" if default_compile(device) else "eager"
-    out["primary"] = want if want in out["ours"] else next(iter(out["ours"]))
-    if {"eager", "compiled"} <= set(out["ours"]):
-        e, c = out["ours"]["eager"], out["ours"]["compiled"]
-        saved = e["epoch_50k_s"] - c["epoch_50k_s"]                # per 50k-image epoch
-        extra = c["warmup_s"] - e["warmup_s"]                       # compilation, roughly
-        out["compile_extra_warmup_s"] = extra
-        out["compile_break_even_epochs"] = extra / saved if saved > 0 else None
+    for fused, compile, scope in variants:
+        if fused and not has_window_attention(cfg.model):
+            continue
+        name = variant_name(fused, compile, scope)
+        set_attention(model, fused)
+        kw = dict(compile=compile, compile_scope=scope, flops_per_image=flops, **common)
+        if not compile:
+            timing, _ = time_train(model, cfg, train_b, test_b, **kw)
+        else:
+            with cold_compile_cache():
+                timing, _ = time_train(model, cfg, train_b, test_b, **kw)     # cold
+                uncompile(model)
+                forget_compiled()              # in memory only: the on-disk cache stays
+                timing["warm"] = time_warmup(model, cfg, train_b, test_b, **kw)
+                uncompile(model)
+        timing.update(fused_attention=fused, compile_scope=scope if compile else None)
+        out["ours"][name] = timing
+    set_attention(model, False)
+    out.update(compare_variants(out["ours"], cfg))
     if cache and cfg.mode == "finetune":
         ccfg = dataclasses.replace(cfg, cache_features=True, augment=False)
         ccfg.validate()
@@ -224,6 +261,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
     p.add_argument("--compile", default="auto", choices=["auto", "off", "on", "both"],
                    help="torch.compile for our path; auto = both on CUDA, off elsewhere")
+    p.add_argument("--compile-scope", default="model", choices=["model", "blocks", "both"],
+                   help="what is compiled: the whole model, or each repeated block "
+                        "(compile_scope='blocks'); both = measure each")
+    p.add_argument("--attention", default="auto", choices=["auto", "timm", "fused", "both"],
+                   help="Swin window attention: timm's written-out softmax, fused (SDPA), or "
+                        "both; auto = both on CUDA, timm elsewhere")
     p.add_argument("--batch-size", type=int, help="training batch for every run")
     p.add_argument("--eval-batch-size", type=int, help="evaluation batch for every run")
     p.add_argument("--steps", type=int, help="timed training steps per pass")
@@ -257,6 +300,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def bench_variants(args, device) -> list[tuple]:
+    """(fused_attention, compile, compile_scope) of every variant of our path to measure,
+    the plain one (timm's attention, eager) first. Fused variants apply to Swin only."""
+    gpu = device.type == "cuda"
+    compile = {"off": [False], "on": [True], "both": [False, True],
+               "auto": [False, True] if gpu else [False]}[args.compile]
+    scopes = ["model", "blocks"] if args.compile_scope == "both" else [args.compile_scope]
+    fused = {"timm": [False], "fused": [True], "both": [False, True],
+             "auto": [False, True] if gpu else [False]}[args.attention]
+    return [(f, c, sc) for f in fused for c in compile for sc in (scopes if c else ["model"])]
+
+
 def family_sizes(args) -> dict:
     sizes = {fam: dict(s) for fam, s in SIZES["quick" if args.quick else "full"].items()}
     for s in sizes.values():
@@ -284,8 +339,7 @@ def main(argv=None) -> dict | None:
     previous = load_for_merge(out_path, device_slug=device_slug(device),
                               precision=precision.name, quick=args.quick) if args.merge else None
     sizes = family_sizes(args)
-    compile_modes = {"off": [False], "on": [True], "both": [False, True],
-                     "auto": [False, True] if device.type == "cuda" else [False]}[args.compile]
+    variants = bench_variants(args, device)
     name = device_name(device)
     peak = peak_tflops(name, precision.name) if device.type == "cuda" else None
     if device.type == "cpu" and not args.quick:
@@ -305,7 +359,7 @@ def main(argv=None) -> dict | None:
         t0 = time.perf_counter()
         try:
             r = bench_run(entry, s, data, device=device, precision=precision,
-                          compile_modes=compile_modes, reference=not args.no_reference,
+                          variants=variants, reference=not args.no_reference,
                           cache=not args.no_cache, peak=peak)
         except (RuntimeError, ValueError) as e:             # e.g. CUDA out of memory
             _release(device)
@@ -335,14 +389,14 @@ def main(argv=None) -> dict | None:
         schema_version=1, kind="speed-benchmark", device=name, device_type=device.type,
         device_slug=device_slug(device), precision=precision.name,
         threads=torch.get_num_threads() if device.type == "cpu" else None, quick=args.quick,
-        sizes=sizes, compile_modes=compile_modes,
+        sizes=sizes, variants=[variant_name(*v) for v in variants],
         peak=dict(tflops=peak, precision=precision.name,
                   source=PEAK_SOURCE if peak else None,
                   note=None if peak else f"no datasheet peak for {name!r}: MFU is null"),
         notes=notes, load_average=dict(start=list(load0), end=list(os.getloadavg())),
         runs=results, data_path=data_path,
         provenance=provenance(device=name, device_type=device.type, precision=precision.name,
-                              compile=compile_modes == [True], seed=0, started=started,
+                              compile=all(v[1] for v in variants), seed=0, started=started,
                               finished=now_iso()))
     if previous:
         merge_previous(result, previous)

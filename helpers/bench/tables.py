@@ -11,10 +11,10 @@ from __future__ import annotations
 import glob
 import json
 import os
-import platform
 import re
 
 from ..atomic import write_text
+from ..device import device_slug  # noqa: F401  (the file name of a device's result)
 from ..grid import grid
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -42,14 +42,6 @@ def peak_tflops(name: str, precision: str) -> float | None:
         if re.search(pattern, name):
             return peaks.get(precision)
     return None
-
-
-def device_slug(device) -> str:
-    """File-name form of a torch.device: 'cpu-x86_64', 'nvidia-h200'."""
-    if device.type == "cpu":
-        return "cpu-" + platform.machine().lower()
-    from ..device import device_name
-    return re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
 
 
 def write_json(result: dict, path: str) -> str:
@@ -173,16 +165,7 @@ def device_section(r: dict) -> list[str]:
                  if run.get("status") == "complete"}
     lines += ["", "Memory column: " + "; ".join(sorted(mem_kinds)) + "."] if mem_kinds else []
 
-    both = [x for x in r["runs"] if x.get("status") == "complete"
-            and {"eager", "compiled"} <= set(x["ours"])]
-    if both:
-        lines += ["", "torch.compile (our path):", ""]
-        lines += _table(["Run", "Eager img/s", "Compiled img/s", "Extra warm-up (s)",
-                         "Break-even (50k epochs)"],
-                        [[f"`{x['run_name']}`", fmt(x["ours"]["eager"]["images_per_s"]),
-                          fmt(x["ours"]["compiled"]["images_per_s"]),
-                          fmt(x["compile_extra_warmup_s"]), fmt(x["compile_break_even_epochs"])]
-                         for x in both])
+    lines += variants_table(r)
     cached = [x for x in r["runs"] if x.get("feature_cache")]
     if cached:
         lines += ["", "Frozen-backbone option `cache_features=True` (needs `augment=False`; "
@@ -202,6 +185,49 @@ def device_section(r: dict) -> list[str]:
                           fmt(d["ours"]["images_per_s"]), fmt(d["reference"]["images_per_s"]),
                           fmt(d["speedup"]) + "×", _pct(d.get("other_cpu_share"))]
                          for d in r["data_path"]])
+    return lines
+
+
+def variants_table(r: dict) -> list[str]:
+    """Every measured variant of our path against the plain one (timm's attention, eager),
+    with each compiled variant's cold and warm compile cost and break-even; then, per run,
+    what helpers.speed picks at the grid's budget. Runs with one variant are left out."""
+    multi = [x for x in r["runs"] if x.get("status") == "complete" and len(x["ours"]) > 1]
+    if not multi:
+        return []
+    rows = []
+    for x in multi:
+        base = x["ours"].get("eager")
+        for name, t in x["ours"].items():
+            vs = t["images_per_s"] / base["images_per_s"] if base else None
+            compiled = t.get("compile")
+            old_files = compiled and "compile_cold_s" not in t     # before warm figures
+            cold = x.get("compile_extra_warmup_s") if old_files else t.get("compile_cold_s")
+            rows.append([f"`{x['run_name']}`", name, fmt(t["images_per_s"]), _pct(t.get("mfu")),
+                         fmt(vs) + ("×" if vs else ""),
+                         fmt(cold) if compiled else "—",
+                         fmt(t.get("compile_warm_s")) if compiled else "—",
+                         (fmt(x.get("compile_break_even_epochs")) if old_files
+                          else fmt(t.get("break_even_epochs_cold"))) if compiled else "—",
+                         fmt(t.get("break_even_epochs_warm")) if compiled else "—"])
+    lines = ["", "Variants of our path (`compiled`: `torch.compile` of the whole model; "
+                 "`-blocks`: each repeated block compiled on its own; `fused-`: Swin window "
+                 "attention in SDPA). Compile cost = extra warm-up (training + first "
+                 "evaluation batch) over the eager path's; cold = empty cache, warm = kernels "
+                 "already in the on-disk cache. Break-even in 50k-image epochs:", ""]
+    lines += _table(["Run", "Variant", "Train img/s", "MFU", "vs eager", "Cold compile (s)",
+                     "Warm compile (s)", "Break-even cold", "Break-even warm"], rows)
+    picks = [x for x in multi if x.get("new_vs_old")]
+    if picks:
+        lines += ["", "What `helpers.speed` picks from these figures for the grid's budget "
+                      "(old = eager, timm's attention):", ""]
+        lines += _table(["Run", "Epochs", "Old img/s", "New (cold cache)", "New img/s",
+                         "Speedup", "New (warm cache)"],
+                        [[f"`{x['run_name']}`", str(x["new_vs_old"]["grid_epochs"]),
+                          fmt(x["new_vs_old"]["old_images_per_s"]), x["new_vs_old"]["new"],
+                          fmt(x["new_vs_old"]["new_images_per_s"]),
+                          fmt(x["new_vs_old"]["speedup"]) + "×",
+                          x["new_vs_old"]["new_with_warm_cache"]] for x in picks])
     return lines
 
 

@@ -76,7 +76,8 @@ class FirstBatches:
 
 
 # ----------------------------------------------------------------------------- our path
-def _forget_compiled() -> None:
+def forget_compiled() -> None:
+    """Drop everything torch.compile holds in memory (its on-disk cache stays)."""
     torch.compiler.reset()
     import torch._inductor.utils as inductor_utils     # private; absent in some versions
     getattr(inductor_utils, "clear_caches", lambda: None)()   # in-memory kernel caches
@@ -89,7 +90,7 @@ def cold_compile_cache():
     the compile warm-up is the real compilation, not a cache hit from an earlier run.
     (One-off costs of the first compile in a process, such as importing inductor, fall on
     the first compiled run only.)"""
-    _forget_compiled()
+    forget_compiled()
     saved = {k: os.environ.get(k) for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
     with tempfile.TemporaryDirectory(prefix="bench-inductor-") as tmp:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tmp
@@ -97,7 +98,7 @@ def cold_compile_cache():
         try:
             yield
         finally:
-            _forget_compiled()
+            forget_compiled()
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
@@ -106,7 +107,8 @@ def cold_compile_cache():
 
 
 def time_train(model, cfg, batches, test_batches, *, device, precision, compile: bool,
-               warmup_steps: int, repeats: int, peak: float | None, flops_per_image: int | None):
+               warmup_steps: int, repeats: int, peak: float | None, flops_per_image: int | None,
+               compile_scope: str = "model"):
     """Warm up, then time `repeats` passes over `batches` with the engine's train_epoch;
     then evaluation over `test_batches` with the engine's evaluate, after its own warm-up.
 
@@ -115,7 +117,8 @@ def time_train(model, cfg, batches, test_batches, *, device, precision, compile:
     """
     total = warmup_steps + repeats * len(batches)
     state = TrainState.create(model, cfg, device, precision, total_steps=total,   # as fit() does
-                              warmup_steps=max(1, total // 10), compile=compile)
+                              warmup_steps=max(1, total // 10), compile=compile,
+                              compile_scope=compile_scope)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rss0 = _rss_bytes()
@@ -150,6 +153,17 @@ def time_train(model, cfg, batches, test_batches, *, device, precision, compile:
                   achieved_tflops=achieved,
                   mfu=achieved / peak if achieved is not None and peak else None)
     return result, windows
+
+
+def time_warmup(model, cfg, batches, test_batches, *, device, precision, compile: bool,
+                warmup_steps: int, compile_scope: str = "model", **_) -> dict:
+    """Only the one-off part of time_train: the warm-up steps and the first evaluation
+    batch, e.g. a compile that finds its kernels in the on-disk cache."""
+    state = TrainState.create(model, cfg, device, precision, total_steps=warmup_steps + 1,
+                              warmup_steps=1, compile=compile, compile_scope=compile_scope)
+    _, _, warmup_s, _ = train_epoch(state, FirstBatches(batches, warmup_steps), 0, cfg, device)
+    _, eval_warm = time_eval(state, FirstBatches(test_batches, 1), device)
+    return dict(warmup_s=warmup_s, eval_warmup_s=eval_warm)
 
 
 def time_eval(state, test, device) -> tuple[float, float]:

@@ -5,6 +5,9 @@ API, so the trainer, the FLOP counter and the benchmark never name a model:
   forward(x)             normalised images (B, 3, S, S) -> logits (B, num_classes)
   forward_features(x)    -> pooled features (B, C);  forward_head(features) -> logits
   channels_last          whether its batches should be NHWC on CUDA (see memory_format)
+  compile_regions()      its repeated blocks, for compile_scope="blocks"
+  window_attention       whether it has Swin window attention, which set_fused_attention(on)
+                         switches between timm's written-out softmax and SDPA
 and `input_spec(name)` says the native image side and normalisation it expects.
 
 resnet.py      ResNet-18 with the CIFAR stem (32x32 inputs)
@@ -68,5 +71,12 @@ def prefers_channels_last(name: str) -> bool:
     return _CLASSES[name].channels_last
 
 
+def has_window_attention(name: str) -> bool:
+    """Whether the model has window attention with a fused/unfused switch (the Swins)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    return _CLASSES[name].window_attention
+
+
 __all__ = ["MODELS", "SWIN_TAGS", "CifarResNet18", "SwinClassifier", "ViT",
-           "WeightsUnavailableError", "build_model", "input_spec", "prefers_channels_last"]
+           "WeightsUnavailableError", "build_model", "has_window_attention", "input_spec", "prefers_channels_last"]
