@@ -8,6 +8,7 @@ artefact of an interrupted run is its checkpoint, which is what resumes it.
 from __future__ import annotations
 
 import os
+import time
 
 from .atomic import remove_orphans
 from .config import ExperimentConfig, config_changes, synthetic_classes
@@ -16,7 +17,8 @@ from .device import (device_name, resolve_device, resolve_precision, seed_everyt
                      setup_backends)
 from .measure import measure
 from .models import build_model
-from .results import epoch_time_summary, now_iso, provenance, read_result, write_result
+from .results import (epoch_time_summary, now_iso, phase_summary, provenance, read_result,
+                      write_result)
 from .train import NonFiniteLossError, fit, plan_training
 
 
@@ -39,12 +41,17 @@ class Experiment:
         self.precision = resolve_precision(self.cfg.precision, self.device)
         self.data = self.model = self.plan = None
         self.summary: dict | None = None
+        self.prepare_s = dict(data_s=0.0, build_measure_s=0.0)
+        self.fit_s: dict = {}
+        self.t_run: float | None = None
+        self.before_run_s = 0.0
 
     def prepare(self) -> dict:
         """Load data, build and measure the model. Returns what the notebook shows first."""
         if self.summary is not None:
             return self.summary
         cfg = self.cfg
+        t0 = time.perf_counter()
         setup_backends(self.device)
         seed_everything(cfg.seed)
         self.data = load_dataset(cfg.dataset, cfg.data_dir, train_subset=cfg.train_subset,
@@ -54,12 +61,14 @@ class Experiment:
         self.plan = plan_training(cfg, len(self.data.y_train), self.device,
                                   self.precision.name)
         overlap = check_overlap(self.data)
+        t1 = time.perf_counter()
         seed_everything(cfg.seed)                 # init does not depend on data loading
         self.model = build_model(cfg.model, self.data.num_classes, **cfg.model_kwargs())
         dataset = self.data.describe()
         dataset["synthetic"] = synthetic_classes(cfg.dataset) is not None
         dataset["train_test_overlap"] = overlap
         self.summary = dict(dataset=dataset, **measure(self.model, cfg.img_size))
+        self.prepare_s = dict(data_s=t1 - t0, build_measure_s=time.perf_counter() - t1)
         return self.summary
 
     def _result(self, history, status, reason, started) -> dict:
@@ -71,6 +80,12 @@ class Experiment:
                       eval_time_s=sum(h["eval_time_s"] for h in history),
                       test_acc=last.get("test_acc"), train_acc=last.get("train_acc"),
                       training=self.plan.to_dict(), status=status, reason=reason)
+        if self.t_run is not None and self.fit_s:
+            result["phases"] = phase_summary(
+                history, steps_per_epoch=self.plan.steps_per_epoch,
+                run_s=time.perf_counter() - self.t_run + self.before_run_s, **self.prepare_s,
+                setup_s=self.fit_s.get("setup_s", 0.0),
+                checkpoint_s=self.fit_s.get("checkpoint_s", 0.0))
         result["provenance"] = provenance(
             device=device_name(self.device), device_type=self.device.type,
             precision=self.precision.name, compile=self.plan.compile, seed=cfg.seed,
@@ -98,6 +113,9 @@ class Experiment:
                   "training again (delete it, or pick another run_name, to start over)")
             return done
         started = now_iso()
+        self.t_run = time.perf_counter()
+        # A notebook may prepare() in an earlier cell: its seconds count, the gap does not.
+        self.before_run_s = sum(self.prepare_s.values()) if self.summary is not None else 0.0
         self.prepare()
         for path in (self.cfg.result_path, self.cfg.checkpoint_path):
             for orphan in remove_orphans(path):          # left by a killed earlier attempt
@@ -111,7 +129,7 @@ class Experiment:
             history = fit(self.model, self.data, self.cfg, device=self.device,
                           precision=self.precision, progress=progress,
                           checkpoint_path=self.cfg.checkpoint_path, on_epoch=keep,
-                          plan=self.plan)
+                          plan=self.plan, phases=self.fit_s)
         except NonFiniteLossError as err:
             write_result(self._result(history, "failed", str(err), started))
             raise

@@ -116,6 +116,36 @@ def epoch_time_summary(history: list[dict]) -> dict:
                 total_train_time_s=sum(h["epoch_time_s"] for h in history), devices=devices)
 
 
+PHASES = ("data_s", "build_measure_s", "setup_s", "compile_warmup_s", "train_s", "eval_s",
+          "checkpoint_s", "other_s")
+
+
+def phase_summary(history: list[dict], *, steps_per_epoch: int, run_s: float,
+                  data_s: float, build_measure_s: float, setup_s: float,
+                  checkpoint_s: float) -> dict:
+    """Where this process's Experiment.run() spent its time, in seconds, from the start of
+    run() to the result being ready to write (the last process's part only, after a
+    resume). compile_warmup_s is the first training step of the process's first epoch
+    beyond one steady step (the epoch's other steps, on average): what torch.compile,
+    cuDNN autotuning and allocator warm-up cost. train_s is the rest of the training
+    passes, eval_s the evaluations; other_s is what no clock above covers."""
+    segment = max((h.get("segment", 1) for h in history), default=1)
+    mine = [h for h in history if h.get("segment", 1) == segment]
+    warm = 0.0
+    if mine and mine[0].get("first_step_s") is not None and steps_per_epoch > 1:
+        first, epoch = mine[0]["first_step_s"], mine[0]["epoch_time_s"]
+        warm = max(0.0, first - (epoch - first) / (steps_per_epoch - 1))
+    train = sum(h["epoch_time_s"] for h in mine) - warm
+    evals = sum(h["eval_time_s"] for h in mine)
+    out = dict(data_s=data_s, build_measure_s=build_measure_s, setup_s=setup_s,
+               compile_warmup_s=warm, train_s=train, eval_s=evals, checkpoint_s=checkpoint_s)
+    out["other_s"] = max(0.0, run_s - sum(out.values()))
+    out["run_s"] = run_s
+    out["note"] = ("seconds of this process's Experiment.run(), up to writing the result; "
+                   "device synchronised at every clock")
+    return out
+
+
 def _nonfinite_to_null(value, path: str, found: dict):
     """A copy of `value` with NaN/inf floats replaced by None; their paths go into `found`."""
     if isinstance(value, float) and not math.isfinite(value):

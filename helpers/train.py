@@ -216,6 +216,7 @@ class TrainState:
     scaler: torch.amp.GradScaler
     precision: Precision
     params: list            # trainable parameters, for gradient clipping
+    first_step_s: float | None = None   # the last train_epoch's first step (compile, autotune)
 
     @classmethod
     def create(cls, model: nn.Module, cfg, device, precision: Precision, *, total_steps: int,
@@ -235,6 +236,7 @@ def train_epoch(state: TrainState, batches, epoch: int, cfg, device, progress: b
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
+    state.first_step_s = None
     synchronize(device)
     t0 = time.perf_counter()
     for x, y in tqdm(batches.epoch(epoch), total=len(batches), desc=f"epoch {epoch} train",
@@ -253,6 +255,9 @@ def train_epoch(state: TrainState, batches, epoch: int, cfg, device, progress: b
         loss_sum += loss.detach().float() * y.shape[0]
         correct += (logits.detach().argmax(1) == y).sum()
         seen += y.shape[0]
+        if state.first_step_s is None:            # one sync per epoch: where compile shows
+            synchronize(device)
+            state.first_step_s = time.perf_counter() - t0
     synchronize(device)
     seconds = time.perf_counter() - t0
     loss = (loss_sum / max(seen, 1)).item()          # the epoch's one host read
@@ -284,7 +289,7 @@ def evaluate(state: TrainState, batches, device, epoch: int = 0, progress: bool 
 # ----------------------------------------------------------------------------- fit
 def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True,
         checkpoint_path: str | None = None, on_epoch=None,
-        plan: TrainingPlan | None = None) -> list[dict]:
+        plan: TrainingPlan | None = None, phases: dict | None = None) -> list[dict]:
     """Train `model` on `data` for cfg.epochs, evaluating after every epoch.
 
     If `checkpoint_path` exists, training resumes from it (the config must match; the
@@ -293,15 +298,20 @@ def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True
     history: one dict per epoch with train/test loss and accuracy, train time and
     throughput, and which process ("segment": 1, then 2 after a resume, ...), device and
     precision ran it. `plan` defaults to plan_training(cfg, len(data.y_train), device).
+    `phases`, if given, receives this call's seconds outside the epochs' training and
+    evaluation clocks: setup (placing the model, batches, feature cache, optimiser,
+    resume) and checkpoint writes.
     """
     with contextlib.ExitStack() as stack:
         return _fit(stack, model, data, cfg, device=device, precision=precision,
                     progress=progress, checkpoint_path=checkpoint_path, on_epoch=on_epoch,
-                    plan=plan or plan_training(cfg, len(data.y_train), device, precision.name))
+                    plan=plan or plan_training(cfg, len(data.y_train), device, precision.name),
+                    phases={} if phases is None else phases)
 
 
 def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_path, on_epoch,
-         plan) -> list[dict]:
+         plan, phases) -> list[dict]:
+    t_setup = time.perf_counter()
     run_cfg = dataclasses.replace(cfg, batch_size=plan.batch_size)   # batch fitted to the data
     place_model(model, device)
     speed.set_attention(model, plan.fused_attention)
@@ -321,6 +331,7 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
     where = dict(segment=1 + max((h.get("segment", 1) for h in history), default=0),
                  device=device_name(device), precision=precision.name)
 
+    phases.update(setup_s=time.perf_counter() - t_setup, checkpoint_s=0.0)
     epochs = tqdm(range(start_epoch, cfg.epochs + 1), desc=cfg.run_name or "fit",
                   disable=not progress, initial=start_epoch - 1, total=cfg.epochs)
     for epoch in epochs:
@@ -332,7 +343,8 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
         synchronize(device)
         record = dict(epoch=epoch, train_loss=tr_loss, train_acc=tr_acc, test_loss=te_loss,
                       test_acc=te_acc, epoch_time_s=seconds, images_per_s=seen / seconds,
-                      eval_time_s=time.perf_counter() - t0, **where)
+                      eval_time_s=time.perf_counter() - t0, first_step_s=state.first_step_s,
+                      **where)
         if epoch == start_epoch and cache_time:
             record["feature_cache_time_s"] = cache_time
         if epoch == start_epoch and cache_dir:   # this cache now holds the variant's kernels
@@ -341,11 +353,13 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
         history.append(record)
         epochs.set_postfix(loss=f"{tr_loss:.3f}", test_acc=f"{te_acc:.1f}%")
         if checkpoint_path:
+            t0 = time.perf_counter()
             save_checkpoint(checkpoint_path, dict(
                 model=model.state_dict(), optimizer=state.optimizer.state_dict(),
                 scheduler=state.scheduler.state_dict(), scaler=state.scaler.state_dict(),
                 rng=rng_state(), history=history, epoch=epoch, config=config,
                 precision=precision.name))
+            phases["checkpoint_s"] += time.perf_counter() - t0
         if on_epoch:
             on_epoch(list(history))
     return history

@@ -9,7 +9,8 @@ import pandas as pd
 from ..atomic import write_text
 from .analysis import analysis_problem1, analysis_problem2
 from .flags import Flag, flags_md, plausibility_flags
-from .tables import header_md, load_runs, report_title, table1, table2, time_note, to_markdown
+from .tables import (header_md, load_runs, report_title, table1, table2, time_note,
+                     time_split_md, to_markdown)
 
 
 class Table:
@@ -63,6 +64,7 @@ class Report:
                         "PyTorch's FLOP counter (2 per multiply-add); both for one image.",
             "table2": "## Problem 2: Swin-Tiny and Swin-Small\n\n" + to_markdown(table2(self.runs))
                       + "\n\n" + time_note(self.runs, 2),
+            "time": time_split_md(self.record(), self.runs) or "",
             "figures": "## Figures\n\n" + figs,
             "analysis": "## Analysis\n\n" + analysis_problem1(self.runs) + "\n\n"
                         + analysis_problem2(self.runs, self.flags),
@@ -70,7 +72,7 @@ class Report:
         }
 
     def markdown(self, base_dir: str = ".") -> str:
-        return "\n\n".join(self.sections(base_dir).values()) + "\n"
+        return "\n\n".join(v for v in self.sections(base_dir).values() if v) + "\n"
 
     def show(self, part: str) -> None:
         """Display one part in a notebook: header, tables, figures, analysis or flags."""
@@ -81,6 +83,8 @@ class Report:
                 text = s[f"table{p}"]
                 display(Markdown(text.split("\n\n")[0]), Table(df),
                         Markdown(text.split("\n\n", 2)[2]))
+            if s["time"]:                              # where the grid's time went
+                display(Markdown(s["time"]))
         elif part == "figures":
             display(Markdown("## Figures"))
             captions = self.captions()

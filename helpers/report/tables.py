@@ -267,6 +267,42 @@ def time_record_line(record: dict | None, runs: dict) -> str | None:
             "(runner's record: `logs/grid_time.json`)")
 
 
+PHASE_LABELS = {"outside_run_s": "Kernel or job start, imports, result and notebook writes",
+                "data_s": "Data (load or generate, check)",
+                "build_measure_s": "Model build, parameter and FLOP count",
+                "setup_s": "Setup (device placement, batches, optimiser, resume)",
+                "compile_warmup_s": "Compile and warm-up (first step beyond a steady one)",
+                "train_s": "Training", "eval_s": "Evaluation", "checkpoint_s": "Checkpoint writes",
+                "other_s": "Other (inside the run, no clock)"}
+
+
+def time_split_md(record: dict | None, runs: dict) -> str | None:
+    """Where the grid's time went: each phase summed over the rows the last runner
+    executed, from its time record and their results' phase clocks."""
+    if not record:
+        return None
+    rows = [r for r in record.get("rows") or [] if r.get("run") in runs and r.get("phases")
+            and r.get("outside_run_s") is not None]
+    if not rows:
+        return None
+    total = sum(r["wall_s"] for r in rows)
+    sums = {k: sum((r["outside_run_s"] if k == "outside_run_s" else r["phases"].get(k) or 0)
+                   for r in rows) for k in PHASE_LABELS}
+    devices = sorted({r.get("device") or "unknown" for r in rows})
+    lines = [f"### Where the time went ({len(rows)} row(s), {', '.join(devices)})", "",
+             "| Phase | Seconds | Share | Most in |", "|---|---|---|---|"]
+    for key, label in PHASE_LABELS.items():
+        top = max(rows, key=lambda r: r["outside_run_s"] if key == "outside_run_s"
+                  else r["phases"].get(key) or 0)
+        share = sums[key] / total if total else 0.0
+        lines.append(f"| {label} | {sums[key]:.1f} | {100 * share:.1f} % | `{top['run']}` |")
+    lines += [f"| **Rows in all (runner's wall clock)** | **{total:.1f}** | 100 % | |", "",
+              "From the runner's record (`logs/grid_time.json`): each row's wall time, split "
+              "by the clocks its result file carries (`phases`); the device is synchronised "
+              "at each clock. The report and PDF come after and are not included."]
+    return "\n".join(lines)
+
+
 def header_md(runs: dict, flags: list[Flag] | None = None, record: dict | None = None) -> str:
     """Banner (synthetic data), title, and where the numbers came from; `record` is the
     runner's time record of the grid (runner/record.py), if there is one."""

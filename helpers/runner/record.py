@@ -4,7 +4,11 @@ loader, which reads the folder's *.json result files, never mistakes it for a re
 
 Each row's wall time is what the runner measured around it (kernel or job start, data,
 model, measurement, training, evaluation, result writing); its training and evaluation
-seconds come from its result file. `total_s` runs from the runner's start to the end of
+seconds come from its result file, and so does its split into phases (the result's
+"phases": data, build and measure, setup, compile and warm-up, training, evaluation,
+checkpoint writes). What the row's wall time holds beyond Experiment.run() is
+`outside_run_s`: kernel start and imports, the notebook's other cells, writing the result
+and the executed notebook. `total_s` runs from the runner's start to the end of
 the report (PDF included when one was built).
 """
 from __future__ import annotations
@@ -34,9 +38,13 @@ def write_grid_record(results_dir: str, outcomes: list, *, rows_s: float, total_
             r = read_result(path)
         except (OSError, ValueError):
             r = {}
+        phases = r.get("phases") if o.wall_s is not None else None   # only rows run now
+        outside = (max(0.0, o.wall_s - phases["run_s"])
+                   if phases and phases.get("run_s") is not None else None)
         rows.append(dict(run=o.run, status=o.status, note=o.note, wall_s=o.wall_s,
                          train_s=r.get("total_train_time_s"), eval_s=r.get("eval_time_s"),
-                         device=(r.get("provenance") or {}).get("device")))
+                         device=(r.get("provenance") or {}).get("device"),
+                         phases=phases, outside_run_s=outside))
     record = dict(started=started, finished=finished, rows_s=rows_s, total_s=total_s,
                   executed=sum(1 for o in outcomes if o.wall_s is not None),
                   git_commit=_git("rev-parse", "HEAD"), python=platform.python_version(),
