@@ -49,6 +49,13 @@ lock: $(VENV_OK)
 bench: $(VENV_OK)
 	$(PY) -m helpers.bench $(BENCH_ARGS)
 
+# One sitting on a GPU (at most 8 minutes): benchmark, the grid end to end for 2 epochs,
+# compile variants (benchmarks/README.md). Needs only torch, torchvision and timm, so on
+# a bare GPU image run `python3 -m helpers.bench.check` directly.
+.PHONY: gpu-check
+gpu-check: $(VENV_OK)
+	$(PY) -m helpers.bench.check $(BENCH_ARGS)
+
 # report.md + figures/ from the result JSONs (reads results only, never trains).
 # Another folder: make report RESULTS_DIR=tests/fixtures/results_synthetic
 RESULTS_DIR ?= results/cifar100

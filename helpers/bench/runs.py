@@ -16,11 +16,13 @@ same backbone wrapped frozen, exactly as helpers.models wraps the pretrained one
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import fnmatch
 import gc
 import json
 import os
+import signal
 import sys
 import time
 
@@ -321,7 +323,28 @@ def family_sizes(args) -> dict:
     return sizes
 
 
-def main(argv=None) -> dict | None:
+@contextlib.contextmanager
+def _time_limit(deadline: float | None):
+    """TimeoutError inside the block once time.monotonic() reaches `deadline` (SIGALRM, so
+    the main thread of a POSIX process only; elsewhere no limit)."""
+    if deadline is None or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def stop(signum, frame):
+        raise TimeoutError("ran past the check's time budget")
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, max(0.01, deadline - time.monotonic()))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def main(argv=None, deadline: float | None = None) -> dict | None:
+    """The CLI. `deadline` (a time.monotonic() value, for helpers.bench.check) stops the
+    measurement there: the run in progress and the rest are recorded as not measured."""
     args = parse_args(argv)
     device = resolve_device(args.device)
     out_path = args.out or os.path.join(BENCH_DIR, "results", f"{device_slug(device)}.json")
@@ -355,23 +378,53 @@ def main(argv=None) -> dict | None:
     started, load0 = now_iso(), os.getloadavg()
     data = make_synthetic(n_train, n_test, num_classes=NUM_CLASSES, seed=0)
     results = []
+
+    def assemble(data_path, finished: bool) -> dict:
+        notes = list(args.note)
+        if device.type == "cpu":
+            notes.insert(0, "CPU only: no GPU figure is in this file.")
+        result = dict(
+            schema_version=1, kind="speed-benchmark", device=name, device_type=device.type,
+            device_slug=device_slug(device), precision=precision.name,
+            threads=torch.get_num_threads() if device.type == "cpu" else None,
+            quick=args.quick, sizes=sizes, variants=[variant_name(*v) for v in variants],
+            peak=dict(tflops=peak, precision=precision.name,
+                      source=PEAK_SOURCE if peak else None,
+                      note=None if peak else f"no datasheet peak for {name!r}: MFU is null"),
+            notes=notes, load_average=dict(start=list(load0), end=list(os.getloadavg())),
+            runs=list(results), data_path=data_path, complete=finished,
+            provenance=provenance(device=name, device_type=device.type,
+                                  precision=precision.name,
+                                  compile=all(v[1] for v in variants), seed=0,
+                                  started=started, finished=now_iso()))
+        if previous:
+            merge_previous(result, previous)
+        write_json(result, out_path)                   # after every run: a cut run keeps its part
+        return result
+
     for entry, s in zip(runs, fam):
         t0 = time.perf_counter()
-        try:
-            r = bench_run(entry, s, data, device=device, precision=precision,
-                          variants=variants, reference=not args.no_reference,
-                          cache=not args.no_cache, peak=peak)
-        except (RuntimeError, ValueError) as e:             # e.g. CUDA out of memory
-            _release(device)
+        if deadline is not None and time.monotonic() >= deadline:
             r = dict(run_name=entry["run_name"], label=entry["label"], status="failed",
-                     reason=f"{type(e).__name__}: {e}")
+                     reason="not measured: the check's time budget was spent")
+        else:
+            try:
+                with _time_limit(deadline):
+                    r = bench_run(entry, s, data, device=device, precision=precision,
+                                  variants=variants, reference=not args.no_reference,
+                                  cache=not args.no_cache, peak=peak)
+            except (RuntimeError, ValueError, TimeoutError) as e:   # e.g. CUDA out of memory
+                _release(device)
+                r = dict(run_name=entry["run_name"], label=entry["label"], status="failed",
+                         reason=f"{type(e).__name__}: {e}")
         results.append(r)
+        assemble(None, False)
         ips = r.get("ours", {}).get(r.get("primary"), {}).get("images_per_s")
         print(f"{entry['run_name']:<28} {r['status']:<8} ours {ips or 0:10.1f} img/s "
               f"speedup {r.get('speedup') or 0:6.2f}x  ({time.perf_counter() - t0:.0f} s)",
               file=sys.stderr)
     data_path = None
-    if not args.no_data_path:
+    if not args.no_data_path and (deadline is None or time.monotonic() < deadline):
         data_path = []
         for side, batch, nb in DATA_PATH_SIZES["quick" if args.quick else "full"]:
             model = "swin_tiny" if side > 32 else "resnet18"
@@ -382,25 +435,7 @@ def main(argv=None) -> dict | None:
                 dp_data, cfg=cfg, batch_size=batch, batches=nb, device=device))
             data_path[-1].update(measured=now_iso(),
                                  other_cpu_share=other_cpu_share(snap, cpu_snapshot()))
-    notes = list(args.note)
-    if device.type == "cpu":
-        notes.insert(0, "CPU only: no GPU figure is in this file.")
-    result = dict(
-        schema_version=1, kind="speed-benchmark", device=name, device_type=device.type,
-        device_slug=device_slug(device), precision=precision.name,
-        threads=torch.get_num_threads() if device.type == "cpu" else None, quick=args.quick,
-        sizes=sizes, variants=[variant_name(*v) for v in variants],
-        peak=dict(tflops=peak, precision=precision.name,
-                  source=PEAK_SOURCE if peak else None,
-                  note=None if peak else f"no datasheet peak for {name!r}: MFU is null"),
-        notes=notes, load_average=dict(start=list(load0), end=list(os.getloadavg())),
-        runs=results, data_path=data_path,
-        provenance=provenance(device=name, device_type=device.type, precision=precision.name,
-                              compile=all(v[1] for v in variants), seed=0, started=started,
-                              finished=now_iso()))
-    if previous:
-        merge_previous(result, previous)
-    write_json(result, out_path)
+    result = assemble(data_path, True)
     if args.readme:
         for readme in filter(None, args.readme):
             render_readme(readme, os.path.dirname(os.path.abspath(out_path)))

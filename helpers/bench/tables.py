@@ -68,8 +68,13 @@ def load_for_merge(path: str, **conditions) -> dict | None:
 def merge_previous(result: dict, old: dict) -> None:
     """Fill in what this invocation did not measure from the previous file; each kept run
     carries its own `measured` time, and `kept_from_previous` lists what was kept."""
-    measured = {r["run_name"] for r in result["runs"]}
+    # A re-measurement that failed (out of time, out of memory) keeps the complete one.
+    old_ok = {r["run_name"]: r for r in old.get("runs", []) if r.get("status") == "complete"}
+    result["runs"] = [old_ok.get(r["run_name"], r) if r.get("status") != "complete" else r
+                      for r in result["runs"]]
+    measured = {r["run_name"] for r in result["runs"] if r is not old_ok.get(r["run_name"])}
     kept = {r["run_name"]: r for r in old.get("runs", []) if r["run_name"] not in measured}
+    result["runs"] = [r for r in result["runs"] if r["run_name"] in measured]
     order = [r["run_name"] for r in grid()]
     result["runs"] = sorted(result["runs"] + list(kept.values()),
                             key=lambda r: order.index(r["run_name"]))
@@ -205,7 +210,7 @@ def variants_table(r: dict) -> list[str]:
             cold = x.get("compile_extra_warmup_s") if old_files else t.get("compile_cold_s")
             rows.append([f"`{x['run_name']}`", name, fmt(t["images_per_s"]), _pct(t.get("mfu")),
                          fmt(vs) + ("×" if vs else ""),
-                         fmt(cold) if compiled else "—",
+                         (fmt(cold) + (" ‡" if old_files else "")) if compiled else "—",
                          fmt(t.get("compile_warm_s")) if compiled else "—",
                          (fmt(x.get("compile_break_even_epochs")) if old_files
                           else fmt(t.get("break_even_epochs_cold"))) if compiled else "—",
@@ -217,6 +222,9 @@ def variants_table(r: dict) -> list[str]:
                  "already in the on-disk cache. Break-even in 50k-image epochs:", ""]
     lines += _table(["Run", "Variant", "Train img/s", "MFU", "vs eager", "Cold compile (s)",
                      "Warm compile (s)", "Break-even cold", "Break-even warm"], rows)
+    if any("‡" in row[5] for row in rows):
+        lines += ["", "‡ measured before warm figures were recorded: the training warm-up "
+                      "only, without the first evaluation batch."]
     picks = [x for x in multi if x.get("new_vs_old")]
     if picks:
         lines += ["", "What `helpers.speed` picks from these figures for the grid's budget "
