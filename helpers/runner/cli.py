@@ -231,9 +231,11 @@ def write_report(results_dir: str) -> None:
     rep = write_md(at_root(results_dir), out["md"], out["figures"])
     print(f"\nwrote {shown(out['md'])} ({len(rep.runs)} result files, "
           f"{len(rep.flags)} flag(s)), figures in {shown(out['figures'])}/", flush=True)
-    if out["md"] != os.path.join(REPO_ROOT, "report.md") and top_level_report_free():
+    demo_dir = os.path.abspath(at_root(demo_presets.RESULTS_DIR))
+    if os.path.abspath(at_root(results_dir)) == demo_dir and top_level_report_free():
         # The design card's top-level report.md / figures/ show the demo until a real
-        # CIFAR-100 grid writes them; a real report is never overwritten by a demo.
+        # CIFAR-100 grid writes them; a real report is never overwritten by a demo, and
+        # no other folder (a test's, one's own) writes them.
         write_md(at_root(results_dir), os.path.join(REPO_ROOT, "report.md"),
                  os.path.join(REPO_ROOT, "figures"))
         print("also wrote report.md and figures/ at the top level (labelled as a demo; "
