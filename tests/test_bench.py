@@ -158,15 +158,36 @@ def test_warmup_steps_fall_outside_every_timed_window():
     assert res["achieved_tflops"] is None and res["mfu"] is None
 
 
-def test_feature_cache_is_measured_as_an_option_for_the_frozen_finetune():
-    entry = dict(run_name="p2-swin_tiny-finetune", model="swin_tiny", mode="finetune",
+TINY_SIZES = dict(batch_size=2, eval_batch_size=2, steps=2, warmup_steps=1, eval_steps=1,
+                  repeats=1)
+
+
+def tiny_swin_bench(mode: str, variants: list, cache: bool):
+    """bench_run of Swin-T at 64 px on 8 synthetic images: (the grid entry, the record)."""
+    entry = dict(run_name=f"p2-swin_tiny-{mode}", model="swin_tiny", mode=mode,
                  label="Swin-Tiny", img_size=64)
-    sizes = dict(batch_size=2, eval_batch_size=2, steps=2, warmup_steps=1, eval_steps=1,
-                 repeats=1)
     data = make_synthetic(8, 4, num_classes=100, seed=0)
-    run = bench.bench_run(entry, sizes, data, device=CPU, precision=FP32,
-                          variants=[(False, False, "model")], reference=False, cache=True,
-                          peak=None)
+    return entry, bench.bench_run(entry, TINY_SIZES, data, device=CPU, precision=FP32,
+                                  variants=variants, reference=False, cache=cache, peak=None)
+
+
+def test_the_benchmark_measures_fused_attention_side_by_side():
+    _, run = tiny_swin_bench("scratch", [(False, False, "model"), (True, False, "model")],
+                             cache=False)
+    ours = run["ours"]
+    assert set(ours) == {"eager", "fused-eager"}
+    assert ours["fused-eager"]["fused_attention"] and not ours["eager"]["fused_attention"]
+    new = run["new_vs_old"]
+    assert new["old"] == "eager" and new["new"] == run["primary"]
+    faster = max(ours, key=lambda k: ours[k]["images_per_s"])
+    assert new["new"] == faster                                # no compile cost: img/s decides
+    assert new["speedup"] == pytest.approx(ours[faster]["images_per_s"]
+                                           / ours["eager"]["images_per_s"])
+
+
+def test_feature_cache_is_measured_as_an_option_for_the_frozen_finetune():
+    entry, run = tiny_swin_bench("finetune", [(False, False, "model")], cache=True)
+    sizes = TINY_SIZES
     fc = run["feature_cache"]
     assert fc["feature_pass_images"] == 2 * 2 + 2      # the train and test images used
     assert fc["train"]["timed_steps"] == 2 and positive_finite(fc["feature_images_per_s"])

@@ -8,9 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch._dynamo.utils import counters
 
-from helpers import bench, speed
+from helpers import speed
 from helpers.config import ConfigError, ExperimentConfig
-from helpers.data import make_synthetic
 from helpers.device import device_name, resolve_precision, seed_everything
 from helpers.experiment import Experiment
 from helpers.models import build_model
@@ -215,23 +214,3 @@ def test_a_measured_choice_reaches_the_run_and_warms_its_compile_cache(bench_dir
     assert os.listdir(cache) and os.environ.get("TORCHINDUCTOR_CACHE_DIR") == env  # restored
     key = speed.variant_key(cfg, "compiled", 16, "fp32", CPU)
     assert key in speed.read_warm_index(cache)
-
-
-def test_the_benchmark_measures_fused_attention_side_by_side():
-    entry = dict(run_name="p2-swin_tiny-scratch", model="swin_tiny", mode="scratch",
-                 label="Swin-Tiny", img_size=64)
-    sizes = dict(batch_size=2, eval_batch_size=2, steps=2, warmup_steps=1, eval_steps=1,
-                 repeats=1)
-    data = make_synthetic(8, 4, num_classes=100, seed=0)
-    run = bench.bench_run(entry, sizes, data, device=CPU, precision=FP32,
-                          variants=[(False, False, "model"), (True, False, "model")],
-                          reference=False, cache=False, peak=None)
-    ours = run["ours"]
-    assert set(ours) == {"eager", "fused-eager"}
-    assert ours["fused-eager"]["fused_attention"] and not ours["eager"]["fused_attention"]
-    new = run["new_vs_old"]
-    assert new["old"] == "eager" and new["new"] == run["primary"]
-    faster = max(ours, key=lambda k: ours[k]["images_per_s"])
-    assert new["new"] == faster                                # no compile cost: img/s decides
-    assert new["speedup"] == pytest.approx(ours[faster]["images_per_s"]
-                                           / ours["eager"]["images_per_s"])

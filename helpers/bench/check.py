@@ -32,7 +32,7 @@ import torch
 from ..atomic import write_text
 from ..config import CIFAR100_SIZES, ExperimentConfig
 from ..device import device_name, device_slug, resolve_device
-from ..grid import EPOCHS, grid
+from ..grid import EPOCHS
 from ..paths import BENCH_DIR
 from ..results import now_iso
 from . import runs as bench
