@@ -103,6 +103,24 @@ def setup_backends(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+@contextlib.contextmanager
+def eval_kernels(device: torch.device):
+    """cuDNN autotuning off while evaluating on CUDA. The evaluation batch and its last,
+    partial batch are shapes training never ran, so with cudnn.benchmark on, the first
+    evaluation autotunes them all over again: in the first H100 sitting (2026-11-26) that
+    first ResNet-18 evaluation took over 20 times as long as the later ones, more than
+    all later evaluations of a 20-epoch run together. Forward-only convolutions take
+    cuDNN's heuristic choice instead. Training is unaffected; on a CPU nothing changes."""
+    if device.type != "cuda" or not torch.backends.cudnn.benchmark:
+        yield
+        return
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = True
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

@@ -26,8 +26,8 @@ from . import speed
 from .checkpoint import CheckpointUnusableError, check_compatible, load_checkpoint, save_checkpoint
 from .config import MIN_AUTO_BATCH, MIN_STEPS_PER_EPOCH, warmup_steps
 from .data import DeviceLoader
-from .device import (Precision, device_name, resolve_precision, rng_state, set_rng_state,
-                     synchronize)
+from .device import (Precision, device_name, eval_kernels, resolve_precision, rng_state,
+                     set_rng_state, synchronize)
 from .models import input_spec, prefers_channels_last
 
 
@@ -276,13 +276,14 @@ def evaluate(state: TrainState, batches, device, epoch: int = 0, progress: bool 
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
-    for x, y in tqdm(batches.epoch(epoch), total=len(batches), desc="eval", leave=False,
-                     disable=not progress):
-        with state.precision.autocast():
-            logits = state.forward(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-        seen += y.shape[0]
+    with eval_kernels(device):                    # no second cuDNN autotune for eval shapes
+        for x, y in tqdm(batches.epoch(epoch), total=len(batches), desc="eval", leave=False,
+                         disable=not progress):
+            with state.precision.autocast():
+                logits = state.forward(x)
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+            seen += y.shape[0]
     return (loss_sum / max(seen, 1)).item(), 100.0 * correct.item() / max(seen, 1)
 
 

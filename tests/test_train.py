@@ -166,3 +166,37 @@ def test_cached_features_train_the_head_exactly_like_the_uncached_frozen_finetun
             assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5), (k, a, b)
     assert "feature_cache_time_s" in runs[True]["history"][0]
     assert runs[True]["trainable_params"] == 768 * 100 + 100
+
+
+def test_evaluation_runs_without_cudnn_autotuning_and_training_keeps_it(monkeypatch):
+    """On CUDA, setup_backends turns cuDNN autotuning on for training; evaluate() turns it
+    off for its own shapes and back on after, even when evaluation fails. On a CPU the
+    flag is left alone."""
+    from helpers import train as train_mod
+    from helpers.device import eval_kernels
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    with eval_kernels(torch.device("cuda")):
+        assert torch.backends.cudnn.benchmark is False
+    assert torch.backends.cudnn.benchmark is True
+    with pytest.raises(RuntimeError), eval_kernels(torch.device("cuda")):
+        raise RuntimeError("a failed evaluation")
+    assert torch.backends.cudnn.benchmark is True
+    with eval_kernels(CPU):
+        assert torch.backends.cudnn.benchmark is True
+    entered = []
+    real = train_mod.eval_kernels
+
+    def spy(device):
+        entered.append(device)
+        return real(device)
+    monkeypatch.setattr(train_mod, "eval_kernels", spy)
+    cfg = ExperimentConfig(model="vit", dim=32, depth=1, heads=2, patch_size=8, batch_size=4,
+                           device="cpu").resolved()
+    model = build_model("vit", 10, **cfg.model_kwargs())
+    data = make_synthetic(8, 8, num_classes=10, seed=0)
+    test = DeviceLoader(data.x_test, data.y_test, batch_size=4, train=False,
+                        **loader_options(cfg, CPU))
+    state = TrainState.create(model, cfg, CPU, FP32, total_steps=1, warmup_steps=1,
+                              compile=False)
+    train_mod.evaluate(state, test, CPU)
+    assert entered == [CPU]
