@@ -105,7 +105,7 @@ def notebook_parameters(path: str) -> dict:
 
 
 def execute_notebook(input_path: str, output_path: str, parameters: dict | None = None,
-                     cwd: str = REPO_ROOT) -> None:
+                     cwd: str = REPO_ROOT, km=None) -> None:
     """Run a notebook with papermill, writing the executed copy to `output_path`.
 
     Parameter names are checked against the notebook's `parameters` cell first: papermill
@@ -113,15 +113,17 @@ def execute_notebook(input_path: str, output_path: str, parameters: dict | None 
     silently train something else. The kernel is this interpreter (run_notebook).
     A failing cell raises papermill's PapermillExecutionError, whose `.ename` is the class
     of the exception raised in the notebook; the executed copy, traceback included, is
-    still written.
+    still written. `km`: a started kernel (runner/kernels.py) to run it on instead of a
+    new one; it is shut down afterwards all the same.
     """
     parameters = dict(parameters or {})
     declared = notebook_parameters(input_path)
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
+        shutdown_kernel(km)
         raise ConfigError(f"unknown parameter(s) {unknown} for {os.path.basename(input_path)}; "
                           f"valid parameters: {sorted(declared)}")
-    run_notebook(input_path, output_path, parameters, cwd=cwd)
+    run_notebook(input_path, output_path, parameters, cwd=cwd, km=km)
 
 
 # ----------------------------------------------------------------------------- kernel
@@ -172,11 +174,54 @@ def python_kernel(name: str = "python3"):
 
 
 def run_notebook(input_path: str, output_path: str, parameters: dict,
-                 cwd: str = REPO_ROOT) -> str:
-    """Execute a notebook with papermill on this interpreter's kernel; returns output_path."""
+                 cwd: str = REPO_ROOT, km=None) -> str:
+    """Execute a notebook with papermill on this interpreter's kernel, or on `km`, a kernel
+    already started in `cwd`; returns output_path.
+
+    Once the last cell has run (or one failed), the kernel has nothing left to do: results
+    and checkpoints are written, atomically, by the cells themselves, and papermill writes
+    the executed notebook here. So it is stopped at once rather than asked to exit, which
+    waits about 2 s per row for the process to wind down (jupyter_client's graceful path).
+    """
     import papermill
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
-    with python_kernel() as kernel:
+    if km is None:
+        with python_kernel() as kernel:
+            papermill.execute_notebook(input_path, output_path, parameters=parameters,
+                                       cwd=cwd, kernel_name=kernel, progress_bar=False,
+                                       shutdown_kernel="immediate")
+        return output_path
+    try:   # nbclient leaves a kernel it did not start running: shut it down here
         papermill.execute_notebook(input_path, output_path, parameters=parameters, cwd=cwd,
-                                   kernel_name=kernel, progress_bar=False)
+                                   km=km, progress_bar=False)
+    finally:
+        shutdown_kernel(km)
     return output_path
+
+
+def shutdown_kernel(km, now: bool = True) -> None:
+    """Shut down a kernel started through jupyter_client's AsyncKernelManager (None: no-op);
+    a kernel that already died is not an error here."""
+    if km is None:
+        return
+    from jupyter_core.utils import run_sync
+    try:
+        run_sync(km.shutdown_kernel)(now=now)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def cell_seconds(path: str) -> float | None:
+    """Seconds papermill recorded for an executed notebook's code cells, summed (None when
+    it has no such record): the row's wall time minus this is kernel start and papermill's
+    own work."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            cells = json.load(f)["cells"]
+        durations = [c["metadata"]["papermill"]["duration"] for c in cells
+                     if c["cell_type"] == "code"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not durations or any(d is None for d in durations):
+        return None
+    return float(sum(durations))

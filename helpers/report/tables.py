@@ -267,13 +267,28 @@ def time_record_line(record: dict | None, runs: dict) -> str | None:
             "(runner's record: `logs/grid_time.json`)")
 
 
-PHASE_LABELS = {"outside_run_s": "Kernel or job start, imports, result and notebook writes",
+OUTSIDE_LABELS = {  # a row's time outside Experiment.run(): split for notebook rows
+    "kernel_s": "Kernel start and papermill (wall time minus the notebook's cells)",
+    "cells_outside_run_s": "Notebook cells around the run (imports, plots)",
+    "outside_run_s": "Outside the run, not split (job or process start, imports, writes)"}
+PHASE_LABELS = {**OUTSIDE_LABELS,
                 "data_s": "Data (load or generate, check)",
                 "build_measure_s": "Model build, parameter and FLOP count",
                 "setup_s": "Setup (device placement, batches, optimiser, resume)",
                 "compile_warmup_s": "Compile and warm-up (first step beyond a steady one)",
                 "train_s": "Training", "eval_s": "Evaluation", "checkpoint_s": "Checkpoint writes",
                 "other_s": "Other (inside the run, no clock)"}
+
+
+def phase_seconds(row: dict, key: str) -> float:
+    """One grid-record row's seconds in one PHASE_LABELS line; a row whose outside time is
+    split counts it under the split keys only."""
+    split = row.get("kernel_s") is not None
+    if key == "outside_run_s":
+        return 0.0 if split else row["outside_run_s"]
+    if key in OUTSIDE_LABELS:
+        return row[key] if split else 0.0
+    return row["phases"].get(key) or 0.0
 
 
 def time_split_md(record: dict | None, runs: dict) -> str | None:
@@ -286,20 +301,24 @@ def time_split_md(record: dict | None, runs: dict) -> str | None:
     if not rows:
         return None
     total = sum(r["wall_s"] for r in rows)
-    sums = {k: sum((r["outside_run_s"] if k == "outside_run_s" else r["phases"].get(k) or 0)
-                   for r in rows) for k in PHASE_LABELS}
+    sums = {k: sum(phase_seconds(r, k) for r in rows) for k in PHASE_LABELS}
     devices = sorted({r.get("device") or "unknown" for r in rows})
+    warm = sum(1 for r in rows if r.get("warm_kernel"))
     lines = [f"### Where the time went ({len(rows)} row(s), {', '.join(devices)})", "",
              "| Phase | Seconds | Share | Most in |", "|---|---|---|---|"]
     for key, label in PHASE_LABELS.items():
-        top = max(rows, key=lambda r: r["outside_run_s"] if key == "outside_run_s"
-                  else r["phases"].get(key) or 0)
+        if key in OUTSIDE_LABELS and not any(phase_seconds(r, key) for r in rows):
+            continue                       # this grid has no row of that kind
+        top = max(rows, key=lambda r: phase_seconds(r, key))
         share = sums[key] / total if total else 0.0
         lines.append(f"| {label} | {sums[key]:.1f} | {100 * share:.1f} % | `{top['run']}` |")
     lines += [f"| **Rows in all (runner's wall clock)** | **{total:.1f}** | 100 % | |", "",
               "From the runner's record (`logs/grid_time.json`): each row's wall time, split "
               "by the clocks its result file carries (`phases`); the device is synchronised "
-              "at each clock. The report and PDF come after and are not included."]
+              "at each clock. The report and PDF come after and are not included."
+              + (f" {warm} of the {len(rows)} rows ran on a kernel started while the row "
+                 "before them ran (`--warm-kernels`); their kernel line is the wait left."
+                 if warm else "")]
     return "\n".join(lines)
 
 

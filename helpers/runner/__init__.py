@@ -4,6 +4,7 @@
 plan.py     each row's notebook parameters and config, and what it needs (skip, run, resume)
 execute.py  one row through its notebook, a result file whatever happens, the summary table
 locks.py    claims in the results folder: one worker per row, one local job per GPU
+kernels.py  --warm-kernels: the next row's kernel started, with its imports, while a row runs
 jobs.py     scale-out through submitit: a Slurm job array or local jobs, requeue, logs
 demo.py     the demo presets (CPU and GPU): synthetic task and each row's budget
 cli.py      `python -m helpers.run`: arguments, the report at the end

@@ -35,6 +35,7 @@ from . import demo as demo_presets
 from ..notebooks import default_results_dir
 from ..paths import EXECUTED_DIR, REPO_ROOT, at_root
 from .execute import execute, summary_table
+from .kernels import KernelPool, want_warm_kernels
 from .plan import make_plan, parse_value, repo_path, shown
 
 P1_EPOCHS, P2_EPOCHS = grid_module.EPOCHS[1], grid_module.EPOCHS[2]
@@ -86,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "runner's (or job's) own process, without a Jupyter kernel: the "
                          "same config and result file, for clusters and machines without "
                          "the Jupyter stack")
+    ap.add_argument("--warm-kernels", choices=("auto", "on", "off"), default="auto",
+                    help="while a row runs, start the next row's kernel and its imports, so "
+                         "it begins on a ready kernel (auto, the default: on when the rows "
+                         "run on a GPU; off on a CPU, where that work would take cores from "
+                         "the row being timed); rows one after another with notebooks only")
     jobs = ap.add_argument_group(
         "scale-out (submitit)",
         "--executor local runs rows in parallel on this machine, one per visible GPU (one "
@@ -149,6 +155,9 @@ def check_executor_args(args) -> None:
         if given:
             raise SystemExit(f"error: {', '.join(given)}: options of --executor local|slurm")
     args.wait = (args.executor == "local") if args.wait is None else args.wait
+    if args.warm_kernels == "on" and (args.executor or not args.notebooks):
+        raise SystemExit("error: --warm-kernels on: for rows run one after another through "
+                         "their notebooks; not with --executor or --no-notebooks")
 
 
 def resolve_args(args) -> None:
@@ -278,7 +287,7 @@ def main(argv=None, entries: list[dict] | None = None) -> int:
     t0 = time.perf_counter()
     from ..results import now_iso
     started = now_iso()
-    outcomes = []
+    outcomes, kernels = [], None
     try:
         if args.executor:
             from .jobs import run_jobs
@@ -286,13 +295,21 @@ def main(argv=None, entries: list[dict] | None = None) -> int:
             if outcomes is None:                 # --no-wait: the jobs report later
                 return 0
         else:
-            for run in plan:
-                outcomes.append(execute(run, args.executed_dir, args.force, args.notebooks))
+            kernels = (KernelPool() if args.notebooks and len(plan) > 1
+                       and want_warm_kernels(args.warm_kernels, args.device) else None)
+            for i, run in enumerate(plan):
+                if kernels:
+                    kernels.more = i + 1 < len(plan)
+                outcomes.append(execute(run, args.executed_dir, args.force, args.notebooks,
+                                        kernels=kernels))
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are kept; run the same command again to resume."
               + (" Submitted jobs keep running." if args.executor else ""))
         print(summary_table(outcomes))
         return 130
+    finally:
+        if kernels:
+            kernels.close()
     rows_s = time.perf_counter() - t0
     print(f"\n{summary_table(outcomes)}\ntotal wall time {rows_s:.0f} s")
     # The time record: once before the report (so the report shows this grid's time),
@@ -300,7 +317,7 @@ def main(argv=None, entries: list[dict] | None = None) -> int:
     from .record import write_grid_record
     settings = dict(demo=args.demo_preset.name if args.demo_preset else None,
                     executor=args.executor, notebooks=args.notebooks, dataset=args.dataset,
-                    seeds=args.seeds, device=args.device)
+                    seeds=args.seeds, device=args.device, warm_kernels=kernels is not None)
     write_grid_record(args.results_dir, outcomes, rows_s=rows_s, total_s=None,
                       started=started, finished=now_iso(), settings=settings)
     if args.report:

@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from ..notebooks import NOTEBOOKS, default_results_dir, execute_notebook
+from ..notebooks import NOTEBOOKS, cell_seconds, default_results_dir, execute_notebook
 from ..paths import REPO_ROOT, at_root
 from . import locks
 from .plan import Run, discard_checkpoint, next_action, prepare_checkpoint, short, shown
@@ -26,6 +26,8 @@ class Outcome:
     wall_s: float | None = None         # None: not executed this time
     reason: str | None = None
     log: str | None = None              # where to read what happened: notebook or log file
+    cells_s: float | None = None        # the executed notebook's code cells, summed
+    warm_kernel: bool | None = None     # ran on a kernel started ahead (runner/kernels.py)
 
 
 def is_synthetic(dataset) -> bool:
@@ -62,11 +64,12 @@ def outcome_from_file(run: Run, note: str, wall_s: float | None) -> Outcome:
 
 
 def execute(run: Run, executed_dir: str, force: bool = False, notebooks: bool = True,
-            log: str | None = None) -> Outcome:
+            log: str | None = None, kernels=None) -> Outcome:
     """Run one grid row (or skip it) and return what happened; never raises for a failed
     run. `notebooks=False` calls the engine in this process instead of executing the
     notebook (the same config, the same result file). `log` names the job's log file, if
-    it has one, for the summary table."""
+    it has one, for the summary table. `kernels` (a KernelPool) may hold a kernel started
+    ahead for this row."""
     from ..results import now_iso
 
     started = now_iso()
@@ -81,13 +84,13 @@ def execute(run: Run, executed_dir: str, force: bool = False, notebooks: bool = 
               flush=True)
         return Outcome(run.name, "busy", "claimed elsewhere", reason=locks.describe(got))
     try:
-        return _execute_claimed(run, executed_dir, force, notebooks, log, started)
+        return _execute_claimed(run, executed_dir, force, notebooks, log, started, kernels)
     finally:
         got.release()
 
 
 def _execute_claimed(run: Run, executed_dir: str, force: bool, notebooks: bool,
-                     log: str | None, started: str) -> Outcome:
+                     log: str | None, started: str, kernels=None) -> Outcome:
     action = next_action(run, force)
     if action is None:
         print(f"[{run.name}] already complete with this config: skipped", flush=True)
@@ -99,7 +102,9 @@ def _execute_claimed(run: Run, executed_dir: str, force: bool, notebooks: bool,
         else "training in this process (--no-notebooks)"
     print(f"[{run.name}] {why}; {how}", flush=True)
     t0 = time.perf_counter()
-    status, reason, ename = attempt(run, output, started)
+    km = kernels.take() if kernels is not None and output is not None else None
+    status, reason, ename = attempt(run, output, started, km)
+    attempts = 1
     if ename in UNUSABLE_CHECKPOINT:
         # The checkpoint cannot resume this run (a foreign file, a torch that cannot read
         # it): resuming it again would fail again, so the row trains from scratch, once.
@@ -108,9 +113,12 @@ def _execute_claimed(run: Run, executed_dir: str, force: bool, notebooks: bool,
         print(f"[{run.name}] {short(reason, 300)}\n[{run.name}] deleted that checkpoint; "
               "training from scratch", flush=True)
         status, reason, ename = attempt(run, output, started)
+        attempts = 2
     wall = time.perf_counter() - t0
     out = outcome_from_file(run, note, wall)
     out.log = log or output
+    if output is not None and attempts == 1:
+        out.cells_s, out.warm_kernel = cell_seconds(output), km is not None
     if status is not None:
         print(f"[{run.name}] {status}: {short(reason, 300)}", flush=True)
         out.reason = out.reason or reason
@@ -123,10 +131,10 @@ def _execute_claimed(run: Run, executed_dir: str, force: bool, notebooks: bool,
 UNUSABLE_CHECKPOINT = ("CheckpointUnusableError", "CheckpointMismatchError")
 
 
-def attempt(run: Run, output: str | None,
-            started: str) -> tuple[str | None, str | None, str | None]:
-    """Execute the row once, through its notebook (to `output`) or, when `output` is None,
-    in this process: (None, None, None) when it completed, else (status, reason, exception
+def attempt(run: Run, output: str | None, started: str,
+            km=None) -> tuple[str | None, str | None, str | None]:
+    """Execute the row once, through its notebook (to `output`, on the started kernel `km`
+    if given) or, when `output` is None, in this process: (None, None, None) when it completed, else (status, reason, exception
     name); a result file is on disk either way. A WeightsUnavailableError (the machine
     cannot get pretrained weights) is a property of the machine, not a bug in the run,
     so that row is "skipped"."""
@@ -136,7 +144,7 @@ def attempt(run: Run, output: str | None,
         if output is None:
             run_in_process(run)              # no papermill, no Jupyter: nothing imported
         else:
-            execute_notebook(NOTEBOOKS[run.problem], output, run.params)
+            execute_notebook(NOTEBOOKS[run.problem], output, run.params, km=km)
         return None, None, None
     except Exception as err:  # noqa: BLE001  (a dead kernel, a broken notebook): record, go on
         # papermill's PapermillExecutionError carries the notebook's exception as ename.

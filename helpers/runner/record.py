@@ -8,8 +8,12 @@ seconds come from its result file, and so does its split into phases (the result
 "phases": data, build and measure, setup, compile and warm-up, training, evaluation,
 checkpoint writes). What the row's wall time holds beyond Experiment.run() is
 `outside_run_s`: kernel start and imports, the notebook's other cells, writing the result
-and the executed notebook. `total_s` runs from the runner's start to the end of
-the report (PDF included when one was built).
+and the executed notebook. For a notebook row it is split in two from the executed
+notebook's cell clocks: `kernel_s` (the row's wall time minus its code cells: kernel start,
+or the wait for a kernel warmed ahead, and papermill's reading and writing) and
+`cells_outside_run_s` (the cells around Experiment.run(): imports, plots); `warm_kernel`
+says whether the row ran on a kernel started ahead (runner/kernels.py). `total_s` runs
+from the runner's start to the end of the report (PDF included when one was built).
 """
 from __future__ import annotations
 
@@ -41,10 +45,15 @@ def write_grid_record(results_dir: str, outcomes: list, *, rows_s: float, total_
         phases = r.get("phases") if o.wall_s is not None else None   # only rows run now
         outside = (max(0.0, o.wall_s - phases["run_s"])
                    if phases and phases.get("run_s") is not None else None)
+        cells = getattr(o, "cells_s", None)
+        split = outside is not None and cells is not None
         rows.append(dict(run=o.run, status=o.status, note=o.note, wall_s=o.wall_s,
                          train_s=r.get("total_train_time_s"), eval_s=r.get("eval_time_s"),
                          device=(r.get("provenance") or {}).get("device"),
-                         phases=phases, outside_run_s=outside))
+                         phases=phases, outside_run_s=outside,
+                         kernel_s=max(0.0, o.wall_s - cells) if split else None,
+                         cells_outside_run_s=max(0.0, cells - phases["run_s"]) if split else None,
+                         warm_kernel=getattr(o, "warm_kernel", None)))
     record = dict(started=started, finished=finished, rows_s=rows_s, total_s=total_s,
                   executed=sum(1 for o in outcomes if o.wall_s is not None),
                   git_commit=_git("rev-parse", "HEAD"), python=platform.python_version(),
