@@ -45,7 +45,7 @@ def write_grid_record(results_dir: str, outcomes: list, *, rows_s: float, total_
         phases = r.get("phases") if o.wall_s is not None else None   # only rows run now
         outside = (max(0.0, o.wall_s - phases["run_s"])
                    if phases and phases.get("run_s") is not None else None)
-        cells = getattr(o, "cells_s", None)
+        cells = o.cells_s
         split = outside is not None and cells is not None
         rows.append(dict(run=o.run, status=o.status, note=o.note, wall_s=o.wall_s,
                          train_s=r.get("total_train_time_s"), eval_s=r.get("eval_time_s"),
@@ -53,7 +53,7 @@ def write_grid_record(results_dir: str, outcomes: list, *, rows_s: float, total_
                          phases=phases, outside_run_s=outside,
                          kernel_s=max(0.0, o.wall_s - cells) if split else None,
                          cells_outside_run_s=max(0.0, cells - phases["run_s"]) if split else None,
-                         warm_kernel=getattr(o, "warm_kernel", None)))
+                         warm_kernel=o.warm_kernel))
     record = dict(started=started, finished=finished, rows_s=rows_s, total_s=total_s,
                   executed=sum(1 for o in outcomes if o.wall_s is not None),
                   git_commit=_git("rev-parse", "HEAD"), python=platform.python_version(),
