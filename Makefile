@@ -6,10 +6,11 @@ LOCK    := requirements.lock
 
 .PHONY: setup test test-oldest lock demo grid pdf bench
 
-$(VENV_OK): $(LOCK)
+$(VENV_OK): $(LOCK) pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --upgrade pip >/dev/null
 	$(PY) -m pip install -r $(LOCK)
+	$(PY) -m pip install --no-deps --no-build-isolation -e .
 	touch $(VENV_OK)
 
 setup: $(VENV_OK)
@@ -24,21 +25,23 @@ OLD_OK := .venv-oldest/.installed
 TORCH_TESTS := tests/test_measure.py tests/test_models.py tests/test_train.py \
                tests/test_data.py tests/test_resume.py tests/test_environment.py
 
-$(OLD_OK): requirements/oldest.lock
+$(OLD_OK): requirements/oldest.lock pyproject.toml
 	test -x $(OLD_PY) || python3 -m venv .venv-oldest
 	$(OLD_PY) -m pip install --upgrade pip >/dev/null
 	$(OLD_PY) -m pip install -r requirements/oldest.lock
+	$(OLD_PY) -m pip install --no-deps --no-build-isolation -e .
 	touch $(OLD_OK)
 
 test-oldest: $(OLD_OK)
 	$(OLD_PY) -c "import torch, torchvision; print('oldest pair:', torch.__version__, torchvision.__version__)"
 	$(OLD_PY) -m pytest -q $(TORCH_TESTS)
 
-# Regenerate both lock files from requirements.txt and the torch pairs in requirements/
+# Regenerate both lock files from requirements.txt, requirements/dev.txt and the torch pairs
 # (uv's resolver; --universal keeps platform and Python-version markers, so one lock is
 # resolved for Linux, macOS and Windows on Python 3.10+; CI tests Linux x86_64, Python 3.11).
 # Then run make test and make test-oldest.
-UV_COMPILE = $(PY) -m uv pip compile requirements.txt --universal --python-version 3.10 \
+UV_COMPILE = $(PY) -m uv pip compile requirements.txt requirements/dev.txt --universal \
+             --python-version 3.10 \
              --quiet --custom-compile-command "make lock"
 lock: $(VENV_OK)
 	$(PY) -m pip install --quiet "uv>=0.5"
@@ -57,16 +60,17 @@ gpu-check: $(VENV_OK)
 	$(PY) -m helpers.bench.check $(BENCH_ARGS)
 
 # report.md + figures/ from the result JSONs (reads results only, never trains).
-# Another folder: make report RESULTS_DIR=tests/fixtures/results_synthetic
-RESULTS_DIR ?= results/cifar100
+# Unset RESULTS_DIR: what notebooks/summary.ipynb reads at its defaults (results/cifar100,
+# else the one other folder under results/). Another: make report RESULTS_DIR=results/demo
+RESULTS_DIR ?=
 .PHONY: report
 report: $(VENV_OK)
-	$(PY) -m helpers.report $(RESULTS_DIR) --out report.md --figures figures
+	$(PY) -m helpers.report $(RESULTS_DIR)
 
 # report.pdf: executes notebooks/summary.ipynb (papermill) -> notebooks/runs/summary.ipynb,
-# then nbconvert --to pdf --no-input. Needs pandoc + xelatex (it says how to install them).
+# then nbconvert --to pdf. Needs pandoc + xelatex (it says how to install them).
 pdf: $(VENV_OK)
-	$(PY) -m helpers.report.pdf --results-dir $(RESULTS_DIR) --out report.pdf
+	$(PY) -m helpers.report.pdf $(if $(RESULTS_DIR),--results-dir $(RESULTS_DIR))
 
 # The README's main command: the whole pipeline on synthetic data, CPU-sized (minutes),
 # results in results/demo/ with their own report.md (+ report.pdf where LaTeX is installed).

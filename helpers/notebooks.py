@@ -18,17 +18,65 @@ import sys
 import tempfile
 
 from .config import PROBLEM1_MODELS, SWIN_VARIANTS, ConfigError, ExperimentConfig, problem_of
-from .paths import NOTEBOOKS, REPO_ROOT  # noqa: F401  (NOTEBOOKS: what the runner executes)
+from .paths import (DRIVE_MOUNT, DRIVE_MOUNT_ENV, HOME_ENV, NOTEBOOKS,  # noqa: F401
+                    REAL_DATASET, REPO_ROOT, RESULTS, at_home, drive_home, home)
+
+
+# ----------------------------------------------------------------------------- setup
+def setup_home(*, colab: bool, use_drive: bool = True) -> str:
+    """The notebooks' setup cell: HOME, the folder every output goes to (paths.home).
+
+    On Colab with use_drive, Google Drive is mounted (at $HW6_DRIVE_MOUNT, else
+    /content/drive) and HOME becomes MyDrive/cifar100-hw6 on it, exported as $HW6_HOME so
+    that this kernel and anything it starts agree. Elsewhere HOME is $HW6_HOME, else the
+    repository root. The folder is created; its path is returned.
+    """
+    if colab and use_drive:
+        from google.colab import drive
+        drive.mount(os.environ.get(DRIVE_MOUNT_ENV) or DRIVE_MOUNT)
+        os.environ[HOME_ENV] = drive_home()
+    path = home()
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _with_paths(params: dict) -> dict:
+    """results_dir (None: results/<dataset>) and data_dir (unset: data), under HOME."""
+    out = dict(params)
+    dataset = out.get("dataset") or ExperimentConfig.dataset
+    if not isinstance(dataset, str):
+        raise ConfigError(f"dataset={dataset!r}: must be a string")
+    results_dir = out.get("results_dir") or default_results_dir(dataset)
+    if not isinstance(results_dir, str):
+        raise ConfigError(f"results_dir={results_dir!r}: must be a path (string) or None")
+    out["results_dir"] = at_home(results_dir)
+    data_dir = out.get("data_dir") or ExperimentConfig.data_dir
+    out["data_dir"] = at_home(data_dir) if isinstance(data_dir, str) else data_dir
+    return out
+
+
+def summary_parameter(results_dir: str) -> str:
+    """What to tell notebooks/summary.ipynb to read results_dir: nothing at the default
+    (HOME/results/cifar100), else the exact parameters-cell line."""
+    default = os.path.abspath(at_home(default_results_dir(REAL_DATASET)))
+    full = os.path.abspath(at_home(results_dir))
+    if full == default:
+        return "notebooks/summary.ipynb reads this folder at its defaults."
+    rel = os.path.relpath(full, home())
+    shown = full if rel.startswith("..") else rel
+    return (f"notebooks/summary.ipynb reads it with this line in its parameters cell:\n"
+            f"    results_dir = {shown!r}")
 
 
 # ----------------------------------------------------------------------------- configs
 def problem1_config(*, model: str, **params) -> ExperimentConfig:
-    """The resolved config of one Problem 1 run (ResNet-18 or a ViT), or ConfigError."""
+    """The resolved config of one Problem 1 run (ResNet-18 or a ViT), or ConfigError.
+    Relative results_dir and data_dir are under HOME (paths.home)."""
     if model not in PROBLEM1_MODELS:
         hint = " (Swin runs belong to problem2.ipynb)" if problem_of(model) == 2 else ""
         raise ConfigError(f"model={model!r}: Problem 1 trains one of "
                           f"{', '.join(PROBLEM1_MODELS)}{hint}")
-    return ExperimentConfig.from_params(model=model, **params).resolved()
+    return ExperimentConfig.from_params(model=model, **_with_paths(params)).resolved()
 
 
 def problem2_config(*, variant: str, **params) -> ExperimentConfig:
@@ -37,7 +85,7 @@ def problem2_config(*, variant: str, **params) -> ExperimentConfig:
         raise ConfigError(f"variant={variant!r}: valid Swin variants: {', '.join(SWIN_VARIANTS)}")
     if "model" in params:
         raise ConfigError("model: Problem 2 picks the model from `variant`; do not pass model")
-    return ExperimentConfig.from_params(model=f"swin_{variant}", **params).resolved()
+    return ExperimentConfig.from_params(model=f"swin_{variant}", **_with_paths(params)).resolved()
 
 
 def config_from_parameters(problem: int, parameters: dict) -> ExperimentConfig:
@@ -56,7 +104,7 @@ def default_results_dir(dataset: str) -> str:
     """results/<dataset>: results/cifar100, results/synthetic, results/<stem of the .npz>.
     One folder per dataset, so a quick synthetic run never lands among the CIFAR-100 rows."""
     name = os.path.splitext(os.path.basename(dataset))[0] if dataset.endswith(".npz") else dataset
-    return os.path.join("results", name)
+    return os.path.join(RESULTS, name)
 
 
 def show_config(cfg: ExperimentConfig) -> None:

@@ -1,4 +1,10 @@
-"""Where things are: the repository root and the notebooks, defined once."""
+"""Where things are: the repository, the notebooks, and HOME, the folder outputs go to.
+
+HOME holds results, checkpoints, the CIFAR-100 download, report.md, figures and the PDF.
+It is the repository root unless the environment variable HW6_HOME names another folder;
+the notebooks' setup cell sets it to a Google Drive folder on Colab (HOME_ENV below), so a
+disconnect loses nothing and every notebook, in its own runtime, finds the same files.
+"""
 from __future__ import annotations
 
 import os
@@ -10,8 +16,36 @@ SUMMARY_NOTEBOOK = os.path.join(REPO_ROOT, "notebooks", "summary.ipynb")
 EXECUTED_DIR = os.path.join(REPO_ROOT, "notebooks", "runs")
 BENCH_DIR = os.path.join(REPO_ROOT, "benchmarks")
 
+HOME_ENV = "HW6_HOME"
+DRIVE_MOUNT_ENV = "HW6_DRIVE_MOUNT"     # where Google Drive is mounted; Colab's default below
+DRIVE_MOUNT = "/content/drive"
+DRIVE_FOLDER = "cifar100-hw6"          # HOME on Colab: <mount>/MyDrive/cifar100-hw6
+RESULTS = "results"                    # HOME/results/<dataset>/<run_name>.json
+REAL_DATASET = "cifar100"              # its report is HOME's report.md, figures/, report.pdf
 
-def at_root(path: str) -> str:
-    """A path as the notebooks see it: relative paths are relative to the repository root
-    (where papermill runs them), whatever the caller's working directory."""
-    return path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
+
+def home() -> str:
+    """The folder outputs go to: $HW6_HOME, else the repository root."""
+    return os.path.abspath(os.environ.get(HOME_ENV) or REPO_ROOT)
+
+
+def at_home(path: str) -> str:
+    """Relative paths are relative to HOME; absolute ones are kept."""
+    return path if os.path.isabs(path) else os.path.join(home(), path)
+
+
+def drive_home() -> str:
+    """HOME on Colab with Drive mounted: <mount>/MyDrive/cifar100-hw6."""
+    mount = os.environ.get(DRIVE_MOUNT_ENV) or DRIVE_MOUNT
+    return os.path.join(mount, "MyDrive", DRIVE_FOLDER)
+
+
+def report_paths(results_dir: str, executed_dir: str = EXECUTED_DIR) -> dict:
+    """Where the report of a results folder goes. The CIFAR-100 results' report is HOME's
+    (report.md, figures/, report.pdf); any other folder (a demo, a synthetic test) keeps
+    its report inside itself, so it can never be mistaken for the real one."""
+    base = os.path.basename(os.path.normpath(results_dir))
+    where = home() if base == REAL_DATASET else at_home(results_dir)
+    return dict(md=os.path.join(where, "report.md"), pdf=os.path.join(where, "report.pdf"),
+                figures=os.path.join(where, "figures"),
+                executed=os.path.join(executed_dir, base, "summary.ipynb"))

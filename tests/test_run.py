@@ -16,7 +16,7 @@ import pytest
 from helpers import grid, runner
 from helpers.config import config_changes
 from helpers.paths import REPO_ROOT
-from helpers.runner.cli import report_paths
+from helpers.paths import report_paths
 from helpers.results import read_result
 
 def tiny_args(epochs_p1=1):
@@ -92,7 +92,9 @@ def test_failures_are_recorded_and_the_grid_carries_on(tmp_path, monkeypatch, ca
     assert (mtime(good), mtime(good_nb)) == before
     out = capsys.readouterr().out
     assert "[t-good] already complete" in out
-    assert "[p2-swin_tiny-finetune] previous attempt skipped" in out
+    # A row that cannot get its weights is checked again, and skipped without a kernel.
+    assert "[p2-swin_tiny-finetune] skipped: " in out
+    assert not (tmp_path / "executed" / "p2-swin_tiny-finetune.ipynb").exists()
 
     # A changed config is trained again from scratch, and the runner says why.
     assert runner.main(tiny_args(epochs_p1=2) + dirs_args(tmp_path), entries=entries[3:]) == 0

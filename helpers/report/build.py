@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..atomic import write_text
+from ..paths import REAL_DATASET, RESULTS, at_home, home, report_paths
 from .analysis import analysis_problem1, analysis_problem2
 from .flags import Flag, flags_md, plausibility_flags
 from .tables import (header_md, load_runs, report_title, table1, table2, time_note,
@@ -109,8 +110,68 @@ def build_report(results_dir: str, figures_dir: str | None = "figures") -> Repor
 
 def write_report(results_dir: str, out_md: str = "report.md",
                  figures_dir: str | None = "figures") -> Report:
-    """Write report.md (atomically: a reader never sees half a report); returns the Report."""
+    """Write report.md (atomically: a reader never sees half a report); returns the Report.
+    A report that has results is never replaced by one without: that raises instead."""
     rep = build_report(results_dir, figures_dir)
+    if not rep.runs and report_has_results(out_md):
+        raise FileNotFoundError(
+            f"results_dir={results_dir!r} holds no result files; {out_md} has results and "
+            "is kept. Point results_dir at the folder the problem notebooks wrote.")
     out_dir = os.path.dirname(os.path.abspath(out_md))
     write_text(out_md, rep.markdown(out_dir))
+    return rep
+
+
+def report_has_results(path: str) -> bool:
+    """True when the markdown report at `path` exists and is not an empty report."""
+    if not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8") as f:
+        head = f.read(2000)
+    return report_title({}) not in head
+
+
+def result_files(folder: str) -> list[str]:
+    """The result JSONs directly in `folder` (none when it is not a folder)."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(n for n in os.listdir(folder) if n.endswith(".json")
+                  and not n.startswith(".") and os.path.isfile(os.path.join(folder, n)))
+
+
+def locate_results(results_dir: str | None = None) -> str:
+    """The results folder the summary reads. Given: that folder, under HOME if relative.
+    None: HOME/results/cifar100; when it holds no results but exactly one other folder
+    under HOME/results does, that one (and it says so); when several do, ValueError
+    listing them with the parameter that picks one."""
+    if results_dir is not None:
+        return at_home(results_dir)
+    default = at_home(os.path.join(RESULTS, REAL_DATASET))
+    if result_files(default):
+        return default
+    parent = at_home(RESULTS)
+    others = sorted(os.path.join(parent, d) for d in
+                    (os.listdir(parent) if os.path.isdir(parent) else [])
+                    if result_files(os.path.join(parent, d)))
+    if len(others) == 1:
+        print(f"{default} holds no results; reading {others[0]}, the one folder under "
+              f"{parent} that does (set results_dir to choose another).")
+        return others[0]
+    if others:
+        lines = "\n".join(f"    results_dir = {os.path.relpath(o, home())!r}" for o in others)
+        raise ValueError(f"{default} holds no results, and several folders under {parent} "
+                         f"do. Set one of these in the parameters cell:\n{lines}")
+    return default
+
+
+def summarise(results_dir: str | None = None, report_path: str | None = None,
+              figures_dir: str | None = None) -> Report:
+    """What notebooks/summary.ipynb does: find the results (locate_results), write the
+    report and figures where report_paths puts them (unless given), return the Report."""
+    folder = locate_results(results_dir)
+    where = report_paths(folder)
+    md = at_home(report_path) if report_path else where["md"]
+    figs = at_home(figures_dir) if figures_dir else where["figures"]
+    rep = write_report(folder, md, figs)
+    print(f"{len(rep.runs)} result file(s) from {folder}; wrote {md} and {figs}/")
     return rep

@@ -1,6 +1,11 @@
 """report.pdf: run the summary notebook with papermill, then export it with code hidden.
 
-    make pdf        # = python -m helpers.report.pdf --results-dir results/cifar100 --out report.pdf
+    make pdf        # = python -m helpers.report.pdf: the results summary.ipynb finds
+                    #   (build.locate_results), the PDF beside their report.md
+
+The notebook's own cells carry `"transient": {"remove_source": true}`, which nbconvert's
+templates honour, so a plain `jupyter nbconvert --to pdf notebooks/summary.ipynb` on the
+notebook executed and saved in JupyterLab gives the same submission without any flag.
 
 Steps, cheapest check first: (1) pandoc and xelatex must be on PATH, else print how to
 install them and exit non-zero; (2) the results folder is read once, so a bad result file
@@ -18,9 +23,7 @@ import subprocess
 import sys
 
 from ..notebooks import run_notebook
-from ..paths import EXECUTED_DIR, SUMMARY_NOTEBOOK
-
-EXECUTED_NOTEBOOK = os.path.join(EXECUTED_DIR, "summary.ipynb")
+from ..paths import SUMMARY_NOTEBOOK, at_home, report_paths
 LATEX_TOOLS = ("pandoc", "xelatex")
 PDF_TITLE = "Homework 6 report: ResNet-18, ViT and Swin"
 PDF_TITLE_DEMO = "DEMO on synthetic data — these are not CIFAR-100 results"
@@ -66,15 +69,23 @@ def export_pdf(executed_nb: str, out_pdf: str, title: str | None = None) -> str:
     return out_pdf
 
 
-def build_pdf(results_dir: str = "results/cifar100", out_pdf: str = "report.pdf", *,
-              report_path: str = "report.md", figures_dir: str = "figures",
-              executed_nb: str = EXECUTED_NOTEBOOK) -> str:
-    """Execute summary.ipynb on results_dir (writing report.md and figures), export the PDF."""
+def build_pdf(results_dir: str | None = None, out_pdf: str | None = None, *,
+              report_path: str | None = None, figures_dir: str | None = None,
+              executed_nb: str | None = None) -> str:
+    """Execute summary.ipynb on results_dir (writing report.md and figures), export the PDF.
+    None: the summary's own defaults (build.locate_results, paths.report_paths)."""
     missing = missing_latex_tools()
     if missing:
         raise LatexToolsMissing(f"not on PATH: {', '.join(missing)}\n{INSTALL_HINT}")
     from .analysis import is_synthetic
+    from .build import locate_results
     from .tables import load_runs
+    results_dir = locate_results(results_dir)
+    where = report_paths(results_dir)
+    out_pdf = at_home(out_pdf) if out_pdf else where["pdf"]
+    report_path = report_path or where["md"]
+    figures_dir = figures_dir or where["figures"]
+    executed_nb = executed_nb or where["executed"]
     runs = load_runs(results_dir)                   # a bad result file fails here, not in a kernel
     # The PDF's title is its first line: a synthetic demo must say so before anything else.
     title = (PDF_TITLE_DEMO if any(is_synthetic(r) for r in runs.values()) else PDF_TITLE)
@@ -89,11 +100,13 @@ def main(argv=None) -> int:
     import argparse
     ap = argparse.ArgumentParser(description="Execute notebooks/summary.ipynb and export it "
                                              "to PDF with the code hidden.")
-    ap.add_argument("--results-dir", default="results/cifar100")
-    ap.add_argument("--out", default="report.pdf")
-    ap.add_argument("--report", default="report.md", help="report.md written on the way")
-    ap.add_argument("--figures", default="figures")
-    ap.add_argument("--executed", default=EXECUTED_NOTEBOOK, help="executed notebook copy")
+    ap.add_argument("--results-dir", default=None,
+                    help="default: what notebooks/summary.ipynb reads at its defaults")
+    ap.add_argument("--out", default=None, help="default: report.pdf beside report.md")
+    ap.add_argument("--report", default=None, help="report.md written on the way")
+    ap.add_argument("--figures", default=None)
+    ap.add_argument("--executed", default=None, help="executed notebook copy "
+                                                     "(default: notebooks/runs/<folder>/)")
     args = ap.parse_args(argv)
     try:
         path = build_pdf(args.results_dir, args.out, report_path=args.report,
@@ -104,7 +117,7 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as err:     # no results folder, a bad result file
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"wrote {path} (executed notebook: {args.executed}; also {args.report})")
+    print(f"wrote {path}")
     return 0
 
 

@@ -33,7 +33,7 @@ from .. import grid as grid_module
 from ..config import ExperimentConfig, problem_of
 from . import demo as demo_presets
 from ..notebooks import default_results_dir
-from ..paths import EXECUTED_DIR, REPO_ROOT, at_root
+from ..paths import EXECUTED_DIR, at_home, home, report_paths
 from .execute import execute, summary_table
 from .kernels import KernelPool, want_warm_kernels
 from .plan import make_plan, parse_value, repo_path, shown
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def jobs_defaults() -> tuple[int, int]:
-    from .jobs import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN
+    from .locks import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN
     return SLURM_TIMEOUT_MIN, LOCAL_TIMEOUT_MIN
 
 
@@ -193,7 +193,7 @@ def resolve_args(args) -> None:
             raise SystemExit(f"error: --weights-{variant} {path}: no such file")
     if args.executed_dir is None and args.executor:
         # Jobs keep their executed notebooks beside their logs, named by row.
-        from .jobs import logs_dir
+        from .locks import logs_dir
         args.executed_dir = logs_dir(args.results_dir)
     args.executed_dir = os.path.abspath(args.executed_dir or os.path.join(
         EXECUTED_DIR, os.path.basename(os.path.normpath(args.results_dir))))
@@ -211,21 +211,10 @@ def select(args) -> list[dict]:
     return entries
 
 
-def report_paths(results_dir: str) -> dict:
-    """Where the report of a results folder goes. The CIFAR-100 grid's report is the
-    repository's report (report.md, figures/, report.pdf); any other folder (the demo)
-    keeps its report inside itself, so it can never be mistaken for the real one."""
-    base = os.path.basename(os.path.normpath(results_dir))
-    where = REPO_ROOT if base == "cifar100" else at_root(results_dir)
-    return dict(md=os.path.join(where, "report.md"), pdf=os.path.join(where, "report.pdf"),
-                figures=os.path.join(where, "figures"),
-                executed=os.path.join(EXECUTED_DIR, base, "summary.ipynb"))
-
-
 def top_level_report_free() -> bool:
     """True when the top-level report.md is absent or is itself a demo report."""
     from ..report import DEMO_BANNER
-    path = os.path.join(REPO_ROOT, "report.md")
+    path = os.path.join(home(), "report.md")
     if not os.path.exists(path):
         return True
     with open(path, encoding="utf-8") as f:
@@ -237,23 +226,23 @@ def write_report(results_dir: str) -> None:
     from ..report import write_report as write_md
     from ..report.pdf import build_pdf, missing_latex_tools
     out = report_paths(results_dir)
-    rep = write_md(at_root(results_dir), out["md"], out["figures"])
+    rep = write_md(at_home(results_dir), out["md"], out["figures"])
     print(f"\nwrote {shown(out['md'])} ({len(rep.runs)} result files, "
           f"{len(rep.flags)} flag(s)), figures in {shown(out['figures'])}/", flush=True)
-    demo_dir = os.path.abspath(at_root(demo_presets.RESULTS_DIR))
-    if os.path.abspath(at_root(results_dir)) == demo_dir and top_level_report_free():
+    demo_dir = os.path.abspath(at_home(demo_presets.RESULTS_DIR))
+    if os.path.abspath(at_home(results_dir)) == demo_dir and top_level_report_free():
         # The design card's top-level report.md / figures/ show the demo until a real
         # CIFAR-100 grid writes them; a real report is never overwritten by a demo, and
         # no other folder (a test's, one's own) writes them.
-        write_md(at_root(results_dir), os.path.join(REPO_ROOT, "report.md"),
-                 os.path.join(REPO_ROOT, "figures"))
+        write_md(at_home(results_dir), os.path.join(home(), "report.md"),
+                 os.path.join(home(), "figures"))
         print("also wrote report.md and figures/ at the top level (labelled as a demo; "
               "the CIFAR-100 grid replaces them)", flush=True)
     missing = missing_latex_tools()
     if missing:
         print(f"no PDF: {', '.join(missing)} not installed (see `make pdf`)")
         return
-    pdf = build_pdf(at_root(results_dir), out["pdf"], report_path=out["md"],
+    pdf = build_pdf(at_home(results_dir), out["pdf"], report_path=out["md"],
                     figures_dir=out["figures"],
                     executed_nb=out["executed"])
     print(f"wrote {shown(pdf)}")

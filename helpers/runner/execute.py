@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from ..notebooks import NOTEBOOKS, cell_seconds, default_results_dir, execute_notebook
-from ..paths import REPO_ROOT, at_root
+from ..paths import REPO_ROOT, at_home
 from . import locks
 from .plan import Run, discard_checkpoint, next_action, prepare_checkpoint, short, shown
 
@@ -53,12 +53,12 @@ def record(run: Run, status: str, reason: str, started: str) -> None:
                   test_acc=None, train_acc=None, status=status, reason=reason)
     result["provenance"] = provenance(seed=config.get("seed"), compile=config.get("compile"),
                                       started=started, finished=now_iso())
-    write_result(result, at_root(config.get("results_dir") or default_results_dir(dataset)))
+    write_result(result, at_home(config.get("results_dir") or default_results_dir(dataset)))
 
 
 def outcome_from_file(run: Run, note: str, wall_s: float | None) -> Outcome:
     from ..results import read_result
-    r = read_result(at_root(run.cfg.result_path))
+    r = read_result(at_home(run.cfg.result_path))
     return Outcome(run.name, r["status"], note, r.get("test_acc"), r.get("epoch_time_s"),
                    wall_s, r.get("reason"))
 
@@ -77,7 +77,7 @@ def execute(run: Run, executed_dir: str, force: bool = False, notebooks: bool = 
         print(f"[{run.name}] invalid config: {run.error}", flush=True)
         record(run, "failed", f"ConfigError: {run.error}", started)
         return Outcome(run.name, "failed", "invalid config", reason=run.error)
-    results_dir = at_root(run.cfg.results_dir)
+    results_dir = at_home(run.cfg.results_dir)
     got = locks.claim_row(results_dir, run.name)
     if not isinstance(got, locks.Claim):
         print(f"[{run.name}] claimed by another worker ({locks.describe(got)}): left to it",
@@ -96,6 +96,11 @@ def _execute_claimed(run: Run, executed_dir: str, force: bool, notebooks: bool,
         print(f"[{run.name}] already complete with this config: skipped", flush=True)
         return outcome_from_file(run, "already complete", None)
     prepare_checkpoint(run, action)
+    missing = weights_missing(run)
+    if missing:      # a property of this machine: no kernel, no data, no model for this row
+        print(f"[{run.name}] skipped: {short(missing, 300)}", flush=True)
+        record(run, "skipped", f"WeightsUnavailableError: {missing}", started)
+        return outcome_from_file(run, action.note, None)
     output = os.path.join(executed_dir, f"{run.name}.ipynb") if notebooks else None
     note, why = action.note, action.why
     how = f"executing {shown(NOTEBOOKS[run.problem])} -> {shown(output)}" if notebooks \
@@ -128,6 +133,15 @@ def _execute_claimed(run: Run, executed_dir: str, force: bool, notebooks: bool,
     return out
 
 
+def weights_missing(run: Run) -> str | None:
+    """Why a fine-tune row cannot get its ImageNet weights here (None: it can, or the row
+    needs none). Checked before a kernel starts, as the notebook would fail the same way."""
+    if not (run.cfg.is_swin and run.cfg.mode != "scratch"):
+        return None
+    from ..models import weights_problem
+    return weights_problem(run.cfg.model, run.cfg.weights)
+
+
 UNUSABLE_CHECKPOINT = ("CheckpointUnusableError", "CheckpointMismatchError")
 
 
@@ -138,7 +152,7 @@ def attempt(run: Run, output: str | None, started: str,
     name); a result file is on disk either way. A WeightsUnavailableError (the machine
     cannot get pretrained weights) is a property of the machine, not a bug in the run,
     so that row is "skipped"."""
-    path = at_root(run.cfg.result_path)
+    path = at_home(run.cfg.result_path)
     before = os.stat(path).st_mtime_ns if os.path.exists(path) else None
     try:
         if output is None:

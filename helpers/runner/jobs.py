@@ -29,18 +29,12 @@ from dataclasses import dataclass
 
 import submitit
 
-from ..paths import REPO_ROOT, at_root
+from ..paths import REPO_ROOT, at_home
 from . import locks
+from .locks import LOCAL_TIMEOUT_MIN, LOGS, SLURM_TIMEOUT_MIN, logs_dir  # noqa: F401
 from .execute import Outcome, execute, record
 from .plan import Run, is_complete, next_action, short, shown
 
-LOGS = "logs"
-SLURM_TIMEOUT_MIN = 240          # per task; a task past it is requeued and resumes
-LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # a local job's clock includes its wait for a free GPU
-
-
-def logs_dir(results_dir: str) -> str:
-    return os.path.join(at_root(results_dir), LOGS)
 
 
 @dataclass
@@ -72,7 +66,7 @@ def work(spec: JobSpec) -> Outcome:
               f"{socket.gethostname()}", flush=True)
         slot = None
         if spec.slots:
-            k, slot = locks.claim_slot(at_root(spec.run.cfg.results_dir), spec.slots, name)
+            k, slot = locks.claim_slot(at_home(spec.run.cfg.results_dir), spec.slots, name)
             if spec.gpu_ids:
                 os.environ["CUDA_VISIBLE_DEVICES"] = str(spec.gpu_ids[k])
                 print(f"[{name}] slot {k}: CUDA_VISIBLE_DEVICES={spec.gpu_ids[k]}", flush=True)
@@ -186,7 +180,7 @@ def submit(plan: list[Run], args) -> tuple[dict, list, list[JobSpec]]:
         if run.error:
             settled[run.name] = execute(run, "", args.force)          # recorded: invalid
             continue
-        holder = locks.row_holder(at_root(run.cfg.results_dir), run.name)
+        holder = locks.row_holder(at_home(run.cfg.results_dir), run.name)
         if holder:
             print(f"[{run.name}] claimed by a live worker ({locks.describe(holder)}): "
                   "not submitted", flush=True)
@@ -227,7 +221,7 @@ def job_outcome(job, spec: JobSpec) -> Outcome:
         reason = f"job {job.job_id} ended without a result: {type(err).__name__}: " \
                  f"{short(err, 300)}"
         run = spec.run
-        if not is_complete(at_root(run.cfg.result_path)):
+        if not is_complete(at_home(run.cfg.result_path)):
             from ..results import now_iso
             record(run, "failed", reason, now_iso())
         return Outcome(run.name, "failed", "job died", reason=reason, log=spec.log)

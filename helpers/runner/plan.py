@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..config import ConfigError, ExperimentConfig, config_changes, problem_of
 from ..grid import seed_run_name
 from ..notebooks import NOTEBOOKS, config_from_parameters, declared_parameters
-from ..paths import REPO_ROOT, at_root
+from ..paths import REPO_ROOT, at_home
 
 
 @dataclass
@@ -113,14 +113,14 @@ class Action:
 def next_action(run: Run, force: bool) -> Action | None:
     """None if the row is already complete with this config; else what to do about it."""
     from ..results import read_result
-    path = at_root(run.cfg.result_path)
+    path = at_home(run.cfg.result_path)
     if not os.path.exists(path) or not is_complete(path):
         stale = stale_checkpoint(run)
         if stale:
             return Action("config changed", "its checkpoint was made with another config ("
                           + "; ".join(stale) + "): training from scratch", True)
     if not os.path.exists(path):
-        if os.path.exists(at_root(run.cfg.checkpoint_path)):
+        if os.path.exists(at_home(run.cfg.checkpoint_path)):
             return Action("resumed", "interrupted before: resuming from its checkpoint")
         return Action("new", "not run yet")
     try:
@@ -154,7 +154,7 @@ def stale_checkpoint(run: Run) -> list[str]:
     """How the config of this run's checkpoint differs from the run's ([] if no checkpoint
     or the same). An interrupted run whose config has changed since cannot be resumed:
     its optimiser and schedule state belong to the other config."""
-    path = at_root(run.cfg.checkpoint_path)
+    path = at_home(run.cfg.checkpoint_path)
     if not os.path.exists(path):
         return []
     from ..checkpoint import load_checkpoint
@@ -171,13 +171,13 @@ def prepare_checkpoint(run: Run, action: Action) -> None:
     not read), so the engine trains the run again instead of returning it."""
     if action.discard_checkpoint:
         discard_checkpoint(run.cfg.checkpoint_path)
-    result = at_root(run.cfg.result_path)
+    result = at_home(run.cfg.result_path)
     if action.set_aside_result and os.path.exists(result):
         os.replace(result, result + ".replaced")
 
 
 def discard_checkpoint(path: str) -> None:
-    path = at_root(path)
+    path = at_home(path)
     if os.path.exists(path):
         os.remove(path)
 

@@ -22,13 +22,13 @@ import os
 import platform
 
 from ..atomic import write_text
-from ..paths import at_root
+from ..paths import at_home
 
 RECORD = os.path.join("logs", "grid_time.json")
 
 
 def record_path(results_dir: str) -> str:
-    return os.path.join(at_root(results_dir), RECORD)
+    return os.path.join(at_home(results_dir), RECORD)
 
 
 def write_grid_record(results_dir: str, outcomes: list, *, rows_s: float, total_s: float,
@@ -37,7 +37,7 @@ def write_grid_record(results_dir: str, outcomes: list, *, rows_s: float, total_
     from ..results import _git, read_result
     rows = []
     for o in outcomes:
-        path = os.path.join(at_root(results_dir), f"{o.run}.json")
+        path = os.path.join(at_home(results_dir), f"{o.run}.json")
         try:
             r = read_result(path)
         except (OSError, ValueError):
@@ -83,7 +83,7 @@ def demo_summary(results_dir: str) -> str:
     if not record or record.get("total_s") is None:
         raise SystemExit(f"error: no complete time record in {record_path(results_dir)}; "
                          "run `make demo` first")
-    runs = load_runs(at_root(results_dir))
+    runs = load_runs(at_home(results_dir))
     done = [r for r in runs.values() if r["status"] == "complete"]
     skipped = [r for r in runs.values() if r["status"] == "skipped"]
     failed = [r for r in runs.values() if r["status"] == "failed"]
