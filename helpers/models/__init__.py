@@ -25,7 +25,7 @@ from ..config import NATIVE_IMG_SIZE
 from ..data import CIFAR100_MEAN, CIFAR100_STD
 from .pretrained import WeightsUnavailableError
 from .resnet import CifarResNet18, resnet18
-from .swin import SWIN_TAGS, SwinClassifier, swin_small, swin_tiny
+from .swin import SWIN_TAGS, SwinClassifier, swin_small, swin_tiny, weights_problem
 from .vit import ViT, vit
 
 MODELS = {"resnet18": resnet18, "vit": vit, "swin_tiny": swin_tiny, "swin_small": swin_small}
@@ -79,4 +79,5 @@ def has_window_attention(name: str) -> bool:
 
 
 __all__ = ["MODELS", "SWIN_TAGS", "CifarResNet18", "SwinClassifier", "ViT",
-           "WeightsUnavailableError", "build_model", "has_window_attention", "input_spec", "prefers_channels_last"]
+           "WeightsUnavailableError", "build_model", "has_window_attention", "input_spec",
+           "prefers_channels_last", "weights_problem"]

@@ -63,14 +63,14 @@ def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
     return bool(ok)
 
 
-def _weights_hint(tag: str, repo_id: str) -> str:
+def weights_hint(tag: str, repo_id: str) -> str:
     return (f"Fixes: (1) connect this machine to the network (huggingface.co), or "
             f"(2) download the weights on another machine - 'model.safetensors' from "
             f"https://huggingface.co/{repo_id} (timm tag {tag}) - copy the file here and pass "
             f"weights=<path to the local .safetensors/.pth file>. Or use mode='scratch'.")
 
 
-def _resolve_weights(tag: str, weights: str | os.PathLike | None) -> str | None:
+def resolve_weights(tag: str, weights: str | os.PathLike | None) -> str | None:
     """The local weights file to load, or None to let timm download from the hub.
 
     Decides quickly: a missing file or an unreachable hub fails in seconds, instead of
@@ -83,7 +83,7 @@ def _resolve_weights(tag: str, weights: str | os.PathLike | None) -> str | None:
         path = os.fspath(weights)
         if not os.path.isfile(path):
             raise WeightsUnavailableError(f"weights={path!r}: no such file. "
-                                          + _weights_hint(tag, repo_id))
+                                          + weights_hint(tag, repo_id))
         return path
     cached = _cached_hub_file(repo_id)
     if cached:
@@ -91,16 +91,16 @@ def _resolve_weights(tag: str, weights: str | os.PathLike | None) -> str | None:
     if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
         raise WeightsUnavailableError(
             f"pretrained weights for {tag} are not in the Hugging Face cache ({_hf_cache_dir()}) "
-            "and HF_HUB_OFFLINE is set. " + _weights_hint(tag, repo_id))
+            "and HF_HUB_OFFLINE is set. " + weights_hint(tag, repo_id))
     if not _hub_reachable():
         raise WeightsUnavailableError(
             f"pretrained weights for {tag} are not in the Hugging Face cache ({_hf_cache_dir()}) "
             f"and the hub is unreachable (no network within {HUB_PROBE_TIMEOUT_S:.0f} s). "
-            + _weights_hint(tag, repo_id))
+            + weights_hint(tag, repo_id))
     return None
 
 
-def _check_file_matches(model: nn.Module, path: str, tag: str) -> None:
+def check_file_matches(model: nn.Module, path: str, tag: str) -> None:
     """Fail if the file's backbone tensors are not exactly the model's.
 
     timm loads non-strictly when it replaces the 1000-class head, so a file for another
@@ -119,7 +119,7 @@ def _check_file_matches(model: nn.Module, path: str, tag: str) -> None:
             f"{len(unexpected)} unexpected tensors {unexpected[:3]}")
 
 
-def _download_errors() -> tuple:
+def download_errors() -> tuple:
     errors = [OSError]  # includes huggingface_hub's HTTP and offline errors
     try:
         import httpx  # huggingface_hub's HTTP client; its transport errors are not OSErrors

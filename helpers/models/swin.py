@@ -8,8 +8,19 @@ import torch
 import torch.nn as nn
 
 from ..config import SWIN_MODES
-from .pretrained import (WeightsUnavailableError, _check_file_matches, _download_errors,
-                         _resolve_weights, _weights_hint)
+from .pretrained import (WeightsUnavailableError, check_file_matches, download_errors,
+                         resolve_weights, weights_hint)
+
+
+def weights_problem(model: str, weights: str | None) -> str | None:
+    """Why the ImageNet weights of `model` (swin_tiny, swin_small) cannot be had on this
+    machine, or None when they can (a local file, the hub cache, or a reachable hub).
+    Takes at most the hub probe's few seconds; loads nothing."""
+    try:
+        resolve_weights(SWIN_TAGS[model], weights)
+    except WeightsUnavailableError as err:
+        return str(err)
+    return None
 
 
 # Pinned pretrained tags. Without a tag timm picks the first listed weights: for
@@ -108,7 +119,7 @@ def _swin(variant: str, num_classes: int, img_size: int | None, mode: str,
         backbone = timm.create_model(tag, pretrained=False, num_classes=num_classes,
                                      img_size=img_size)
         return SwinClassifier(backbone, frozen_backbone=False)
-    path = _resolve_weights(tag, weights)
+    path = resolve_weights(tag, weights)
     try:
         # pretrained_cfg_overlay(file=...) makes timm load that file instead of the hub;
         # as num_classes differs from the file's 1000, timm drops head.fc and keeps a
@@ -116,12 +127,12 @@ def _swin(variant: str, num_classes: int, img_size: int | None, mode: str,
         backbone = timm.create_model(tag, pretrained=True, num_classes=num_classes,
                                      img_size=img_size,
                                      pretrained_cfg_overlay=dict(file=path) if path else None)
-    except _download_errors() as e:  # the probe passed but the download failed after all
+    except download_errors() as e:  # the probe passed but the download failed after all
         repo_id = timm.models.get_pretrained_cfg(tag).hf_hub_id
         raise WeightsUnavailableError(f"could not download {tag}: {e}. "
-                                      + _weights_hint(tag, repo_id)) from e
+                                      + weights_hint(tag, repo_id)) from e
     if path:
-        _check_file_matches(backbone, path, tag)
+        check_file_matches(backbone, path, tag)
     return SwinClassifier(backbone, frozen_backbone=mode == "finetune")
 
 

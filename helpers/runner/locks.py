@@ -23,9 +23,18 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from ..paths import at_home
 from ..results import now_iso
 
 LOCKS = "locks"
+LOGS = "logs"
+SLURM_TIMEOUT_MIN = 240          # per task; a task past it is requeued and resumes
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # a local job's clock includes its wait for a free GPU
+
+
+def logs_dir(results_dir: str) -> str:
+    """<results>/logs: each job's log and executed notebook (runner/jobs.py)."""
+    return os.path.join(at_home(results_dir), LOGS)
 
 
 def locks_dir(results_dir: str) -> str:
