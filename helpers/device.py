@@ -76,16 +76,33 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device_type, dtype=self.dtype)
 
+    @property
+    def scaled(self) -> bool:
+        """fp16 needs loss scaling; bf16 has fp32's range and needs none."""
+        return self.name == "fp16"
+
     def make_scaler(self) -> "torch.amp.GradScaler":
-        """A GradScaler, enabled only for fp16 (bf16 has fp32's range and needs none)."""
-        return torch.amp.GradScaler(self.device_type, enabled=self.name == "fp16")
+        """A GradScaler, enabled only for fp16."""
+        return torch.amp.GradScaler(self.device_type, enabled=self.scaled)
+
+
+NATIVE_BF16_CAPABILITY = (8, 0)   # Ampere and newer; a T4 (7.5) or V100 (7.0) only emulates it
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True when `device` is a CUDA GPU that computes bf16 in hardware. Not
+    torch.cuda.is_bf16_supported(): by default that also counts emulation, and it asks
+    about the current GPU rather than this one."""
+    return (device.type == "cuda"
+            and tuple(torch.cuda.get_device_capability(device)) >= NATIVE_BF16_CAPABILITY)
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
-    """'auto': bf16 where the GPU supports it, fp16 on older GPUs (e.g. T4), fp32 on CPU."""
+    """'auto': bf16 where the GPU computes it natively (compute capability >= 8.0), fp16
+    with a GradScaler on older GPUs (T4, V100), fp16 on MPS, fp32 on CPU."""
     if name == "auto":
         if device.type == "cuda":
-            name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            name = "bf16" if native_bf16(device) else "fp16"
         elif device.type == "mps":
             name = "fp16"
         else:
@@ -99,8 +116,37 @@ def setup_backends(device: torch.device) -> None:
     """Fast, still-deterministic-enough kernels on CUDA; nothing changes on CPU."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        allow_tf32()
+
+
+def _new_tf32_api() -> bool:
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    return (hasattr(torch.backends.cuda.matmul, "fp32_precision")
+            and hasattr(conv, "fp32_precision"))
+
+
+def tf32() -> tuple[bool, bool]:
+    """Whether fp32 (matmuls, convolutions) on CUDA may run in TF32."""
+    if _new_tf32_api():
+        return (torch.backends.cuda.matmul.fp32_precision == "tf32",
+                torch.backends.cudnn.conv.fp32_precision == "tf32")
+    return torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+
+
+def set_tf32(matmul: bool, conv: bool) -> None:
+    """TF32 on or off for fp32 matmuls and convolutions. torch >= 2.9 has per-backend
+    `fp32_precision` settings and warns on the older allow_tf32 flags, which are all that
+    older torch has."""
+    if _new_tf32_api():
+        torch.backends.cuda.matmul.fp32_precision = "tf32" if matmul else "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "tf32" if conv else "ieee"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+        torch.backends.cudnn.allow_tf32 = conv
+
+
+def allow_tf32() -> None:
+    set_tf32(matmul=True, conv=True)
 
 
 @contextlib.contextmanager

@@ -16,10 +16,11 @@ from .data import check_overlap, load_dataset
 from .device import (device_name, resolve_device, resolve_precision, seed_everything,
                      setup_backends)
 from .measure import measure
+from .memory import fit_batch, optimizer_state_bytes, step_peak, usable_bytes
 from .models import build_model
 from .results import (epoch_time_summary, now_iso, phase_summary, provenance, read_result,
                       write_result)
-from .train import NonFiniteLossError, fit, plan_training
+from .train import NonFiniteLossError, fit, place_model, plan_training, uses_channels_last
 
 
 def run_label(cfg: ExperimentConfig) -> str:
@@ -64,12 +65,30 @@ class Experiment:
         t1 = time.perf_counter()
         seed_everything(cfg.seed)                 # init does not depend on data loading
         self.model = build_model(cfg.model, self.data.num_classes, **cfg.model_kwargs())
+        if self.device.type == "cuda":            # the batch must also fit the GPU's memory
+            self.plan = self._fit_to_memory()
         dataset = self.data.describe()
         dataset["synthetic"] = synthetic_classes(cfg.dataset) is not None
         dataset["train_test_overlap"] = overlap
         self.summary = dict(dataset=dataset, **measure(self.model, cfg.img_size))
         self.prepare_s = dict(data_s=t1 - t0, build_measure_s=time.perf_counter() - t1)
         return self.summary
+
+    def _fit_to_memory(self):
+        """The plan with its batch checked against the GPU (helpers.memory's rule)."""
+        cfg, n_train = self.cfg, len(self.data.y_train)
+        place_model(self.model, self.device)
+        batch, why = fit_batch(
+            self.plan.batch_size, explicit=cfg.batch_size is not None,
+            step_peak=lambda b: step_peak(self.model, b, cfg.img_size, self.precision,
+                                          self.device, uses_channels_last(cfg, self.device)),
+            capacity=usable_bytes(self.device),
+            state_bytes=optimizer_state_bytes(self.model, cfg.optimizer),
+            where=device_name(self.device))
+        if why is None:
+            return self.plan
+        return plan_training(cfg, n_train, self.device, self.precision.name,
+                             memory_batch=(batch, why))
 
     def _result(self, history, status, reason, started) -> dict:
         cfg = self.cfg

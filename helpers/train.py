@@ -89,12 +89,16 @@ class TrainingPlan:
         return dataclasses.asdict(self)
 
 
-def plan_training(cfg, n_train: int, device, precision: str | None = None) -> TrainingPlan:
+def plan_training(cfg, n_train: int, device, precision: str | None = None, *,
+                  memory_batch: tuple[int, str] | None = None) -> TrainingPlan:
     """The plan for `n_train` training images on `device`; ConfigError if an explicit
     batch size cannot work. Cheap: call it right after the data loads. `precision`
-    (a name) defaults to what cfg.precision resolves to on `device`."""
+    (a name) defaults to what cfg.precision resolves to on `device`. `memory_batch`:
+    (batch, why) when helpers.memory lowered the batch to fit the GPU."""
     cfg.check_batch_size(n_train)
     batch = cfg.train_batch_size(n_train)
+    if memory_batch is not None:
+        batch = min(batch, memory_batch[0])
     if cfg.batch_size is not None:
         batch_rule = "set in the config"
     elif batch == cfg.default_batch_size():
@@ -106,6 +110,8 @@ def plan_training(cfg, n_train: int, device, precision: str | None = None) -> Tr
         batch_rule = (f"per-model default {cfg.default_batch_size()} halved down to the "
                       f"minimum of {MIN_AUTO_BATCH}: {n_train} images give "
                       f"{n_train // batch} steps per epoch, fewer than {MIN_STEPS_PER_EPOCH}")
+    if memory_batch is not None:
+        batch_rule = memory_batch[1]
     steps = n_train // batch                       # the training loader drops the last batch
     total = steps * cfg.epochs
     warmup = warmup_steps(cfg.warmup_epochs, steps, total)
@@ -369,6 +375,24 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
 KERNEL_OPTIONS = ("fused", "foreach", "capturable")   # how, not what, the optimiser computes
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Load a saved optimiser state under this machine's kernel options.
+
+    The saved param groups carry the other machine's choice (fused AdamW on CUDA, foreach
+    elsewhere). They are replaced by this optimiser's before loading, because
+    load_state_dict places each `step` by the group it loads: on the parameter's device
+    for fused or capturable groups, else where it was saved. So a CPU checkpoint resumed
+    with fused AdamW on a GPU gets its steps on the GPU, a CUDA checkpoint does not ask a
+    CPU for fused AdamW, and a resumed run is timed on the same path as a fresh one.
+    """
+    mine = [{k: g[k] for k in KERNEL_OPTIONS if k in g} for g in optimizer.param_groups]
+    if len(mine) != len(saved["param_groups"]):
+        raise ValueError(f"the checkpoint has {len(saved['param_groups'])} optimiser param "
+                         f"groups, this run {len(mine)}")
+    groups = [{**g, **m} for g, m in zip(saved["param_groups"], mine)]
+    optimizer.load_state_dict({**saved, "param_groups": groups})
+
+
 def _first_line(err: Exception, n: int = 200) -> str:
     text = (str(err).strip().splitlines() or [""])[0]
     return f"{type(err).__name__}: {text[:n]}"
@@ -391,14 +415,7 @@ def resume(path: str, config: dict, state: TrainState) -> tuple[list[dict], int]
     check_compatible(saved["config"], config, path)
     try:
         state.model.load_state_dict(saved["model"])
-        # The saved param groups carry the other machine's kernel choice (fused AdamW on
-        # CUDA, foreach elsewhere); keep this machine's, so a resumed run is timed on the
-        # same path as a fresh one and a CUDA checkpoint does not ask a CPU for fused AdamW.
-        kernels = [{k: g[k] for k in KERNEL_OPTIONS if k in g}
-                   for g in state.optimizer.param_groups]
-        state.optimizer.load_state_dict(saved["optimizer"])
-        for group, mine in zip(state.optimizer.param_groups, kernels):
-            group.update(mine)
+        load_optimizer_state(state.optimizer, saved["optimizer"])
         state.scheduler.load_state_dict(saved["scheduler"])
         if state.scaler.is_enabled() and saved.get("scaler"):
             state.scaler.load_state_dict(saved["scaler"])

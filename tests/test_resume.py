@@ -121,6 +121,32 @@ def test_the_optimiser_keeps_this_machines_kernel_choice_after_a_resume(tmp_path
     assert state.optimizer.param_groups[0]["lr"] == saved["optimizer"]["param_groups"][0]["lr"]
 
 
+def test_a_cpu_checkpoint_resumes_under_gpu_optimiser_options(tmp_path):
+    """A checkpoint written on a CPU (foreach AdamW, `step` on the CPU), resumed where the
+    optimiser places `step` on the parameters' device, as fused AdamW does on a GPU. The
+    GPU is faked by parameters on the meta device and capturable=True, which the
+    placement rule of load_state_dict treats as it treats fused=True (fused AdamW itself
+    refuses meta tensors). Before the fix the steps stayed on the CPU, and the first fused
+    step on a GPU raised "Expected all tensors to be on the same device". What only a GPU
+    can confirm: that fused AdamW then steps without error and matches foreach."""
+    from helpers.train import load_optimizer_state
+    cfg = cfg_at(tmp_path)
+    train(cfg, "fp32", stop_after=1)
+    saved = load_checkpoint(cfg.checkpoint_path)["optimizer"]
+    assert all(s["step"].device.type == "cpu" for s in saved["state"].values())
+    assert not any(g.get("capturable") or g.get("fused") for g in saved["param_groups"])
+    model = build_model("vit", DATA.num_classes, **cfg.model_kwargs()).to("meta")
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    gpu_like = torch.optim.AdamW([dict(params=decay), dict(params=no_decay, weight_decay=0.0)],
+                                 lr=1e-3, capturable=True)
+    load_optimizer_state(gpu_like, saved)
+    steps = [s["step"] for s in gpu_like.state.values()]
+    assert len(steps) == len(saved["state"])
+    assert all(t.device.type == "meta" for t in steps)
+    assert all(g["capturable"] for g in gpu_like.param_groups)
+
+
 def test_epoch_time_excludes_each_processes_first_epoch():
     def h(epoch, seconds, segment, device="gpu A"):
         return dict(epoch=epoch, epoch_time_s=seconds, segment=segment, device=device)

@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..config import BUILTIN_TRAIN_SIZES
 from ..data import DeviceLoader
-from ..device import synchronize
+from ..device import set_tf32, synchronize, tf32
 from ..models import input_spec
 from ..train import loader_options
 
@@ -72,16 +72,14 @@ def torch_default_backends(device: torch.device):
     if device.type != "cuda":
         yield
         return
-    saved = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
-             torch.backends.cudnn.allow_tf32)
+    saved = torch.backends.cudnn.benchmark, tf32()
     torch.backends.cudnn.benchmark = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = True          # PyTorch's default for convolutions
+    set_tf32(matmul=False, conv=True)               # PyTorch's defaults
     try:
         yield
     finally:
-        (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
-         torch.backends.cudnn.allow_tf32) = saved
+        torch.backends.cudnn.benchmark = saved[0]
+        set_tf32(*saved[1])
 
 
 def time_typical_loop(model: nn.Module, loader, *, optimizer_name: str, lr: float,
