@@ -1,12 +1,8 @@
 """Shared pytest fixtures. Tests run on CPU with few threads: several suites share 2 cores."""
 import os
-import sys
 
 import pytest
 import torch
-
-# `import helpers` must work however pytest is started (pytest, python -m pytest, an IDE).
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(autouse=True, scope="session")
