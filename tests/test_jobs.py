@@ -222,10 +222,11 @@ def test_the_runner_records_the_grid_time_and_the_readme_paragraph_comes_from_it
 
 def test_no_notebooks_needs_neither_jupyter_nor_thop(tmp_path):
     """--no-notebooks runs where only torch, torchvision and timm are installed (a GPU
-    image, a cluster node): papermill, Jupyter and thop are made unimportable here."""
+    image, a cluster node): papermill, Jupyter, thop and submitit are made unimportable."""
     script = f"""
 import sys
-for name in ("papermill", "nbclient", "nbformat", "jupyter_client", "ipykernel", "thop"):
+for name in ("papermill", "nbclient", "nbformat", "jupyter_client", "ipykernel", "thop",
+             "submitit"):
     sys.modules[name] = None                      # `import name` now raises ImportError
 from helpers import runner
 from helpers.results import read_result
