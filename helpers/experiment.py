@@ -74,6 +74,16 @@ class Experiment:
         self.prepare_s = dict(data_s=t1 - t0, build_measure_s=time.perf_counter() - t1)
         return self.summary
 
+    def _training(self, history) -> dict:
+        """The plan, and with compile on, whether compiled graphs really ran: dynamo may fall
+        back to eager (a graph break, a full cache), which the plan alone would not show."""
+        training = self.plan.to_dict()
+        if self.plan.compile:
+            graphs = [h["compiled_graphs"] for h in history if "compiled_graphs" in h]
+            training["compiled_graphs"] = sum(graphs) if graphs else None
+            training["compile_used"] = bool(sum(graphs)) if graphs else None
+        return training
+
     def _fit_to_memory(self):
         """The plan with its batch checked against the GPU (helpers.memory's rule)."""
         cfg, n_train = self.cfg, len(self.data.y_train)
@@ -98,7 +108,7 @@ class Experiment:
                       history=history, **epoch_time_summary(history),
                       eval_time_s=sum(h["eval_time_s"] for h in history),
                       test_acc=last.get("test_acc"), train_acc=last.get("train_acc"),
-                      training=self.plan.to_dict(), status=status, reason=reason)
+                      training=self._training(history), status=status, reason=reason)
         if self.t_run is not None and self.fit_s:
             result["phases"] = phase_summary(
                 history, steps_per_epoch=self.plan.steps_per_epoch,

@@ -24,7 +24,7 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _git(*args) -> str | None:
+def git_output(*args) -> str | None:
     try:
         out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
                              timeout=5)
@@ -45,9 +45,9 @@ def provenance(*, device: str | None = None, device_type: str | None = None,
             versions[lib] = __import__(lib).__version__
         except ImportError:
             versions[lib] = None
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = git_output("status", "--porcelain", "--untracked-files=no")
     return {
-        "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit": git_output("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -26,7 +26,7 @@ from . import speed
 from .checkpoint import CheckpointUnusableError, check_compatible, load_checkpoint, save_checkpoint
 from .config import MIN_AUTO_BATCH, MIN_STEPS_PER_EPOCH, warmup_steps
 from .data import DeviceLoader
-from .device import (Precision, device_name, eval_kernels, resolve_precision, rng_state,
+from .device import (Precision, device_name, eval_kernels, rng_state,
                      set_rng_state, synchronize)
 from .models import input_spec, prefers_channels_last
 
@@ -77,13 +77,12 @@ class TrainingPlan:
     compile: bool
     compile_scope: str = "model"
     fused_attention: bool = False
-    speed_measured_in: str | None = None
     speed_reasons: tuple = ()
 
     @property
     def speed(self) -> speed.SpeedChoice:
         return speed.SpeedChoice(self.compile, self.compile_scope, self.fused_attention,
-                                 self.speed_measured_in, list(self.speed_reasons))
+                                 list(self.speed_reasons))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -117,13 +116,9 @@ def plan_training(cfg, n_train: int, device, precision: str | None = None, *,
     warmup = warmup_steps(cfg.warmup_epochs, steps, total)
     warmup_rule = ("automatic: 1 epoch, at most 20 % of the steps" if cfg.warmup_epochs is None
                    else f"warmup_epochs={cfg.warmup_epochs}")
-    precision = precision or resolve_precision(cfg.precision, device).name
-    choice = speed.choose(cfg, device=device, precision=precision, batch_size=batch,
-                          images=total * batch,
-                          cache_dir=speed.compile_cache_dir(cfg.results_dir))
+    choice = speed.choose(cfg, device=device)
     return TrainingPlan(batch, batch_rule, steps, total, warmup, warmup_rule, choice.compile,
-                        choice.compile_scope, choice.fused_attention, choice.measured_in,
-                        tuple(choice.reasons))
+                        choice.compile_scope, choice.fused_attention, tuple(choice.reasons))
 
 
 # ----------------------------------------------------------------------------- batches
@@ -153,11 +148,14 @@ class FeatureBatches:
 
 @torch.no_grad()
 def _backbone_features(model, loader: DeviceLoader, precision) -> torch.Tensor:
+    """One forward pass of the frozen backbone over `loader`, with evaluate()'s kernels:
+    its batches are eval-sized, so cuDNN autotuning would only add a one-off search."""
     model.eval()
     chunks = []
-    for x, _ in loader.epoch(0):
-        with precision.autocast():
-            chunks.append(model.forward_features(x))
+    with eval_kernels(loader.device):
+        for x, _ in loader.epoch(0):
+            with precision.autocast():
+                chunks.append(model.forward_features(x))
     return torch.cat(chunks)
 
 
@@ -324,9 +322,11 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
     speed.set_attention(model, plan.fused_attention)
     train_batches, test_batches, cache_time = make_batches(model, data, run_cfg, device,
                                                            precision)
-    cache_dir = None
+    graphs_before = 0
     if plan.compile:   # kernels compile in the first steps: the cache must be set till the end
-        cache_dir = stack.enter_context(speed.compile_cache(cfg.results_dir))
+        stack.enter_context(speed.compile_cache(cfg.results_dir))
+        speed.reset_compiler()
+        graphs_before = speed.compiled_graphs()
     state = TrainState.create(model, run_cfg, device, precision, total_steps=plan.total_steps,
                               warmup_steps=plan.warmup_steps, compile=plan.compile,
                               compile_scope=plan.compile_scope)
@@ -354,9 +354,8 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
                       **where)
         if epoch == start_epoch and cache_time:
             record["feature_cache_time_s"] = cache_time
-        if epoch == start_epoch and cache_dir:   # this cache now holds the variant's kernels
-            speed.mark_warm(cache_dir, speed.variant_key(
-                cfg, plan.speed.variant, plan.batch_size, precision.name, device))
+        if epoch == start_epoch and plan.compile:   # what compiling actually produced
+            record["compiled_graphs"] = speed.compiled_graphs() - graphs_before
         history.append(record)
         epochs.set_postfix(loss=f"{tr_loss:.3f}", test_acc=f"{te_acc:.1f}%")
         if checkpoint_path:

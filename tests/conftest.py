@@ -1,5 +1,4 @@
 """Shared pytest fixtures. Tests run on CPU with few threads: several suites share 2 cores."""
-import os
 
 import pytest
 import torch
@@ -16,19 +15,3 @@ def results_dir(tmp_path):
     path = tmp_path / "results"
     path.mkdir()
     return path
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _no_benchmark_file():
-    """helpers.speed picks options from benchmarks/results/<device>.json; tests see an
-    empty folder unless they write a file there (tests/test_speed.py), so no committed
-    measurement changes what a test runs."""
-    import tempfile
-    with tempfile.TemporaryDirectory(prefix="bench-results-") as folder:
-        old = os.environ.get("HELPERS_BENCH_RESULTS")
-        os.environ["HELPERS_BENCH_RESULTS"] = folder
-        yield
-        if old is None:
-            os.environ.pop("HELPERS_BENCH_RESULTS", None)
-        else:
-            os.environ["HELPERS_BENCH_RESULTS"] = old

@@ -15,6 +15,8 @@ from helpers.paths import REPO_ROOT
 
 @pytest.fixture(scope="module")
 def check(tmp_path_factory):
+    """The dry run, as CI runs it: every part, tiny sizes, the CPU, only torch,
+    torchvision and timm importable."""
     tmp = tmp_path_factory.mktemp("check")
     script = f"""
 import sys
@@ -22,40 +24,87 @@ for name in ("papermill", "nbclient", "nbformat", "jupyter_client", "ipykernel",
              "pandas", "matplotlib", "submitit"):
     sys.modules[name] = None                      # `import name` now raises ImportError
 from helpers.bench import check
-check.main(["--quick", "--device", "cpu", "--budget-s", "600", "--models",
-            "resnet18,vit-2L-2H-128", "--out", {str(tmp / "bench.json")!r},
-            "--results-dir", {str(tmp / "res")!r}])
+check.main(["--dry-run", "--budget-s", "900", "--out-dir", {str(tmp / "out")!r}])
 print("ok")
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=str(tmp), capture_output=True,
-                          text=True, timeout=900, env=dict(os.environ, PYTHONPATH=REPO_ROOT))
+                          text=True, timeout=1200, env=dict(os.environ, PYTHONPATH=REPO_ROOT))
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
-    return tmp
+    return tmp / "out"
 
 
-def test_the_check_writes_every_part_without_the_jupyter_stack(check):
-    bench = json.loads((check / "bench.json").read_text())
-    assert {r["run_name"] for r in bench["runs"]} == {"p1-resnet18", "p1-vit-2L-2H-128"}
-    for r in bench["runs"]:                     # part 1 eager + part 3 compiled, merged
-        assert r["status"] == "complete", r.get("reason")
-        assert {"eager", "compiled"} <= set(r["ours"])
-    summary = json.loads((check / "res" / "gpu_check.json").read_text())
-    assert [summary["parts"][p]["status"] for p in ("bench", "grid", "compile_p1")] == ["done"] * 3
-    assert summary["parts"]["compile_swin"]["status"] == "skipped"
-    record = json.loads((check / "res" / "logs" / "grid_time.json").read_text())
-    assert [row["status"] for row in record["rows"]] == ["complete", "complete"]
+def test_the_dry_run_goes_through_every_part_into_one_folder(check):
+    (bench_file,) = check.glob("cpu-*.json")              # <device-slug>.json
+    bench = json.loads(bench_file.read_text())
+    runs = {r["run_name"]: r for r in bench["runs"]}
+    assert set(runs) == {"p1-resnet18", "p1-vit-2L-2H-128", "p2-swin_tiny-scratch",
+                         "p2-swin_tiny-finetune"}
+    assert all(r["status"] == "complete" for r in runs.values()), runs
+    # Parts 1-3 merged per row: the compile parts' variants beside part 3's eager ones,
+    # and the typical-loop reference and speed-up that only part 3 measures.
+    for name in ("p1-resnet18", "p1-vit-2L-2H-128"):
+        assert {"eager", "compiled"} <= set(runs[name]["ours"])
+    assert {"eager", "fused-eager", "compiled-blocks", "fused-compiled-blocks"} <= set(
+        runs["p2-swin_tiny-scratch"]["ours"])
+    assert all(r.get("reference") and r.get("speedup") for r in runs.values())
+    summary = json.loads((check / "gpu_check.json").read_text())
+    assert {p: summary["parts"][p]["status"] for p in summary["parts"]} == dict(
+        compile_swin="done", compile_p1="done", bench="done", grid="done")
+    record = json.loads((check / "grid" / "logs" / "grid_time.json").read_text())
+    assert [row["status"] for row in record["rows"]] == ["complete"] * 4
     assert all(row["phases"] and row["outside_run_s"] >= 0 for row in record["rows"])
+    # Nothing left behind: no checkpoints, no temporary folders.
+    assert not list((check / "grid").glob("checkpoints/*.pt"))
+    assert not list((check / "grid").glob("gpu-check-*"))
+
+
+def test_a_stale_checkpoint_in_the_grid_folder_does_not_break_a_rerun(tmp_path):
+    """A row cut at the deadline by an earlier check (other sizes, so another config)
+    must not make the next check's row fail with CheckpointMismatchError."""
+    import torch
+    from helpers.bench import check
+    from helpers.bench.runs import select_runs
+    from helpers.checkpoint import save_checkpoint
+    grid_dir = tmp_path / "grid"
+    (grid_dir / "checkpoints").mkdir(parents=True)
+    stale = grid_dir / "checkpoints" / "p1-vit-2L-2H-128.pt"
+    save_checkpoint(str(stale), dict(config=dict(model="vit", epochs=99), epoch=1))
+    import time
+    outcomes, proj = check.grid_rows(select_runs("vit-2L-2H-128"), check.QUICK, str(grid_dir),
+                                     torch.device("cpu"), time.monotonic() + 300)
+    assert [o.status for o in outcomes] == ["complete"], outcomes
+    assert not stale.exists() and proj["rows_projected"] == 1
+    assert not list(grid_dir.glob("gpu-check-*"))
+
+
+def test_a_row_measured_again_keeps_what_only_the_first_measurement_took():
+    from helpers.bench.tables import merge_previous
+    ref = dict(images_per_s=100.0)
+    old = dict(runs=[dict(run_name="p1-resnet18", status="complete", primary="eager",
+                          ours=dict(eager=dict(images_per_s=400.0)), reference=ref,
+                          speedup=4.0, measured="t1")], data_path=[1])
+    new = dict(runs=[dict(run_name="p1-resnet18", status="complete", primary="compiled",
+                          ours=dict(compiled=dict(images_per_s=500.0)), measured="t2")],
+               data_path=None)
+    merge_previous(new, old)
+    (row,) = new["runs"]
+    assert set(row["ours"]) == {"eager", "compiled"} and row["reference"] == ref
+    assert row["speedup"] == pytest.approx(500.0 / 100.0)
+    assert row["measured_parts"] == ["t1", "t2"] and new["data_path"] == [1]
+    failed = dict(runs=[dict(run_name="p1-resnet18", status="failed")], data_path=None)
+    merge_previous(failed, old)                       # a failed re-measurement keeps the old
+    assert failed["runs"][0]["ours"] == old["runs"][0]["ours"]
 
 
 def test_the_projection_is_the_stated_rule_applied_to_the_results(check):
-    summary = json.loads((check / "res" / "gpu_check.json").read_text())
-    record = json.loads((check / "res" / "logs" / "grid_time.json").read_text())
+    summary = json.loads((check / "gpu_check.json").read_text())
+    record = json.loads((check / "grid" / "logs" / "grid_time.json").read_text())
     proj = summary["projection"]
-    assert proj["rows_projected"] == proj["rows_in_grid"] == 2
+    assert proj["rows_projected"] == proj["rows_in_grid"] == 4
     for row in record["rows"]:
-        r = json.loads((check / "res" / f"{row['run']}.json").read_text())
+        r = json.loads((check / "grid" / f"{row['run']}.json").read_text())
         p, n_tr, n_te = proj["rows"][row["run"]], r["dataset"]["n_train"], r["dataset"]["n_test"]
-        epochs = EPOCHS[1]
+        epochs = EPOCHS[r["problem"]]
         assert p["train_s"] == pytest.approx(r["epoch_time_s"] * epochs * CIFAR100_SIZES[0] / n_tr)
         per_eval = sum(h["eval_time_s"] for h in r["history"]) / len(r["history"])
         assert p["eval_s"] == pytest.approx(per_eval * epochs * CIFAR100_SIZES[1] / n_te)
@@ -67,7 +116,7 @@ def test_the_projection_is_the_stated_rule_applied_to_the_results(check):
 def test_a_bad_budget_or_model_is_refused_before_anything_runs(tmp_path):
     from helpers.bench import check
     with pytest.raises(SystemExit):
-        check.main(["--budget-s", "-5", "--results-dir", str(tmp_path / "r")])
+        check.main(["--budget-s", "-5", "--out-dir", str(tmp_path / "r")])
     with pytest.raises(SystemExit, match="matches no run"):
-        check.main(["--models", "vgg", "--results-dir", str(tmp_path / "r")])
+        check.main(["--models", "vgg", "--out-dir", str(tmp_path / "r")])
     assert not (tmp_path / "r").exists()

@@ -78,7 +78,8 @@ def test_a_row_on_a_warm_kernel_is_the_row_on_a_cold_one(tmp_path, monkeypatch):
 
 
 def test_a_warm_kernel_has_imported_ahead_without_counting_an_execution():
-    kernel = WarmKernel(imports=("wave", "colorsys"))   # modules nothing else here imports
+    # modules nothing else here imports, and one that is not installed (as thop may not be)
+    kernel = WarmKernel(imports=("wave", "no_such_module_for_this_test", "colorsys"))
     km = kernel.take()
     assert km is not None and alive(km)
     kc = BlockingKernelClient()
@@ -101,7 +102,7 @@ def test_a_warm_kernel_has_imported_ahead_without_counting_an_execution():
 
 
 def test_a_warm_kernel_whose_imports_fail_is_dropped_and_the_pool_closes_what_it_warmed():
-    pool = KernelPool(imports=("no_such_module_for_this_test",))
+    pool = KernelPool(imports=("helpers.no_such_module_for_this_test",))   # installed, broken
     pool.more = True
     assert pool.take() is None                 # nothing warmed for the first row
     pending = pool.pending

@@ -1,19 +1,17 @@
-"""helpers.speed: every speed option computes what the plain path computes, and the rule
-that picks options from a benchmark file picks what the hand-derived break-even says."""
-import json
+"""helpers.speed: every speed option computes what the plain path computes, and the
+defaults are written in code, each resting on a committed measurement."""
 import os
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch._dynamo.utils import counters
 
 from helpers import speed
 from helpers.config import ConfigError, ExperimentConfig
-from helpers.device import device_name, resolve_precision, seed_everything
+from helpers.device import resolve_precision, seed_everything
 from helpers.experiment import Experiment
 from helpers.models import build_model
-from helpers.train import plan_training
 
 CPU = torch.device("cpu")
 FP32 = resolve_precision("fp32", CPU)
@@ -99,31 +97,8 @@ def test_fused_attention_is_refused_for_a_model_without_window_attention():
         speed.set_attention(build_model("vit", 10, dim=32, depth=1, heads=2), True)
 
 
-# ----------------------------------------------------------------------------- the rule
-def _bench_file(folder, cfg, batch, variants, *, device=CPU, precision="fp32"):
-    """A benchmark result with hand-chosen figures for one run, where helpers.speed looks."""
-    run = dict(run_name=cfg.default_run_name(), img_size=cfg.img_size, batch_size=batch,
-               status="complete", measured="2026-12-02T00:00:00+00:00", ours=variants)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{speed.device_slug(device)}.json"
-    path.write_text(json.dumps(dict(kind="speed-benchmark", device=device_name(device),
-                                    precision=precision, runs=[run])))
-    return path
-
-
-# eager: 100 img/s, 1.5 s of warm-up. Compiled: 200 img/s; cold warm-up 11.5 s, so 10 s
-# more than eager; warm 2.5 s, so 1 s more. Compiling saves 1/100 - 1/200 = 0.005 s per
-# image: it pays after 10 / 0.005 = 2,000 images cold, 1 / 0.005 = 200 images warm.
-EAGER = dict(compile=False, images_per_s=100.0, warmup_s=1.0, eval_warmup_s=0.5)
-COMPILED = dict(compile=True, compile_scope="model", images_per_s=200.0, warmup_s=9.0,
-                eval_warmup_s=2.5, warm=dict(warmup_s=2.0, eval_warmup_s=0.5))
-
-
-@pytest.fixture
-def bench_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "bench-results"
-    monkeypatch.setenv(speed.BENCH_RESULTS_ENV, str(folder))
-    return folder
+# ----------------------------------------------------------------------------- the defaults
+CUDA = torch.device("cuda")          # choose() only reads the device's type
 
 
 def vit_cfg(tmp_path, **over):
@@ -132,85 +107,72 @@ def vit_cfg(tmp_path, **over):
     return ExperimentConfig(**dict(base, **over)).resolved()
 
 
-@pytest.mark.parametrize("images, compiled", [(1_990, False), (2_010, True)])
-def test_compile_is_chosen_exactly_past_the_cold_break_even(bench_dir, tmp_path, images, compiled):
-    cfg = vit_cfg(tmp_path)
-    _bench_file(bench_dir, cfg, 64, dict(eager=EAGER, compiled=COMPILED))
-    choice = speed.choose(cfg, device=CPU, precision="fp32", batch_size=64, images=images)
-    assert (choice.compile, choice.compile_scope, choice.fused_attention) == (compiled, "model", False)
-    assert choice.measured_in and "10.0 s cold compile" in choice.reasons[-1]
-    assert speed.break_even_images(100.0, 200.0, 10.0) == pytest.approx(2_000)
+def grid_cfgs():
+    from helpers import grid
+    return [ExperimentConfig(**{k: v for k, v in e.items() if k not in ("label", "run_name")},
+                             device="cpu").resolved() for e in grid.grid()]
 
 
-def test_a_warm_compile_cache_moves_the_break_even(bench_dir, tmp_path):
-    cfg = vit_cfg(tmp_path)
-    _bench_file(bench_dir, cfg, 64, dict(eager=EAGER, compiled=COMPILED))
-    cache = speed.compile_cache_dir(cfg.results_dir)
-    args = dict(device=CPU, precision="fp32", batch_size=64, images=300, cache_dir=cache)
-    assert not speed.choose(cfg, **args).compile               # 3 s eager against 11.5 s
-    os.makedirs(cache)
-    speed.mark_warm(cache, speed.variant_key(cfg, "compiled", 64, "fp32", CPU))
-    warm = speed.choose(cfg, **args)                           # 3 s against 1.5 + 1 s
-    assert warm.compile and "1.0 s warm compile" in warm.reasons[-1]
-    other_batch = speed.variant_key(cfg, "compiled", 32, "fp32", CPU)
-    assert other_batch != speed.variant_key(cfg, "compiled", 64, "fp32", CPU)
+def test_every_run_off_cuda_takes_the_plain_path():
+    for cfg in grid_cfgs():
+        c = speed.choose(cfg, device=CPU)
+        assert (c.compile, c.compile_scope, c.fused_attention) == (False, "model", False)
+        assert c.reasons == [speed.OFF_CUDA_REASON]
 
 
-def test_the_config_wins_and_a_mismatched_measurement_is_not_used(bench_dir, tmp_path):
-    cfg = vit_cfg(tmp_path)
-    _bench_file(bench_dir, cfg, 64, dict(eager=EAGER, compiled=COMPILED))
-    big = dict(device=CPU, precision="fp32", images=10**6)
-    assert speed.choose(cfg, batch_size=64, **big).compile
-    off = vit_cfg(tmp_path, compile=False)
-    choice = speed.choose(off, batch_size=64, **big)
-    assert not choice.compile and "set in the config: compile=False" in choice.reasons[0]
-    for mismatch in (dict(batch_size=32), dict(batch_size=64, precision="bf16")):
-        choice = speed.choose(cfg, **dict(big, **mismatch))
-        assert not choice.compile and choice.measured_in is None
-        assert "no measurement of this run" in choice.reasons[0]
-    forced = speed.choose(vit_cfg(tmp_path, compile=True, compile_scope="blocks"),
-                          batch_size=32, **big)            # not measured: as the config says
+def test_every_cuda_default_has_a_reason_that_names_a_committed_measurement():
+    """The defaults are code, not a lookup of whatever benchmark files a checkout holds;
+    each one names the file it rests on, and that file is in the repository."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for cfg in grid_cfgs():
+        c = speed.choose(cfg, device=CUDA)
+        d = speed.default_for(cfg, CUDA)
+        assert (c.compile, c.compile_scope, c.fused_attention) == \
+            (d.compile, d.compile_scope, d.fused_attention)
+        assert c.reasons == [d.reason]
+        assert speed.H100 in d.reason and os.path.isdir(os.path.join(root, speed.H100))
+        for path in re.findall(r"benchmarks/\S+\.(?:json|md)", d.reason):
+            assert os.path.isfile(os.path.join(root, path)), path
+
+
+def test_the_config_wins_over_the_default(tmp_path):
+    big = vit_cfg(tmp_path, dim=512, depth=8, heads=8, patch_size=4)
+    assert big.default_run_name() == "p1-vit-8L-8H-512"
+    assert speed.choose(big, device=CUDA).compile == speed.CUDA_DEFAULTS[
+        "p1-vit-8L-8H-512"].compile
+    off = speed.choose(vit_cfg(tmp_path, dim=512, depth=8, heads=8, compile=False), device=CUDA)
+    assert not off.compile and off.reasons[0] == "set in the config: compile=False"
+    forced = speed.choose(vit_cfg(tmp_path, compile=True, compile_scope="blocks"), device=CPU)
     assert (forced.compile, forced.compile_scope) == (True, "blocks")
+    assert forced.reasons == ["set in the config: compile=True, compile_scope='blocks'"]
 
 
-def test_fused_attention_is_chosen_for_swin_only_when_measured_faster(bench_dir, tmp_path):
-    swin = ExperimentConfig(model="swin_tiny", img_size=64, device="cpu",
-                            results_dir=str(tmp_path / "r")).resolved()
-    args = dict(device=CPU, precision="fp32", batch_size=16, images=10_000)
-    fast = dict(compile=False, fused_attention=True, images_per_s=150.0, warmup_s=1.0)
-    _bench_file(bench_dir, swin, 16, dict(eager=EAGER, **{"fused-eager": fast}))
-    assert speed.choose(swin, **args).fused_attention
-    _bench_file(bench_dir, swin, 16, dict(eager=EAGER, **{"fused-eager": dict(fast, images_per_s=90.0)}))
-    assert not speed.choose(swin, **args).fused_attention
-    vit = vit_cfg(tmp_path)                                    # a file listing a fused ViT
-    _bench_file(bench_dir, vit, 16, dict(eager=EAGER, **{"fused-eager": fast}))
-    assert not speed.choose(vit, **args).fused_attention
+def test_block_compile_raises_dynamos_cache_limit_for_every_block(monkeypatch):
+    """Swin's blocks share one code object: each block, shape and mode is a cache entry,
+    and past the limit the rest (evaluation first) would run uncompiled."""
+    monkeypatch.setattr(torch._dynamo.config, "cache_size_limit", 8)
+    model = build_model("swin_tiny", 10, img_size=32)
+    regions = list(model.compile_regions())
+    assert len(regions) > 8
+    speed.compiled_forward(model, True, "blocks")
+    assert torch._dynamo.config.cache_size_limit >= speed.ENTRIES_PER_REGION * len(regions)
+    speed.uncompile(model)
 
 
-def test_without_a_benchmark_file_every_run_takes_the_plain_path(bench_dir, tmp_path):
-    for cfg in (vit_cfg(tmp_path), ExperimentConfig(model="swin_small", device="cpu").resolved()):
-        plan = plan_training(cfg, 5_000, CPU, "fp32")
-        assert (plan.compile, plan.compile_scope, plan.fused_attention) == (False, "model", False)
-        assert "no measurement" in plan.speed_reasons[0]
-
-
-def test_a_measured_choice_reaches_the_run_and_warms_its_compile_cache(bench_dir, tmp_path):
-    """End to end: a file that says compiling pays makes Experiment compile (dynamo runs),
-    the result records why, the compile cache sits in the results folder and is marked
-    warm, and the next plan of the same run counts the warm cost."""
-    cfg = vit_cfg(tmp_path, dataset="synthetic", train_subset=64, test_subset=32, epochs=1,
-                  batch_size=16, run_name="tiny")
-    compiled = dict(COMPILED, images_per_s=10**9, warmup_s=1.0, eval_warmup_s=0.5)
-    _bench_file(bench_dir, cfg, 16, dict(eager=EAGER, compiled=compiled))
-    counters.clear()
+def test_a_compiled_run_records_the_graphs_it_compiled_and_each_run_compiles_afresh(tmp_path):
+    """End to end: compile=True makes Experiment compile (dynamo runs), the result says
+    how many graphs compiled, the compile cache sits in the results folder and the
+    environment is restored. A second identical run in the same process compiles again:
+    the compiler is reset per run, so no run inherits (or is starved by) another's cache."""
     env = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    result = Experiment(cfg).run(progress=False)
-    assert counters["stats"]["unique_graphs"] > 0
-    training = result["training"]
-    assert training["compile"] is True and training["speed_measured_in"]
-    assert any("compiled is predicted fastest" in r for r in training["speed_reasons"])
+    graphs = []
+    for name in ("tiny", "tiny-again"):
+        cfg = vit_cfg(tmp_path, dataset="synthetic", train_subset=64, test_subset=32,
+                      epochs=1, batch_size=16, run_name=name, compile=True)
+        training = Experiment(cfg).run(progress=False)["training"]
+        assert training["compile"] is True and training["compile_used"] is True
+        graphs.append(training["compiled_graphs"])
+    assert graphs[0] > 0 and graphs[1] == graphs[0]
     cache = speed.compile_cache_dir(cfg.results_dir)
     assert cache.startswith(os.path.abspath(cfg.results_dir))
     assert os.listdir(cache) and os.environ.get("TORCHINDUCTOR_CACHE_DIR") == env  # restored
-    key = speed.variant_key(cfg, "compiled", 16, "fp32", CPU)
-    assert key in speed.read_warm_index(cache)

@@ -30,7 +30,7 @@ import torch
 
 from ..config import ExperimentConfig, problem_of
 from ..data import make_synthetic
-from .. import speed
+from . import predict
 from ..device import (device_name, resolve_device, resolve_precision, seed_everything,
                       setup_backends)
 from ..grid import EPOCHS, grid
@@ -116,8 +116,8 @@ def compare_variants(ours: dict, cfg) -> dict:
     compiled variant's cold and warm compile cost and break-even in 50k-image epochs."""
     epochs = EPOCHS[cfg.problem]
     images = epochs * EPOCH_IMAGES
-    cold = speed.pick(ours, images, swin=cfg.is_swin)
-    warm = speed.pick(ours, images, swin=cfg.is_swin, warm=set(ours))
+    cold = predict.pick(ours, images, swin=cfg.is_swin)
+    warm = predict.pick(ours, images, swin=cfg.is_swin, warm=set(ours))
     if not cold:                                   # the plain path was not measured
         return dict(primary=next(iter(ours)), new_vs_old=None)
     old, new, new_warm = ours["eager"], cold[0], warm[0]
@@ -131,7 +131,7 @@ def compare_variants(ours: dict, cfg) -> dict:
             w = next(x for x in warm if x.name == name)
             t["compile_cold_s"], t["compile_warm_s"] = c.compile_s, w.compile_s
             for kind, cost in (("cold", c.compile_s), ("warm", w.compile_s)):
-                n = speed.break_even_images(old["images_per_s"], t["images_per_s"], cost)
+                n = predict.break_even_images(old["images_per_s"], t["images_per_s"], cost)
                 t[f"break_even_epochs_{kind}"] = None if n is None else n / EPOCH_IMAGES
     if {"eager", "compiled"} <= set(ours):         # kept for older readers of the file
         out["compile_extra_warmup_s"] = ours["compiled"]["compile_cold_s"]
@@ -324,7 +324,7 @@ def family_sizes(args) -> dict:
 
 
 @contextlib.contextmanager
-def _time_limit(deadline: float | None):
+def time_limit(deadline: float | None):
     """TimeoutError inside the block once time.monotonic() reaches `deadline` (SIGALRM, so
     the main thread of a POSIX process only; elsewhere no limit)."""
     if deadline is None or not hasattr(signal, "setitimer"):
@@ -409,7 +409,7 @@ def main(argv=None, deadline: float | None = None) -> dict | None:
                      reason="not measured: the check's time budget was spent")
         else:
             try:
-                with _time_limit(deadline):
+                with time_limit(deadline):
                     r = bench_run(entry, s, data, device=device, precision=precision,
                                   variants=variants, reference=not args.no_reference,
                                   cache=not args.no_cache, peak=peak)

@@ -65,18 +65,43 @@ def load_for_merge(path: str, **conditions) -> dict | None:
     return old
 
 
+def merge_run(old: dict, new: dict) -> dict:
+    """One row measured again: the new figures win, and what the new measurement did not
+    take (the typical-loop reference and its speed-up, the feature cache, variants it did
+    not time) is kept from the old one. The speed-up is recomputed against the primary
+    variant of the merged row."""
+    merged = {**old, **new}
+    merged["ours"] = {**old.get("ours", {}), **new.get("ours", {})}
+    for key in ("reference", "feature_cache"):
+        if new.get(key) is None and old.get(key) is not None:
+            merged[key] = old[key]
+    ref, primary = merged.get("reference"), merged["ours"].get(merged.get("primary"))
+    if ref and primary:
+        merged["speedup"] = primary["images_per_s"] / ref["images_per_s"]
+    merged["measured_parts"] = sorted({*old.get("measured_parts", [old.get("measured")]),
+                                       new.get("measured")} - {None})
+    return merged
+
+
 def merge_previous(result: dict, old: dict) -> None:
-    """Fill in what this invocation did not measure from the previous file; each kept run
-    carries its own `measured` time, and `kept_from_previous` lists what was kept."""
-    # A re-measurement that failed (out of time, out of memory) keeps the complete one.
+    """Fill in what this invocation did not measure from the previous file. A row measured
+    again is merged with its previous figures (merge_run); a re-measurement that failed
+    (out of time, out of memory) keeps the complete one; `kept_from_previous` lists the
+    rows not measured this time."""
     old_ok = {r["run_name"]: r for r in old.get("runs", []) if r.get("status") == "complete"}
-    result["runs"] = [old_ok.get(r["run_name"], r) if r.get("status") != "complete" else r
-                      for r in result["runs"]]
-    measured = {r["run_name"] for r in result["runs"] if r is not old_ok.get(r["run_name"])}
+    runs = []
+    for r in result["runs"]:
+        prev = old_ok.get(r["run_name"])
+        if prev is None:
+            runs.append(r)
+        elif r.get("status") == "complete":
+            runs.append(merge_run(prev, r))
+        else:
+            runs.append(prev)
+    measured = {r["run_name"] for r in result["runs"]}
     kept = {r["run_name"]: r for r in old.get("runs", []) if r["run_name"] not in measured}
-    result["runs"] = [r for r in result["runs"] if r["run_name"] in measured]
     order = [r["run_name"] for r in grid()]
-    result["runs"] = sorted(result["runs"] + list(kept.values()),
+    result["runs"] = sorted(runs + list(kept.values()),
                             key=lambda r: order.index(r["run_name"]))
     if result["data_path"] is None and old.get("data_path"):
         result["data_path"], kept["data_path"] = old["data_path"], None

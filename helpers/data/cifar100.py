@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from .datasets import Dataset, DatasetFormatError, _dataset_from_arrays, _save_npz_atomic, load_npz
+from .arrays import Dataset, DatasetFormatError, dataset_from_arrays, load_npz, save_npz_atomic
 
 
 class DataUnavailableError(RuntimeError):
@@ -127,7 +127,7 @@ def load_cifar100(data_dir: str = "data", *, download: bool = True) -> Dataset:
     except Exception as e:
         raise DataUnavailableError(_unavailable_message(
             data_dir, f"the files in {folder!r} are unreadable ({e!r}); delete that folder")) from e
-    ds = _dataset_from_arrays(arrays, "cifar100", where=folder)
+    ds = dataset_from_arrays(arrays, "cifar100", where=folder)
     os.makedirs(data_dir, exist_ok=True)
-    _save_npz_atomic(cache, **arrays)
+    save_npz_atomic(cache, **arrays)
     return ds

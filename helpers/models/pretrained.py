@@ -39,11 +39,26 @@ def _cached_hub_file(repo_id: str) -> str | None:
     return None
 
 
+_UNREACHABLE_AT: list[float] = []    # when the last probe failed, in time.monotonic()
+UNREACHABLE_MEMORY_S = 60.0          # a failed probe is believed this long (a grid's rows)
+
+
 def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
     """Can we open a TCP connection to the hub (or the https proxy) within `timeout`?
 
-    Runs in a daemon thread so that a hanging DNS lookup is bounded too.
+    Runs in a daemon thread so that a hanging DNS lookup is bounded too. A failure is
+    remembered for UNREACHABLE_MEMORY_S, so the grid's four fine-tune rows pay one probe.
     """
+    import time
+    if _UNREACHABLE_AT and time.monotonic() - _UNREACHABLE_AT[-1] < UNREACHABLE_MEMORY_S:
+        return False
+    reachable = _probe(timeout)
+    if not reachable:
+        _UNREACHABLE_AT[:] = [time.monotonic()]
+    return reachable
+
+
+def _probe(timeout: float) -> bool:
     url = (os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
            or os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     parsed = urlparse(url if "://" in url else "http://" + url)

@@ -12,8 +12,10 @@ pdf.py       the summary notebook executed with papermill, exported with nbconve
 from .analysis import is_synthetic, md_escape
 from .flags import CEILINGS, Flag, ceiling, flags_md, plausibility_flags
 from .build import Report, build_report, locate_results, summarise, write_report
-from .tables import DEMO_BANNER, header_md, load_runs, table1, table2
+from .pdf import build_pdf, missing_latex_tools
+from .tables import DEMO_BANNER, header_md, load_runs, run_devices, table1, table2
 
 __all__ = ["CEILINGS", "DEMO_BANNER", "Flag", "Report", "build_report", "ceiling", "flags_md",
            "header_md", "is_synthetic", "load_runs", "locate_results", "md_escape",
-           "plausibility_flags", "summarise", "table1", "table2", "write_report"]
+           "plausibility_flags", "build_pdf", "missing_latex_tools", "run_devices", "summarise",
+           "table1", "table2", "write_report"]

@@ -5,14 +5,10 @@ prose cannot contradict a table. An explanation appears only when the numbers su
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from .. import grid
 from ..config import SWIN_VARIANTS
 from .seeds import TEST_NAME, compare, seed_rows
-
-if TYPE_CHECKING:
-    from .flags import Flag
 
 MODE_LABELS = {"finetune": "Fine-tuned (frozen backbone)", "finetune_full": "Fine-tuned (full)",
                "scratch": "From scratch"}
@@ -50,7 +46,7 @@ def table_rows(runs: dict, problem: int) -> list[tuple[str, str, str, dict | Non
     return rows
 
 
-def _fixed(x, digits: int = 2) -> str:
+def fmt_fixed(x, digits: int = 2) -> str:
     return DASH if x is None else f"{x:.{digits}f}"
 
 
@@ -63,12 +59,12 @@ def md_escape(text: str) -> str:
     return "".join("\\" + ch if ch in MD_SPECIALS else ch for ch in text)
 
 
-def _acc(r: dict) -> float:
+def shown_acc(r: dict) -> float:
     """Accuracy rounded as the tables show it, so every comparison matches the tables."""
     return round(float(r["test_acc"]), 2)
 
 
-def _epochs(r: dict) -> int:
+def epochs_of(r: dict) -> int:
     return (r.get("config") or {}).get("epochs") or len(r.get("history") or [])
 
 
@@ -125,7 +121,7 @@ def _two_se(ra: dict | None, rb: dict | None) -> float | None:
     n = min(((r or {}).get("dataset") or {}).get("n_test") or 0 for r in (ra, rb))
     if not (ra and rb and n):
         return None
-    pa, pb = _acc(ra) / 100, _acc(rb) / 100
+    pa, pb = shown_acc(ra) / 100, shown_acc(rb) / 100
     return 200 * ((pa * (1 - pa) + pb * (1 - pb)) / n) ** 0.5
 
 
@@ -169,7 +165,7 @@ def _size_trend(sized: list, accs: list[float]) -> str:
 
 
 def _budget(r: dict) -> tuple:
-    return ((r.get("dataset") or {}).get("n_train"), _epochs(r))
+    return ((r.get("dataset") or {}).get("n_train"), epochs_of(r))
 
 
 def budget_line(rows: list) -> str:
@@ -195,24 +191,24 @@ def analysis_problem1(runs: dict) -> str:
     if len(rows) >= 2:
         out.append(budget_line(rows))
     synthetic = any(is_synthetic(r) for *_, r in rows)
-    ranked = sorted(rows, key=lambda row: -_acc(row[3]))     # stable: ties keep table order
+    ranked = sorted(rows, key=lambda row: -shown_acc(row[3]))     # stable: ties keep table order
     (_, bl, _, br), rest = ranked[0], ranked[1:]
     if not rest:
-        out.append(f"**Best model:** {bl} with {_acc(br):.2f} % test accuracy "
+        out.append(f"**Best model:** {bl} with {shown_acc(br):.2f} % test accuracy "
                    "(the only complete run).")
-    elif _acc(rest[0][3]) == _acc(br):
-        out.append(f"**Best model:** {bl} and {rest[0][1]} tie at {_acc(br):.2f} %.")
+    elif shown_acc(rest[0][3]) == shown_acc(br):
+        out.append(f"**Best model:** {bl} and {rest[0][1]} tie at {shown_acc(br):.2f} %.")
     else:
-        (_, sl, _, sr), d = rest[0], _acc(br) - _acc(rest[0][3])
-        out.append(f"**Best model:** {bl} with {_acc(br):.2f} % test accuracy, {d:.2f} points "
-                   f"ahead of the runner-up, {sl}, at {_acc(sr):.2f} %{_noise_note(d, br, sr)}.")
+        (_, sl, _, sr), d = rest[0], shown_acc(br) - shown_acc(rest[0][3])
+        out.append(f"**Best model:** {bl} with {shown_acc(br):.2f} % test accuracy, {d:.2f} points "
+                   f"ahead of the runner-up, {sl}, at {shown_acc(sr):.2f} %{_noise_note(d, br, sr)}.")
     res = next((row[3] for row in rows if row[0] == "p1-resnet18"), None)
     vits = [row for row in rows if row[3].get("model") == "vit"]
     if res and vits:
-        _, vl, _, vr = max(vits, key=lambda row: _acc(row[3]))
-        d = _acc(res) - _acc(vr)
-        out.append(f"**ResNet-18 vs the best ViT:** ResNet-18 reaches {_acc(res):.2f} % and the "
-                   f"best ViT, {vl}, {_acc(vr):.2f} %: {_lead(d, 'ResNet-18', vl, res, vr)}. "
+        _, vl, _, vr = max(vits, key=lambda row: shown_acc(row[3]))
+        d = shown_acc(res) - shown_acc(vr)
+        out.append(f"**ResNet-18 vs the best ViT:** ResNet-18 reaches {shown_acc(res):.2f} % and the "
+                   f"best ViT, {vl}, {shown_acc(vr):.2f} %: {_lead(d, 'ResNet-18', vl, res, vr)}. "
                    f"{vl} has "
                    f"{_ratio(vr.get('params'), res.get('params'))} the parameters, "
                    f"{_ratio(vr.get('flops'), res.get('flops'))} the exact FLOPs and "
@@ -238,7 +234,7 @@ def analysis_problem1(runs: dict) -> str:
     sized = sorted((row for row in rows if row[0] in presets),
                    key=lambda row: (row[3].get("params") or 0, presets.index(row[0])))
     if len(sized) >= 2:
-        accs = [_acc(r) for *_, r in sized]
+        accs = [shown_acc(r) for *_, r in sized]
         shape = _size_trend(sized, accs)
         seq = " → ".join(f"{label} {a:.2f} %" for (_, label, _, _), a in zip(sized, accs))
         small, large = sized[0][3], sized[-1][3]
@@ -249,7 +245,7 @@ def analysis_problem1(runs: dict) -> str:
     return "\n\n".join(out)
 
 
-def analysis_problem2(runs: dict, flags: list[Flag] = ()) -> str:
+def analysis_problem2(runs: dict, flags: list = ()) -> str:
     out = ["### Problem 2: Swin, fine-tuned vs from scratch"]
     done = {row[0]: row[3] for row in _done_rows(runs, 2, grid_only=True)}
     if not done:
@@ -262,17 +258,17 @@ def analysis_problem2(runs: dict, flags: list[Flag] = ()) -> str:
         name, get = f"Swin-{v.capitalize()}", (lambda m, v=v: done.get(f"p2-swin_{v}-{m}"))
         sc, fts = get("scratch"), [(m, get(m)) for m in ("finetune_full", "finetune") if get(m)]
         if sc and fts:
-            bm, bft = max(fts, key=lambda mr: _acc(mr[1]))
-            d = _acc(bft) - _acc(sc)
-            parts = ", ".join(f"{MODE_PROSE[m]} {_acc(r):.2f} %" for m, r in fts)
+            bm, bft = max(fts, key=lambda mr: shown_acc(mr[1]))
+            d = shown_acc(bft) - shown_acc(sc)
+            parts = ", ".join(f"{MODE_PROSE[m]} {shown_acc(r):.2f} %" for m, r in fts)
             out.append(f"**{name}, fine-tuned vs from scratch:** {parts}; from scratch "
-                       f"{_acc(sc):.2f} %. " + _cap(_lead(d, f"the {MODE_PROSE[bm]}",
+                       f"{shown_acc(sc):.2f} %. " + _cap(_lead(d, f"the {MODE_PROSE[bm]}",
                                                           "training from scratch", bft, sc)) + ".")
             if d > 0 and not synthetic and not _noisy(d, bft, sc):
                 out.append(f"Pretraining transfers: ImageNet features give the fine-tune a head "
                            f"start that a Swin trained from scratch on "
                            f"{(sc.get('dataset') or {}).get('n_train', 'these')} images does "
-                           f"not make up within {_epochs(sc)} epochs.")
+                           f"not make up within {epochs_of(sc)} epochs.")
             elif d < 0 and not _noisy(d, bft, sc):
                 see = ("flag (a) under " if sc["run_name"] in flagged else "") + \
                     "the plausibility checks below"
@@ -288,12 +284,12 @@ def analysis_problem2(runs: dict, flags: list[Flag] = ()) -> str:
         fr, fu = get("finetune"), get("finetune_full")
         if fr and fu:
             tf, tu = (_round(r.get("epoch_time_s")) for r in (fr, fu))
-            d = _acc(fu) - _acc(fr)
+            d = shown_acc(fu) - shown_acc(fr)
             speed = ("" if tf is None or tu is None or tf == tu else
                      f" (the frozen backbone is {_ratio(max(tf, tu), min(tf, tu))} "
                      f"{'faster' if tf < tu else 'slower'})")
-            out.append(f"**{name}, frozen backbone vs full fine-tuning:** {_fixed(tf)} s vs "
-                       f"{_fixed(tu)} s per epoch{speed}; "
+            out.append(f"**{name}, frozen backbone vs full fine-tuning:** {fmt_fixed(tf)} s vs "
+                       f"{fmt_fixed(tu)} s per epoch{speed}; "
                        + _lead(d, "full fine-tuning", "the frozen backbone", fu, fr) + ".")
             if d > 0 and not synthetic and not _noisy(d, fu, fr):
                 out.append("A frozen backbone only learns a linear read-out of fixed ImageNet "
@@ -307,7 +303,7 @@ def analysis_problem2(runs: dict, flags: list[Flag] = ()) -> str:
         t, s = done.get(f"p2-swin_tiny-{m}"), done.get(f"p2-swin_small-{m}")
         if t and s:
             out.append(f"**Swin-Small vs Swin-Tiny, {label.lower()}:** "
-                       + _lead(_acc(s) - _acc(t), "Swin-Small", "Swin-Tiny", s, t)
+                       + _lead(shown_acc(s) - shown_acc(t), "Swin-Small", "Swin-Tiny", s, t)
                        + f", at {_ratio(s.get('epoch_time_s'), t.get('epoch_time_s'))} "
                          "the time per epoch.")
     sizes = sorted({(r.get("config") or {}).get("img_size") for r in done.values()} - {None})

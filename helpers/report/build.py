@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..atomic import write_text
 from ..paths import REAL_DATASET, RESULTS, at_home, home, report_paths
+from ..records import read_grid_record
 from .analysis import analysis_problem1, analysis_problem2
 from .flags import Flag, flags_md, plausibility_flags
 from .tables import (header_md, load_runs, report_title, table1, table2, time_note,
@@ -43,7 +44,6 @@ class Report:
         return report_title(self.runs)
 
     def record(self) -> dict | None:
-        from ..runner.record import read_grid_record
         return read_grid_record(self.results_dir)
 
     def captions(self) -> dict[str, str]:

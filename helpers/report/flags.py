@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .. import grid
 from ..config import SWIN_VARIANTS, problem_of
-from .analysis import MODE_PROSE, _acc, _epochs, is_synthetic, md_escape
+from .analysis import MODE_PROSE, shown_acc, epochs_of, is_synthetic, md_escape
 from .seeds import seed_rows
 
 
@@ -54,7 +54,7 @@ def _family(r: dict) -> str | None:
 
 def ceiling(r: dict) -> float | None:
     for max_epochs, ceil in CEILINGS.get(_family(r), ()):
-        if max_epochs is None or _epochs(r) <= max_epochs:
+        if max_epochs is None or epochs_of(r) <= max_epochs:
             return ceil
     return None
 
@@ -82,30 +82,30 @@ def plausibility_flags(runs: dict) -> list[Flag]:
         sc = done_rows.get(f"p2-swin_{v}-scratch")
         for mode in ("finetune", "finetune_full"):
             ft = done_rows.get(f"p2-swin_{v}-{mode}")
-            if sc and ft and _epochs(sc) <= SWIN_SCRATCH_EPOCHS and _acc(sc) > _acc(ft):
+            if sc and ft and epochs_of(sc) <= SWIN_SCRATCH_EPOCHS and shown_acc(sc) > shown_acc(ft):
                 note = (" On synthetic data ImageNet features need not help, so this may be "
                         "benign here." if is_synthetic(sc) else "")
                 flags.append(Flag(
                     "a", f"Swin-{v.capitalize()} from scratch beats its pretrained "
-                         f"{MODE_PROSE[mode]} within {_epochs(sc)} epochs",
-                    f"`{sc['run_name']}` {_acc(sc):.2f} % vs `{ft['run_name']}` "
-                    f"{_acc(ft):.2f} %.{note}",
+                         f"{MODE_PROSE[mode]} within {epochs_of(sc)} epochs",
+                    f"`{sc['run_name']}` {shown_acc(sc):.2f} % vs `{ft['run_name']}` "
+                    f"{shown_acc(ft):.2f} %.{note}",
                     "were the pretrained weights really loaded (config.weights, timm tag) and "
                     "is it the intended ImageNet checkpoint; was the 1000-class head replaced "
                     "by a fresh one; " + LEAKAGE_CHECK.format(overlap=_overlap(sc)),
                     [sc["run_name"], ft["run_name"]]))
     for n, r in done.items():
         ceil = ceiling(r) if _ceilings_apply(r) else None
-        if ceil is not None and _acc(r) > ceil:
+        if ceil is not None and shown_acc(r) > ceil:
             flags.append(Flag(
                 "b", f"`{n}` is above the credible ceiling for its model and budget",
-                f"{_acc(r):.2f} % after {_epochs(r)} epochs; ceiling {ceil:.0f} % "
+                f"{shown_acc(r):.2f} % after {epochs_of(r)} epochs; ceiling {ceil:.0f} % "
                 f"({_family(r)}).", LEAKAGE_CHECK.format(overlap=_overlap(r)), [n]))
     for n, r in done.items():
         chance = 100.0 / ((r.get("dataset") or {}).get("num_classes") or 100)
-        if _acc(r) <= chance + CHANCE_MARGIN:
+        if shown_acc(r) <= chance + CHANCE_MARGIN:
             flags.append(Flag(
-                "c", f"`{n}` is at chance", f"{_acc(r):.2f} % vs chance {chance:.2f} %.",
+                "c", f"`{n}` is at chance", f"{shown_acc(r):.2f} % vs chance {chance:.2f} %.",
                 "does the training loss fall at all; is the learning rate too high "
                 "(divergence) or too low; are labels aligned with images; is the input "
                 "normalised; for a fine-tune, were pretrained weights loaded.", [n]))

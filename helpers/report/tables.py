@@ -15,7 +15,7 @@ import pandas as pd
 from .. import grid
 from ..config import CIFAR100_SIZES, NATIVE_IMG_SIZE, synthetic_classes
 from ..results import STATUSES
-from .analysis import DASH, MODE_LABELS, _fixed, is_synthetic, md_escape, table_rows
+from .analysis import DASH, MODE_LABELS, fmt_fixed, is_synthetic, md_escape, table_rows
 from .flags import Flag
 from .seeds import TEST_NAME, seed_rows
 
@@ -95,7 +95,7 @@ def status_text(r: dict | None) -> str | None:
 def _spread(r: dict, key: str) -> str:
     """'41.00' for one seed, '41.00 ± 1.00' (mean ± sample sd) for two or more."""
     sd = r.get(f"{key}_sd")
-    return _fixed(r.get(key)) + ("" if sd is None else f" ± {sd:.2f}")
+    return fmt_fixed(r.get(key)) + ("" if sd is None else f" ± {sd:.2f}")
 
 
 def _seeds(r: dict, status: str | None) -> str:

@@ -11,7 +11,8 @@ cli.py      `python -m helpers.run`: arguments, the report at the end
 """
 from . import demo
 from .cli import P1_EPOCHS, P2_EPOCHS, build_parser, main, resolve_args, select
-from .execute import Outcome, execute, summary_table
+from ..records import Outcome
+from .execute import execute, summary_table
 from .plan import Action, Run, make_plan, next_action, prepare_checkpoint
 
 __all__ = ["demo", "P1_EPOCHS", "P2_EPOCHS", "Action", "Outcome", "Run", "build_parser",

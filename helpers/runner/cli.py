@@ -224,7 +224,7 @@ def top_level_report_free() -> bool:
 def write_report(results_dir: str) -> None:
     """report.md and figures from the results; the PDF too where LaTeX is installed."""
     from ..report import write_report as write_md
-    from ..report.pdf import build_pdf, missing_latex_tools
+    from ..report import build_pdf, missing_latex_tools
     out = report_paths(results_dir)
     rep = write_md(at_home(results_dir), out["md"], out["figures"])
     print(f"\nwrote {shown(out['md'])} ({len(rep.runs)} result files, "
@@ -303,7 +303,7 @@ def main(argv=None, entries: list[dict] | None = None) -> int:
     print(f"\n{summary_table(outcomes)}\ntotal wall time {rows_s:.0f} s")
     # The time record: once before the report (so the report shows this grid's time),
     # and again after it with the total, report and PDF included.
-    from .record import write_grid_record
+    from ..records import write_grid_record
     settings = dict(demo=args.demo_preset.name if args.demo_preset else None,
                     executor=args.executor, notebooks=args.notebooks, dataset=args.dataset,
                     seeds=args.seeds, device=args.device, warm_kernels=kernels is not None)

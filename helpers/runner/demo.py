@@ -46,12 +46,15 @@ class DemoPreset:
         raise KeyError(f"demo preset {self.name}: no budget for {run_name}")
 
 
-TEST_IMAGES = 200     # the same test set for every row: comparable accuracies
+TEST_IMAGES = 100     # the same test set for every row: comparable accuracies
 
 # One budget per problem, so the comparisons within a problem are like for like: the
 # costliest row (ViT 8L-8H-512 in Problem 1, Swin-Small in Problem 2) sets how many
-# images and epochs the problem can afford within the CPU budget.
-P1_CPU, P2_CPU = (400, TEST_IMAGES, 3), (600, TEST_IMAGES, 4)
+# images and epochs the problem can afford. The whole demo must take at most 6 minutes
+# on a 2-core CPU, of which about 110 s go to kernel starts, imports, checkpoints and the
+# report; training and evaluation cost about 10 img/s for the largest ViT and 30 img/s
+# for Swin-Small at 32 px on such a CPU, so these sizes leave them about 4 minutes.
+P1_CPU, P2_CPU = (200, TEST_IMAGES, 3), (300, TEST_IMAGES, 4)
 CPU = DemoPreset(
     name="cpu",
     dataset="synthetic-25",

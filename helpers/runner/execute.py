@@ -8,26 +8,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
 
 from ..notebooks import NOTEBOOKS, cell_seconds, default_results_dir, execute_notebook
 from ..paths import REPO_ROOT, at_home
+from ..records import Outcome
 from . import locks
 from .plan import Run, discard_checkpoint, next_action, prepare_checkpoint, short, shown
-
-
-@dataclass
-class Outcome:
-    run: str
-    status: str                         # complete | failed | skipped
-    note: str = ""
-    test_acc: float | None = None
-    epoch_time_s: float | None = None
-    wall_s: float | None = None         # None: not executed this time
-    reason: str | None = None
-    log: str | None = None              # where to read what happened: notebook or log file
-    cells_s: float | None = None        # the executed notebook's code cells, summed
-    warm_kernel: bool | None = None     # ran on a kernel started ahead (runner/kernels.py)
 
 
 def is_synthetic(dataset) -> bool:

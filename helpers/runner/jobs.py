@@ -32,7 +32,8 @@ import submitit
 from ..paths import REPO_ROOT, at_home
 from . import locks
 from .locks import LOCAL_TIMEOUT_MIN, LOGS, SLURM_TIMEOUT_MIN, logs_dir  # noqa: F401
-from .execute import Outcome, execute, record
+from ..records import Outcome
+from .execute import execute, record
 from .plan import Run, is_complete, next_action, short, shown
 
 

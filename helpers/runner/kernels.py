@@ -36,6 +36,17 @@ def want_warm_kernels(choice: str, device: str) -> bool:
         return False
 
 
+def warm_import_code(imports) -> str:
+    """The code a warm kernel runs: each module imported if it is installed (thop, say, is
+    optional: a missing one must not make the whole warm kernel unusable)."""
+    names = ", ".join(repr(m) for m in imports)
+    return ("import importlib, importlib.util\n"
+            f"for _m in ({names},):\n"
+            "    if importlib.util.find_spec(_m.split('.')[0]) is not None:\n"
+            "        importlib.import_module(_m)\n"
+            "del _m")
+
+
 class WarmKernel:
     """A kernel started now, with WARM_IMPORTS sent to it; `take()` hands it over."""
 
@@ -53,7 +64,7 @@ class WarmKernel:
         self.kc.load_connection_info(self.km.get_connection_info())
         self.kc.start_channels(hb=False)     # no heartbeat thread: take() has its deadline
         # silent, no history: the notebook's first cell is still execution count 1.
-        self.msg_id = self.kc.execute(f"import {', '.join(imports)}", silent=True,
+        self.msg_id = self.kc.execute(warm_import_code(imports), silent=True,
                                       store_history=False)
 
     def take(self, timeout: float = READY_TIMEOUT_S):

@@ -1,75 +1,10 @@
-"""The grid's time record: how long a `python -m helpers.run` took, row by row and in
-all, written to <results>/logs/grid_time.json (beside the jobs' logs, so the report's
-loader, which reads the folder's *.json result files, never mistakes it for a result).
-
-Each row's wall time is what the runner measured around it (kernel or job start, data,
-model, measurement, training, evaluation, result writing); its training and evaluation
-seconds come from its result file, and so does its split into phases (the result's
-"phases": data, build and measure, setup, compile and warm-up, training, evaluation,
-checkpoint writes). What the row's wall time holds beyond Experiment.run() is
-`outside_run_s`: kernel start and imports, the notebook's other cells, writing the result
-and the executed notebook. For a notebook row it is split in two from the executed
-notebook's cell clocks: `kernel_s` (the row's wall time minus its code cells: kernel start,
-or the wait for a kernel warmed ahead, and papermill's reading and writing) and
-`cells_outside_run_s` (the cells around Experiment.run(): imports, plots); `warm_kernel`
-says whether the row ran on a kernel started ahead (runner/kernels.py). `total_s` runs
-from the runner's start to the end of the report (PDF included when one was built).
-"""
+"""The README's demo paragraph, from the last demo's time record and result files
+(`make demo-readme`). The record itself is defined in helpers/records.py."""
 from __future__ import annotations
-
-import json
-import os
-import platform
 
 from ..atomic import write_text
 from ..paths import at_home
-
-RECORD = os.path.join("logs", "grid_time.json")
-
-
-def record_path(results_dir: str) -> str:
-    return os.path.join(at_home(results_dir), RECORD)
-
-
-def write_grid_record(results_dir: str, outcomes: list, *, rows_s: float, total_s: float,
-                      started: str, finished: str, settings: dict) -> str:
-    """Write the record (atomically) and return its path."""
-    from ..results import _git, read_result
-    rows = []
-    for o in outcomes:
-        path = os.path.join(at_home(results_dir), f"{o.run}.json")
-        try:
-            r = read_result(path)
-        except (OSError, ValueError):
-            r = {}
-        phases = r.get("phases") if o.wall_s is not None else None   # only rows run now
-        outside = (max(0.0, o.wall_s - phases["run_s"])
-                   if phases and phases.get("run_s") is not None else None)
-        cells = o.cells_s
-        split = outside is not None and cells is not None
-        rows.append(dict(run=o.run, status=o.status, note=o.note, wall_s=o.wall_s,
-                         train_s=r.get("total_train_time_s"), eval_s=r.get("eval_time_s"),
-                         device=(r.get("provenance") or {}).get("device"),
-                         phases=phases, outside_run_s=outside,
-                         kernel_s=max(0.0, o.wall_s - cells) if split else None,
-                         cells_outside_run_s=max(0.0, cells - phases["run_s"]) if split else None,
-                         warm_kernel=o.warm_kernel))
-    record = dict(started=started, finished=finished, rows_s=rows_s, total_s=total_s,
-                  executed=sum(1 for o in outcomes if o.wall_s is not None),
-                  git_commit=_git("rev-parse", "HEAD"), python=platform.python_version(),
-                  settings=settings, rows=rows)
-    path = record_path(results_dir)
-    write_text(path, json.dumps(record, indent=1) + "\n")
-    return path
-
-
-def read_grid_record(results_dir: str) -> dict | None:
-    try:
-        with open(record_path(results_dir), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
+from ..records import RECORD, read_grid_record, record_path, write_grid_record  # noqa: F401
 
 # ----------------------------------------------------------------------------- README
 START, END = "<!-- demo:start -->", "<!-- demo:end -->"
@@ -78,7 +13,7 @@ START, END = "<!-- demo:start -->", "<!-- demo:end -->"
 def demo_summary(results_dir: str) -> str:
     """What the last recorded demo showed and how long it took, from its time record and
     result files only (README: `make demo-readme`)."""
-    from ..report.tables import load_runs, run_devices
+    from ..report import load_runs, run_devices
     record = read_grid_record(results_dir)
     if not record or record.get("total_s") is None:
         raise SystemExit(f"error: no complete time record in {record_path(results_dir)}; "

@@ -1,0 +1,140 @@
+"""The package's architecture, read from its imports (every import, function-level ones
+included): a DAG with the core at the bottom, no upward imports, no private names
+crossing modules."""
+import ast
+import os
+
+from helpers.paths import REPO_ROOT
+
+PKG = os.path.join(REPO_ROOT, "helpers")
+# The layers, bottom up; a module may import its own layer's modules and those below.
+# The runner, the report and the benchmark sit side by side above the core and the
+# shared file formats (records); the runner may use the report's public API to write
+# the report at the end of a grid, nothing else crosses between the three.
+CORE = "core"
+LAYER = {"records": 1, "report": 2, "bench": 2, "runner": 3, "colab": 2}
+PERIPHERY = {"report", "bench", "runner"}
+ALIAS = {"run": "runner"}   # helpers/run.py: the `python -m helpers.run` entry point
+
+
+def modules():
+    out = {}
+    for folder, _, files in os.walk(PKG):
+        for f in files:
+            if f.endswith(".py"):
+                path = os.path.join(folder, f)
+                rel = os.path.relpath(path, REPO_ROOT)[:-3].replace(os.sep, ".")
+                out[rel.removesuffix(".__init__")] = path
+    return out
+
+
+def imports_of(name, path):
+    """(imported module, imported names) for every import in the file."""
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    is_pkg = path.endswith("__init__.py")
+    base = name.split(".") if is_pkg else name.split(".")[:-1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("helpers"):
+                    yield a.name, []
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = base[:len(base) - node.level + 1]
+                mod = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            if mod.startswith("helpers"):
+                yield mod, [a.name for a in node.names]
+
+
+def resolve(mod, names, known):
+    """The modules an import touches: `from helpers.x import y` is helpers.x.y when y is a
+    submodule, else helpers.x."""
+    targets = [f"{mod}.{n}" for n in names if f"{mod}.{n}" in known]
+    rest = [n for n in names if f"{mod}.{n}" not in known]
+    if rest or not names:
+        targets.append(mod)
+    return targets
+
+
+def layer(mod):
+    parts = mod.split(".")
+    if len(parts) == 1:
+        return "package"
+    top = ALIAS.get(parts[1], parts[1])
+    return top if top in LAYER else CORE
+
+
+def graph():
+    known = modules()
+    edges = {m: set() for m in known}
+    private = []
+    for m, path in known.items():
+        for mod, names in imports_of(m, path):
+            for t in resolve(mod, names, known):
+                if t in known and t != m:
+                    edges[m].add(t)
+            private += [(m, mod, n) for n in names
+                        if n.startswith("_") and not n.startswith("__") and mod != m]
+    return known, edges, private
+
+
+def test_no_private_name_is_imported_across_modules():
+    _, _, private = graph()
+    assert not private, private
+
+
+def test_the_import_graph_is_a_dag():
+    known, edges, _ = graph()
+    edges = {m: {t for t in ts if t != "helpers"} for m, ts in edges.items()}
+    state, cycles = {}, []
+
+    def visit(m, stack):
+        state[m] = "open"
+        for t in sorted(edges[m]):
+            if state.get(t) == "open":
+                cycles.append(stack[stack.index(t):] + [t])
+            elif t not in state:
+                visit(t, stack + [t])
+        state[m] = "done"
+    for m in sorted(known):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, cycles
+
+
+def test_no_module_imports_upwards_or_sideways():
+    known, edges, _ = graph()
+    rank = {CORE: 0, **LAYER}
+    bad = []
+    for m, targets in edges.items():
+        lm = layer(m)
+        if lm == "package":
+            continue                      # the package's public facade, lazy by design
+        for t in targets:
+            lt = layer(t)
+            if lt == "package" or lt == lm:
+                continue
+            allowed = rank[lt] < rank[lm]
+            if lm in PERIPHERY and lt in PERIPHERY:
+                allowed = lm == "runner" and t == "helpers.report"   # its public API only
+            if not allowed:
+                bad.append(f"{m} -> {t}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_core_never_imports_the_optional_machinery():
+    """The notebooks' core runs where submitit, papermill and Jupyter are absent."""
+    known, _, _ = graph()
+    heavy = ("submitit", "papermill", "jupyter_client", "nbclient")
+    bad = []
+    for m, path in known.items():
+        if layer(m) != CORE or m == "helpers.notebooks":
+            continue                      # notebooks.py imports papermill lazily, to run them
+        tree = ast.parse(open(path, encoding="utf-8").read())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{m} imports {n}" for n in names if n.split(".")[0] in heavy]
+    assert not bad, "\n".join(bad)
