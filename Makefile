@@ -15,8 +15,12 @@ $(VENV_OK): $(LOCK) pyproject.toml
 
 setup: $(VENV_OK)
 
-test: $(VENV_OK)
+test: $(VENV_OK) lint
 	$(PY) -m pytest -q tests
+
+.PHONY: lint
+lint: $(VENV_OK)
+	$(PY) -m ruff check helpers tests
 
 # The torch-sensitive tests on the oldest torch/torchvision that requirements.txt allows,
 # in a second venv (requirements/oldest.lock), so the lower bounds are tested too.
@@ -60,6 +64,12 @@ gpu-check: $(VENV_OK)
 	$(PY) -m helpers.bench.check $(BENCH_ARGS)
 
 # report.md + figures/ from the result JSONs (reads results only, never trains).
+# Point every notebook's setup cell (REPO_URL) and the README's Colab badges at this
+# clone's origin, or at URL=...
+.PHONY: colab
+colab:
+	python3 -m helpers.colab $(URL)
+
 # Unset RESULTS_DIR: what notebooks/summary.ipynb reads at its defaults (results/cifar100,
 # else the one other folder under results/). Another: make report RESULTS_DIR=results/demo
 RESULTS_DIR ?=

@@ -121,7 +121,12 @@ def test_merge_remeasures_only_the_named_runs(quick, tmp_path):
     assert [r["run_name"] for r in merged["runs"]] == ["p1-resnet18", "p1-vit-2L-2H-128"]
     assert merged["runs"][0] == first["runs"][0]                   # kept as it was
     assert merged["runs"][1]["measured"] >= first["runs"][1]["measured"]
-    assert "reference" not in merged["runs"][1]                     # re-measured, not kept
+    # Re-measured without the typical loop: the earlier reference is kept, and the
+    # speed-up is recomputed from it and the new figures.
+    row, ref = merged["runs"][1], first["runs"][1]["reference"]
+    assert row["reference"] == ref
+    assert row["speedup"] == pytest.approx(
+        row["ours"][row["primary"]]["images_per_s"] / ref["images_per_s"])
     assert merged["data_path"] == first["data_path"]
     assert merged["kept_from_previous"] == ["data_path", "p1-resnet18"]
     with pytest.raises(SystemExit, match="precision"):

@@ -79,3 +79,46 @@ def test_the_plan_records_the_batch_lowered_for_memory():
                          memory_batch=(64, "halved to fit"))
     assert plan.batch_size == 64 and plan.steps_per_epoch == 5000 // 64
     assert plan.batch_rule == "halved to fit"
+
+
+def test_tf32_is_set_without_the_deprecated_flags_where_torch_has_the_new_api():
+    import warnings
+    from helpers.device import set_tf32, tf32
+    before = tf32()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")               # torch >= 2.9 warns on allow_tf32
+            set_tf32(matmul=True, conv=True)
+            assert tf32() == (True, True)
+            set_tf32(matmul=False, conv=True)
+            assert tf32() == (False, True)
+    finally:
+        set_tf32(*before)
+
+
+def test_the_frozen_backbones_feature_pass_runs_with_evaluations_kernels(monkeypatch):
+    """The feature cache's one pass uses eval-sized batches: like evaluate(), it must run
+    inside eval_kernels (no cuDNN autotune of shapes training never uses)."""
+    import contextlib
+    from helpers import train
+    from helpers.data import DeviceLoader, make_synthetic
+    inside = []
+
+    @contextlib.contextmanager
+    def spy(device):
+        inside.append(True)
+        yield
+        inside.append(False)
+    monkeypatch.setattr(train, "eval_kernels", spy)
+    seen = []
+
+    class Backbone(torch.nn.Module):
+        def forward_features(self, x):
+            seen.append(inside[-1] if inside else False)
+            return x.mean((2, 3))
+    data = make_synthetic(8, 4, num_classes=2, seed=0)
+    loader = DeviceLoader(data.x_train, data.y_train, batch_size=4, device="cpu", train=False,
+                          mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    from helpers.device import Precision
+    feats = train._backbone_features(Backbone(), loader, Precision("fp32", "cpu"))
+    assert feats.shape == (8, 3) and seen and all(seen)
