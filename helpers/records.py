@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from .atomic import write_text
 from .paths import at_home
+from .results import git_output, read_result
 
 RECORD = os.path.join("logs", "grid_time.json")
 
@@ -53,7 +54,6 @@ def record_path(results_dir: str) -> str:
 def write_grid_record(results_dir: str, outcomes: list, *, rows_s: float, total_s: float,
                       started: str, finished: str, settings: dict) -> str:
     """Write the record (atomically) and return its path."""
-    from ..results import _git, read_result
     rows = []
     for o in outcomes:
         path = os.path.join(at_home(results_dir), f"{o.run}.json")
@@ -75,7 +75,7 @@ def write_grid_record(results_dir: str, outcomes: list, *, rows_s: float, total_
                          warm_kernel=o.warm_kernel))
     record = dict(started=started, finished=finished, rows_s=rows_s, total_s=total_s,
                   executed=sum(1 for o in outcomes if o.wall_s is not None),
-                  git_commit=_git("rev-parse", "HEAD"), python=platform.python_version(),
+                  git_commit=git_output("rev-parse", "HEAD"), python=platform.python_version(),
                   settings=settings, rows=rows)
     path = record_path(results_dir)
     write_text(path, json.dumps(record, indent=1) + "\n")

@@ -159,15 +159,22 @@ def compiled_forward(model: torch.nn.Module, compile: bool, scope: str = "model"
         # (training, evaluation, the last partial batch): past dynamo's limit (8 by
         # default) the later ones, evaluation first, would silently run uncompiled.
         limit = ENTRIES_PER_REGION * len(regions) + 8
-        dynamo = torch._dynamo.config
-        dynamo.cache_size_limit = max(dynamo.cache_size_limit, limit)
-        if hasattr(dynamo, "accumulated_cache_size_limit"):
-            dynamo.accumulated_cache_size_limit = max(dynamo.accumulated_cache_size_limit,
-                                                      limit)
+        for name in (recompile_limit_name(), "accumulated_recompile_limit",
+                     "accumulated_cache_size_limit"):
+            if hasattr(torch._dynamo.config, name):
+                setattr(torch._dynamo.config, name,
+                        max(getattr(torch._dynamo.config, name), limit))
         for block in regions:
             block.compile(backend=COMPILE_BACKEND)
         return model
     return torch.compile(model, backend=COMPILE_BACKEND)
+
+
+def recompile_limit_name() -> str:
+    """dynamo's per-code-object cache limit: recompile_limit (newer torch) or
+    cache_size_limit (older)."""
+    return ("recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit")
+            else "cache_size_limit")
 
 
 def reset_compiler() -> None:

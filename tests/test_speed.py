@@ -147,16 +147,19 @@ def test_the_config_wins_over_the_default(tmp_path):
     assert forced.reasons == ["set in the config: compile=True, compile_scope='blocks'"]
 
 
-def test_block_compile_raises_dynamos_cache_limit_for_every_block(monkeypatch):
+def test_block_compile_raises_dynamos_cache_limit_for_every_block():
     """Swin's blocks share one code object: each block, shape and mode is a cache entry,
     and past the limit the rest (evaluation first) would run uncompiled."""
-    monkeypatch.setattr(torch._dynamo.config, "cache_size_limit", 8)
-    model = build_model("swin_tiny", 10, img_size=32)
-    regions = list(model.compile_regions())
-    assert len(regions) > 8
-    speed.compiled_forward(model, True, "blocks")
-    assert torch._dynamo.config.cache_size_limit >= speed.ENTRIES_PER_REGION * len(regions)
-    speed.uncompile(model)
+    name = speed.recompile_limit_name()
+    # dynamo's own patch(), not pytest's monkeypatch: the latter deletes the setting on
+    # undo, and a deleted dynamo setting hides it from every later compile.
+    with torch._dynamo.config.patch({name: 8}):
+        model = build_model("swin_tiny", 10, img_size=32)
+        regions = list(model.compile_regions())
+        assert len(regions) > 8
+        speed.compiled_forward(model, True, "blocks")
+        assert getattr(torch._dynamo.config, name) >= speed.ENTRIES_PER_REGION * len(regions)
+        speed.uncompile(model)
 
 
 def test_a_compiled_run_records_the_graphs_it_compiled_and_each_run_compiles_afresh(tmp_path):

@@ -201,7 +201,7 @@ def main(argv=None) -> dict:
         summary["parts"][name] = dict(status=status, seconds=time.monotonic() - s, note=note)
         save()
 
-    quick = ["--quick"] if args.quick else []
+    quick = ["--quick", "--img-size", str(QUICK["p2_img_size"])] if args.quick else []
     common = quick + ["--device", str(device), "--out", out, "--merge",
                       "--readme", *(args.readme or [])]
     only = ["--no-reference", "--no-cache", "--no-data-path"]

@@ -55,11 +55,11 @@ SIZES = {
     "full": {"p1": dict(batch_size=None, eval_batch_size=None, steps=30, warmup_steps=10,
                         eval_steps=5, repeats=3),
              "swin": dict(batch_size=None, eval_batch_size=None, steps=20, warmup_steps=5,
-                          eval_steps=5, repeats=3)},
+                          eval_steps=5, repeats=3, img_size=None)},
     "quick": {"p1": dict(batch_size=32, eval_batch_size=64, steps=4, warmup_steps=1,
                          eval_steps=1, repeats=1),
               "swin": dict(batch_size=8, eval_batch_size=16, steps=2, warmup_steps=1,
-                           eval_steps=1, repeats=1)},
+                           eval_steps=1, repeats=1, img_size=None)},
 }
 # Data path only: (image side, batch size, timed batches) per mode. At 224 px the batch is
 # Swin's training batch in both modes, so the figure is for the batches the engine really
@@ -97,8 +97,8 @@ def run_config(entry: dict, sizes: dict, device, precision) -> ExperimentConfig:
     is the one the engine picks for a CIFAR-100-sized (50,000-image) training set."""
     params = {k: v for k, v in entry.items() if k != "label"}
     params.update(dataset="synthetic", device=str(device), precision=precision.name, seed=0)
-    for key in ("batch_size", "eval_batch_size"):
-        if sizes[key]:
+    for key in ("batch_size", "eval_batch_size", "img_size"):
+        if sizes.get(key):
             params[key] = sizes[key]
     cfg = ExperimentConfig.from_params(**params).resolved()
     return dataclasses.replace(cfg, batch_size=cfg.train_batch_size(EPOCH_IMAGES))
@@ -269,6 +269,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--attention", default="auto", choices=["auto", "timm", "fused", "both"],
                    help="Swin window attention: timm's written-out softmax, fused (SDPA), or "
                         "both; auto = both on CUDA, timm elsewhere")
+    p.add_argument("--img-size", type=int,
+                   help="input side of the Swin runs (default: the grid's); a smaller side "
+                        "makes a CPU dry run affordable")
     p.add_argument("--batch-size", type=int, help="training batch for every run")
     p.add_argument("--eval-batch-size", type=int, help="evaluation batch for every run")
     p.add_argument("--steps", type=int, help="timed training steps per pass")
@@ -295,7 +298,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "and re-derive TFLOP/s and MFU from its measured images/s (no timing)")
     args = p.parse_args(argv)
     for name in ("batch_size", "eval_batch_size", "steps", "warmup_steps", "eval_steps",
-                 "repeats", "threads"):
+                 "repeats", "threads", "img_size"):
         v = getattr(args, name)
         if v is not None and v < (0 if name == "warmup_steps" else 1):
             p.error(f"--{name.replace('_', '-')}={v}: must be a positive integer")
