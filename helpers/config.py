@@ -104,6 +104,23 @@ def synthetic_classes(dataset: str) -> int | None:
                          f"to {SYNTHETIC_MAX_CLASSES}, e.g. synthetic-10")
     return int(tail)
 
+
+def is_synthetic_dataset(dataset) -> bool:
+    """True for 'synthetic' and a well-formed 'synthetic-<C>'."""
+    try:
+        return synthetic_classes(dataset) is not None
+    except ValueError:
+        return False
+
+
+def swin_variant(model: str) -> str:
+    """'swin_tiny' -> 'tiny': the Swin size a model name stands for."""
+    if not (isinstance(model, str) and model.removeprefix("swin_") in SWIN_VARIANTS
+            and model.startswith("swin_")):
+        raise ValueError(f"model={model!r} is not a Swin model; Swin models are "
+                         f"{', '.join('swin_' + v for v in SWIN_VARIANTS)}")
+    return model.removeprefix("swin_")
+
 # When batch_size is left unset, the per-model default is halved until an epoch has at
 # least MIN_STEPS_PER_EPOCH optimiser steps (never below MIN_AUTO_BATCH). CIFAR-100 keeps
 # the defaults (50,000 / 512 = 97 steps); 1,400 images get 64 (21 steps), where 512
