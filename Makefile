@@ -27,7 +27,8 @@ lint: $(VENV_OK)
 OLD_PY := .venv-oldest/bin/python
 OLD_OK := .venv-oldest/.installed
 TORCH_TESTS := tests/test_measure.py tests/test_models.py tests/test_train.py \
-               tests/test_data.py tests/test_resume.py tests/test_environment.py
+               tests/test_data.py tests/test_loader.py tests/test_net.py tests/test_resume.py \
+               tests/test_environment.py
 
 $(OLD_OK): requirements/oldest.lock pyproject.toml
 	test -x $(OLD_PY) || python3 -m venv .venv-oldest
@@ -92,7 +93,7 @@ demo: $(VENV_OK)
 # time record and result files: run after `make demo`.
 .PHONY: demo-readme
 demo-readme: $(VENV_OK)
-	$(PY) -m helpers.runner.record results/demo --readme README.md
+	$(PY) -m helpers.runner.demo_readme results/demo --readme README.md
 
 # The real CIFAR-100 grid (wants a GPU): results/cifar100/, then report.md, figures/,
 # report.pdf. Run it again after an interruption: finished runs are kept, others resume.

@@ -11,6 +11,8 @@ import torch
 
 from .atomic import atomic_path
 from .config import config_changes
+from .device import set_rng_state
+
 
 class CheckpointUnusableError(RuntimeError):
     """A checkpoint exists for this run but cannot resume it; the message says what to do."""
@@ -37,3 +39,59 @@ def check_compatible(saved_config: dict, config: dict, path: str) -> None:
         raise CheckpointMismatchError(
             f"checkpoint {path} was made with a different config (checkpoint -> now: "
             f"{'; '.join(changes)}). Delete it to start over, or pick another run_name.")
+
+
+KERNEL_OPTIONS = ("fused", "foreach", "capturable")   # how, not what, the optimiser computes
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Load a saved optimiser state under this machine's kernel options.
+
+    The saved param groups carry the other machine's choice (fused AdamW on CUDA, foreach
+    elsewhere). They are replaced by this optimiser's before loading, because
+    load_state_dict places each `step` by the group it loads: on the parameter's device
+    for fused or capturable groups, else where it was saved. So a CPU checkpoint resumed
+    with fused AdamW on a GPU gets its steps on the GPU, a CUDA checkpoint does not ask a
+    CPU for fused AdamW, and a resumed run is timed on the same path as a fresh one.
+    """
+    mine = [{k: g[k] for k in KERNEL_OPTIONS if k in g} for g in optimizer.param_groups]
+    if len(mine) != len(saved["param_groups"]):
+        raise ValueError(f"the checkpoint has {len(saved['param_groups'])} optimiser param "
+                         f"groups, this run {len(mine)}")
+    groups = [{**g, **m} for g, m in zip(saved["param_groups"], mine)]
+    optimizer.load_state_dict({**saved, "param_groups": groups})
+
+
+def _first_line(err: Exception, n: int = 200) -> str:
+    text = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {text[:n]}"
+
+
+def resume(path: str, config: dict, state) -> tuple[list[dict], int]:
+    """Load a checkpoint into the training state (a helpers.train.TrainState); returns
+    (history, next epoch).
+
+    The GradScaler (fp16 only) is restored only when the checkpoint has scaler state and
+    this run uses one: bf16/fp32 checkpoints carry none, and an fp16 one resumed in
+    bf16 or fp32 has no use for it. A fresh scaler recalibrates within a few steps.
+    Anything that cannot be applied raises CheckpointUnusableError, which says what to do.
+    """
+    try:
+        saved = load_checkpoint(path)
+    except Exception as err:  # noqa: BLE001  (truncated, foreign or from a newer torch)
+        raise CheckpointUnusableError(
+            f"checkpoint {path} cannot be read ({_first_line(err)}). Delete it to "
+            "train from scratch (the grid runner does this itself).") from err
+    check_compatible(saved["config"], config, path)
+    try:
+        state.model.load_state_dict(saved["model"])
+        load_optimizer_state(state.optimizer, saved["optimizer"])
+        state.scheduler.load_state_dict(saved["scheduler"])
+        if state.scaler.is_enabled() and saved.get("scaler"):
+            state.scaler.load_state_dict(saved["scaler"])
+        set_rng_state(saved["rng"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as err:
+        raise CheckpointUnusableError(
+            f"checkpoint {path} does not fit this run ({_first_line(err)}). Delete it "
+            "to train from scratch (the grid runner does this itself).") from err
+    return list(saved["history"]), saved["epoch"] + 1

@@ -7,10 +7,11 @@ per-model defaults and validates every value before anything expensive happens.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 import os
 from dataclasses import dataclass
+
+from .fields import field_types, nullable, type_problem
+from .rules import AUTO_WARMUP_MAX_SHARE, auto_batch_size, warmup_steps
 
 # Every name of the homework is defined here, once. helpers.models registers the same model
 # names (a test keeps them equal); validating a config must not import torch/timm, so a
@@ -45,8 +46,8 @@ EXECUTION_FIELDS = frozenset({"device", "precision", "compile", "compile_scope",
 def config_changes(old: dict, new: dict) -> list[str]:
     """'field: old -> new' for every config field that changes what is trained: what makes a
     checkpoint unresumable and a finished result stale. Batch size and warm-up are compared
-    by what they come to (see `_effective`), so a config that spelled out the values the
-    rules give (as every config before the rules did) matches one that leaves them unset."""
+    by what they come to (see `_effective`), so a config that spells out the values the
+    automatic rules would give matches one that leaves them unset."""
     old, new = _effective(old), _effective(new)
     keys = sorted((set(old) | set(new)) - EXECUTION_FIELDS)
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
@@ -57,7 +58,7 @@ def _effective(d: dict) -> dict:
     warm-up steps they give, where the training-set size is known without loading data
     (CIFAR-100, synthetic); elsewhere (a .npz) the dict as it is."""
     try:
-        cfg = ExperimentConfig(**{k: v for k, v in d.items() if k in _field_types()})
+        cfg = ExperimentConfig(**{k: v for k, v in d.items() if k in field_types(ExperimentConfig)})
         n = cfg.known_train_size()
         if n is None:
             return d
@@ -121,31 +122,8 @@ def swin_variant(model: str) -> str:
                          f"{', '.join('swin_' + v for v in SWIN_VARIANTS)}")
     return model.removeprefix("swin_")
 
-# When batch_size is left unset, the per-model default is halved until an epoch has at
-# least MIN_STEPS_PER_EPOCH optimiser steps (never below MIN_AUTO_BATCH). CIFAR-100 keeps
-# the defaults (50,000 / 512 = 97 steps); 1,400 images get 64 (21 steps), where 512
-# would give 2 steps an epoch, all of them warm-up. The learning rate is not rescaled.
-MIN_STEPS_PER_EPOCH = 20
-MIN_AUTO_BATCH = 16
-# When warmup_epochs is left unset: one epoch of linear warm-up, but at most this share
-# of all steps (Problem 1 on CIFAR-100: 1 of 20 epochs; Problem 2: 1 of 5, the cap).
-AUTO_WARMUP_MAX_SHARE = 0.2
+
 SEED_MAX = 2**63 - 1                 # torch.manual_seed's range
-
-
-def auto_batch_size(default: int, n_train: int) -> int:
-    """The batch used when batch_size is unset: see MIN_STEPS_PER_EPOCH."""
-    batch = default
-    while batch > MIN_AUTO_BATCH and n_train // batch < MIN_STEPS_PER_EPOCH:
-        batch //= 2
-    return max(1, min(batch, n_train))
-
-
-def warmup_steps(warmup_epochs: float | None, steps_per_epoch: int, total_steps: int) -> int:
-    """Linear warm-up steps: warmup_epochs of them, or the automatic rule when None."""
-    if warmup_epochs is None:
-        return min(steps_per_epoch, int(AUTO_WARMUP_MAX_SHARE * total_steps))
-    return min(round(warmup_epochs * steps_per_epoch), total_steps)
 
 
 @dataclass
@@ -274,112 +252,99 @@ class ExperimentConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field. Cheap: no torch import."""
-        def bad(name, why):
-            raise ConfigError(f"{name}={getattr(self, name)!r}: {why}")
-
-        _check_types(self)
+        problem = type_problem(self)
+        if problem:
+            raise ConfigError(problem)
         if self.model not in MODEL_NAMES:
-            bad("model", f"unknown model; valid models: {', '.join(MODEL_NAMES)}")
-        for name in ("epochs", "patch_size", "dim", "depth", "heads", "eval_batch_size",
-                     "batch_size", "train_subset", "test_subset", "img_size"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                bad(name, "must be a positive integer" + (" or None" if _nullable(name) else ""))
-        for name in ("lr", "grad_clip"):
-            v = getattr(self, name)
-            if v is not None and not v > 0:
-                bad(name, "must be a positive number or None")
-        if self.weight_decay is not None and not self.weight_decay >= 0:
-            bad("weight_decay", "must be >= 0 or None")
-        if not (0 <= self.label_smoothing < 1):
-            bad("label_smoothing", "must be in [0, 1)")
-        if self.warmup_epochs is not None and not (0 <= self.warmup_epochs <= self.epochs / 2):
-            bad("warmup_epochs", f"must be between 0 and half of epochs={self.epochs}, or None "
-                                 "(automatic: 1 epoch, at most 20 % of the steps)")
-        if not 0 <= self.seed <= SEED_MAX:
-            bad("seed", "must be a non-negative integer")
-        for name in ("data_dir", "results_dir"):
-            if not getattr(self, name):
-                bad(name, "must be a non-empty path")
-        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            bad("optimizer", f"valid optimizers: {', '.join(OPTIMIZERS)}")
-        if self.precision not in PRECISIONS:
-            bad("precision", f"valid precisions: {', '.join(PRECISIONS)}")
-        if not (self.device == "auto" or self.device in ("cpu", "mps", "cuda")
-                or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
-            bad("device", "valid devices: auto, cpu, cuda, cuda:N, mps")
-        if self.compile_scope is not None and self.compile_scope not in COMPILE_SCOPES:
-            bad("compile_scope", f"valid scopes: {', '.join(COMPILE_SCOPES)}, or None")
-        if self.fused_attention and not self.is_swin:
-            bad("fused_attention", f"only Swin has window attention to fuse; {self.model} "
-                                   "already runs its attention in SDPA (leave it None)")
-        if self.mode not in SWIN_MODES:
-            bad("mode", f"valid modes: {', '.join(SWIN_MODES)}")
-        if not self.is_swin and self.mode != "scratch":
-            bad("mode", f"only Swin models are fine-tuned; {self.model} trains from scratch")
-        if self.weights is not None and not os.path.isfile(self.weights):
-            bad("weights", "file not found")
-        if self.cache_features and (self.mode != "finetune" or self.augment):
-            bad("cache_features", "only valid for mode='finetune' with augment=False "
-                                  "(features are computed once, so images must not change)")
-        if self.model == "vit":
-            if self.dim % self.heads:
-                bad("heads", f"must divide dim={self.dim}")
-            size = self.img_size or NATIVE_IMG_SIZE["vit"]
-            if size % self.patch_size:
-                bad("patch_size", f"must divide the image size {size}")
-        if self.is_swin and self.img_size is not None and self.img_size % 32:
-            bad("img_size", "Swin needs a multiple of 32 (4x4 patches, 7x7 windows, 3 merges)")
-        try:
-            synthetic = synthetic_classes(self.dataset)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-        if self.dataset not in BUILTIN_DATASETS and not synthetic:
-            if not self.dataset.endswith(".npz"):
-                bad("dataset", f"use {' | '.join(BUILTIN_DATASETS)}, synthetic-<C> (C "
-                               "classes) or a path to a .npz file")
-            if not os.path.isfile(self.dataset):
-                bad("dataset", "no such .npz file")
-        if not self.run_name and self.run_name is not None:
-            bad("run_name", "must be a non-empty name or None")
-        if self.run_name and (os.sep in self.run_name or self.run_name.startswith(".")):
-            bad("run_name", "must be a plain file name (no path separators)")
-        n_train = self.known_train_size()
-        if n_train is not None:
-            self.check_batch_size(n_train)
+            _bad(self, "model", f"unknown model; valid models: {', '.join(MODEL_NAMES)}")
+        _check_numbers(self)
+        _check_choices(self)
+        _check_model_fields(self)
+        _check_dataset_and_names(self)
 
 
-# ----------------------------------------------------------------------------- types
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+def _bad(cfg: ExperimentConfig, name: str, why: str):
+    raise ConfigError(f"{name}={getattr(cfg, name)!r}: {why}")
 
 
-@functools.lru_cache(maxsize=None)
-def _field_types() -> dict:
-    """field -> (allowed Python types, None allowed), read from the dataclass annotations,
-    so a new field is type-checked without another list to keep in step."""
-    out = {}
-    for f in dataclasses.fields(ExperimentConfig):
-        parts = [p.strip() for p in str(f.type).split("|")]
-        base = [p for p in parts if p != "None"]
-        out[f.name] = (_TYPES[base[0]], "None" in parts)
-    return out
-
-
-def _nullable(name: str) -> bool:
-    return _field_types()[name][1]
-
-
-def _check_types(cfg: ExperimentConfig) -> None:
-    """bool is not an int, a number given as a string is not a number, NaN and inf are
-    not numbers, and None only where the field's annotation allows it."""
-    for name, (types, nullable) in _field_types().items():
+def _check_numbers(cfg: ExperimentConfig) -> None:
+    for name in ("epochs", "patch_size", "dim", "depth", "heads", "eval_batch_size",
+                 "batch_size", "train_subset", "test_subset", "img_size"):
         v = getattr(cfg, name)
-        if v is None and nullable:
-            continue
-        ok = isinstance(v, types) and (bool in types or not isinstance(v, bool))
-        if ok and isinstance(v, float) and not math.isfinite(v):
-            raise ConfigError(f"{name}={v!r}: must be a finite number")
-        if not ok:
-            kind = {int: "an integer", float: "a number", str: "a string", bool: "True or False"}
-            want = kind[types[-1]] + (" or None" if nullable else "")
-            raise ConfigError(f"{name}={v!r}: must be {want}, not {type(v).__name__}")
+        if v is not None and v < 1:
+            _bad(cfg, name, "must be a positive integer"
+                 + (" or None" if nullable(ExperimentConfig, name) else ""))
+    for name in ("lr", "grad_clip"):
+        v = getattr(cfg, name)
+        if v is not None and not v > 0:
+            _bad(cfg, name, "must be a positive number or None")
+    if cfg.weight_decay is not None and not cfg.weight_decay >= 0:
+        _bad(cfg, "weight_decay", "must be >= 0 or None")
+    if not (0 <= cfg.label_smoothing < 1):
+        _bad(cfg, "label_smoothing", "must be in [0, 1)")
+    if cfg.warmup_epochs is not None and not (0 <= cfg.warmup_epochs <= cfg.epochs / 2):
+        _bad(cfg, "warmup_epochs", f"must be between 0 and half of epochs={cfg.epochs}, or "
+                                   f"None (automatic: 1 epoch, at most "
+                                   f"{AUTO_WARMUP_MAX_SHARE * 100:.0f} % of the steps)")
+    if not 0 <= cfg.seed <= SEED_MAX:
+        _bad(cfg, "seed", "must be a non-negative integer")
+
+
+def _check_choices(cfg: ExperimentConfig) -> None:
+    for name in ("data_dir", "results_dir"):
+        if not getattr(cfg, name):
+            _bad(cfg, name, "must be a non-empty path")
+    if cfg.optimizer is not None and cfg.optimizer not in OPTIMIZERS:
+        _bad(cfg, "optimizer", f"valid optimizers: {', '.join(OPTIMIZERS)}")
+    if cfg.precision not in PRECISIONS:
+        _bad(cfg, "precision", f"valid precisions: {', '.join(PRECISIONS)}")
+    if not (cfg.device == "auto" or cfg.device in ("cpu", "mps", "cuda")
+            or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit())):
+        _bad(cfg, "device", "valid devices: auto, cpu, cuda, cuda:N, mps")
+    if cfg.compile_scope is not None and cfg.compile_scope not in COMPILE_SCOPES:
+        _bad(cfg, "compile_scope", f"valid scopes: {', '.join(COMPILE_SCOPES)}, or None")
+
+
+def _check_model_fields(cfg: ExperimentConfig) -> None:
+    """Fields that only some models use fit the model."""
+    if cfg.fused_attention and not cfg.is_swin:
+        _bad(cfg, "fused_attention", f"only Swin has window attention to fuse; {cfg.model} "
+                                     "already runs its attention in SDPA (leave it None)")
+    if cfg.mode not in SWIN_MODES:
+        _bad(cfg, "mode", f"valid modes: {', '.join(SWIN_MODES)}")
+    if not cfg.is_swin and cfg.mode != "scratch":
+        _bad(cfg, "mode", f"only Swin models are fine-tuned; {cfg.model} trains from scratch")
+    if cfg.weights is not None and not os.path.isfile(cfg.weights):
+        _bad(cfg, "weights", "file not found")
+    if cfg.cache_features and (cfg.mode != "finetune" or cfg.augment):
+        _bad(cfg, "cache_features", "only valid for mode='finetune' with augment=False "
+                                    "(features are computed once, so images must not change)")
+    if cfg.model == "vit":
+        if cfg.dim % cfg.heads:
+            _bad(cfg, "heads", f"must divide dim={cfg.dim}")
+        size = cfg.img_size or NATIVE_IMG_SIZE["vit"]
+        if size % cfg.patch_size:
+            _bad(cfg, "patch_size", f"must divide the image size {size}")
+    if cfg.is_swin and cfg.img_size is not None and cfg.img_size % 32:
+        _bad(cfg, "img_size", "Swin needs a multiple of 32 (4x4 patches, 7x7 windows, 3 merges)")
+
+
+def _check_dataset_and_names(cfg: ExperimentConfig) -> None:
+    """The dataset exists, the run name is a file name, and a set batch size fits the data."""
+    try:
+        synthetic = synthetic_classes(cfg.dataset)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if cfg.dataset not in BUILTIN_DATASETS and not synthetic:
+        if not cfg.dataset.endswith(".npz"):
+            _bad(cfg, "dataset", f"use {' | '.join(BUILTIN_DATASETS)}, synthetic-<C> (C "
+                                 "classes) or a path to a .npz file")
+        if not os.path.isfile(cfg.dataset):
+            _bad(cfg, "dataset", "no such .npz file")
+    if not cfg.run_name and cfg.run_name is not None:
+        _bad(cfg, "run_name", "must be a non-empty name or None")
+    if cfg.run_name and (os.sep in cfg.run_name or cfg.run_name.startswith(".")):
+        _bad(cfg, "run_name", "must be a plain file name (no path separators)")
+    n_train = cfg.known_train_size()
+    if n_train is not None:
+        cfg.check_batch_size(n_train)

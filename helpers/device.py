@@ -153,10 +153,10 @@ def allow_tf32() -> None:
 def eval_kernels(device: torch.device):
     """cuDNN autotuning off while evaluating on CUDA. The evaluation batch and its last,
     partial batch are shapes training never ran, so with cudnn.benchmark on, the first
-    evaluation autotunes them all over again: in the first H100 sitting (2026-11-26) that
-    first ResNet-18 evaluation took over 20 times as long as the later ones, more than
-    all later evaluations of a 20-epoch run together. Forward-only convolutions take
-    cuDNN's heuristic choice instead. Training is unaffected; on a CPU nothing changes."""
+    evaluation autotunes them all over again (p1-resnet18's `eval_s` in
+    benchmarks/reference/h100-2026-11-26/grid_rows.json: the first evaluation took over 20
+    times as long as the second). Forward-only convolutions take cuDNN's heuristic choice
+    instead. Training is unaffected; on a CPU nothing changes."""
     if device.type != "cuda" or not torch.backends.cudnn.benchmark:
         yield
         return

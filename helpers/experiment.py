@@ -11,15 +11,15 @@ import os
 import time
 
 from .atomic import remove_orphans
-from .config import ExperimentConfig, config_changes, synthetic_classes
+from .config import ExperimentConfig, config_changes, swin_variant, synthetic_classes
 from .data import check_overlap, load_dataset
 from .device import (device_name, resolve_device, resolve_precision, seed_everything,
                      setup_backends)
 from .measure import measure
 from .memory import fit_batch, optimizer_state_bytes, step_peak, usable_bytes
 from .models import build_model
-from .results import (epoch_time_summary, now_iso, phase_summary, provenance, read_result,
-                      write_result)
+from .results import (build_result, epoch_time_summary, now_iso, phase_summary, provenance,
+                      read_result, write_result)
 from .train import NonFiniteLossError, fit, place_model, plan_training, uses_channels_last
 
 
@@ -29,7 +29,7 @@ def run_label(cfg: ExperimentConfig) -> str:
         label = f"ViT ({cfg.depth}L-{cfg.heads}H-{cfg.dim})"
         return label if cfg.patch_size == 4 else f"{label[:-1]}, patch {cfg.patch_size})"
     if cfg.is_swin:
-        return "Swin-" + cfg.model.split("_")[1].capitalize()
+        return "Swin-" + swin_variant(cfg.model).capitalize()
     return {"resnet18": "ResNet-18"}[cfg.model]
 
 
@@ -102,24 +102,24 @@ class Experiment:
 
     def _result(self, history, status, reason, started) -> dict:
         cfg = self.cfg
-        last = history[-1] if history else {}
-        result = dict(run_name=cfg.run_name, problem=cfg.problem, model=cfg.model,
-                      label=run_label(cfg), config=cfg.to_dict(), **self.summary,
-                      history=history, **epoch_time_summary(history),
-                      eval_time_s=sum(h["eval_time_s"] for h in history),
-                      test_acc=last.get("test_acc"), train_acc=last.get("train_acc"),
-                      training=self._training(history), status=status, reason=reason)
+        phases = None
         if self.t_run is not None and self.fit_s:
-            result["phases"] = phase_summary(
+            phases = phase_summary(
                 history, steps_per_epoch=self.plan.steps_per_epoch,
                 run_s=time.perf_counter() - self.t_run + self.before_run_s, **self.prepare_s,
                 setup_s=self.fit_s.get("setup_s", 0.0),
                 checkpoint_s=self.fit_s.get("checkpoint_s", 0.0))
-        result["provenance"] = provenance(
-            device=device_name(self.device), device_type=self.device.type,
-            precision=self.precision.name, compile=self.plan.compile, seed=cfg.seed,
-            started=started, finished=now_iso(), devices=result["devices"])
-        return result
+        summary = dict(self.summary)
+        dataset = summary.pop("dataset")
+        devices = epoch_time_summary(history)["devices"]      # every epoch's, in order
+        return build_result(
+            run_name=cfg.run_name, problem=cfg.problem, model=cfg.model, label=run_label(cfg),
+            config=cfg.to_dict(), dataset=dataset, measured=summary, history=history,
+            training=self._training(history), status=status, reason=reason, phases=phases,
+            provenance=provenance(
+                device=device_name(self.device), device_type=self.device.type,
+                precision=self.precision.name, compile=self.plan.compile, seed=cfg.seed,
+                started=started, finished=now_iso(), devices=devices))
 
     def completed(self) -> dict | None:
         """This run's result, if it is on disk, complete, and made with this config (device,

@@ -12,7 +12,7 @@ from .config import SWIN_MODES, SWIN_VARIANTS
 # the homework's 5; Problem 1's models are small enough for 20.
 EPOCHS = {1: 20, 2: 5}
 
-# The four ViT sizes of the seed report, named depth-heads-dim; all use 4x4 patches.
+# The four ViT sizes of Table 1, named depth-heads-dim; all use 4x4 patches.
 VIT_PRESETS = {
     "2L-2H-128": dict(patch_size=4, depth=2, heads=2, dim=128),
     "4L-4H-256": dict(patch_size=4, depth=4, heads=4, dim=256),

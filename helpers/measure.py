@@ -3,7 +3,7 @@
 Two compute numbers are reported because they disagree, and the disagreement is
 instructive:
 
-- `thop_macs` (the number most papers and the seed report quote) hooks *modules*: it
+- `thop_macs` (the number most papers quote) hooks *modules*: it
   counts Conv/Linear multiply-adds (plus a few ops for norms and pools) of every module
   it has a rule for. It therefore misses
     * the attention matmuls (Q K^T and attn @ V, 2 T^2 D MACs per block) inside

@@ -1,21 +1,18 @@
-"""The notebooks: building a run's config from their parameters, and executing them.
+"""The notebooks' side of the core: their setup cell's HOME, and a run's config built
+from their parameters.
 
 The Problem 1/2 notebooks only hold a `parameters` cell and a few calls; the checks that
 keep a Problem 1 notebook from training a Swin (and the reverse) live here, so the runner
-and the notebooks resolve exactly the same config from the same parameters.
-`execute_notebook` (papermill, on this interpreter's kernel) is how the runner, the PDF
-export and the tests run them.
+and the notebooks resolve exactly the same config from the same parameters. Executing a
+notebook (papermill, kernels) is helpers/notebook_exec.py's job.
 
 Nothing here imports torch: a bad parameter is refused in milliseconds.
 """
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
 import os
-import sys
-import tempfile
 
 from .config import PROBLEM1_MODELS, SWIN_VARIANTS, ConfigError, ExperimentConfig, problem_of
 from .paths import (DRIVE_MOUNT, DRIVE_MOUNT_ENV, HOME_ENV, NOTEBOOKS,  # noqa: F401
@@ -143,133 +140,3 @@ def declared_parameters(path: str) -> frozenset:
         elif isinstance(node, ast.Assign):
             names.update(t.id for t in node.targets if isinstance(t, ast.Name))
     return frozenset(names)
-
-
-# ----------------------------------------------------------------------------- papermill
-def notebook_parameters(path: str) -> dict:
-    """The parameters a notebook declares: name -> papermill Parameter (type, default, help)."""
-    import papermill
-    return papermill.inspect_notebook(path)
-
-
-def execute_notebook(input_path: str, output_path: str, parameters: dict | None = None,
-                     cwd: str = REPO_ROOT, km=None) -> None:
-    """Run a notebook with papermill, writing the executed copy to `output_path`.
-
-    Parameter names are checked against the notebook's `parameters` cell first: papermill
-    itself only warns about an unknown name and runs on with the default, which would
-    silently train something else. The kernel is this interpreter (run_notebook).
-    A failing cell raises papermill's PapermillExecutionError, whose `.ename` is the class
-    of the exception raised in the notebook; the executed copy, traceback included, is
-    still written. `km`: a started kernel (runner/kernels.py) to run it on instead of a
-    new one; it is shut down afterwards all the same.
-    """
-    parameters = dict(parameters or {})
-    declared = notebook_parameters(input_path)
-    unknown = sorted(set(parameters) - set(declared))
-    if unknown:
-        shutdown_kernel(km)
-        raise ConfigError(f"unknown parameter(s) {unknown} for {os.path.basename(input_path)}; "
-                          f"valid parameters: {sorted(declared)}")
-    run_notebook(input_path, output_path, parameters, cwd=cwd, km=km)
-
-
-# ----------------------------------------------------------------------------- kernel
-def _runs_this_python(argv0: str) -> bool:
-    # jupyter_client itself swaps a bare "python"/"python3"/"python3.X" for sys.executable.
-    major, minor = sys.version_info[:2]
-    if argv0 in ("python", f"python{major}", f"python{major}.{minor}"):
-        return True
-    # Compare without resolving symlinks: a venv's python is a symlink to the base
-    # interpreter, and resolving it would make every venv look like the system Python.
-    return os.path.abspath(argv0) == os.path.abspath(sys.executable)
-
-
-@contextlib.contextmanager
-def python_kernel(name: str = "python3"):
-    """Within this block, the kernel `name` runs sys.executable. Yields the name.
-
-    papermill starts the kernel named in the notebook (or passed as kernel_name). A
-    kernelspec of that name installed for the user or system-wide
-    (~/.local/share/jupyter/kernels, /usr/local/share/jupyter/kernels) may point at another
-    Python without this repo's packages. When the spec that would be used does not run
-    sys.executable, a temporary one that does is put first on JUPYTER_PATH.
-    """
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-    try:
-        argv = KernelSpecManager().get_kernel_spec(name).argv
-    except NoSuchKernel:
-        argv = []
-    if argv and _runs_this_python(argv[0]):
-        yield name
-        return
-    old = os.environ.get("JUPYTER_PATH")
-    with tempfile.TemporaryDirectory(prefix="kernelspec-") as tmp:
-        spec_dir = os.path.join(tmp, "kernels", name)
-        os.makedirs(spec_dir)
-        with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
-            json.dump({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f",
-                                "{connection_file}"],
-                       "display_name": f"Python ({sys.executable})", "language": "python"}, f)
-        os.environ["JUPYTER_PATH"] = tmp + (os.pathsep + old if old else "")
-        try:
-            yield name
-        finally:
-            if old is None:
-                os.environ.pop("JUPYTER_PATH", None)
-            else:
-                os.environ["JUPYTER_PATH"] = old
-
-
-def run_notebook(input_path: str, output_path: str, parameters: dict,
-                 cwd: str = REPO_ROOT, km=None) -> str:
-    """Execute a notebook with papermill on this interpreter's kernel, or on `km`, a kernel
-    already started in `cwd`; returns output_path.
-
-    Once the last cell has run (or one failed), the kernel has nothing left to do: results
-    and checkpoints are written, atomically, by the cells themselves, and papermill writes
-    the executed notebook here. So it is stopped at once rather than asked to exit, which
-    waits about 2 s per row for the process to wind down (jupyter_client's graceful path).
-    """
-    import papermill
-    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
-    if km is None:
-        with python_kernel() as kernel:
-            papermill.execute_notebook(input_path, output_path, parameters=parameters,
-                                       cwd=cwd, kernel_name=kernel, progress_bar=False,
-                                       shutdown_kernel="immediate")
-        return output_path
-    try:   # nbclient leaves a kernel it did not start running: shut it down here
-        papermill.execute_notebook(input_path, output_path, parameters=parameters, cwd=cwd,
-                                   km=km, progress_bar=False)
-    finally:
-        shutdown_kernel(km)
-    return output_path
-
-
-def shutdown_kernel(km, now: bool = True) -> None:
-    """Shut down a kernel started through jupyter_client's AsyncKernelManager (None: no-op);
-    a kernel that already died is not an error here."""
-    if km is None:
-        return
-    from jupyter_core.utils import run_sync
-    try:
-        run_sync(km.shutdown_kernel)(now=now)
-    except Exception:  # noqa: BLE001
-        pass
-
-
-def cell_seconds(path: str) -> float | None:
-    """Seconds papermill recorded for an executed notebook's code cells, summed (None when
-    it has no such record): the row's wall time minus this is kernel start and papermill's
-    own work."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            cells = json.load(f)["cells"]
-        durations = [c["metadata"]["papermill"]["duration"] for c in cells
-                     if c["cell_type"] == "code"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not durations or any(d is None for d in durations):
-        return None
-    return float(sum(durations))

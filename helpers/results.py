@@ -207,3 +207,48 @@ def load_results(results_dir: str):
                 row[f"{key}.{k}"] = v
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- the record
+# Every result file holds these keys, whatever its status; what a run never measured is
+# null. Optional: "phases" (runs that trained) and "nonfinite_metrics" (write_result).
+MEASURED_FIELDS = ("params", "trainable_params", "macs_thop", "flops")
+RESULT_FIELDS = ("run_name", "problem", "model", "label", "config", "dataset",
+                 *MEASURED_FIELDS, "history", "epoch_time_s", "epoch_time_note",
+                 "epoch_time_epochs", "first_epoch_time_s", "total_train_time_s", "devices",
+                 "eval_time_s", "test_acc", "train_acc", "training", "status", "reason",
+                 "provenance")
+OPTIONAL_FIELDS = ("phases", "nonfinite_metrics")
+
+
+def build_result(*, run_name: str, problem: int, model: str, label: str | None,
+                 config: dict, dataset: dict, measured: dict, history: list[dict],
+                 training: dict | None, status: str, reason: str | None, provenance: dict,
+                 phases: dict | None = None) -> dict:
+    """One run's result record: its identity, config, measurements, the history and what
+    follows from it (epoch times, final accuracies), status and provenance."""
+    last = history[-1] if history else {}
+    result = dict(run_name=run_name, problem=problem, model=model, label=label, config=config,
+                  dataset=dataset, **{k: measured.get(k) for k in MEASURED_FIELDS},
+                  history=history, **epoch_time_summary(history),
+                  eval_time_s=sum(h["eval_time_s"] for h in history),
+                  test_acc=last.get("test_acc"), train_acc=last.get("train_acc"),
+                  training=training, status=status, reason=reason)
+    if phases is not None:
+        result["phases"] = phases
+    result["provenance"] = provenance
+    return result
+
+
+def failed_result(*, run_name: str, problem: int, model: str, label: str | None,
+                  config: dict, status: str, reason: str, started: str) -> dict:
+    """The record of a run that ended before the engine wrote one (an invalid config, a
+    dead kernel, weights this machine cannot get): nothing measured, no epoch."""
+    from .config import is_synthetic_dataset
+    dataset = config.get("dataset")
+    return build_result(
+        run_name=run_name, problem=problem, model=model, label=label, config=config,
+        dataset=dict(name=dataset, synthetic=is_synthetic_dataset(dataset)), measured={},
+        history=[], training=None, status=status, reason=reason,
+        provenance=provenance(seed=config.get("seed"), compile=config.get("compile"),
+                              started=started, finished=now_iso()))

@@ -1,7 +1,5 @@
-"""`python -m helpers.run`: the experiment grid (see helpers/runner/cli.py for the options)."""
-import sys
-
-from .runner.cli import main
+"""`python -m helpers.run`, the name README and Makefile use: `python -m helpers.runner`."""
+import runpy
 
 if __name__ == "__main__":
-    sys.exit(main())
+    runpy.run_module("helpers.runner", run_name="__main__", alter_sys=True)

@@ -23,7 +23,7 @@ import torch
 
 CACHE_DIRNAME = "compile-cache"
 ENTRIES_PER_REGION = 4             # compile_scope="blocks": dynamo cache entries per block
-COMPILE_BACKEND = "inductor"       # the GPU check's --dry-run sets "eager": dynamo, no codegen
+COMPILE_BACKEND = "inductor"       # torch.compile's code generator; "eager" traces only
 H100 = "benchmarks/reference/h100-2026-11-26"
 
 
@@ -69,8 +69,8 @@ CUDA_DEFAULTS = {
     "vit": Default(False, "model", False,
                    f"eager: this ViT size was not measured compiled ({H100})"),
     "swin": Default(False, "model", False,
-                    f"eager with timm's attention: whole-model compile of Swin-T training did "
-                    f"not finish within the sitting ({H100}/README.md); fused attention and "
+                    f"eager with timm's attention: the whole-model compile of Swin-T training "
+                    f"had not finished after ~120 s ({H100}/README.md); fused attention and "
                     "block compile are not measured on a GPU yet"),
 }
 OFF_CUDA_REASON = "the plain path off CUDA: compiling does not pay at a CPU's throughput"
@@ -147,10 +147,12 @@ def set_attention(model: torch.nn.Module, fused: bool) -> None:
         raise ValueError("fused_attention=True: only Swin has window attention to fuse")
 
 
-def compiled_forward(model: torch.nn.Module, compile: bool, scope: str = "model"):
+def compiled_forward(model: torch.nn.Module, compile: bool, scope: str = "model",
+                     backend=COMPILE_BACKEND):
     """What a training step calls: the model, its torch.compile wrapper, or the model with
-    its repeated blocks compiled in place (nn.Module.compile). Parameter names stay the
-    model's own either way, so checkpoints of every variant are interchangeable."""
+    its repeated blocks compiled in place (nn.Module.compile), with torch.compile's
+    `backend` (a name or a callable). Parameter names stay the model's own either way, so checkpoints of every
+    variant are interchangeable."""
     if not compile:
         return model
     if scope == "blocks":
@@ -165,9 +167,9 @@ def compiled_forward(model: torch.nn.Module, compile: bool, scope: str = "model"
                 setattr(torch._dynamo.config, name,
                         max(getattr(torch._dynamo.config, name), limit))
         for block in regions:
-            block.compile(backend=COMPILE_BACKEND)
+            block.compile(backend=backend)
         return model
-    return torch.compile(model, backend=COMPILE_BACKEND)
+    return torch.compile(model, backend=backend)
 
 
 def recompile_limit_name() -> str:

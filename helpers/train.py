@@ -23,12 +23,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import speed
-from .checkpoint import CheckpointUnusableError, check_compatible, load_checkpoint, save_checkpoint
-from .config import MIN_AUTO_BATCH, MIN_STEPS_PER_EPOCH, warmup_steps
+from .checkpoint import resume, save_checkpoint
 from .data import DeviceLoader
-from .device import (Precision, device_name, eval_kernels, rng_state,
-                     set_rng_state, synchronize)
+from .device import Precision, device_name, eval_kernels, rng_state, synchronize
+from .features import FeatureBatches, backbone_features
 from .models import input_spec, prefers_channels_last
+from .rules import AUTO_WARMUP_MAX_SHARE, MIN_AUTO_BATCH, MIN_STEPS_PER_EPOCH, warmup_steps
 
 
 class NonFiniteLossError(RuntimeError):
@@ -114,51 +114,14 @@ def plan_training(cfg, n_train: int, device, precision: str | None = None, *,
     steps = n_train // batch                       # the training loader drops the last batch
     total = steps * cfg.epochs
     warmup = warmup_steps(cfg.warmup_epochs, steps, total)
-    warmup_rule = ("automatic: 1 epoch, at most 20 % of the steps" if cfg.warmup_epochs is None
-                   else f"warmup_epochs={cfg.warmup_epochs}")
+    warmup_rule = (f"automatic: 1 epoch, at most {AUTO_WARMUP_MAX_SHARE * 100:.0f} % of the steps"
+                   if cfg.warmup_epochs is None else f"warmup_epochs={cfg.warmup_epochs}")
     choice = speed.choose(cfg, device=device)
     return TrainingPlan(batch, batch_rule, steps, total, warmup, warmup_rule, choice.compile,
                         choice.compile_scope, choice.fused_attention, tuple(choice.reasons))
 
 
 # ----------------------------------------------------------------------------- batches
-class FeatureBatches:
-    """Batches of precomputed backbone features for the frozen-backbone fine-tune.
-
-    Only valid without augmentation (every epoch then sees identical images, so the
-    frozen backbone's output never changes and one pass is enough). Same interface as
-    DeviceLoader; training batches follow `images.order(epoch)`, the exact permutation
-    the image loader would use, so caching changes the speed and nothing else.
-    """
-    def __init__(self, features, labels, images: DeviceLoader):
-        self.x, self.y, self.images = features, labels, images
-        self.batch_size, self.train = images.batch_size, images.train
-        self.num_images = len(labels)
-
-    def __len__(self):
-        return len(self.images)
-
-    def epoch(self, epoch: int):
-        n = self.num_images
-        order = self.images.order(epoch) if self.train else torch.arange(n, device=self.x.device)
-        for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            yield self.x[idx], self.y[idx]
-
-
-@torch.no_grad()
-def _backbone_features(model, loader: DeviceLoader, precision) -> torch.Tensor:
-    """One forward pass of the frozen backbone over `loader`, with evaluate()'s kernels:
-    its batches are eval-sized, so cuDNN autotuning would only add a one-off search."""
-    model.eval()
-    chunks = []
-    with eval_kernels(loader.device):
-        for x, _ in loader.epoch(0):
-            with precision.autocast():
-                chunks.append(model.forward_features(x))
-    return torch.cat(chunks)
-
-
 def uses_channels_last(cfg, device) -> bool:
     """channels_last is the native layout of cuDNN's fast conv kernels (a model whose class
     sets `channels_last`), and what F.interpolate gives resized batches on CUDA, so keeping
@@ -181,7 +144,7 @@ def loader_options(cfg, device) -> dict:
     spec = input_spec(cfg.model)
     return dict(device=device, mean=spec["mean"], std=spec["std"], img_size=cfg.img_size,
                 seed=cfg.seed, channels_last=uses_channels_last(cfg, device),
-                reuse_output=True)   # train_epoch/evaluate/_backbone_features use a batch at a time
+                reuse_output=True)   # train_epoch/evaluate/backbone_features use a batch at a time
 
 
 def make_batches(model, data, cfg, device, precision):
@@ -197,8 +160,8 @@ def make_batches(model, data, cfg, device, precision):
     t0 = time.perf_counter()
     in_order = DeviceLoader(data.x_train, data.y_train, batch_size=cfg.eval_batch_size,
                             train=False, **common)
-    train_f = _backbone_features(model, in_order, precision)      # (N_train, C)
-    test_f = _backbone_features(model, test, precision)           # (N_test, C)
+    train_f = backbone_features(model, in_order, precision)      # (N_train, C)
+    test_f = backbone_features(model, test, precision)           # (N_test, C)
     synchronize(device)
     cache_time = time.perf_counter() - t0
     return (FeatureBatches(train_f, train.y, train), FeatureBatches(test_f, test.y, test),
@@ -369,58 +332,3 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
         if on_epoch:
             on_epoch(list(history))
     return history
-
-
-KERNEL_OPTIONS = ("fused", "foreach", "capturable")   # how, not what, the optimiser computes
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
-    """Load a saved optimiser state under this machine's kernel options.
-
-    The saved param groups carry the other machine's choice (fused AdamW on CUDA, foreach
-    elsewhere). They are replaced by this optimiser's before loading, because
-    load_state_dict places each `step` by the group it loads: on the parameter's device
-    for fused or capturable groups, else where it was saved. So a CPU checkpoint resumed
-    with fused AdamW on a GPU gets its steps on the GPU, a CUDA checkpoint does not ask a
-    CPU for fused AdamW, and a resumed run is timed on the same path as a fresh one.
-    """
-    mine = [{k: g[k] for k in KERNEL_OPTIONS if k in g} for g in optimizer.param_groups]
-    if len(mine) != len(saved["param_groups"]):
-        raise ValueError(f"the checkpoint has {len(saved['param_groups'])} optimiser param "
-                         f"groups, this run {len(mine)}")
-    groups = [{**g, **m} for g, m in zip(saved["param_groups"], mine)]
-    optimizer.load_state_dict({**saved, "param_groups": groups})
-
-
-def _first_line(err: Exception, n: int = 200) -> str:
-    text = (str(err).strip().splitlines() or [""])[0]
-    return f"{type(err).__name__}: {text[:n]}"
-
-
-def resume(path: str, config: dict, state: TrainState) -> tuple[list[dict], int]:
-    """Load a checkpoint into the training state; returns (history, next epoch).
-
-    The GradScaler (fp16 only) is restored only when the checkpoint has scaler state and
-    this run uses one: bf16/fp32 checkpoints carry none, and an fp16 one resumed in
-    bf16 or fp32 has no use for it. A fresh scaler recalibrates within a few steps.
-    Anything that cannot be applied raises CheckpointUnusableError, which says what to do.
-    """
-    try:
-        saved = load_checkpoint(path)
-    except Exception as err:  # noqa: BLE001  (truncated, foreign or from a newer torch)
-        raise CheckpointUnusableError(
-            f"checkpoint {path} cannot be read ({_first_line(err)}). Delete it to "
-            "train from scratch (the grid runner does this itself).") from err
-    check_compatible(saved["config"], config, path)
-    try:
-        state.model.load_state_dict(saved["model"])
-        load_optimizer_state(state.optimizer, saved["optimizer"])
-        state.scheduler.load_state_dict(saved["scheduler"])
-        if state.scaler.is_enabled() and saved.get("scaler"):
-            state.scaler.load_state_dict(saved["scaler"])
-        set_rng_state(saved["rng"])
-    except (KeyError, RuntimeError, ValueError, TypeError) as err:
-        raise CheckpointUnusableError(
-            f"checkpoint {path} does not fit this run ({_first_line(err)}). Delete it "
-            "to train from scratch (the grid runner does this itself).") from err
-    return list(saved["history"]), saved["epoch"] + 1

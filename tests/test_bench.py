@@ -3,6 +3,7 @@
 Timings are noisy on shared cores, so nothing here asserts a speed; the checks are on
 the bookkeeping that turns clocks into the reported figures, recomputed by hand.
 """
+import dataclasses
 import json
 import math
 import platform
@@ -12,7 +13,9 @@ import pytest
 import torch
 
 from helpers import bench
-from helpers.bench.tables import END, START
+from helpers.bench import cli
+from helpers.bench.render import END, START, fmt
+from helpers.bench.settings import BenchSettings
 from helpers.config import ExperimentConfig
 from helpers.data import make_synthetic
 from helpers.device import resolve_precision
@@ -28,6 +31,19 @@ def positive_finite(v):
     return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
 
 
+def cells(line: str) -> list[str]:
+    """The cells of one markdown table row, without their padding."""
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def table_rows(block: str) -> list[list[str]]:
+    return [cells(line) for line in block.splitlines() if line.startswith("|")]
+
+
+QUICK = BenchSettings(quick=True, models="resnet18,vit-2L-2H-128", device="cpu", batch_size=4,
+                      eval_batch_size=8, steps=2, warmup_steps=1)
+
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     """One quick CPU run of two models, written next to a README with hand-written text."""
@@ -35,9 +51,7 @@ def quick(tmp_path_factory):
     readme = folder / "README.md"
     readme.write_text(f"# Speed\n\nintro kept\n\n{START}\nstale table\n{END}\n\noutro kept\n")
     out = folder / "results" / "cpu.json"
-    result = bench.main(["--quick", "--models", "resnet18,vit-2L-2H-128", "--device", "cpu",
-                         "--batch-size", "4", "--eval-batch-size", "8", "--steps", "2",
-                         "--warmup-steps", "1", "--out", str(out), "--readme", str(readme)])
+    result = bench.run_benchmark(dataclasses.replace(QUICK, out=str(out), readmes=(str(readme),)))
     return result, json.loads(out.read_text()), readme.read_text()
 
 
@@ -102,22 +116,26 @@ def test_readme_table_has_a_row_per_model_and_keeps_the_prose(quick):
     assert text.startswith("# Speed\n\nintro kept\n") and text.rstrip().endswith("outro kept")
     block = text[text.index(START):text.index(END)]
     assert "stale table" not in block
+    rows = table_rows(block)
     for run in r["runs"]:
-        rows = [line for line in block.splitlines() if line.startswith(f"| {run['label']} |")]
-        assert len(rows) == 1 and f"`{run['run_name']}`" in rows[0]
-        assert bench_fmt_in(run["ours"]["eager"]["images_per_s"], rows[0])
-    assert "| NVIDIA H200 | bf16 | — | not measured yet |" in block
+        mine = [row for row in rows if row[0] == run["label"]]
+        assert len(mine) == 1 and mine[0][1] == f"`{run['run_name']}`"
+        assert fmt(run["ours"]["eager"]["images_per_s"]) in mine[0]
+    assert ["NVIDIA H200", "bf16", "—", "not measured yet"] in rows
     assert "CPU only" in block and "Precision **fp32**" in block
+    # Every table is well formed: each row has its header's number of cells.
+    for table in block.split("\n\n"):
+        lines = [cells(x) for x in table.splitlines() if x.startswith("|")]
+        assert all(len(x) == len(lines[0]) for x in lines), table
 
 
 def test_merge_remeasures_only_the_named_runs(quick, tmp_path):
     _, first, _ = quick
     out = tmp_path / "cpu.json"
     out.write_text(json.dumps(first))
-    merged = bench.main(["--quick", "--models", "vit-2L-2H-128", "--device", "cpu",
-                         "--batch-size", "4", "--eval-batch-size", "8", "--steps", "2",
-                         "--warmup-steps", "1", "--no-reference", "--no-data-path",
-                         "--merge", "--out", str(out), "--readme", ""])
+    again = dataclasses.replace(QUICK, models="vit-2L-2H-128", reference=False,
+                                data_path=False, merge=True, out=str(out), readmes=())
+    merged = bench.run_benchmark(again)
     assert [r["run_name"] for r in merged["runs"]] == ["p1-resnet18", "p1-vit-2L-2H-128"]
     assert merged["runs"][0] == first["runs"][0]                   # kept as it was
     assert merged["runs"][1]["measured"] >= first["runs"][1]["measured"]
@@ -130,14 +148,41 @@ def test_merge_remeasures_only_the_named_runs(quick, tmp_path):
     assert merged["data_path"] == first["data_path"]
     assert merged["kept_from_previous"] == ["data_path", "p1-resnet18"]
     with pytest.raises(SystemExit, match="precision"):
-        bench.main(["--quick", "--models", "vit-2L-2H-128", "--device", "cpu", "--precision",
-                    "bf16", "--steps", "1", "--batch-size", "2", "--no-reference",
-                    "--no-data-path", "--merge", "--out", str(out), "--readme", ""])
+        bench.run_benchmark(dataclasses.replace(again, precision="bf16", steps=1))
 
 
-def bench_fmt_in(value, row):
-    from helpers.bench.tables import fmt
-    return f"| {fmt(value)} |" in row
+def test_the_cli_turns_every_flag_into_a_setting():
+    settings, _ = cli.parse_args(["--quick", "--models", "resnet18", "--steps", "3",
+                                  "--warmup-steps", "0", "--no-cache", "--no-reference",
+                                  "--note", "a", "--note", "b", "--readme"])
+    assert settings == BenchSettings(quick=True, models="resnet18", steps=3, warmup_steps=0,
+                                     feature_cache=False, reference=False, notes=("a", "b"),
+                                     readmes=())
+    default, _ = cli.parse_args([])
+    assert default == BenchSettings()
+
+
+@pytest.mark.parametrize("field, value, flag", [
+    ("steps", 0, "--steps"), ("warmup_steps", -1, "--warmup-steps"),
+    ("eval_batch_size", 0, "--eval-batch-size"), ("compile", "sometimes", "--compile"),
+    ("attention", "flash", "--attention")])
+def test_a_bad_setting_is_refused_with_its_flag(field, value, flag, capsys):
+    with pytest.raises(ValueError, match=f"^{flag}="):
+        BenchSettings(**{field: value})
+    if isinstance(value, int):                     # the CLI reports it as a usage error
+        with pytest.raises(SystemExit):
+            cli.parse_args([flag, str(value)])
+        assert f"{flag}={value}" in capsys.readouterr().err
+
+
+def test_render_only_refreshes_a_readme_and_exits_zero(quick, tmp_path):
+    _, r, _ = quick
+    (tmp_path / "cpu.json").write_text(json.dumps(r))
+    readme = tmp_path / "README.md"
+    assert cli.main(["--render-only", "--out", str(tmp_path / "cpu.json"),
+                     "--readme", str(readme)]) == 0
+    rows = table_rows(readme.read_text())
+    assert [row[1] for row in rows if row[0] == "ResNet-18"] == ["`p1-resnet18`"]
 
 
 def test_warmup_steps_fall_outside_every_timed_window():

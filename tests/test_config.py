@@ -141,7 +141,7 @@ def test_good_values_of_the_same_fields_pass():
 
 
 def test_an_unset_batch_size_fits_the_data_and_keeps_cifar100_defaults():
-    from helpers.config import MIN_AUTO_BATCH, MIN_STEPS_PER_EPOCH, auto_batch_size
+    from helpers.rules import MIN_AUTO_BATCH, MIN_STEPS_PER_EPOCH, auto_batch_size
     cifar = ExperimentConfig(model="resnet18", dataset="cifar100").resolved()
     assert cifar.batch_size is None                     # "auto", fitted once the size is known
     assert cifar.train_batch_size(50_000) == cifar.default_batch_size() == 512

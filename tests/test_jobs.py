@@ -16,8 +16,8 @@ import pytest
 
 from helpers import runner
 from helpers.results import read_result
-from helpers.runner import jobs, locks
-from helpers.runner.cli import build_parser, resolve_args
+from helpers.records import read_grid_record
+from helpers.runner import demo_readme, jobs, locks
 
 TOY = dict(model="vit", label="ViT (toy)", patch_size=8, dim=32, depth=1, heads=2)
 ENTRIES = [dict(TOY, run_name="t-a"), dict(TOY, run_name="t-b", dim=48)]
@@ -30,9 +30,8 @@ def args_for(tmp_path, *extra, epochs=2):
 
 
 def planned(argv, entries):
-    args = build_parser().parse_args(argv)
-    resolve_args(args)
-    return args, runner.make_plan(entries, args, {})
+    settings = runner.parse_settings(argv)
+    return settings, runner.make_plan(entries, settings)
 
 
 def trained(result):
@@ -137,9 +136,9 @@ def test_a_job_that_is_preempted_is_requeued_and_resumes_from_its_checkpoint(tmp
     """submitit's preemption signal reaches the job after its first checkpoint: the job
     is requeued by submitit (RowJob is Checkpointable) and resumes, not restarts."""
     epochs = 40
-    args, plan = planned(args_for(tmp_path, "--device", "cpu", "--executor", "local",
-                                  "--no-notebooks", epochs=epochs), ENTRIES[:1])
-    _, submitted, specs = jobs.submit(plan, args)
+    settings, plan = planned(args_for(tmp_path, "--device", "cpu", "--executor", "local",
+                                      "--no-notebooks", epochs=epochs), ENTRIES[:1])
+    _, submitted, specs = jobs.submit(plan, settings)
     (job,), results = submitted, tmp_path / "results"
     checkpoint, lock = results / "checkpoints" / "t-a.pt", results / "locks" / "t-a.lock"
     deadline = time.time() + 120
@@ -166,10 +165,10 @@ def test_slurm_submits_one_array_and_each_task_runs_its_row(tmp_path):
     argv = args_for(tmp_path, "--device", "cpu", "--executor", "slurm", "--no-notebooks",
                     "--slurm-partition", "gpu", "--gpus-per-run", "1", "--timeout-min", "30",
                     "--parallel", "2", "--slurm-param", "account", "lab")
-    args, plan = planned(argv, ENTRIES)
-    assert args.wait is False                              # slurm: no waiting by default
+    settings, plan = planned(argv, ENTRIES)
+    assert settings.wait is False                          # slurm: no waiting by default
     with mocked_slurm() as mock:
-        _, submitted, specs = jobs.submit(plan, args)
+        _, submitted, specs = jobs.submit(plan, settings)
         assert [j.job_id for j in submitted] == ["12_0", "12_1"]    # one array
         script = submitted[0].paths.submission_file.read_text()
         for line in ("--array=0-1%2", "--partition=gpu", "--gpus-per-node=1", "--time=30",
@@ -198,12 +197,11 @@ def test_scale_out_mistakes_are_refused_before_anything_runs(tmp_path, extra, me
 
 def test_the_runner_records_the_grid_time_and_the_readme_paragraph_comes_from_it(tmp_path):
     from helpers import report
-    from helpers.runner import record
     argv = args_for(tmp_path, "--device", "cpu", "--no-notebooks", "--dataset", "synthetic-10")
     argv.remove("--no-report")
     assert runner.main(argv, entries=ENTRIES) == 0
     results = tmp_path / "results"
-    rec = record.read_grid_record(str(results))
+    rec = read_grid_record(str(results))
     assert [r["run"] for r in rec["rows"]] == ["t-a", "t-b"]
     assert rec["total_s"] >= rec["rows_s"] >= sum(r["wall_s"] for r in rec["rows"]) > 0
     for r in rec["rows"]:
@@ -211,8 +209,8 @@ def test_the_runner_records_the_grid_time_and_the_readme_paragraph_comes_from_it
     header = report.build_report(str(results), None).sections()["header"]
     assert f"**Grid wall time:** {rec['rows_s']:.0f} s for the 2 row(s)" in header
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{record.START}\nold\n{record.END}\nrest\n")
-    block = record.splice_readme(str(readme), str(results))
+    readme.write_text(f"intro\n{demo_readme.START}\nold\n{demo_readme.END}\nrest\n")
+    block = demo_readme.splice_readme(str(readme), str(results))
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("rest\n") and "old" not in text
     minutes, seconds = divmod(round(rec["total_s"]), 60)

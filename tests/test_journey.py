@@ -18,7 +18,8 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from helpers.notebooks import problem1_config, python_kernel
+from helpers.notebook_exec import python_kernel
+from helpers.notebooks import problem1_config
 from helpers.paths import HOME_ENV, REPO_ROOT
 from helpers.report import locate_results
 from helpers.report.pdf import missing_latex_tools

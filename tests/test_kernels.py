@@ -11,7 +11,7 @@ from jupyter_core.utils import run_sync
 
 from helpers import runner
 from helpers.paths import REPO_ROOT
-from helpers.report.tables import PHASE_LABELS, time_split_md
+from helpers.report.header import PHASE_LABELS, time_split_md
 from helpers.results import PHASES, read_result
 from helpers.runner.kernels import KernelPool, WarmKernel, want_warm_kernels
 
@@ -69,9 +69,11 @@ def test_a_row_on_a_warm_kernel_is_the_row_on_a_cold_one(tmp_path, monkeypatch):
     counts = [c["execution_count"] for c in nb["cells"] if c["cell_type"] == "code"]
     assert counts == list(range(1, len(counts) + 1))   # the silent imports left no mark
 
-    for r in record["rows"]:    # outside the run = kernel start + the cells around it
-        assert r["kernel_s"] >= 0 and r["cells_outside_run_s"] >= 0
-        assert r["kernel_s"] + r["cells_outside_run_s"] == pytest.approx(r["outside_run_s"])
+    # The notebook's cell clocks bracket its Experiment.run(), inside the row's wall time:
+    # starting a kernel (or taking a warmed one) and the cells around the run both take
+    # time, so neither part of the split is clamped to zero.
+    for r in record["rows"]:
+        assert r["kernel_s"] > 0 and r["cells_outside_run_s"] > 0, r
     cold_record = json.load(open(tmp_path / "cold" / "results" / "logs" / "grid_time.json"))
     assert cold_record["rows"][0]["warm_kernel"] is False
     assert cold_record["settings"]["warm_kernels"] is False
@@ -96,7 +98,7 @@ def test_a_warm_kernel_has_imported_ahead_without_counting_an_execution():
         assert reply["content"]["execution_count"] == 1
     finally:
         kc.stop_channels()
-        from helpers.notebooks import shutdown_kernel
+        from helpers.notebook_exec import shutdown_kernel
         shutdown_kernel(km)
     assert not alive(km)
 

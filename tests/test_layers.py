@@ -3,16 +3,18 @@ included): a DAG with the core at the bottom, no upward imports, no private name
 crossing modules."""
 import ast
 import os
+import re
 
 from helpers.paths import REPO_ROOT
 
 PKG = os.path.join(REPO_ROOT, "helpers")
 # The layers, bottom up; a module may import its own layer's modules and those below.
-# The runner, the report and the benchmark sit side by side above the core and the
-# shared file formats (records); the runner may use the report's public API to write
-# the report at the end of a grid, nothing else crosses between the three.
+# The runner, the report and the benchmark sit side by side above the core, the shared
+# file formats (records) and notebook execution (notebook_exec); the runner may use the
+# report's public API to write the report at the end of a grid, nothing else crosses
+# between the three.
 CORE = "core"
-LAYER = {"records": 1, "report": 2, "bench": 2, "runner": 3, "colab": 2}
+LAYER = {"records": 1, "notebook_exec": 1, "report": 2, "bench": 2, "runner": 3, "colab": 2}
 PERIPHERY = {"report", "bench", "runner"}
 ALIAS = {"run": "runner"}   # helpers/run.py: the `python -m helpers.run` entry point
 
@@ -130,11 +132,22 @@ def test_the_core_never_imports_the_optional_machinery():
     heavy = ("submitit", "papermill", "jupyter_client", "nbclient")
     bad = []
     for m, path in known.items():
-        if layer(m) != CORE or m == "helpers.notebooks":
-            continue                      # notebooks.py imports papermill lazily, to run them
+        if layer(m) != CORE:
+            continue
         tree = ast.parse(open(path, encoding="utf-8").read())
         for node in ast.walk(tree):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             bad += [f"{m} imports {n}" for n in names if n.split(".")[0] in heavy]
     assert not bad, "\n".join(bad)
+
+
+def test_the_readmes_layout_names_every_module_and_only_those():
+    """README.md's Layout block is the tree: each module file is named there, and each
+    .py name it gives exists."""
+    text = open(os.path.join(REPO_ROOT, "README.md"), encoding="utf-8").read()
+    block = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"\b([a-z_0-9]+\.py)\b", block))
+    files = {f for _, _, fs in os.walk(PKG) for f in fs if f.endswith(".py")}
+    assert files - {"__main__.py"} <= named | {"__init__.py"}, sorted(files - named)
+    assert named <= files, sorted(named - files)

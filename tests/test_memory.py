@@ -100,7 +100,7 @@ def test_the_frozen_backbones_feature_pass_runs_with_evaluations_kernels(monkeyp
     """The feature cache's one pass uses eval-sized batches: like evaluate(), it must run
     inside eval_kernels (no cuDNN autotune of shapes training never uses)."""
     import contextlib
-    from helpers import train
+    from helpers import features
     from helpers.data import DeviceLoader, make_synthetic
     inside = []
 
@@ -109,7 +109,7 @@ def test_the_frozen_backbones_feature_pass_runs_with_evaluations_kernels(monkeyp
         inside.append(True)
         yield
         inside.append(False)
-    monkeypatch.setattr(train, "eval_kernels", spy)
+    monkeypatch.setattr(features, "eval_kernels", spy)
     seen = []
 
     class Backbone(torch.nn.Module):
@@ -120,5 +120,5 @@ def test_the_frozen_backbones_feature_pass_runs_with_evaluations_kernels(monkeyp
     loader = DeviceLoader(data.x_train, data.y_train, batch_size=4, device="cpu", train=False,
                           mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     from helpers.device import Precision
-    feats = train._backbone_features(Backbone(), loader, Precision("fp32", "cpu"))
+    feats = features.backbone_features(Backbone(), loader, Precision("fp32", "cpu"))
     assert feats.shape == (8, 3) and seen and all(seen)

@@ -15,14 +15,10 @@ from papermill.exceptions import PapermillExecutionError
 
 from helpers import runner
 from helpers.config import ConfigError, ExperimentConfig
-from helpers.notebooks import NOTEBOOKS, execute_notebook, notebook_parameters
-from helpers.results import read_result
+from helpers.notebook_exec import execute_notebook, notebook_parameters
+from helpers.notebooks import NOTEBOOKS
+from helpers.results import RESULT_FIELDS, read_result
 
-# The contract's result schema (CONTRACT.md, "Result JSON").
-RESULT_KEYS = {"run_name", "problem", "model", "label", "config", "dataset", "params",
-               "trainable_params", "macs_thop", "flops", "history", "epoch_time_s",
-               "epoch_time_note", "first_epoch_time_s", "total_train_time_s", "eval_time_s",
-               "test_acc", "train_acc", "status", "reason", "provenance"}
 DATASET_KEYS = {"name", "num_classes", "n_train", "n_test", "synthetic"}
 HISTORY_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_time_s",
                 "images_per_s"}
@@ -42,7 +38,7 @@ def run_nb(problem, tmp, name, **params):
 
 
 def check_schema(result, *, problem, epochs, n_train, n_test):
-    assert RESULT_KEYS <= set(result), RESULT_KEYS - set(result)
+    assert set(RESULT_FIELDS) <= set(result), set(RESULT_FIELDS) - set(result)
     assert DATASET_KEYS <= set(result["dataset"])
     assert PROVENANCE_KEYS <= set(result["provenance"])
     assert result["status"] == "complete" and result["reason"] is None

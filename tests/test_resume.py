@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from helpers.atomic import atomic_path, remove_orphans
-from helpers.checkpoint import CheckpointUnusableError, load_checkpoint, save_checkpoint
+from helpers.checkpoint import CheckpointUnusableError, load_checkpoint, resume, save_checkpoint
 from helpers.config import ExperimentConfig
 from helpers.data import make_synthetic
 from helpers.device import Precision, seed_everything
 from helpers.experiment import Experiment
 from helpers.models import build_model
 from helpers.results import epoch_time_summary
-from helpers.train import TrainState, fit, resume
+from helpers.train import TrainState, fit
 
 CPU = torch.device("cpu")
 DATA = make_synthetic(n_train=96, n_test=32, num_classes=10, seed=0)
@@ -129,7 +129,7 @@ def test_a_cpu_checkpoint_resumes_under_gpu_optimiser_options(tmp_path):
     refuses meta tensors). Before the fix the steps stayed on the CPU, and the first fused
     step on a GPU raised "Expected all tensors to be on the same device". What only a GPU
     can confirm: that fused AdamW then steps without error and matches foreach."""
-    from helpers.train import load_optimizer_state
+    from helpers.checkpoint import load_optimizer_state
     cfg = cfg_at(tmp_path)
     train(cfg, "fp32", stop_after=1)
     saved = load_checkpoint(cfg.checkpoint_path)["optimizer"]
@@ -161,7 +161,7 @@ def test_epoch_time_excludes_each_processes_first_epoch():
     only_first = epoch_time_summary([h(1, 4.0, 1), h(2, 6.0, 2)])
     assert only_first["epoch_time_s"] == 5.0
     assert "warm-up/compile is included" in only_first["epoch_time_note"]
-    # A run without resume reads as before.
+    # A run never resumed: one segment, and only its first epoch is left out.
     plain = epoch_time_summary([h(1, 5.0, 1), h(2, 2.0, 1)])
     assert plain["epoch_time_epochs"] == [2] and plain["epoch_time_note"].startswith(
         "epoch 2 only; epoch 1 ")

@@ -17,7 +17,8 @@ from helpers import grid, runner
 from helpers.config import config_changes
 from helpers.paths import REPO_ROOT
 from helpers.paths import report_paths
-from helpers.results import read_result
+from helpers.records import read_grid_record
+from helpers.results import RESULT_FIELDS, read_result
 
 def tiny_args(epochs_p1=1):
     return ["--dataset", "synthetic", "--train-subset", "64", "--test-subset", "32",
@@ -73,7 +74,11 @@ def test_failures_are_recorded_and_the_grid_carries_on(tmp_path, monkeypatch, ca
     assert r["p2-swin_tiny-finetune"]["status"] == "skipped"
     assert r["p2-swin_tiny-finetune"]["reason"].startswith("WeightsUnavailableError")
     assert r["t-good"]["status"] == "complete" and len(r["t-good"]["history"]) == 1
-    # Recorded failures carry their config and provenance like any result.
+    # Recorded failures are result records like any other: every field, their config and
+    # provenance, and null where nothing was measured.
+    for result in r.values():
+        assert set(RESULT_FIELDS) <= set(result), set(RESULT_FIELDS) - set(result)
+    assert r["t-bad-config"]["params"] is None and r["t-bad-config"]["test_acc"] is None
     assert r["t-bad-data"]["config"]["dataset"] == str(bad_npz)
     assert r["t-bad-data"]["provenance"]["started"] and r["t-bad-data"]["history"] == []
     out = capsys.readouterr().out
@@ -90,11 +95,13 @@ def test_failures_are_recorded_and_the_grid_carries_on(tmp_path, monkeypatch, ca
     before = (mtime(good), mtime(good_nb))
     assert runner.main(args, entries=entries[2:]) == 0
     assert (mtime(good), mtime(good_nb)) == before
-    out = capsys.readouterr().out
-    assert "[t-good] already complete" in out
+    rows = {r["run"]: r for r in read_grid_record(str(results))["rows"]}
+    assert rows["t-good"]["wall_s"] is None and rows["t-good"]["note"] == "already complete"
     # A row that cannot get its weights is checked again, and skipped without a kernel.
-    assert "[p2-swin_tiny-finetune] skipped: " in out
+    assert rows["p2-swin_tiny-finetune"]["status"] == "skipped"
+    assert rows["p2-swin_tiny-finetune"]["wall_s"] is None
     assert not (tmp_path / "executed" / "p2-swin_tiny-finetune.ipynb").exists()
+    capsys.readouterr()
 
     # A changed config is trained again from scratch, and the runner says why.
     assert runner.main(tiny_args(epochs_p1=2) + dirs_args(tmp_path), entries=entries[3:]) == 0
@@ -184,12 +191,11 @@ def test_parameters_reach_the_notebooks_and_the_config(tmp_path):
     """What the runner passes for a grid row: common options, the row's shape, -p extras
     (notebook parameters directly, other config fields via `overrides`), local weights."""
     (tmp_path / "w.pth").write_bytes(b"")
-    args = runner.build_parser().parse_args(
+    settings = runner.parse_settings(
         TINY_ARGS + dirs_args(tmp_path) + ["--weights-tiny", str(tmp_path / "w.pth"),
                                            "-p", "lr", "0.01", "-p", "augment", "False"])
-    runner.resolve_args(args)
-    plan = runner.make_plan(runner.select(args), args,
-                            {"lr": 0.01, "augment": False})
+    assert settings.extra == {"lr": 0.01, "augment": False}
+    plan = runner.make_plan(runner.select(settings), settings)
     by_name = {run.name: run for run in plan}
     vit = by_name["p1-vit-4L-4H-256"]
     assert vit.error is None
@@ -214,10 +220,8 @@ def test_only_changes_that_alter_training_count_as_a_changed_config():
 
 def test_a_checkpoint_made_with_another_config_is_dropped_not_resumed(tmp_path):
     import torch
-    args = runner.build_parser().parse_args(TINY_ARGS + dirs_args(tmp_path)
-                                            + ["--only", "p1-resnet18"])
-    runner.resolve_args(args)
-    [run] = runner.make_plan(runner.select(args), args, {})
+    settings = runner.parse_settings(TINY_ARGS + dirs_args(tmp_path) + ["--only", "p1-resnet18"])
+    [run] = runner.make_plan(runner.select(settings), settings)
     ckpt = tmp_path / "results" / "checkpoints" / "p1-resnet18.pt"
     ckpt.parent.mkdir(parents=True)
     torch.save(dict(config=run.cfg.to_dict(), epoch=1), ckpt)
@@ -234,9 +238,7 @@ def test_a_checkpoint_made_with_another_config_is_dropped_not_resumed(tmp_path):
 def test_each_dataset_gets_its_own_results_folder():
     """Synthetic or demo results never land among the CIFAR-100 rows."""
     def resolved(*argv):
-        args = runner.build_parser().parse_args(list(argv))
-        runner.resolve_args(args)
-        return args
+        return runner.parse_settings(list(argv))
     assert resolved().results_dir == os.path.join("results", "cifar100")
     assert resolved("--dataset", "synthetic").results_dir == os.path.join("results", "synthetic")
     demo = resolved("--demo")
@@ -250,9 +252,8 @@ def test_each_dataset_gets_its_own_results_folder():
 
 def test_the_demo_gives_each_row_its_budget_unless_the_user_sets_one():
     def plan_for(*argv):
-        args = runner.build_parser().parse_args(["--demo", "--device", "cpu", *argv])
-        runner.resolve_args(args)
-        return {run.name: run.cfg for run in runner.make_plan(runner.select(args), args, {})}
+        settings = runner.parse_settings(["--demo", "--device", "cpu", *argv])
+        return {run.name: run.cfg for run in runner.make_plan(runner.select(settings), settings)}
     demo, preset = plan_for(), runner.demo.CPU
     assert {cfg.dataset for cfg in demo.values()} == {preset.dataset}
     for name, cfg in demo.items():
@@ -292,9 +293,7 @@ def test_a_checkpoint_that_cannot_resume_is_dropped_and_the_row_trains_once_from
     import torch
     entries = [dict(TOY_VIT, run_name="t-stuck")]
     args = TINY_ARGS + dirs_args(tmp_path)
-    parsed = runner.build_parser().parse_args(args)
-    runner.resolve_args(parsed)
-    [run] = runner.make_plan(entries, parsed, {})
+    [run] = runner.make_plan(entries, runner.parse_settings(args))
     ckpt = tmp_path / "results" / "checkpoints" / "t-stuck.pt"
     ckpt.parent.mkdir(parents=True)
     torch.save(dict(config=run.cfg.to_dict(), epoch=1, model={"renamed.weight": torch.zeros(1)},
@@ -323,9 +322,7 @@ def test_seeds_run_skip_and_resume_per_seed(tmp_path, capsys):
     capsys.readouterr()
 
     # Seed 2, interrupted after its first epoch (a disconnect): it has a checkpoint.
-    parsed = runner.build_parser().parse_args(args + ["--seeds", "2"])
-    runner.resolve_args(parsed)
-    [run] = runner.make_plan(entries, parsed, {})
+    [run] = runner.make_plan(entries, runner.parse_settings(args + ["--seeds", "2"]))
     assert (run.name, run.cfg.seed, run.cfg.run_name) == ("t-s-seed2", 2, "t-s-seed2")
     exp = Experiment(run.cfg)
     exp.prepare()
@@ -340,9 +337,11 @@ def test_seeds_run_skip_and_resume_per_seed(tmp_path, capsys):
 
     before = [os.stat(results / n).st_mtime_ns for n in ("t-s.json", "t-s-seed1.json")]
     assert runner.main(args + ["--seeds", "0", "1", "2"], entries=entries) == 0
-    out = capsys.readouterr().out
-    assert "[t-s] already complete" in out and "[t-s-seed1] already complete" in out
-    assert "[t-s-seed2] interrupted before: resuming from its checkpoint" in out
+    # The grid's time record says what each (row, seed) needed: the finished seeds were
+    # not executed this time, seed 2 was, and resumed.
+    rows = {r["run"]: r for r in read_grid_record(str(results))["rows"]}
+    assert rows["t-s"]["wall_s"] is None and rows["t-s-seed1"]["wall_s"] is None
+    assert rows["t-s-seed2"]["wall_s"] > 0 and rows["t-s-seed2"]["note"] == "resumed"
     assert [os.stat(results / n).st_mtime_ns for n in ("t-s.json", "t-s-seed1.json")] == before
     r2 = read_result(results / "t-s-seed2.json")
     assert [h["epoch"] for h in r2["history"]] == [1, 2]
@@ -356,14 +355,15 @@ def test_bad_seeds_are_refused(tmp_path):
         runner.main(["-p", "seed", "3", "--no-report"] + dirs_args(tmp_path))
 
 
-def test_force_trains_a_complete_row_again_and_keeps_the_old_result_aside(tmp_path, capsys):
+def test_force_trains_a_complete_row_again_and_keeps_the_old_result_aside(tmp_path):
     entries = [dict(TOY_VIT, run_name="t-f")]
     args = TINY_ARGS + dirs_args(tmp_path)
     results = tmp_path / "results"
     assert runner.main(args, entries=entries) == 0
     first = read_result(results / "t-f.json")
     assert runner.main(args + ["--force"], entries=entries) == 0
-    assert "[t-f] --force: training again from scratch" in capsys.readouterr().out
+    [row] = read_grid_record(str(results))["rows"]
+    assert row["note"] == "forced" and row["wall_s"] > 0
     assert read_result(results / "t-f.json.replaced") == first
     again = read_result(results / "t-f.json")
     assert again["status"] == "complete" and again["history"] != first["history"]

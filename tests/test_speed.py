@@ -162,9 +162,31 @@ def test_block_compile_raises_dynamos_cache_limit_for_every_block():
         speed.uncompile(model)
 
 
+@pytest.mark.parametrize("scope", ["model", "blocks"])
+def test_compiled_forward_compiles_with_the_backend_it_is_given(tmp_path, scope):
+    """The backend is an argument (the GPU check's dry run passes "eager"), not a setting
+    changed on the module: a backend that records its graphs sees every one."""
+    graphs = []
+
+    def recording(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+    cfg = vit_cfg(tmp_path)
+    model = build_model("vit", 10, **cfg.model_kwargs()).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x)
+        torch._dynamo.reset()
+        got = speed.compiled_forward(model, True, scope, backend=recording)(x)
+    speed.uncompile(model)
+    torch._dynamo.reset()
+    assert graphs and torch.allclose(got, expected, atol=1e-6)
+    assert len(graphs) >= (len(model.compile_regions()) if scope == "blocks" else 1) > 0
+
+
 def test_a_compiled_run_records_the_graphs_it_compiled_and_each_run_compiles_afresh(tmp_path):
     """End to end: compile=True makes Experiment compile (dynamo runs), the result says
-    how many graphs compiled, the compile cache sits in the results folder and the
+    how many graphs compiled, the compile cache is in the results folder and the
     environment is restored. A second identical run in the same process compiles again:
     the compiler is reset per run, so no run inherits (or is starved by) another's cache."""
     env = os.environ.get("TORCHINDUCTOR_CACHE_DIR")

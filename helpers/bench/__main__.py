@@ -1,4 +1,4 @@
-"""`python -m helpers.bench`: see helpers/bench/runs.py for the options."""
-from .runs import main
+"""`python -m helpers.bench`: see helpers/bench/cli.py for the options."""
+from .cli import main
 
-main()
+raise SystemExit(main())

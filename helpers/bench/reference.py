@@ -7,8 +7,9 @@ Swin, ToTensor, Normalize) in DataLoader(num_workers=2, shuffle=True) worker pro
 fp32, no torch.compile, and `loss.item()` after every step. Nothing here is tuned; a
 faster baseline would make our speedup smaller, which is the honest direction to err in.
 
-Also here: the data path alone (batches, no model) of both pipelines, for the issue's
-CPU target "our DeviceLoader produces batches >= 5x faster than DataLoader + PIL".
+Also here: the data path alone (batches, no model) of both pipelines, for the CPU
+target in benchmarks/README.md (DeviceLoader batches at least 5x faster than
+DataLoader + PIL).
 """
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ class PILImages(torch.utils.data.Dataset):
 
 
 def typical_transform(img_size: int, mean, std, train: bool = True):
-    """The transform list of the issue, in the order students write it."""
+    """The typical homework transform list (see the module docstring), in the order
+    students write it."""
     from torchvision import transforms as T
     steps = [T.RandomCrop(CIFAR_SIDE, padding=4), T.RandomHorizontalFlip()] if train else []
     if img_size != CIFAR_SIDE:

@@ -5,18 +5,22 @@
   (with torch.compile on, they include the compilation);
 - evaluation has its own warm-up and clock;
 - other processes' CPU use during a measurement is recorded, so a slowed run shows.
+Also here: time_limit, which cuts a measurement at a deadline.
 """
 from __future__ import annotations
 
 import contextlib
 import itertools
+import dataclasses
 import os
+import signal
 import statistics
 import tempfile
 import time
 
 import torch
 
+from .. import speed
 from ..config import BUILTIN_TRAIN_SIZES
 from ..device import synchronize
 from ..train import TrainState, evaluate, train_epoch
@@ -75,7 +79,38 @@ class FirstBatches:
         return itertools.islice(itertools.chain.from_iterable(passes), self.n)
 
 
+@contextlib.contextmanager
+def time_limit(deadline: float | None):
+    """TimeoutError inside the block once time.monotonic() reaches `deadline` (SIGALRM, so
+    the main thread of a POSIX process only; elsewhere no limit)."""
+    if deadline is None or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def stop(signum, frame):
+        raise TimeoutError("ran past its time budget")
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, max(0.01, deadline - time.monotonic()))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 # ----------------------------------------------------------------------------- our path
+def train_state(model, cfg, device, precision, *, total_steps: int, warmup_steps: int,
+                compile: bool, compile_scope: str, backend: str) -> TrainState:
+    """TrainState.create as fit() calls it, with torch.compile's backend chosen by the
+    caller (the GPU check's dry run uses "eager": dynamo traces, nothing is generated)."""
+    state = TrainState.create(model, cfg, device, precision, total_steps=total_steps,
+                              warmup_steps=warmup_steps, compile=False)
+    if not compile or cfg.cache_features:      # cached features: the step is the head only
+        return state
+    return dataclasses.replace(state, forward=speed.compiled_forward(
+        model, True, compile_scope, backend=backend))
+
+
 def forget_compiled() -> None:
     """Drop everything torch.compile holds in memory (its on-disk cache stays)."""
     torch.compiler.reset()
@@ -108,7 +143,7 @@ def cold_compile_cache():
 
 def time_train(model, cfg, batches, test_batches, *, device, precision, compile: bool,
                warmup_steps: int, repeats: int, peak: float | None, flops_per_image: int | None,
-               compile_scope: str = "model"):
+               compile_scope: str = "model", compile_backend: str = speed.COMPILE_BACKEND):
     """Warm up, then time `repeats` passes over `batches` with the engine's train_epoch;
     then evaluation over `test_batches` with the engine's evaluate, after its own warm-up.
 
@@ -116,9 +151,9 @@ def time_train(model, cfg, batches, test_batches, *, device, precision, compile:
     timed pass, for tests that check what ran inside them.
     """
     total = warmup_steps + repeats * len(batches)
-    state = TrainState.create(model, cfg, device, precision, total_steps=total,   # as fit() does
-                              warmup_steps=max(1, total // 10), compile=compile,
-                              compile_scope=compile_scope)
+    state = train_state(model, cfg, device, precision, total_steps=total,
+                        warmup_steps=max(1, total // 10), compile=compile,
+                        compile_scope=compile_scope, backend=compile_backend)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rss0 = _rss_bytes()
@@ -156,11 +191,13 @@ def time_train(model, cfg, batches, test_batches, *, device, precision, compile:
 
 
 def time_warmup(model, cfg, batches, test_batches, *, device, precision, compile: bool,
-                warmup_steps: int, compile_scope: str = "model", **_) -> dict:
+                warmup_steps: int, compile_scope: str = "model",
+                compile_backend: str = speed.COMPILE_BACKEND, **_) -> dict:
     """Only the one-off part of time_train: the warm-up steps and the first evaluation
     batch, e.g. a compile that finds its kernels in the on-disk cache."""
-    state = TrainState.create(model, cfg, device, precision, total_steps=warmup_steps + 1,
-                              warmup_steps=1, compile=compile, compile_scope=compile_scope)
+    state = train_state(model, cfg, device, precision, total_steps=warmup_steps + 1,
+                        warmup_steps=1, compile=compile, compile_scope=compile_scope,
+                        backend=compile_backend)
     _, _, warmup_s, _ = train_epoch(state, FirstBatches(batches, warmup_steps), 0, cfg, device)
     synchronize(device)
     t0 = time.perf_counter()

@@ -3,14 +3,15 @@
     load_dataset("cifar100" | "synthetic" | "path.npz")  -> Dataset (x uint8 NHWC, y int64)
     DeviceLoader(x, y, ...)                               -> batches made where the model is
 
-datasets.py   the Dataset record, .npz files, subsets, train/test overlap check
+arrays.py     the Dataset record, .npz files, normalisation constants
+datasets.py   load_dataset: the three sources, subsets, train/test overlap check
 cifar100.py   CIFAR-100 download, offline fail-fast and uint8 cache
 synthetic.py  learnable CIFAR-shaped images drawn from a seed
 loader.py     DeviceLoader: crop, flip, resize and normalise as whole-batch tensor ops
 """
 from .cifar100 import DataUnavailableError, load_cifar100
-from .datasets import (CIFAR100_MEAN, CIFAR100_STD, Dataset, DatasetFormatError, channel_stats,
-                       check_overlap, load_dataset, load_npz, make_synthetic)
+from .arrays import CIFAR100_MEAN, CIFAR100_STD, Dataset, DatasetFormatError, load_npz
+from .datasets import channel_stats, check_overlap, load_dataset, make_synthetic
 from .loader import DeviceLoader, bilinear_matrix
 
 __all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "Dataset", "DatasetFormatError",

@@ -8,13 +8,11 @@ from __future__ import annotations
 import os
 import pickle
 import socket
-import threading
-import urllib.error
-import urllib.request
 import warnings
 
 import numpy as np
 
+from ..net import reachable
 from .arrays import Dataset, DatasetFormatError, dataset_from_arrays, load_npz, save_npz_atomic
 
 
@@ -26,35 +24,11 @@ CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 CIFAR100_TGZ = "cifar-100-python.tar.gz"
 CIFAR100_TGZ_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
 CIFAR100_CACHE = "cifar100_uint8.npz"
-# Probed with a HEAD request before torchvision downloads, because its download has no
+# Probed (helpers.net.reachable) before torchvision downloads, because its download has no
 # timeout and can hang without network. Module-level so tests can point it elsewhere.
 PROBE_URL = CIFAR100_URL
 PROBE_TIMEOUT_S = 5.0
 DOWNLOAD_STALL_S = 60.0   # a download that receives nothing for this long fails
-
-
-
-def _url_reachable(url: str, timeout: float) -> bool:
-    """HEAD request in a daemon thread, so that a slow DNS lookup cannot outlast `timeout`.
-
-    HTTP rather than a bare TCP connect: sandboxes and proxies may accept any connection.
-    """
-    ok = []
-
-    def probe():
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
-                                        timeout=timeout):
-                ok.append(True)
-        except urllib.error.HTTPError:   # the server answered; the download reports the rest
-            ok.append(True)
-        except (OSError, ValueError):
-            pass
-
-    t = threading.Thread(target=probe, daemon=True)
-    t.start()
-    t.join(timeout)
-    return bool(ok)
 
 
 def _unavailable_message(data_dir: str, why: str) -> str:
@@ -109,7 +83,7 @@ def load_cifar100(data_dir: str = "data", *, download: bool = True) -> Dataset:
     if not have_pickles:
         if not download:
             raise DataUnavailableError(_unavailable_message(data_dir, "download=False"))
-        if not _url_reachable(PROBE_URL, PROBE_TIMEOUT_S):
+        if not reachable(PROBE_URL, PROBE_TIMEOUT_S):
             raise DataUnavailableError(_unavailable_message(
                 data_dir, f"{PROBE_URL} cannot be reached (offline?)"))
         from torchvision.datasets import CIFAR100

@@ -19,14 +19,10 @@ import warnings
 import numpy as np
 import torch
 
-from ..config import SYNTHETIC_DEFAULT_SIZES, synthetic_classes
-from .synthetic import (COLOURS, MAX_SYNTHETIC_CLASSES, SHAPES, TEXTURES, synthetic_class,
-                        synthetic_split)
-
-
-from .arrays import (CIFAR100_MEAN, CIFAR100_STD, NPZ_KEYS, Dataset,  # noqa: F401
-                     DatasetFormatError, load_npz, save_npz_atomic)
+from ..config import SYNTHETIC_DEFAULT_SIZES, SYNTHETIC_MAX_CLASSES, synthetic_classes
+from .arrays import Dataset, DatasetFormatError, load_npz, save_npz_atomic
 from .cifar100 import load_cifar100
+from .synthetic import COLOURS, SHAPES, TEXTURES, synthetic_class, synthetic_split
 
 
 def make_synthetic(n_train: int, n_test: int, num_classes: int = 100, seed: int = 0,
@@ -36,9 +32,9 @@ def make_synthetic(n_train: int, n_test: int, num_classes: int = 100, seed: int 
                         ("num_classes", num_classes, 2)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"{name}={v!r}: must be an integer >= {lo}")
-    if num_classes > MAX_SYNTHETIC_CLASSES:
+    if num_classes > SYNTHETIC_MAX_CLASSES:
         raise ValueError(f"num_classes={num_classes}: the synthetic set has at most "
-                         f"{MAX_SYNTHETIC_CLASSES} ({len(SHAPES)} shapes x {len(COLOURS)} "
+                         f"{SYNTHETIC_MAX_CLASSES} ({len(SHAPES)} shapes x {len(COLOURS)} "
                          f"colours x {len(TEXTURES)} textures)")
     # Separate streams per split: the training set does not change when n_test does.
     x_tr, y_tr = synthetic_split(n_train, num_classes, size, np.random.default_rng([seed, 0]))

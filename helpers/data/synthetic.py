@@ -2,22 +2,17 @@
 
 Each class is a (shape, colour, texture) triple drawn at a random position and scale over
 a random grey background, plus pixel noise. The factors are shared across classes, so a
-CNN learns them quickly, but no single pixel gives a class away. Pure numpy and fully
-vectorised: 10k images take about a second. `helpers.data.make_synthetic` wraps this
-into a `Dataset`.
+CNN learns them quickly, but no single pixel gives a class away. Pure numpy, vectorised
+over the images. `helpers.data.make_synthetic` wraps this into a `Dataset`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..config import SYNTHETIC_MAX_CLASSES
-
 SHAPES = ("circle", "square", "triangle", "cross", "ring")
 COLOURS = {"red": (0.90, 0.12, 0.10), "green": (0.10, 0.75, 0.15), "blue": (0.15, 0.30, 0.95),
            "yellow": (0.95, 0.85, 0.10), "magenta": (0.85, 0.15, 0.85)}
 TEXTURES = ("solid", "hstripes", "vstripes", "checks")   # all symmetric under a left-right flip
-MAX_SYNTHETIC_CLASSES = len(SHAPES) * len(COLOURS) * len(TEXTURES)
-assert MAX_SYNTHETIC_CLASSES == SYNTHETIC_MAX_CLASSES, "config.py states the class count"
 _CHUNK = 4096   # images rendered at once: bounds the float32 working memory
 
 

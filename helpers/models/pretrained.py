@@ -1,16 +1,17 @@
 """ImageNet weights for Swin: a local file, the Hugging Face hub cache, or a download.
 
-Offline, the hub is probed with a short TCP connect first, so a missing file fails in
-seconds with a message naming both fixes (a network, or a local weights file).
+Offline, the hub is probed with a short HEAD request first (helpers.net.reachable), so a
+missing file fails in seconds with a message naming both fixes (a network, or a local
+weights file).
 """
 from __future__ import annotations
 
 import os
-import socket
-import threading
-from urllib.parse import urlparse
+import time
 
 import torch.nn as nn
+
+from ..net import reachable
 
 HUB_PROBE_TIMEOUT_S = 3.0
 
@@ -43,39 +44,20 @@ _UNREACHABLE_AT: list[float] = []    # when the last probe failed, in time.monot
 UNREACHABLE_MEMORY_S = 60.0          # a failed probe is believed this long (a grid's rows)
 
 
-def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
-    """Can we open a TCP connection to the hub (or the https proxy) within `timeout`?
+def hub_url() -> str:
+    """The Hugging Face hub timm downloads from: HF_ENDPOINT, read at call time."""
+    return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
 
-    Runs in a daemon thread so that a hanging DNS lookup is bounded too. A failure is
-    remembered for UNREACHABLE_MEMORY_S, so the grid's four fine-tune rows pay one probe.
-    """
-    import time
+
+def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Does the hub answer within `timeout`? A failure is remembered for
+    UNREACHABLE_MEMORY_S, so the grid's four fine-tune rows pay one probe."""
     if _UNREACHABLE_AT and time.monotonic() - _UNREACHABLE_AT[-1] < UNREACHABLE_MEMORY_S:
         return False
-    reachable = _probe(timeout)
-    if not reachable:
+    ok = reachable(hub_url(), timeout)
+    if not ok:
         _UNREACHABLE_AT[:] = [time.monotonic()]
-    return reachable
-
-
-def _probe(timeout: float) -> bool:
-    url = (os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
-           or os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    parsed = urlparse(url if "://" in url else "http://" + url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    ok = []
-
-    def connect():
-        try:
-            socket.create_connection((parsed.hostname, port), timeout=timeout).close()
-            ok.append(True)
-        except OSError:
-            pass
-
-    t = threading.Thread(target=connect, daemon=True)
-    t.start()
-    t.join(timeout + 0.5)
-    return bool(ok)
+    return ok
 
 
 def weights_hint(tag: str, repo_id: str) -> str:

@@ -1,6 +1,7 @@
 """The report, rendered from result files only: nothing here trains or measures.
 
-tables.py    Tables 1 and 2 and the header, from the result JSONs
+tables.py    Tables 1 and 2, from the result JSONs
+header.py    the header: title, provenance, where the grid's time went
 analysis.py  the written analysis, computed from the numbers
 flags.py     plausibility flags: what to check before believing a result
 figures.py   learning curves and scatter plots
@@ -9,13 +10,14 @@ pdf.py       the summary notebook executed with papermill, exported with nbconve
 
     python -m helpers.report results/cifar100 --out report.md --figures figures
 """
-from .analysis import is_synthetic, md_escape
+from .analysis import md_escape, result_is_synthetic
 from .flags import CEILINGS, Flag, ceiling, flags_md, plausibility_flags
 from .build import Report, build_report, locate_results, summarise, write_report
 from .pdf import build_pdf, missing_latex_tools
-from .tables import DEMO_BANNER, header_md, load_runs, run_devices, table1, table2
+from .header import DEMO_BANNER, header_md, run_devices
+from .tables import load_runs, table1, table2
 
 __all__ = ["CEILINGS", "DEMO_BANNER", "Flag", "Report", "build_report", "ceiling", "flags_md",
-           "header_md", "is_synthetic", "load_runs", "locate_results", "md_escape",
-           "plausibility_flags", "build_pdf", "missing_latex_tools", "run_devices", "summarise",
+           "header_md", "load_runs", "locate_results", "md_escape", "plausibility_flags",
+           "build_pdf", "missing_latex_tools", "result_is_synthetic", "run_devices", "summarise",
            "table1", "table2", "write_report"]

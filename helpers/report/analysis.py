@@ -19,7 +19,8 @@ DASH = "—"
 
 # ----------------------------------------------------------------------------- shared
 # Used by helpers.report's tables too; here because report imports this module, not back.
-def is_synthetic(r: dict) -> bool:
+def result_is_synthetic(r: dict) -> bool:
+    """True when a result's dataset is synthetic (the demo), from its dataset record."""
     ds = r.get("dataset") or {}
     return bool(ds.get("synthetic")) or ds.get("name") == "synthetic"
 
@@ -190,7 +191,7 @@ def analysis_problem1(runs: dict) -> str:
         return out[0] + "\n\nNo complete Problem 1 run yet, so there is nothing to compare."
     if len(rows) >= 2:
         out.append(budget_line(rows))
-    synthetic = any(is_synthetic(r) for *_, r in rows)
+    synthetic = any(result_is_synthetic(r) for *_, r in rows)
     ranked = sorted(rows, key=lambda row: -shown_acc(row[3]))     # stable: ties keep table order
     (_, bl, _, br), rest = ranked[0], ranked[1:]
     if not rest:
@@ -250,55 +251,13 @@ def analysis_problem2(runs: dict, flags: list = ()) -> str:
     done = {row[0]: row[3] for row in _done_rows(runs, 2, grid_only=True)}
     if not done:
         return out[0] + "\n\nNo complete Problem 2 run yet, so there is nothing to compare."
-    synthetic = any(is_synthetic(r) for r in done.values())
+    synthetic = any(result_is_synthetic(r) for r in done.values())
     if len(done) >= 2:
         out.append(budget_line(_done_rows(runs, 2, grid_only=True)))
     flagged = {n for f in flags if f.check == "a" for n in f.runs}
     for v in SWIN_VARIANTS:
-        name, get = f"Swin-{v.capitalize()}", (lambda m, v=v: done.get(f"p2-swin_{v}-{m}"))
-        sc, fts = get("scratch"), [(m, get(m)) for m in ("finetune_full", "finetune") if get(m)]
-        if sc and fts:
-            bm, bft = max(fts, key=lambda mr: shown_acc(mr[1]))
-            d = shown_acc(bft) - shown_acc(sc)
-            parts = ", ".join(f"{MODE_PROSE[m]} {shown_acc(r):.2f} %" for m, r in fts)
-            out.append(f"**{name}, fine-tuned vs from scratch:** {parts}; from scratch "
-                       f"{shown_acc(sc):.2f} %. " + _cap(_lead(d, f"the {MODE_PROSE[bm]}",
-                                                          "training from scratch", bft, sc)) + ".")
-            if d > 0 and not synthetic and not _noisy(d, bft, sc):
-                out.append(f"Pretraining transfers: ImageNet features give the fine-tune a head "
-                           f"start that a Swin trained from scratch on "
-                           f"{(sc.get('dataset') or {}).get('n_train', 'these')} images does "
-                           f"not make up within {epochs_of(sc)} epochs.")
-            elif d < 0 and not _noisy(d, bft, sc):
-                see = ("flag (a) under " if sc["run_name"] in flagged else "") + \
-                    "the plausibility checks below"
-                out.append(f"No explanation is drawn from this: the data is synthetic "
-                           f"(see {see})." if synthetic else "This contradicts the usual "
-                           "expectation that ImageNet pretraining wins at this budget; rather "
-                           f"than explain it, see {see}.")
-        elif sc or fts:
-            lacking = [f"`p2-swin_{v}-{m}`" for m in ("scratch", "finetune_full", "finetune")
-                       if not get(m)]
-            out.append(f"**{name}, fine-tuned vs from scratch:** not comparable yet; "
-                       f"{', '.join(lacking)} did not complete.")
-        fr, fu = get("finetune"), get("finetune_full")
-        if fr and fu:
-            tf, tu = (_round(r.get("epoch_time_s")) for r in (fr, fu))
-            d = shown_acc(fu) - shown_acc(fr)
-            speed = ("" if tf is None or tu is None or tf == tu else
-                     f" (the frozen backbone is {_ratio(max(tf, tu), min(tf, tu))} "
-                     f"{'faster' if tf < tu else 'slower'})")
-            out.append(f"**{name}, frozen backbone vs full fine-tuning:** {fmt_fixed(tf)} s vs "
-                       f"{fmt_fixed(tu)} s per epoch{speed}; "
-                       + _lead(d, "full fine-tuning", "the frozen backbone", fu, fr) + ".")
-            if d > 0 and not synthetic and not _noisy(d, fu, fr):
-                out.append("A frozen backbone only learns a linear read-out of fixed ImageNet "
-                           "features, which cannot adapt to new classes and upsampled images; "
-                           "full fine-tuning adapts them, paying for a backward pass through "
-                           "the whole network.")
-            elif d < 0 and not synthetic and not _noisy(d, fu, fr):
-                out.append("Full fine-tuning usually wins given enough epochs; that it does "
-                           "not here is not explained, see the plausibility checks below.")
+        out += _scratch_vs_finetune(v, done, synthetic, flagged)
+        out += _frozen_vs_full(v, done, synthetic)
     for m, label in MODE_LABELS.items():
         t, s = done.get(f"p2-swin_tiny-{m}"), done.get(f"p2-swin_small-{m}")
         if t and s:
@@ -314,6 +273,62 @@ def analysis_problem2(runs: dict, flags: list = ()) -> str:
                    "shift the fine-tune has to absorb, while every epoch pays the compute of "
                    "the larger input for 32 px of information.")
     return "\n\n".join(out)
+
+
+def _scratch_vs_finetune(v: str, done: dict, synthetic: bool, flagged: set) -> list[str]:
+    """Paragraphs comparing Swin variant `v` from scratch with its best fine-tune."""
+    name, get = f"Swin-{v.capitalize()}", (lambda m: done.get(f"p2-swin_{v}-{m}"))
+    sc, fts = get("scratch"), [(m, get(m)) for m in ("finetune_full", "finetune") if get(m)]
+    if not (sc or fts):
+        return []
+    if not (sc and fts):
+        lacking = [f"`p2-swin_{v}-{m}`" for m in ("scratch", "finetune_full", "finetune")
+                   if not get(m)]
+        return [f"**{name}, fine-tuned vs from scratch:** not comparable yet; "
+                f"{', '.join(lacking)} did not complete."]
+    bm, bft = max(fts, key=lambda mr: shown_acc(mr[1]))
+    d = shown_acc(bft) - shown_acc(sc)
+    parts = ", ".join(f"{MODE_PROSE[m]} {shown_acc(r):.2f} %" for m, r in fts)
+    out = [f"**{name}, fine-tuned vs from scratch:** {parts}; from scratch "
+           f"{shown_acc(sc):.2f} %. " + _cap(_lead(d, f"the {MODE_PROSE[bm]}",
+                                              "training from scratch", bft, sc)) + "."]
+    if d > 0 and not synthetic and not _noisy(d, bft, sc):
+        out.append(f"Pretraining transfers: ImageNet features give the fine-tune a head "
+                   f"start that a Swin trained from scratch on "
+                   f"{(sc.get('dataset') or {}).get('n_train', 'these')} images does "
+                   f"not make up within {epochs_of(sc)} epochs.")
+    elif d < 0 and not _noisy(d, bft, sc):
+        see = ("flag (a) under " if sc["run_name"] in flagged else "") + \
+            "the plausibility checks below"
+        out.append(f"No explanation is drawn from this: the data is synthetic "
+                   f"(see {see})." if synthetic else "This contradicts the usual "
+                   "expectation that ImageNet pretraining wins at this budget; rather "
+                   f"than explain it, see {see}.")
+    return out
+
+
+def _frozen_vs_full(v: str, done: dict, synthetic: bool) -> list[str]:
+    """Paragraphs comparing Swin variant `v`'s frozen-backbone and full fine-tunes."""
+    fr, fu = done.get(f"p2-swin_{v}-finetune"), done.get(f"p2-swin_{v}-finetune_full")
+    if not (fr and fu):
+        return []
+    tf, tu = (_round(r.get("epoch_time_s")) for r in (fr, fu))
+    d = shown_acc(fu) - shown_acc(fr)
+    speed = ("" if tf is None or tu is None or tf == tu else
+             f" (the frozen backbone is {_ratio(max(tf, tu), min(tf, tu))} "
+             f"{'faster' if tf < tu else 'slower'})")
+    out = [f"**Swin-{v.capitalize()}, frozen backbone vs full fine-tuning:** {fmt_fixed(tf)} s "
+           f"vs {fmt_fixed(tu)} s per epoch{speed}; "
+           + _lead(d, "full fine-tuning", "the frozen backbone", fu, fr) + "."]
+    if d > 0 and not synthetic and not _noisy(d, fu, fr):
+        out.append("A frozen backbone only learns a linear read-out of fixed ImageNet "
+                   "features, which cannot adapt to new classes and upsampled images; "
+                   "full fine-tuning adapts them, paying for a backward pass through "
+                   "the whole network.")
+    elif d < 0 and not synthetic and not _noisy(d, fu, fr):
+        out.append("Full fine-tuning usually wins given enough epochs; that it does "
+                   "not here is not explained, see the plausibility checks below.")
+    return out
 
 
 def _cap(text: str) -> str:

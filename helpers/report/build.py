@@ -11,8 +11,8 @@ from ..paths import REAL_DATASET, RESULTS, at_home, home, report_paths
 from ..records import read_grid_record
 from .analysis import analysis_problem1, analysis_problem2
 from .flags import Flag, flags_md, plausibility_flags
-from .tables import (header_md, load_runs, report_title, table1, table2, time_note,
-                     time_split_md, to_markdown)
+from .header import header_md, report_title, time_split_md
+from .tables import load_runs, table1, table2, time_note, to_markdown
 
 
 class Table:

@@ -21,7 +21,7 @@ MODE_SHORT = {"finetune": "frozen FT", "finetune_full": "full FT", "scratch": "s
 MODE_MARKERS = {"finetune": "s", "finetune_full": "D", "scratch": "o"}
 
 
-def run_label(r: dict) -> str:
+def legend_label(r: dict) -> str:
     """Legend label: the result's label, plus the Swin mode and a non-complete status."""
     label = r.get("label") or r.get("run_name", "?")
     mode = (r.get("config") or {}).get("mode")
@@ -77,9 +77,9 @@ def plot_curves(results, axes=None, path: str | None = None, title: str | None =
         epochs = [h["epoch"] for h in hist]
         style = "-" if r.get("status", "complete") == "complete" else "--"
         line, = acc_ax.plot(epochs, _values(hist, "test_acc"), style, marker=".",
-                            label=run_label(r))
+                            label=legend_label(r))
         loss_ax.plot(epochs, _values(hist, "test_loss"), style, marker=".",
-                     color=line.get_color(), label=run_label(r))
+                     color=line.get_color(), label=legend_label(r))
         if r.get("history_sd"):                 # 2+ seeds: the mean, and ± 1 sd around it
             for ax, key in ((acc_ax, "test_acc"), (loss_ax, "test_loss")):
                 mean = _values(hist, key)
@@ -192,7 +192,7 @@ def make_figures(runs: dict, figures_dir: str) -> dict[str, str]:
     p2 = [r for r in done if r["problem"] == 2]
 
     def pts(rs, xkey, marker=lambda r: "o"):
-        return [(r[xkey], r["test_acc"], run_label(r), marker(r), r.get(f"{xkey}_sd"),
+        return [(r[xkey], r["test_acc"], legend_label(r), marker(r), r.get(f"{xkey}_sd"),
                  r.get("test_acc_sd")) for r in rs
                 if r.get(xkey) and r.get("test_acc") is not None]
 

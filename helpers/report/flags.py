@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .. import grid
 from ..config import SWIN_VARIANTS, problem_of
-from .analysis import MODE_PROSE, shown_acc, epochs_of, is_synthetic, md_escape
+from .analysis import MODE_PROSE, epochs_of, md_escape, result_is_synthetic, shown_acc
 from .seeds import seed_rows
 
 
@@ -38,7 +38,7 @@ LEAKAGE_CHECK = ("test-set leakage (test images or labels reaching training; the
 
 @dataclass
 class Flag:
-    check: str                   # "a" .. "d", as listed in the report
+    check: str                   # "a" .. "e", as listed in the report
     title: str
     detail: str
     what_to_check: str
@@ -61,7 +61,7 @@ def ceiling(r: dict) -> float | None:
 
 def _ceilings_apply(r: dict) -> bool:
     """The ceilings describe CIFAR-100; synthetic data is easy, other data unknown."""
-    return (r.get("dataset") or {}).get("name") == "cifar100" and not is_synthetic(r)
+    return (r.get("dataset") or {}).get("name") == "cifar100" and not result_is_synthetic(r)
 
 
 def _overlap(r: dict) -> str:
@@ -70,21 +70,26 @@ def _overlap(r: dict) -> str:
 
 
 def plausibility_flags(runs: dict) -> list[Flag]:
-    """(a) scratch Swin beating its fine-tune fast, (b) accuracy above the credibility
-    ceiling (real data only), (c) accuracy at chance, (d) failed/skipped/missing runs."""
-    flags = []
-    # (a) and "missing" are about grid rows (their seeds combined); (b), (c), failed and
-    # skipped are about each run, so a flag raised by one seed of several names that seed.
+    """Every flag raised on `runs`, in check order (a) to (e); see the module docstring.
+    (a), "missing" and (e) are about grid rows (their seeds combined); (b), (c), failed and
+    skipped are about each run, so a flag raised by one seed of several names that seed."""
     rows = seed_rows(runs)
-    done_rows = {n: r for n, r in rows.items() if r["status"] == "complete"}
     done = {n: r for n, r in runs.items() if r["status"] == "complete"}
+    return (_scratch_beats_finetune(rows) + _above_ceiling(done) + _at_chance(done)
+            + _not_complete(runs, rows) + _seeds_left_out(rows))
+
+
+def _scratch_beats_finetune(rows: dict) -> list[Flag]:
+    """(a) a Swin from scratch beating its pretrained fine-tune within SWIN_SCRATCH_EPOCHS."""
+    flags = []
+    done_rows = {n: r for n, r in rows.items() if r["status"] == "complete"}
     for v in SWIN_VARIANTS:
         sc = done_rows.get(f"p2-swin_{v}-scratch")
         for mode in ("finetune", "finetune_full"):
             ft = done_rows.get(f"p2-swin_{v}-{mode}")
             if sc and ft and epochs_of(sc) <= SWIN_SCRATCH_EPOCHS and shown_acc(sc) > shown_acc(ft):
                 note = (" On synthetic data ImageNet features need not help, so this may be "
-                        "benign here." if is_synthetic(sc) else "")
+                        "benign here." if result_is_synthetic(sc) else "")
                 flags.append(Flag(
                     "a", f"Swin-{v.capitalize()} from scratch beats its pretrained "
                          f"{MODE_PROSE[mode]} within {epochs_of(sc)} epochs",
@@ -94,6 +99,12 @@ def plausibility_flags(runs: dict) -> list[Flag]:
                     "is it the intended ImageNet checkpoint; was the 1000-class head replaced "
                     "by a fresh one; " + LEAKAGE_CHECK.format(overlap=_overlap(sc)),
                     [sc["run_name"], ft["run_name"]]))
+    return flags
+
+
+def _above_ceiling(done: dict) -> list[Flag]:
+    """(b) accuracy above the credibility ceiling, on CIFAR-100 only."""
+    flags = []
     for n, r in done.items():
         ceil = ceiling(r) if _ceilings_apply(r) else None
         if ceil is not None and shown_acc(r) > ceil:
@@ -101,6 +112,12 @@ def plausibility_flags(runs: dict) -> list[Flag]:
                 "b", f"`{n}` is above the credible ceiling for its model and budget",
                 f"{shown_acc(r):.2f} % after {epochs_of(r)} epochs; ceiling {ceil:.0f} % "
                 f"({_family(r)}).", LEAKAGE_CHECK.format(overlap=_overlap(r)), [n]))
+    return flags
+
+
+def _at_chance(done: dict) -> list[Flag]:
+    """(c) accuracy within CHANCE_MARGIN points of chance."""
+    flags = []
     for n, r in done.items():
         chance = 100.0 / ((r.get("dataset") or {}).get("num_classes") or 100)
         if shown_acc(r) <= chance + CHANCE_MARGIN:
@@ -109,6 +126,12 @@ def plausibility_flags(runs: dict) -> list[Flag]:
                 "does the training loss fall at all; is the learning rate too high "
                 "(divergence) or too low; are labels aligned with images; is the input "
                 "normalised; for a fine-tune, were pretrained weights loaded.", [n]))
+    return flags
+
+
+def _not_complete(runs: dict, rows: dict) -> list[Flag]:
+    """(d) grid rows missing, and runs failed or skipped, each kind with its reasons."""
+    flags = []
     grid_names = [e["run_name"] for e in grid.grid()]
     for label, names, hint in (
         ("missing (not run)", [n for n in grid_names if n not in rows],
@@ -129,20 +152,23 @@ def plausibility_flags(runs: dict) -> list[Flag]:
             for reason, which in reasons.items():
                 detail += f" Reason (`{'`, `'.join(which)}`): {md_escape(reason)}"
             flags.append(Flag("d", f"{len(names)} run(s) {label}", detail, hint, names))
-    left_out = {n: why for r in rows.values() for n, why in (r.get("seed_mismatches") or {}).items()}
-    if left_out:
-        flags.append(Flag(
-            "e", f"{len(left_out)} seed run(s) left out of their row's mean",
-            " ".join(f"`{n}`: {md_escape(why)}." for n, why in left_out.items()),
-            "train every seed of a row with the same config (the runner does, for one "
-            "--seeds list); sizes and FLOPs never depend on the seed, so differing ones mean "
-            "a result file from another code version: rerun that seed.", list(left_out)))
     return flags
 
 
-# ----------------------------------------------------------------------------- analysis
+def _seeds_left_out(rows: dict) -> list[Flag]:
+    """(e) seed runs that cannot be averaged with their row's others."""
+    left_out = {n: why for r in rows.values() for n, why in (r.get("seed_mismatches") or {}).items()}
+    if not left_out:
+        return []
+    return [Flag(
+        "e", f"{len(left_out)} seed run(s) left out of their row's mean",
+        " ".join(f"`{n}`: {md_escape(why)}." for n, why in left_out.items()),
+        "train every seed of a row with the same config (the runner does, for one "
+        "--seeds list); sizes and FLOPs never depend on the seed, so differing ones mean "
+        "a result file from another code version: rerun that seed.", list(left_out))]
 
 
+# ----------------------------------------------------------------------------- markdown
 def flags_md(flags: list[Flag], runs: dict) -> str:
     lines = [f"- **FLAG ({f.check}) {f.title}.** {f.detail} *Check:* {f.what_to_check}"
              for f in flags] or ["No plausibility flag raised."]
@@ -151,7 +177,7 @@ def flags_md(flags: list[Flag], runs: dict) -> str:
     if exempt:
         scope = "" if len(exempt) == len(done) else f" to `{'`, `'.join(exempt)}`"
         why = ("the data is synthetic, where high accuracy is easy and says nothing about "
-               "CIFAR-100" if all(is_synthetic(runs[n]) for n in exempt) else
+               "CIFAR-100" if all(result_is_synthetic(runs[n]) for n in exempt) else
                "the ceilings are calibrated for CIFAR-100 only")
         lines.append(f"\n*Check (b), the credibility ceilings, is not applied{scope}: {why}.*")
     lines.append(f"\n*The checks:* (a) a Swin trained from scratch for at most "

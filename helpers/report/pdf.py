@@ -13,7 +13,7 @@ fails before a kernel starts; (3) papermill executes notebooks/summary.ipynb int
 notebooks/runs/summary.ipynb (this also writes report.md and the figures); (4)
 `jupyter nbconvert --to pdf --no-input` turns the executed notebook into the PDF.
 
-The notebook runs on this interpreter's kernel (helpers.notebooks.run_notebook).
+The notebook runs on this interpreter's kernel (helpers.notebook_exec.run_notebook).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 
-from ..notebooks import run_notebook
+from ..notebook_exec import run_notebook
 from ..paths import SUMMARY_NOTEBOOK, at_home, report_paths
 LATEX_TOOLS = ("pandoc", "xelatex")
 PDF_TITLE = "Homework 6 report: ResNet-18, ViT and Swin"
@@ -77,7 +77,7 @@ def build_pdf(results_dir: str | None = None, out_pdf: str | None = None, *,
     missing = missing_latex_tools()
     if missing:
         raise LatexToolsMissing(f"not on PATH: {', '.join(missing)}\n{INSTALL_HINT}")
-    from .analysis import is_synthetic
+    from .analysis import result_is_synthetic
     from .build import locate_results
     from .tables import load_runs
     results_dir = locate_results(results_dir)
@@ -88,7 +88,7 @@ def build_pdf(results_dir: str | None = None, out_pdf: str | None = None, *,
     executed_nb = executed_nb or where["executed"]
     runs = load_runs(results_dir)                   # a bad result file fails here, not in a kernel
     # The PDF's title is its first line: a synthetic demo must say so before anything else.
-    title = (PDF_TITLE_DEMO if any(is_synthetic(r) for r in runs.values()) else PDF_TITLE)
+    title = (PDF_TITLE_DEMO if any(result_is_synthetic(r) for r in runs.values()) else PDF_TITLE)
     params = dict(results_dir=os.path.abspath(results_dir),
                   report_path=os.path.abspath(report_path),
                   figures_dir=os.path.abspath(figures_dir))

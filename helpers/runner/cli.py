@@ -30,19 +30,16 @@ import sys
 import time
 
 from .. import grid as grid_module
-from ..config import ExperimentConfig, problem_of
+from ..paths import at_home, home, report_paths
+from ..records import Outcome, write_grid_record
+from ..results import now_iso
 from . import demo as demo_presets
-from ..notebooks import default_results_dir
-from ..paths import EXECUTED_DIR, at_home, home, report_paths
 from .execute import execute, summary_table
 from .kernels import KernelPool, want_warm_kernels
-from .plan import make_plan, parse_value, repo_path, shown
+from .locks import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN
+from .plan import Run, make_plan, shown
+from .settings import P1_EPOCHS, P2_EPOCHS, RunSettings, resolve_settings
 
-P1_EPOCHS, P2_EPOCHS = grid_module.EPOCHS[1], grid_module.EPOCHS[2]
-# What makes a grid row that row (its run name says so): never changed with -p. Other
-# shapes are one papermill call away: `papermill notebooks/problem1.ipynb ... -p dim 128`.
-IDENTITY_PARAMS = ("run_name", "model", "variant", "mode", "patch_size", "dim", "depth", "heads",
-                   "seed")
 
 # ----------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +53,29 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--list", action="store_true", help="print the grid rows and exit")
     ap.add_argument("--demo", action="store_true",
                     help="synthetic data, CPU-sized budgets, results/demo, then the report")
+    add_training_args(ap)
+    ap.add_argument("--force", action="store_true",
+                    help="train complete runs again from scratch")
+    ap.add_argument("--notebooks", action=argparse.BooleanOptionalAction, default=True,
+                    help="execute each row's notebook with papermill (default); "
+                         "--no-notebooks trains each row through the same engine in the "
+                         "runner's (or job's) own process, without a Jupyter kernel: the "
+                         "same config and result file, for clusters and machines without "
+                         "the Jupyter stack")
+    ap.add_argument("--warm-kernels", choices=("auto", "on", "off"), default="auto",
+                    help="while a row runs, start the next row's kernel and its imports, so "
+                         "it begins on a ready kernel (auto, the default: on when the rows "
+                         "run on a GPU; off on a CPU, where that work would take cores from "
+                         "the row being timed); rows one after another with notebooks only")
+    add_scaleout_args(ap)
+    ap.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                    help="at the end, write report.md, figures and (where LaTeX is installed) "
+                         "report.pdf; the demo's go into its results folder")
+    return ap
+
+
+def add_training_args(ap: argparse.ArgumentParser) -> None:
+    """What every row trains on, where it runs and where its files go."""
     ap.add_argument("--dataset", help="cifar100 (default) | synthetic | path/to/file.npz")
     ap.add_argument("--epochs-p1", type=int, help=f"Problem 1 epochs (default {P1_EPOCHS})")
     ap.add_argument("--epochs-p2", type=int, help=f"Problem 2 epochs (default {P2_EPOCHS})")
@@ -79,19 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-p", "--param", nargs=2, action="append", default=[],
                     metavar=("NAME", "VALUE"),
                     help="any other config field for every run, e.g. -p lr 0.1 -p augment False")
-    ap.add_argument("--force", action="store_true",
-                    help="train complete runs again from scratch")
-    ap.add_argument("--notebooks", action=argparse.BooleanOptionalAction, default=True,
-                    help="execute each row's notebook with papermill (default); "
-                         "--no-notebooks trains each row through the same engine in the "
-                         "runner's (or job's) own process, without a Jupyter kernel: the "
-                         "same config and result file, for clusters and machines without "
-                         "the Jupyter stack")
-    ap.add_argument("--warm-kernels", choices=("auto", "on", "off"), default="auto",
-                    help="while a row runs, start the next row's kernel and its imports, so "
-                         "it begins on a ready kernel (auto, the default: on when the rows "
-                         "run on a GPU; off on a CPU, where that work would take cores from "
-                         "the row being timed); rows one after another with notebooks only")
+
+
+def add_scaleout_args(ap: argparse.ArgumentParser) -> None:
+    """--executor and the options of the jobs it submits (helpers/runner/jobs.py)."""
     jobs = ap.add_argument_group(
         "scale-out (submitit)",
         "--executor local runs rows in parallel on this machine, one per visible GPU (one "
@@ -109,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "on a CPU; slurm: the array's %%N limit)")
     jobs.add_argument("--timeout-min", type=int, metavar="T",
                       help="time limit per job in minutes; a job past it is requeued and "
-                           f"resumes (default: slurm {jobs_defaults()[0]}, local "
-                           f"{jobs_defaults()[1]}: a local job's clock includes its wait "
+                           f"resumes (default: slurm {SLURM_TIMEOUT_MIN}, local "
+                           f"{LOCAL_TIMEOUT_MIN}: a local job's clock includes its wait "
                            "for a GPU)")
     jobs.add_argument("--max-requeues", type=int, default=3, metavar="K",
                       help="requeues after a time limit before a job gives up (default 3; "
@@ -125,92 +136,26 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar=("NAME", "VALUE"),
                       help="any other sbatch option, e.g. --slurm-param account mylab "
                            "--slurm-param qos normal")
-    ap.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
-                    help="at the end, write report.md, figures and (where LaTeX is installed) "
-                         "report.pdf; the demo's go into its results folder")
-    return ap
 
 
-def jobs_defaults() -> tuple[int, int]:
-    from .locks import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN
-    return SLURM_TIMEOUT_MIN, LOCAL_TIMEOUT_MIN
+def parse_settings(argv=None) -> RunSettings:
+    """The command line's settings, resolved (SystemExit on a mistake, naming the flag)."""
+    return resolve_settings(build_parser().parse_args(argv))
 
 
-def check_executor_args(args) -> None:
-    """Scale-out options: only with an executor that uses them, and positive numbers."""
-    for flag in ("parallel", "timeout_min", "gpus_per_run", "cpus_per_run", "mem_gb"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise SystemExit(f"error: --{flag.replace('_', '-')} {value}: must be at least 1")
-    if args.max_requeues < 0:
-        raise SystemExit(f"error: --max-requeues {args.max_requeues}: must be 0 or more")
-    slurm_only = [f for f, v in (("--slurm-partition", args.slurm_partition),
-                                 ("--mem-gb", args.mem_gb),
-                                 ("--slurm-param", args.slurm_param)) if v]
-    if slurm_only and args.executor != "slurm":
-        raise SystemExit(f"error: {', '.join(slurm_only)}: Slurm options; add --executor slurm")
-    if args.executor is None:
-        given = [f for f, v in (("--wait", args.wait is not None), ("--parallel", args.parallel),
-                                ("--timeout-min", args.timeout_min)) if v]
-        if given:
-            raise SystemExit(f"error: {', '.join(given)}: options of --executor local|slurm")
-    args.wait = (args.executor == "local") if args.wait is None else args.wait
-    if args.warm_kernels == "on" and (args.executor or not args.notebooks):
-        raise SystemExit("error: --warm-kernels on: for rows run one after another through "
-                         "their notebooks; not with --executor or --no-notebooks")
+def select(settings: RunSettings) -> list[dict]:
+    """The grid rows the settings choose: --only's, else every row of --problems."""
+    if not settings.only:
+        return grid_module.grid(settings.problems)
+    known = {e["run_name"] for e in grid_module.grid()}
+    unknown = [n for n in settings.only if n not in known]
+    if unknown:
+        raise SystemExit(f"error: --only {unknown}: not in the grid; valid run names: "
+                         f"{', '.join(sorted(known))}")
+    return [e for e in grid_module.grid() if e["run_name"] in settings.only]
 
 
-def resolve_args(args) -> None:
-    """Fill defaults (the demo preset where --demo), per problem, in place."""
-    check_executor_args(args)
-    args.seeds = args.seeds or [0 if args.seed is None else args.seed]
-    if min(args.seeds) < 0 or len(set(args.seeds)) != len(args.seeds):
-        raise SystemExit(f"error: --seeds {' '.join(map(str, args.seeds))}: seeds must be "
-                         "distinct non-negative integers")
-    args.demo_preset = demo_presets.preset_for(args.device) if args.demo else None
-    demo = args.demo_preset
-    args.dataset = args.dataset or (demo.dataset if demo else "cifar100")
-    if args.dataset.endswith(".npz"):
-        args.dataset = repo_path(args.dataset)
-    args.results_dir = repo_path(args.results_dir or (demo and demo_presets.RESULTS_DIR)
-                                 or default_results_dir(args.dataset))
-    args.epochs = {1: args.epochs_p1 or P1_EPOCHS, 2: args.epochs_p2 or P2_EPOCHS}
-    args.subsets = {p: (args.train_subset, args.test_subset) for p in (1, 2)}
-    args.batch_size = {p: args.batch_size for p in (1, 2)}
-    # The demo's per-row budget; a subset or epoch count the user gives wins over it.
-    args.run_budget = {}
-    if demo:
-        for e in grid_module.grid():
-            p = problem_of(e["model"])
-            train, test, epochs = demo.budget(e["run_name"], p)
-            args.run_budget[e["run_name"]] = dict(
-                train_subset=args.train_subset or train, test_subset=args.test_subset or test,
-                epochs=(args.epochs_p1 if p == 1 else args.epochs_p2) or epochs,
-                **demo.problem_params.get(p, {}))
-    args.weights = {"tiny": repo_path(args.weights_tiny), "small": repo_path(args.weights_small)}
-    for variant, path in args.weights.items():
-        if path is not None and not os.path.isfile(path):
-            raise SystemExit(f"error: --weights-{variant} {path}: no such file")
-    if args.executed_dir is None and args.executor:
-        # Jobs keep their executed notebooks beside their logs, named by row.
-        from .locks import logs_dir
-        args.executed_dir = logs_dir(args.results_dir)
-    args.executed_dir = os.path.abspath(args.executed_dir or os.path.join(
-        EXECUTED_DIR, os.path.basename(os.path.normpath(args.results_dir))))
-
-
-def select(args) -> list[dict]:
-    entries = grid_module.grid(tuple(args.problems))
-    if args.only:
-        known = {e["run_name"] for e in grid_module.grid()}
-        unknown = [n for n in args.only if n not in known]
-        if unknown:
-            raise SystemExit(f"error: --only {unknown}: not in the grid; valid run names: "
-                             f"{', '.join(sorted(known))}")
-        entries = [e for e in grid_module.grid() if e["run_name"] in args.only]
-    return entries
-
-
+# ----------------------------------------------------------------------------- report
 def top_level_report_free() -> bool:
     """True when the top-level report.md is absent or is itself a demo report."""
     from ..report import DEMO_BANNER
@@ -221,21 +166,22 @@ def top_level_report_free() -> bool:
         return f.readline().startswith(DEMO_BANNER)
 
 
-def write_report(results_dir: str) -> None:
+def report_at_end(results_dir: str) -> None:
     """report.md and figures from the results; the PDF too where LaTeX is installed."""
-    from ..report import write_report as write_md
-    from ..report import build_pdf, missing_latex_tools
+    # Imported here: the report needs pandas and matplotlib, which a --no-report run on a
+    # bare GPU image or cluster node may not have.
+    from ..report import build_pdf, missing_latex_tools, write_report
     out = report_paths(results_dir)
-    rep = write_md(at_home(results_dir), out["md"], out["figures"])
+    rep = write_report(at_home(results_dir), out["md"], out["figures"])
     print(f"\nwrote {shown(out['md'])} ({len(rep.runs)} result files, "
           f"{len(rep.flags)} flag(s)), figures in {shown(out['figures'])}/", flush=True)
     demo_dir = os.path.abspath(at_home(demo_presets.RESULTS_DIR))
     if os.path.abspath(at_home(results_dir)) == demo_dir and top_level_report_free():
-        # The design card's top-level report.md / figures/ show the demo until a real
-        # CIFAR-100 grid writes them; a real report is never overwritten by a demo, and
-        # no other folder (a test's, one's own) writes them.
-        write_md(at_home(results_dir), os.path.join(home(), "report.md"),
-                 os.path.join(home(), "figures"))
+        # Until a real CIFAR-100 grid writes them, the top-level report.md and figures/
+        # show the demo; a real report is never overwritten by a demo, and no other folder
+        # (a test's, one's own) writes them.
+        write_report(at_home(results_dir), os.path.join(home(), "report.md"),
+                     os.path.join(home(), "figures"))
         print("also wrote report.md and figures/ at the top level (labelled as a demo; "
               "the CIFAR-100 grid replaces them)", flush=True)
     missing = missing_latex_tools()
@@ -243,79 +189,83 @@ def write_report(results_dir: str) -> None:
         print(f"no PDF: {', '.join(missing)} not installed (see `make pdf`)")
         return
     pdf = build_pdf(at_home(results_dir), out["pdf"], report_path=out["md"],
-                    figures_dir=out["figures"],
-                    executed_nb=out["executed"])
+                    figures_dir=out["figures"], executed_nb=out["executed"])
     print(f"wrote {shown(pdf)}")
 
 
+# ----------------------------------------------------------------------------- main
 def main(argv=None, entries: list[dict] | None = None) -> int:
     """CLI entry point. `entries` replaces the grid (the tests run tiny grids through it)."""
-    args = build_parser().parse_args(argv)
-    resolve_args(args)
-    extra = {}
-    settable = set(ExperimentConfig().to_dict()) - set(IDENTITY_PARAMS)
-    for name, value in args.param:
-        if name in IDENTITY_PARAMS:
-            raise SystemExit(f"error: -p {name}: part of what a grid row is; choose rows with "
-                             "--only and seeds with --seeds, or run a notebook with papermill "
-                             "for another shape")
-        if name not in settable:
-            raise SystemExit(f"error: -p {name}: unknown; valid names: {', '.join(sorted(settable))}")
-        extra[name] = parse_value(value)
-    entries = select(args) if entries is None else entries
-    if args.list:
+    settings = parse_settings(argv)
+    entries = select(settings) if entries is None else entries
+    if settings.list_only:
         for e in entries:
             print(e["run_name"])
         return 0
-    plan = make_plan(entries, args, extra)   # relative paths: from the repo root, as papermill
-
-    where = (f"executed notebooks in {shown(args.executed_dir)}" if args.notebooks
+    plan = make_plan(entries, settings)   # relative paths: from the repo root, as papermill
+    where = (f"executed notebooks in {shown(settings.executed_dir)}" if settings.notebooks
              else "no notebooks (--no-notebooks)")
-    print(f"{len(plan)} run(s): dataset {args.dataset}, results in {args.results_dir}, "
+    print(f"{len(plan)} run(s): dataset {settings.dataset}, results in {settings.results_dir}, "
           f"{where}", flush=True)
-    t0 = time.perf_counter()
-    from ..results import now_iso
-    started = now_iso()
-    outcomes, kernels = [], None
+    t0, started = time.perf_counter(), now_iso()
+    outcomes: list[Outcome] = []
     try:
-        if args.executor:
-            from .jobs import run_jobs
-            outcomes = run_jobs(plan, args)
-            if outcomes is None:                 # --no-wait: the jobs report later
-                return 0
-        else:
-            kernels = (KernelPool() if args.notebooks and len(plan) > 1
-                       and want_warm_kernels(args.warm_kernels, args.device) else None)
-            for i, run in enumerate(plan):
-                if kernels:
-                    kernels.more = i + 1 < len(plan)
-                outcomes.append(execute(run, args.executed_dir, args.force, args.notebooks,
-                                        kernels=kernels))
+        warm = run_rows(plan, settings, outcomes)
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are kept; run the same command again to resume."
-              + (" Submitted jobs keep running." if args.executor else ""))
+              + (" Submitted jobs keep running." if settings.executor else ""))
         print(summary_table(outcomes))
         return 130
+    if warm is None:                              # --no-wait: the jobs report later
+        return 0
+    finish(settings, outcomes, t0=t0, started=started, warm_kernels=warm)
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def run_rows(plan: list[Run], settings: RunSettings, outcomes: list[Outcome]) -> bool | None:
+    """Run every row (through jobs, or one after another here), appending each outcome to
+    `outcomes` as it comes; returns whether warm kernels were used, or None when the jobs
+    were submitted without waiting for them."""
+    if settings.executor:
+        from .jobs import run_jobs
+        done = run_jobs(plan, settings)
+        if done is None:
+            return None
+        outcomes.extend(done)
+        return False
+    kernels = (KernelPool() if settings.notebooks and len(plan) > 1
+               and want_warm_kernels(settings.warm_kernels, settings.device) else None)
+    try:
+        for i, run in enumerate(plan):
+            if kernels:
+                kernels.more = i + 1 < len(plan)
+            outcomes.append(execute(run, settings.executed_dir, settings.force,
+                                    settings.notebooks, kernels=kernels))
     finally:
         if kernels:
             kernels.close()
+    return kernels is not None
+
+
+def finish(settings: RunSettings, outcomes: list[Outcome], *, t0: float, started: str,
+           warm_kernels: bool) -> None:
+    """The summary table, the time record and the report. The record is written once
+    before the report (so the report shows this grid's time), and again after it with the
+    total, report and PDF included."""
     rows_s = time.perf_counter() - t0
     print(f"\n{summary_table(outcomes)}\ntotal wall time {rows_s:.0f} s")
-    # The time record: once before the report (so the report shows this grid's time),
-    # and again after it with the total, report and PDF included.
-    from ..records import write_grid_record
-    settings = dict(demo=args.demo_preset.name if args.demo_preset else None,
-                    executor=args.executor, notebooks=args.notebooks, dataset=args.dataset,
-                    seeds=args.seeds, device=args.device, warm_kernels=kernels is not None)
-    write_grid_record(args.results_dir, outcomes, rows_s=rows_s, total_s=None,
-                      started=started, finished=now_iso(), settings=settings)
-    if args.report:
-        write_report(args.results_dir)
+    recorded = dict(demo=settings.demo.name if settings.demo else None,
+                    executor=settings.executor, notebooks=settings.notebooks,
+                    dataset=settings.dataset, seeds=list(settings.seeds),
+                    device=settings.device, warm_kernels=warm_kernels)
+    write_grid_record(settings.results_dir, outcomes, rows_s=rows_s, total_s=None,
+                      started=started, finished=now_iso(), settings=recorded)
+    if settings.report:
+        report_at_end(settings.results_dir)
     total_s = time.perf_counter() - t0
-    path = write_grid_record(args.results_dir, outcomes, rows_s=rows_s, total_s=total_s,
-                             started=started, finished=now_iso(), settings=settings)
+    path = write_grid_record(settings.results_dir, outcomes, rows_s=rows_s, total_s=total_s,
+                             started=started, finished=now_iso(), settings=recorded)
     print(f"time record: {shown(path)} ({total_s:.0f} s in all)", flush=True)
-    return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
 if __name__ == "__main__":

@@ -9,37 +9,25 @@ import contextlib
 import os
 import time
 
-from ..notebooks import NOTEBOOKS, cell_seconds, default_results_dir, execute_notebook
+from ..notebook_exec import cell_seconds, execute_notebook
+from ..notebooks import NOTEBOOKS, default_results_dir
 from ..paths import REPO_ROOT, at_home
 from ..records import Outcome
+from ..textable import plain_table
 from . import locks
 from .plan import Run, discard_checkpoint, next_action, prepare_checkpoint, short, shown
 
 
-def is_synthetic(dataset) -> bool:
-    from ..config import synthetic_classes
-    try:
-        return synthetic_classes(dataset) is not None
-    except ValueError:
-        return False
-
-
-def record(run: Run, status: str, reason: str, started: str) -> None:
+def write_failed_result(run: Run, status: str, reason: str, started: str) -> None:
     """Write the result of a run that died before the engine could write one. What was
     never measured (sizes, metrics, the device) is null rather than guessed."""
-    from ..results import now_iso, provenance, write_result
+    from ..results import failed_result, write_result
     config = run.cfg.to_dict() if run.cfg else dict(run.params)
-    dataset = config.get("dataset")
-    result = dict(run_name=run.name, problem=run.problem, model=run.entry["model"],
-                  label=run.entry.get("label"), config=config,
-                  dataset=dict(name=dataset, synthetic=is_synthetic(dataset)),
-                  params=None, trainable_params=None, macs_thop=None, flops=None, history=[],
-                  epoch_time_s=None, epoch_time_note="no epoch finished",
-                  first_epoch_time_s=None, total_train_time_s=0.0, eval_time_s=0.0,
-                  test_acc=None, train_acc=None, status=status, reason=reason)
-    result["provenance"] = provenance(seed=config.get("seed"), compile=config.get("compile"),
-                                      started=started, finished=now_iso())
-    write_result(result, at_home(config.get("results_dir") or default_results_dir(dataset)))
+    result = failed_result(run_name=run.name, problem=run.problem, model=run.entry["model"],
+                           label=run.entry.get("label"), config=config, status=status,
+                           reason=reason, started=started)
+    write_result(result, at_home(config.get("results_dir")
+                                 or default_results_dir(config.get("dataset"))))
 
 
 def outcome_from_file(run: Run, note: str, wall_s: float | None) -> Outcome:
@@ -61,7 +49,7 @@ def execute(run: Run, executed_dir: str, force: bool = False, notebooks: bool = 
     started = now_iso()
     if run.error:
         print(f"[{run.name}] invalid config: {run.error}", flush=True)
-        record(run, "failed", f"ConfigError: {run.error}", started)
+        write_failed_result(run, "failed", f"ConfigError: {run.error}", started)
         return Outcome(run.name, "failed", "invalid config", reason=run.error)
     results_dir = at_home(run.cfg.results_dir)
     got = locks.claim_row(results_dir, run.name)
@@ -85,7 +73,7 @@ def _execute_claimed(run: Run, executed_dir: str, force: bool, notebooks: bool,
     missing = weights_missing(run)
     if missing:      # a property of this machine: no kernel, no data, no model for this row
         print(f"[{run.name}] skipped: {short(missing, 300)}", flush=True)
-        record(run, "skipped", f"WeightsUnavailableError: {missing}", started)
+        write_failed_result(run, "skipped", f"WeightsUnavailableError: {missing}", started)
         return outcome_from_file(run, action.note, None)
     output = os.path.join(executed_dir, f"{run.name}.ipynb") if notebooks else None
     note, why = action.note, action.why
@@ -134,8 +122,8 @@ UNUSABLE_CHECKPOINT = ("CheckpointUnusableError", "CheckpointMismatchError")
 def attempt(run: Run, output: str | None, started: str,
             km=None) -> tuple[str | None, str | None, str | None]:
     """Execute the row once, through its notebook (to `output`, on the started kernel `km`
-    if given) or, when `output` is None, in this process: (None, None, None) when it completed, else (status, reason, exception
-    name); a result file is on disk either way. A WeightsUnavailableError (the machine
+    if given) or, when `output` is None, in this process: (None, None, None) when it
+    completed, else (status, reason, exception name); a result file is on disk either way. A WeightsUnavailableError (the machine
     cannot get pretrained weights) is a property of the machine, not a bug in the run,
     so that row is "skipped"."""
     path = at_home(run.cfg.result_path)
@@ -153,7 +141,7 @@ def attempt(run: Run, output: str | None, started: str,
     reason = f"{ename}: {evalue}"
     after = os.stat(path).st_mtime_ns if os.path.exists(path) else None
     if after is None or after == before:     # the engine wrote nothing for this attempt
-        record(run, status, reason, started)
+        write_failed_result(run, status, reason, started)
     return status, reason, ename
 
 
@@ -181,13 +169,10 @@ def _working_directory(path: str):
 def summary_table(outcomes: list[Outcome]) -> str:
     def fmt(x, spec):
         return "-" if x is None else format(x, spec)
-    rows = [("run", "status", "test acc (%)", "epoch time (s)*", "wall (s)", "note")]
-    rows += [(o.run, o.status, fmt(o.test_acc, ".2f"), fmt(o.epoch_time_s, ".2f"),
-              fmt(o.wall_s, ".0f"), o.note) for o in outcomes]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i in (0, 1, 5) else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
+    header = ("run", "status", "test acc (%)", "epoch time (s)*", "wall (s)", "note")
+    rows = [(o.run, o.status, fmt(o.test_acc, ".2f"), fmt(o.epoch_time_s, ".2f"),
+             fmt(o.wall_s, ".0f"), o.note) for o in outcomes]
+    lines = [plain_table(header, rows, align="llrrrl")]
     lines.append("* mean training time per epoch as the result file records it (evaluation "
                  "excluded); wall = this execution, kernel or job start included")
     reasons: dict[tuple, list[str]] = {}       # the same reason once, with all its runs

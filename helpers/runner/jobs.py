@@ -26,16 +26,17 @@ import os
 import socket
 import sys
 from dataclasses import dataclass
+from unittest import mock
 
 import submitit
 
 from ..paths import REPO_ROOT, at_home
 from . import locks
-from .locks import LOCAL_TIMEOUT_MIN, LOGS, SLURM_TIMEOUT_MIN, logs_dir  # noqa: F401
+from .locks import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN, logs_dir
 from ..records import Outcome
-from .execute import execute, record
+from .execute import execute, write_failed_result
 from .plan import Run, is_complete, next_action, short, shown
-
+from .settings import RunSettings
 
 
 @dataclass
@@ -121,49 +122,47 @@ def visible_gpus(device: str) -> tuple:
     return tuple(str(i) for i in range(torch.cuda.device_count()))
 
 
-def make_executor(args, folder: str):
-    """The submitit executor the command line asks for (argument errors are SystemExit)."""
-    if args.executor == "slurm":
-        ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=args.max_requeues)
-        params = dict(job_name="hw6-grid", time=args.timeout_min or SLURM_TIMEOUT_MIN,
-                      gpus_per_node=args.gpus_per_run, cpus_per_task=args.cpus_per_run,
+def make_executor(settings: RunSettings, folder: str):
+    """The submitit executor the settings ask for."""
+    if settings.executor == "slurm":
+        ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues)
+        params = dict(job_name="hw6-grid", time=settings.timeout_min or SLURM_TIMEOUT_MIN,
+                      gpus_per_node=settings.gpus_per_run, cpus_per_task=settings.cpus_per_run,
                       ntasks_per_node=1, nodes=1)
-        if args.slurm_partition:
-            params["partition"] = args.slurm_partition
-        if args.mem_gb:
-            params["mem"] = f"{args.mem_gb}GB"
-        if args.parallel:
-            params["array_parallelism"] = args.parallel
-        if args.slurm_param:
-            params["additional_parameters"] = dict(args.slurm_param)
+        if settings.slurm_partition:
+            params["partition"] = settings.slurm_partition
+        if settings.mem_gb:
+            params["mem"] = f"{settings.mem_gb}GB"
+        if settings.parallel:
+            params["array_parallelism"] = settings.parallel
+        if settings.slurm_params:
+            params["additional_parameters"] = dict(settings.slurm_params)
         ex.update_parameters(**params)
         return ex
-    ex = submitit.LocalExecutor(folder=folder, max_num_timeout=args.max_requeues)
+    ex = submitit.LocalExecutor(folder=folder, max_num_timeout=settings.max_requeues)
     # gpus_per_node=0: the controller hides every GPU, and the job then shows itself the
     # one its slot names (work()).
-    ex.update_parameters(timeout_min=args.timeout_min or LOCAL_TIMEOUT_MIN, gpus_per_node=0)
+    ex.update_parameters(timeout_min=settings.timeout_min or LOCAL_TIMEOUT_MIN, gpus_per_node=0)
     return ex
 
 
-def local_slots(args) -> tuple[int, tuple]:
-    gpus = visible_gpus(args.device)
-    if args.device.startswith("cuda:"):
-        raise SystemExit(f"error: --device {args.device} with --executor local: every job "
-                         "gets its own GPU; choose the GPUs with CUDA_VISIBLE_DEVICES")
-    if gpus and args.parallel and args.parallel > len(gpus):
-        raise SystemExit(f"error: --parallel {args.parallel}: only {len(gpus)} GPU(s) "
+def local_slots(settings: RunSettings) -> tuple[int, tuple]:
+    """How many rows run at once, and the GPUs their slots hand out."""
+    gpus = visible_gpus(settings.device)
+    if gpus and settings.parallel and settings.parallel > len(gpus):
+        raise SystemExit(f"error: --parallel {settings.parallel}: only {len(gpus)} GPU(s) "
                          "visible, and the local executor runs at most one row per GPU")
-    return (args.parallel or len(gpus) or 1), gpus
+    return (settings.parallel or len(gpus) or 1), gpus
 
 
-def run_jobs(plan: list[Run], args) -> list[Outcome] | None:
+def run_jobs(plan: list[Run], settings: RunSettings) -> list[Outcome] | None:
     """Submit every run that needs work, as one job each; with --wait, wait for them and
     return the outcomes of all runs (those settled without a job included), else None."""
-    settled, jobs, specs = submit(plan, args)
-    if not args.wait:
+    settled, jobs, specs = submit(plan, settings)
+    if not settings.wait:
         if jobs:
             print(f"not waiting for them (--no-wait). When they have finished: "
-                  f"make report RESULTS_DIR={shown(args.results_dir)}", flush=True)
+                  f"make report RESULTS_DIR={shown(settings.results_dir)}", flush=True)
         return None
     for job in submitit.helpers.as_completed(jobs, poll_frequency=2) if jobs else []:
         spec = specs[jobs.index(job)]
@@ -172,14 +171,14 @@ def run_jobs(plan: list[Run], args) -> list[Outcome] | None:
     return [settled[run.name] for run in plan]
 
 
-def submit(plan: list[Run], args) -> tuple[dict, list, list[JobSpec]]:
+def submit(plan: list[Run], settings: RunSettings) -> tuple[dict, list, list[JobSpec]]:
     """Settle what needs no job here (invalid configs are recorded, complete rows skipped,
     rows a live worker holds left to it), submit the rest: (settled outcomes by run name,
     jobs, their specs)."""
     settled, todo = {}, []
     for run in plan:
         if run.error:
-            settled[run.name] = execute(run, "", args.force)          # recorded: invalid
+            settled[run.name] = execute(run, "", settings.force)          # recorded: invalid
             continue
         holder = locks.row_holder(at_home(run.cfg.results_dir), run.name)
         if holder:
@@ -187,24 +186,26 @@ def submit(plan: list[Run], args) -> tuple[dict, list, list[JobSpec]]:
                   "not submitted", flush=True)
             settled[run.name] = Outcome(run.name, "busy", "claimed elsewhere",
                                         reason=locks.describe(holder))
-        elif next_action(run, args.force) is None:
-            settled[run.name] = execute(run, "", args.force)          # complete: skipped
+        elif next_action(run, settings.force) is None:
+            settled[run.name] = execute(run, "", settings.force)          # complete: skipped
         else:
             todo.append(run)
     if not todo:
         return settled, [], []
-    logs = logs_dir(args.results_dir)
-    slots, gpus = local_slots(args) if args.executor == "local" else (0, ())
-    executed = args.executed_dir if args.notebooks else None
-    specs = [JobSpec(run, executed, args.force, os.path.join(logs, f"{run.name}.log"),
+    logs = logs_dir(settings.results_dir)
+    slots, gpus = local_slots(settings) if settings.executor == "local" else (0, ())
+    executed = settings.executed_dir if settings.notebooks else None
+    specs = [JobSpec(run, executed, settings.force, os.path.join(logs, f"{run.name}.log"),
                      slots, gpus) for run in todo]
-    # The jobs import helpers from this checkout, wherever submitit starts them.
-    os.environ["PYTHONPATH"] = os.pathsep.join(
+    # The jobs import helpers from this checkout, wherever submitit starts them: they
+    # inherit the environment they are submitted with.
+    pythonpath = os.pathsep.join(
         [REPO_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-    executor = make_executor(args, os.path.join(logs, "submitit"))
-    jobs = executor.map_array(RowJob(), specs)
+    with mock.patch.dict(os.environ, {"PYTHONPATH": pythonpath}):
+        executor = make_executor(settings, os.path.join(logs, "submitit"))
+        jobs = executor.map_array(RowJob(), specs)
     where = (f"{slots} at a time" + (f" on GPU(s) {','.join(gpus)}" if gpus else " (CPU)")
-             if args.executor == "local" else "as one Slurm job array")
+             if settings.executor == "local" else "as one Slurm job array")
     print(f"submitted {len(jobs)} job(s) {where}; logs in {shown(logs)}/", flush=True)
     for job, spec in zip(jobs, specs):
         print(f"  {spec.run.name}: job {job.job_id}", flush=True)
@@ -224,5 +225,5 @@ def job_outcome(job, spec: JobSpec) -> Outcome:
         run = spec.run
         if not is_complete(at_home(run.cfg.result_path)):
             from ..results import now_iso
-            record(run, "failed", reason, now_iso())
+            write_failed_result(run, "failed", reason, now_iso())
         return Outcome(run.name, "failed", "job died", reason=reason, log=spec.log)

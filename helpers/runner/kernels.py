@@ -54,7 +54,7 @@ class WarmKernel:
         from jupyter_client import AsyncKernelManager, BlockingKernelClient
         from jupyter_core.utils import run_sync
 
-        from ..notebooks import python_kernel
+        from ..notebook_exec import python_kernel
         self.cwd, self.started = cwd, time.perf_counter()
         with python_kernel() as name:            # the kernel runs this interpreter
             self.km = AsyncKernelManager(kernel_name=name)
@@ -88,7 +88,7 @@ class WarmKernel:
         return self.km
 
     def shutdown(self) -> None:
-        from ..notebooks import shutdown_kernel
+        from ..notebook_exec import shutdown_kernel
         self._close_client()
         shutdown_kernel(self.km)
 

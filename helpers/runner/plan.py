@@ -3,14 +3,14 @@ needs (skip, run, resume, start over). Nothing here executes a notebook or delet
 except `prepare_checkpoint`, which does what an Action says."""
 from __future__ import annotations
 
-import ast
 import os
 from dataclasses import dataclass
 
-from ..config import ConfigError, ExperimentConfig, config_changes, problem_of
+from ..config import ConfigError, ExperimentConfig, config_changes, problem_of, swin_variant
 from ..grid import seed_run_name
 from ..notebooks import NOTEBOOKS, config_from_parameters, declared_parameters
-from ..paths import REPO_ROOT, at_home
+from ..paths import at_home
+from .settings import RunSettings, repo_path
 
 
 @dataclass
@@ -30,49 +30,35 @@ class Run:
         return problem_of(self.entry["model"])
 
 
-def parse_value(text: str):
-    """A -p value as papermill would read it: None/True/False, a number, else a string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def repo_path(path: str | None) -> str | None:
-    """A path given on the command line, relative to the repo root when it lies inside it
-    (the notebooks work from the repo root, and result configs stay machine-independent)."""
-    if path is None:
-        return None
-    full = os.path.abspath(path)
-    rel = os.path.relpath(full, REPO_ROOT)
-    return full if rel.startswith("..") else rel
-
-
 def shown(path: str) -> str:
     """A path for the log: relative to the repo root when inside it, else absolute."""
     return os.path.normpath(repo_path(path))
 
 
-def notebook_params(entry: dict, args, extra: dict, declared: frozenset, seed: int = 0) -> dict:
+def notebook_params(entry: dict, settings: RunSettings, declared: frozenset,
+                    seed: int = 0) -> dict:
     """The papermill parameters of one seed of a grid entry: common options, the entry's
     own shape/mode, then the -p extras (notebook parameters directly, other config fields
     through the notebook's `overrides`). The run name says the seed (grid.seed_run_name)."""
     problem = problem_of(entry["model"])
-    train_subset, test_subset = args.subsets[problem]
-    params = dict(run_name=seed_run_name(entry["run_name"], seed), epochs=args.epochs[problem],
-                  dataset=args.dataset, train_subset=train_subset, test_subset=test_subset,
-                  results_dir=args.results_dir, device=args.device, precision=args.precision,
-                  seed=seed, batch_size=args.batch_size[problem])
+    train_subset, test_subset = settings.subsets[problem]
+    params = dict(run_name=seed_run_name(entry["run_name"], seed),
+                  epochs=settings.epochs[problem], dataset=settings.dataset,
+                  train_subset=train_subset, test_subset=test_subset,
+                  results_dir=settings.results_dir, device=settings.device,
+                  precision=settings.precision, seed=seed,
+                  batch_size=settings.batch_size[problem])
     # The demo's budget for this row (runner/demo.py): sizes, epochs, Swin's input size.
-    params.update(getattr(args, "run_budget", {}).get(entry["run_name"], {}))
+    params.update(settings.run_budget.get(entry["run_name"], {}))
     shape = {k: v for k, v in entry.items() if k not in ("run_name", "label")}
     if problem == 2:
-        variant = shape.pop("model").split("_", 1)[1]
+        variant = swin_variant(shape.pop("model"))
         params.update(variant=variant, **shape)
         if shape["mode"] != "scratch":             # scratch has nothing to load
-            params["weights"] = args.weights[variant]
+            params["weights"] = settings.weights[variant]
     else:
         params.update(shape)
+    extra = settings.extra
     overrides = {k: v for k, v in extra.items() if k not in declared}
     params.update({k: v for k, v in extra.items() if k in declared})
     if overrides:
@@ -80,14 +66,14 @@ def notebook_params(entry: dict, args, extra: dict, declared: frozenset, seed: i
     return params
 
 
-def make_plan(entries: list[dict], args, extra: dict) -> list[Run]:
+def make_plan(entries: list[dict], settings: RunSettings) -> list[Run]:
     """Parameters and resolved config of every (row, seed) run, before anything executes:
     the rows in table order, each row's seeds together."""
     declared = {p: declared_parameters(NOTEBOOKS[p]) for p in (1, 2)}
     plan = []
     for entry in entries:
-        for seed in getattr(args, "seeds", None) or [0]:
-            params = notebook_params(entry, args, extra, declared[problem_of(entry["model"])],
+        for seed in settings.seeds:
+            params = notebook_params(entry, settings, declared[problem_of(entry["model"])],
                                      seed)
             run = Run(dict(entry, run_name=params["run_name"]), params)
             try:

@@ -3,8 +3,8 @@
 Every number in the table comes from a benchmarks/results/<device>.json written by
 helpers.bench; nothing is typed by hand. Devices we have targets for but no result file
 yet are listed as "not measured yet", so a missing GPU measurement is never silent.
-Also here, as facts about devices that the report states: the datasheet peaks MFU is
-measured against, and the file name (slug) of each device's result.
+Also here: the datasheet peaks MFU is measured against, and writing and merging the
+result file.
 """
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ import os
 import re
 
 from ..atomic import write_text
-from ..device import device_slug  # noqa: F401  (the file name of a device's result)
 from ..grid import grid
+from ..textable import pipe_table
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-# GPUs the issue sets targets for; shown as "not measured yet" until a result file exists.
+# The GPU the targets in benchmarks/README.md are set for; listed as "not measured yet"
+# until a result file from it exists.
 EXPECTED_GPUS = (("NVIDIA H200", "bf16"),)
 
 # Dense (no 2:4 sparsity) tensor-core peaks in TFLOP/s from NVIDIA's datasheets, for
@@ -132,9 +133,9 @@ def _pct(v) -> str:
     return "—" if v is None else f"{100 * v:.1f} %"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+    """A markdown table as lines (helpers.textable.pipe_table)."""
+    return pipe_table(header, rows, align).splitlines()
 
 
 def _when(r: dict) -> str:
@@ -145,8 +146,13 @@ def _when(r: dict) -> str:
     return f"measured {(r.get('provenance') or {}).get('finished')}"
 
 
-def device_section(r: dict) -> list[str]:
-    """The tables for one result file."""
+def _times(v) -> str:
+    """A speed-up: '3.2×', or a dash."""
+    return fmt(v) + ("×" if v else "")
+
+
+def device_header(r: dict) -> list[str]:
+    """Title, conditions, notes and the MFU peak of one result file."""
     prov = r.get("provenance") or {}
     commit = (prov.get("git_commit") or "unknown")[:10] + (" (dirty)" if prov.get("git_dirty") else "")
     threads = f", {r['threads']} CPU threads" if r.get("threads") else ""
@@ -162,105 +168,115 @@ def device_section(r: dict) -> list[str]:
     peak = r.get("peak") or {}
     lines += [f"- MFU peak: {fmt(peak['tflops'])} TFLOP/s ({peak['source']})" if peak.get("tflops")
               else f"- MFU: {peak.get('note') or 'no peak known'}", ""]
+    return lines
 
-    rows, total = [], 0.0
-    for run in r["runs"]:
-        if run.get("status") != "complete":
-            rows.append([run["label"], f"`{run['run_name']}`"] + ["—"] * 11
-                        + [f"failed: {run.get('reason')}"])
-            total = None
-            continue
-        o = run["ours"][run["primary"]]
-        ref = run.get("reference") or {}
-        if total is not None:
-            total += o["epoch_50k_s"]
-        rows.append([run["label"], f"`{run['run_name']}`", str(run["img_size"]),
-                     f"{run['batch_size']} / {run['eval_batch_size']}",
-                     fmt(o["images_per_s"]), fmt(o["epoch_50k_s"]), fmt(o["warmup_s"]),
-                     fmt(o["eval_images_per_s"]), fmt(o["peak_memory_mib"]),
-                     fmt(o["achieved_tflops"]), _pct(o["mfu"]), fmt(ref.get("images_per_s")),
-                     fmt(run.get("speedup")) + ("×" if run.get("speedup") else ""),
-                     _pct(run.get("other_cpu_share"))])
-    lines += _table(["Model", "Run", "Input px", "Batch train / eval", "Ours train img/s",
-                     "50k-image epoch (s)", "Warm-up (s)", "Eval img/s", "Memory (MiB)",
-                     "TFLOP/s", "MFU", "Typical loop img/s", "Speedup", "Others' CPU use"],
-                    rows)
-    if total is not None:
+
+RUNS_HEADER = ["Model", "Run", "Input px", "Batch train / eval", "Ours train img/s",
+               "50k-image epoch (s)", "Warm-up (s)", "Eval img/s", "Memory (MiB)", "TFLOP/s",
+               "MFU", "Typical loop img/s", "Speedup", "Others' CPU use"]
+
+
+def _run_row(run: dict) -> list[str]:
+    if run.get("status") != "complete":
+        return ([run["label"], f"`{run['run_name']}`"] + ["—"] * (len(RUNS_HEADER) - 3)
+                + [f"failed: {run.get('reason')}"])
+    o = run["ours"][run["primary"]]
+    ref = run.get("reference") or {}
+    return [run["label"], f"`{run['run_name']}`", str(run["img_size"]),
+            f"{run['batch_size']} / {run['eval_batch_size']}", fmt(o["images_per_s"]),
+            fmt(o["epoch_50k_s"]), fmt(o["warmup_s"]), fmt(o["eval_images_per_s"]),
+            fmt(o["peak_memory_mib"]), fmt(o["achieved_tflops"]), _pct(o["mfu"]),
+            fmt(ref.get("images_per_s")), _times(run.get("speedup")),
+            _pct(run.get("other_cpu_share"))]
+
+
+def runs_table(r: dict) -> list[str]:
+    """One row per run with our path's primary variant, then the epoch sum (when every
+    run completed) and what the CPU-use and memory columns mean."""
+    lines = _table(RUNS_HEADER, [_run_row(run) for run in r["runs"]], "llrl" + "r" * 10)
+    done = [run for run in r["runs"] if run.get("status") == "complete"]
+    if len(done) == len(r["runs"]):
+        total = sum(run["ours"][run["primary"]]["epoch_50k_s"] for run in done)
         lines += ["", f"One 50k-image training epoch of every run above, summed (evaluation "
                       f"and warm-up excluded): {fmt(total)} s."]
     lines += ["", "Others' CPU use: the share of the machine's CPU time that other processes "
                   "took while the run was measured (/proc/stat); well above 0 % means the "
                   "timings were slowed by other jobs."]
-    mem_kinds = {run["ours"][run["primary"]]["memory_kind"] for run in r["runs"]
-                 if run.get("status") == "complete"}
-    lines += ["", "Memory column: " + "; ".join(sorted(mem_kinds)) + "."] if mem_kinds else []
+    mem_kinds = {run["ours"][run["primary"]]["memory_kind"] for run in done}
+    return lines + (["", "Memory column: " + "; ".join(sorted(mem_kinds)) + "."]
+                    if mem_kinds else [])
 
-    lines += variants_table(r)
+
+def feature_cache_table(r: dict) -> list[str]:
     cached = [x for x in r["runs"] if x.get("feature_cache")]
-    if cached:
-        lines += ["", "Frozen-backbone option `cache_features=True` (needs `augment=False`; "
-                      "an option, not the default method):", ""]
-        lines += _table(["Run", "Uncached img/s", "Cached img/s (head only)",
-                         "One-off feature pass img/s", "Speedup"],
-                        [[f"`{x['run_name']}`", fmt(x["ours"][x["primary"]]["images_per_s"]),
-                          fmt(x["feature_cache"]["train"]["images_per_s"]),
-                          fmt(x["feature_cache"]["feature_images_per_s"]),
-                          fmt(x["feature_cache"]["speedup_vs_uncached"]) + "×"] for x in cached])
-    if r.get("data_path"):
-        lines += ["", "Data path only (batches, no model):", ""]
-        lines += _table(["Input px", "Batch", "DeviceLoader img/s",
-                         "DataLoader + PIL (2 workers) img/s", "Speedup",
-                         "Others' CPU use"],
-                        [[str(d["img_size"]), str(d["batch_size"]),
-                          fmt(d["ours"]["images_per_s"]), fmt(d["reference"]["images_per_s"]),
-                          fmt(d["speedup"]) + "×", _pct(d.get("other_cpu_share"))]
-                         for d in r["data_path"]])
-    return lines
+    if not cached:
+        return []
+    lines = ["", "Frozen-backbone option `cache_features=True` (needs `augment=False`; "
+                 "an option, not the default method):", ""]
+    return lines + _table(["Run", "Uncached img/s", "Cached img/s (head only)",
+                           "One-off feature pass img/s", "Speedup"],
+                          [[f"`{x['run_name']}`", fmt(x["ours"][x["primary"]]["images_per_s"]),
+                            fmt(x["feature_cache"]["train"]["images_per_s"]),
+                            fmt(x["feature_cache"]["feature_images_per_s"]),
+                            _times(x["feature_cache"]["speedup_vs_uncached"])] for x in cached],
+                          "lrrrr")
+
+
+def data_path_table(r: dict) -> list[str]:
+    if not r.get("data_path"):
+        return []
+    lines = ["", "Data path only (batches, no model):", ""]
+    return lines + _table(["Input px", "Batch", "DeviceLoader img/s",
+                           "DataLoader + PIL (2 workers) img/s", "Speedup", "Others' CPU use"],
+                          [[str(d["img_size"]), str(d["batch_size"]),
+                            fmt(d["ours"]["images_per_s"]), fmt(d["reference"]["images_per_s"]),
+                            _times(d["speedup"]), _pct(d.get("other_cpu_share"))]
+                           for d in r["data_path"]], "rrrrrr")
+
+
+def device_section(r: dict) -> list[str]:
+    """The tables for one result file."""
+    return (device_header(r) + runs_table(r) + variants_table(r) + feature_cache_table(r)
+            + data_path_table(r))
+
+
+def _variant_row(x: dict, name: str, t: dict) -> list[str]:
+    base = x["ours"].get("eager")
+    vs = t["images_per_s"] / base["images_per_s"] if base else None
+    compiled = [fmt(t.get(k)) for k in ("compile_cold_s", "compile_warm_s",
+                                        "break_even_epochs_cold", "break_even_epochs_warm")]
+    return ([f"`{x['run_name']}`", name, fmt(t["images_per_s"]), _pct(t.get("mfu")), _times(vs)]
+            + (compiled if t.get("compile") else ["—"] * 4))
 
 
 def variants_table(r: dict) -> list[str]:
     """Every measured variant of our path against the plain one (timm's attention, eager),
     with each compiled variant's cold and warm compile cost and break-even; then, per run,
-    what helpers.speed picks at the grid's budget. Runs with one variant are left out."""
+    the variant helpers.bench.predict picks at the grid's budget. Runs with one variant are
+    left out."""
     multi = [x for x in r["runs"] if x.get("status") == "complete" and len(x["ours"]) > 1]
     if not multi:
         return []
-    rows = []
-    for x in multi:
-        base = x["ours"].get("eager")
-        for name, t in x["ours"].items():
-            vs = t["images_per_s"] / base["images_per_s"] if base else None
-            compiled = t.get("compile")
-            old_files = compiled and "compile_cold_s" not in t     # before warm figures
-            cold = x.get("compile_extra_warmup_s") if old_files else t.get("compile_cold_s")
-            rows.append([f"`{x['run_name']}`", name, fmt(t["images_per_s"]), _pct(t.get("mfu")),
-                         fmt(vs) + ("×" if vs else ""),
-                         (fmt(cold) + (" ‡" if old_files else "")) if compiled else "—",
-                         fmt(t.get("compile_warm_s")) if compiled else "—",
-                         (fmt(x.get("compile_break_even_epochs")) if old_files
-                          else fmt(t.get("break_even_epochs_cold"))) if compiled else "—",
-                         fmt(t.get("break_even_epochs_warm")) if compiled else "—"])
+    rows = [_variant_row(x, name, t) for x in multi for name, t in x["ours"].items()]
     lines = ["", "Variants of our path (`compiled`: `torch.compile` of the whole model; "
                  "`-blocks`: each repeated block compiled on its own; `fused-`: Swin window "
                  "attention in SDPA). Compile cost = extra warm-up (training + first "
                  "evaluation batch) over the eager path's; cold = empty cache, warm = kernels "
                  "already in the on-disk cache. Break-even in 50k-image epochs:", ""]
     lines += _table(["Run", "Variant", "Train img/s", "MFU", "vs eager", "Cold compile (s)",
-                     "Warm compile (s)", "Break-even cold", "Break-even warm"], rows)
-    if any("‡" in row[5] for row in rows):
-        lines += ["", "‡ measured before warm figures were recorded: the training warm-up "
-                      "only, without the first evaluation batch."]
+                     "Warm compile (s)", "Break-even cold", "Break-even warm"], rows,
+                    "ll" + "r" * 7)
     picks = [x for x in multi if x.get("new_vs_old")]
     if picks:
-        lines += ["", "What `helpers.speed` picks from these figures for the grid's budget "
-                      "(old = eager, timm's attention):", ""]
+        lines += ["", "What `helpers.bench.predict` picks from these figures for the grid's "
+                      "budget (old = eager, timm's attention):", ""]
         lines += _table(["Run", "Epochs", "Old img/s", "New (cold cache)", "New img/s",
                          "Speedup", "New (warm cache)"],
                         [[f"`{x['run_name']}`", str(x["new_vs_old"]["grid_epochs"]),
                           fmt(x["new_vs_old"]["old_images_per_s"]), x["new_vs_old"]["new"],
                           fmt(x["new_vs_old"]["new_images_per_s"]),
-                          fmt(x["new_vs_old"]["speedup"]) + "×",
-                          x["new_vs_old"]["new_with_warm_cache"]] for x in picks])
+                          _times(x["new_vs_old"]["speedup"]),
+                          x["new_vs_old"]["new_with_warm_cache"]] for x in picks], "lrrlrrl")
     return lines
 
 
@@ -272,7 +288,7 @@ def render_markdown(results: list[dict]) -> str:
     for gpu, prec in EXPECTED_GPUS:
         if not any(r["device"] == gpu for r in results):
             rows.append([gpu, prec, "—", "not measured yet"])
-    lines += _table(["Device", "Precision", "Result file", "Status"], rows)
+    lines += _table(["Device", "Precision", "Result file", "Status"], rows, "llll")
     for r in results:
         lines += [""] + device_section(r)
     return "\n".join(lines)
@@ -286,6 +302,5 @@ def render_readme(readme: str, results_dir: str) -> str:
         text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
-    with open(readme, "w") as f:
-        f.write(text)
+    write_text(readme, text)
     return block

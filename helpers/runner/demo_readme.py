@@ -1,12 +1,12 @@
 """The README's demo paragraph, from the last demo's time record and result files
-(`make demo-readme`). The record itself is defined in helpers/records.py."""
+(`make demo-readme` = `python -m helpers.runner.demo_readme`). The record itself is
+defined in helpers/records.py."""
 from __future__ import annotations
 
 from ..atomic import write_text
 from ..paths import at_home
-from ..records import RECORD, read_grid_record, record_path, write_grid_record  # noqa: F401
+from ..records import read_grid_record, record_path
 
-# ----------------------------------------------------------------------------- README
 START, END = "<!-- demo:start -->", "<!-- demo:end -->"
 
 
@@ -60,7 +60,7 @@ def splice_readme(readme: str, results_dir: str) -> str:
 
 if __name__ == "__main__":
     import argparse
-    ap = argparse.ArgumentParser(prog="python -m helpers.runner.record",
+    ap = argparse.ArgumentParser(prog="python -m helpers.runner.demo_readme",
                                  description="Write the README's demo paragraph from the "
                                              "last recorded demo run.")
     ap.add_argument("results_dir", nargs="?", default="results/demo")

@@ -1,0 +1,93 @@
+"""`python -m helpers.bench`: flags -> BenchSettings -> run_benchmark, plus two modes
+that measure nothing: --render-only (refresh the README tables from the result files)
+and --recount (recount a result file's FLOPs)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+
+from ..device import resolve_device
+from .render import render_readme
+from .row import recount_flops
+from .runs import result_path, run_benchmark
+from .settings import (ATTENTIONS, COMPILE_MODES, COMPILE_SCOPES, COUNT_MINIMUM,
+                       DEFAULT_READMES, PRECISIONS, BenchSettings)
+
+COUNT_HELP = dict(
+    img_size="input side of the Swin runs (default: the grid's); a smaller side makes a "
+             "CPU dry run affordable",
+    batch_size="training batch for every run", eval_batch_size="evaluation batch for every run",
+    steps="timed training steps per pass", warmup_steps="untimed steps before the timed passes",
+    eval_steps="timed evaluation batches", repeats="timed passes; images/s is their median",
+    threads="torch CPU threads (torch.set_num_threads)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m helpers.bench",
+                                description="Speed benchmark of the grid.")
+    p.add_argument("--models", help="comma-separated run names or globs, e.g. "
+                   "'resnet18,vit-2L-2H-128' or 'p2-swin_tiny-*' (default: the whole grid)")
+    p.add_argument("--quick", action="store_true", help="small batches and few steps (CPU, tests)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS)
+    p.add_argument("--compile", default="auto", choices=COMPILE_MODES,
+                   help="torch.compile for our path; auto = both on CUDA, off elsewhere")
+    p.add_argument("--compile-scope", default="model", choices=COMPILE_SCOPES,
+                   help="what is compiled: the whole model, or each repeated block "
+                        "(compile_scope='blocks'); both = measure each")
+    p.add_argument("--attention", default="auto", choices=ATTENTIONS,
+                   help="Swin window attention: timm's written-out softmax, fused (SDPA), or "
+                        "both; auto = both on CUDA, timm elsewhere")
+    for name in COUNT_MINIMUM:
+        p.add_argument("--" + name.replace("_", "-"), type=int, help=COUNT_HELP[name])
+    p.add_argument("--no-reference", action="store_true", help="skip the typical loop")
+    p.add_argument("--no-cache", action="store_true", help="skip the feature-cache option")
+    p.add_argument("--no-data-path", action="store_true", help="skip the data-path comparison")
+    p.add_argument("--note", action="append", default=[], help="a note stored with the result")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the runs (and data-path figures) of an existing --out file that "
+                        "this invocation does not measure, e.g. to re-measure noisy runs")
+    p.add_argument("--out", help="result JSON (default benchmarks/results/<device-slug>.json)")
+    p.add_argument("--readme", nargs="*", default=list(DEFAULT_READMES),
+                   help="READMEs whose generated table is refreshed from the JSONs next to "
+                        "--out (default: benchmarks/README.md and README.md; none = leave them)")
+    p.add_argument("--render-only", action="store_true",
+                   help="only refresh the README table from the existing result files")
+    p.add_argument("--recount", action="store_true",
+                   help="recount the FLOPs of the --out file's runs with this version's counter "
+                        "and re-derive TFLOP/s and MFU from its measured images/s (no timing)")
+    return p
+
+
+def parse_args(argv=None) -> tuple[BenchSettings, argparse.Namespace]:
+    """(the settings, the parsed flags): a bad value exits with the flag's name."""
+    p = _parser()
+    args = p.parse_args(argv)
+    same = {f.name for f in dataclasses.fields(BenchSettings)} & set(vars(args))
+    try:
+        settings = BenchSettings(
+            **{k: getattr(args, k) for k in same}, reference=not args.no_reference,
+            feature_cache=not args.no_cache, data_path=not args.no_data_path,
+            notes=tuple(args.note), readmes=tuple(args.readme))
+    except ValueError as err:
+        p.error(str(err))
+    return settings, args
+
+
+def main(argv=None) -> int:
+    """The CLI; returns the exit status."""
+    settings, args = parse_args(argv)
+    if not (args.render_only or args.recount):
+        run_benchmark(settings)
+        return 0
+    out_path = result_path(settings, resolve_device(settings.device))
+    if args.recount:
+        recount_flops(out_path)
+    for readme in filter(None, settings.readmes):
+        render_readme(readme, os.path.dirname(os.path.abspath(out_path)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
