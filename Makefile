@@ -10,6 +10,7 @@ $(VENV_OK): $(LOCK) pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --upgrade pip >/dev/null
 	$(PY) -m pip install -r $(LOCK)
+	$(PY) -m pip install --quiet "setuptools>=64" wheel
 	$(PY) -m pip install --no-deps --no-build-isolation -e .
 	touch $(VENV_OK)
 
@@ -34,6 +35,7 @@ $(OLD_OK): requirements/oldest.lock pyproject.toml
 	test -x $(OLD_PY) || python3 -m venv .venv-oldest
 	$(OLD_PY) -m pip install --upgrade pip >/dev/null
 	$(OLD_PY) -m pip install -r requirements/oldest.lock
+	$(OLD_PY) -m pip install --quiet "setuptools>=64" wheel
 	$(OLD_PY) -m pip install --no-deps --no-build-isolation -e .
 	touch $(OLD_OK)
 
