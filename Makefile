@@ -91,6 +91,11 @@ pdf: $(VENV_OK)
 demo: $(VENV_OK)
 	$(PY) -m helpers.run --demo $(RUN_ARGS)
 
+# Problem 3 (the homework's claims) offline, into the same results/demo and report.
+.PHONY: demo-claims
+demo-claims: $(VENV_OK)
+	$(PY) -m helpers.run --problems 3 --demo $(RUN_ARGS)
+
 # The README's demo paragraph (what it showed, how long it took), from the last demo's
 # time record and result files: run after `make demo`.
 .PHONY: demo-readme

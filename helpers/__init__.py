@@ -7,15 +7,17 @@ The public API, what a notebook or a user imports:
 
     ExperimentConfig, ConfigError   one validated config per run       (config.py)
     Experiment, run_experiment      data -> model -> measure -> fit -> result file
-    problem1_config, problem2_config, default_results_dir, show_config, show_measurements
-                                    the notebooks' parameters -> config (notebooks.py)
-    grid.grid(), VIT_PRESETS        the rows of Tables 1 and 2          (grid.py)
+    problem1_config, problem2_config, problem3_config, default_results_dir, show_config,
+    show_measurements, show_probes  the notebooks' parameters -> config (notebooks.py)
+    grid.grid(), VIT_PRESETS        the rows of Tables 1 and 2, and Problem 3's (grid.py,
+                                    claims.py: the claims studies and their cost)
     load_results, read_results      result files -> DataFrame / dicts   (results.py)
     write_report, plot_curves       the report and its learning curves  (report/)
 
 Where things live: config.py (its type checks in fields.py, the automatic batch and
 warm-up in rules.py), grid.py, paths.py; data/ (datasets and the device loader); models/
-(the registry and each family); measure.py, device.py, train.py, features.py (the frozen
+(the registry and each family); measure.py, probes.py (attention distance, receptive
+field), device.py, train.py, features.py (the frozen
 backbone's feature cache), checkpoint.py (save, load, resume), experiment.py, results.py,
 atomic.py, net.py (the engine); notebooks.py (parameters -> config); notebook_exec.py
 and runner/ (running the grid); report/ (tables, header, analysis, figures, PDF); bench/
@@ -29,8 +31,8 @@ from importlib import import_module
 from .config import ConfigError, ExperimentConfig
 from . import grid                  # the module: grid.grid(), grid.problem1_runs(), ...
 from .grid import VIT_PRESETS
-from .notebooks import (default_results_dir, problem1_config, problem2_config, show_config,
-                        show_measurements)
+from .notebooks import (default_results_dir, problem1_config, problem2_config, problem3_config,
+                        show_config, show_measurements, show_probes)
 
 _LAZY = {  # name -> module; imported on first use (these pull in torch, pandas or matplotlib)
     "Experiment": ".experiment", "run_experiment": ".experiment",
@@ -39,7 +41,8 @@ _LAZY = {  # name -> module; imported on first use (these pull in torch, pandas 
 }
 
 __all__ = ["ConfigError", "ExperimentConfig", "VIT_PRESETS", "default_results_dir", "grid",
-           "problem1_config", "problem2_config", "show_config", "show_measurements", *_LAZY]
+           "problem1_config", "problem2_config", "problem3_config", "show_config",
+           "show_measurements", "show_probes", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -24,14 +24,22 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 OPTIMIZERS = ("adamw", "sgd")
 BUILTIN_DATASETS = ("cifar100", "synthetic")
 COMPILE_SCOPES = ("model", "blocks")  # torch.compile the whole model, or its repeated blocks
+# Problem 3 tests the homework's claims; a run of it belongs to one study (helpers/claims.py).
+STUDIES = ("data_efficiency", "resolution")
+# weights=RANDOM_INIT fine-tunes a randomly initialised Swin: the offline demo's stand-in for
+# ImageNet weights, so the fine-tune code paths run without a download (labelled as such).
+RANDOM_INIT = "random-init"
 
 
 class ConfigError(ValueError):
     """A config value is unknown or invalid. The message names the field."""
 
 
-def problem_of(model: str) -> int:
-    """Which table a model belongs to: 2 for the Swins, 1 for ResNet-18 and the ViTs."""
+def problem_of(model: str, study: str | None = None) -> int:
+    """Which problem a run belongs to: 3 for a claims study, else 2 for the Swins and 1 for
+    ResNet-18 and the ViTs."""
+    if study:
+        return 3
     return 2 if str(model).startswith("swin") else 1
 
 
@@ -39,7 +47,8 @@ def problem_of(model: str) -> int:
 # interrupted run and its resumption (a new Colab GPU, a bigger eval batch), and a result
 # made on another GPU still counts as done: they do not change what is trained.
 EXECUTION_FIELDS = frozenset({"device", "precision", "compile", "compile_scope",
-                              "fused_attention", "eval_batch_size",
+                              "fused_attention", "eval_batch_size", "train_eval_images",
+                              "eval_every",
                               "results_dir", "data_dir", "weights", "keep_checkpoints"})
 
 
@@ -81,6 +90,7 @@ TRAIN_DEFAULTS = {
     ("swin", "finetune"): dict(optimizer="adamw", lr=1e-3, weight_decay=1e-4, batch_size=128),
     ("swin", "finetune_full"): dict(optimizer="adamw", lr=1e-4, weight_decay=0.05, batch_size=128),
 }
+SWIN_PATCH = 4          # Swin's patch side; timm pads the windows and merges of other sizes
 NATIVE_IMG_SIZE = {"resnet18": 32, "vit": 32, "swin_tiny": 224, "swin_small": 224}
 # Training-set sizes known without loading anything: what a batch size is checked against
 # before the data loads. A .npz file's size is known only once it is loaded.
@@ -135,14 +145,19 @@ class ExperimentConfig:
     depth: int = 4                   # ViT only: number of encoder blocks
     heads: int = 4                   # ViT only: attention heads (must divide dim)
     mode: str = "scratch"            # Swin only: scratch | finetune (frozen backbone) | finetune_full
-    weights: str | None = None       # Swin fine-tune: None = timm hub, else a local weights file
+    weights: str | None = None       # Swin fine-tune: None = timm hub, a local file, or "random-init"
     img_size: int | None = None      # model input side; None = native (32, or 224 for Swin)
+    study: str | None = None         # Problem 3 only: data_efficiency | resolution
     # --- data ----------------------------------------------------------------------
     dataset: str = "synthetic"       # cifar100 | synthetic | path/to/file.npz
     data_dir: str = "data"           # where CIFAR-100 is downloaded and cached
     train_subset: int | None = None  # None = all training images (synthetic: 5000)
     test_subset: int | None = None   # None = all test images (synthetic: 1000)
+    train_fraction: float | None = None  # keep this share of each class's training images;
+    #                                  the subsets of one seed are nested (data/subsets.py)
     augment: bool = True             # random crop (pad 4) + horizontal flip while training
+    train_eval_images: int = 1000    # fixed, unaugmented training images scored at every
+    #                                  evaluation (train accuracy for the generalisation gap)
     # --- optimisation --------------------------------------------------------------
     epochs: int = 10                 # full passes over the training set
     batch_size: int | None = None    # None = per-model default, smaller for small data
@@ -153,6 +168,7 @@ class ExperimentConfig:
     label_smoothing: float = 0.1     # cross-entropy label smoothing
     grad_clip: float | None = 1.0    # max gradient norm; None = no clipping
     eval_batch_size: int = 1024      # evaluation batch (no gradients, so it can be large)
+    eval_every: int = 1              # evaluate after every k-th epoch, and after the last
     # --- execution -----------------------------------------------------------------
     seed: int = 0                    # seeds data order, augmentation and init
     device: str = "auto"             # auto | cpu | cuda | cuda:N | mps
@@ -180,11 +196,11 @@ class ExperimentConfig:
 
     @property
     def problem(self) -> int:
-        return problem_of(self.model)
+        return problem_of(self.model, self.study)
 
     @property
     def is_swin(self) -> bool:
-        return self.problem == 2
+        return self.model.startswith("swin")
 
     @property
     def checkpoint_path(self) -> str:
@@ -204,12 +220,18 @@ class ExperimentConfig:
         return {}
 
     def default_run_name(self) -> str:
+        """p1-resnet18, p1-vit-4L-4H-256, p2-swin_tiny-finetune; in Problem 3 the study and
+        its variable: p3-data-resnet18-f25, p3-res-swin_tiny-finetune-64px."""
         if self.model == "vit":
-            return f"p1-vit-{self.depth}L-{self.heads}H-{self.dim}" + (
+            base = f"vit-{self.depth}L-{self.heads}H-{self.dim}" + (
                 f"-p{self.patch_size}" if self.patch_size != 4 else "")
-        if self.is_swin:
-            return f"p2-{self.model}-{self.mode}"
-        return f"p1-{self.model}"
+        else:
+            base = f"{self.model}-{self.mode}" if self.is_swin else self.model
+        if self.study == "data_efficiency":
+            return f"p3-data-{base}-f{round(100 * (self.train_fraction or 1))}"
+        if self.study == "resolution":
+            return f"p3-res-{base}-{self.img_size or NATIVE_IMG_SIZE[self.model]}px"
+        return f"p{self.problem}-{base}"
 
     def resolved(self) -> "ExperimentConfig":
         """A copy with every None default filled in, after validating all fields."""
@@ -232,11 +254,15 @@ class ExperimentConfig:
         return TRAIN_DEFAULTS[("swin", self.mode) if self.is_swin else self.model]["batch_size"]
 
     def known_train_size(self) -> int | None:
-        """Training images this config will load, if known without loading (else None)."""
+        """Training images this config will train on, if known without loading (else None);
+        with train_fraction, the share of each class is rounded per class, so this is the
+        fraction of the whole, within one image per class."""
         full = BUILTIN_TRAIN_SIZES.get(
             "synthetic" if synthetic_classes(self.dataset) else self.dataset)
         if self.train_subset is not None:
-            return self.train_subset if full is None else min(self.train_subset, full)
+            full = self.train_subset if full is None else min(self.train_subset, full)
+        if full is not None and self.train_fraction is not None:
+            return max(1, round(full * self.train_fraction))
         return full
 
     def train_batch_size(self, n_train: int) -> int:
@@ -268,12 +294,16 @@ def _bad(cfg: ExperimentConfig, name: str, why: str):
 
 
 def _check_numbers(cfg: ExperimentConfig) -> None:
-    for name in ("epochs", "patch_size", "dim", "depth", "heads", "eval_batch_size",
+    for name in ("epochs", "patch_size", "dim", "depth", "heads", "eval_batch_size", "eval_every",
                  "batch_size", "train_subset", "test_subset", "img_size"):
         v = getattr(cfg, name)
         if v is not None and v < 1:
             _bad(cfg, name, "must be a positive integer"
                  + (" or None" if nullable(ExperimentConfig, name) else ""))
+    if cfg.train_eval_images < 0:
+        _bad(cfg, "train_eval_images", "must be 0 (none) or a positive number of images")
+    if cfg.train_fraction is not None and not 0 < cfg.train_fraction <= 1:
+        _bad(cfg, "train_fraction", "must be in (0, 1], or None for all training images")
     for name in ("lr", "grad_clip"):
         v = getattr(cfg, name)
         if v is not None and not v > 0:
@@ -314,8 +344,10 @@ def _check_model_fields(cfg: ExperimentConfig) -> None:
         _bad(cfg, "mode", f"valid modes: {', '.join(SWIN_MODES)}")
     if not cfg.is_swin and cfg.mode != "scratch":
         _bad(cfg, "mode", f"only Swin models are fine-tuned; {cfg.model} trains from scratch")
-    if cfg.weights is not None and not os.path.isfile(cfg.weights):
-        _bad(cfg, "weights", "file not found")
+    if cfg.weights not in (None, RANDOM_INIT) and not os.path.isfile(cfg.weights):
+        _bad(cfg, "weights", f"file not found (or {RANDOM_INIT!r} for a random init)")
+    if cfg.study is not None and cfg.study not in STUDIES:
+        _bad(cfg, "study", f"valid studies: {', '.join(STUDIES)}, or None")
     if cfg.cache_features and (cfg.mode != "finetune" or cfg.augment):
         _bad(cfg, "cache_features", "only valid for mode='finetune' with augment=False "
                                     "(features are computed once, so images must not change)")
@@ -325,8 +357,8 @@ def _check_model_fields(cfg: ExperimentConfig) -> None:
         size = cfg.img_size or NATIVE_IMG_SIZE["vit"]
         if size % cfg.patch_size:
             _bad(cfg, "patch_size", f"must divide the image size {size}")
-    if cfg.is_swin and cfg.img_size is not None and cfg.img_size % 32:
-        _bad(cfg, "img_size", "Swin needs a multiple of 32 (4x4 patches, 7x7 windows, 3 merges)")
+    if cfg.is_swin and cfg.img_size is not None and cfg.img_size % SWIN_PATCH:
+        _bad(cfg, "img_size", f"Swin needs a multiple of {SWIN_PATCH} (its patch side)")
 
 
 def _check_dataset_and_names(cfg: ExperimentConfig) -> None:

@@ -12,15 +12,21 @@ import time
 
 from .atomic import remove_orphans
 from .config import ExperimentConfig, config_changes, swin_variant, synthetic_classes
-from .data import check_overlap, load_dataset
+from .data import DeviceLoader, check_overlap, load_dataset, with_train_fraction
 from .device import (device_name, resolve_device, resolve_precision, seed_everything,
                      setup_backends)
 from .measure import measure
 from .memory import fit_batch, optimizer_state_bytes, step_peak, usable_bytes
 from .models import build_model
+from .probes import receptive_fields, uniform_attention_distance, vit_attention_distances
 from .results import (build_result, epoch_time_summary, now_iso, phase_summary, provenance,
                       read_result, write_result)
-from .train import NonFiniteLossError, fit, place_model, plan_training, uses_channels_last
+from .train import (NonFiniteLossError, fit, loader_options, place_model, plan_training,
+                    uses_channels_last)
+
+# Test images a trained ViT's attention distance is averaged over: the mean over 256 images
+# and 64 query patches per head moves by well under a pixel from one sample to another.
+PROBE_IMAGES = 256
 
 
 def run_label(cfg: ExperimentConfig) -> str:
@@ -31,6 +37,24 @@ def run_label(cfg: ExperimentConfig) -> str:
     if cfg.is_swin:
         return "Swin-" + swin_variant(cfg.model).capitalize()
     return {"resnet18": "ResNet-18"}[cfg.model]
+
+
+def probes(model, cfg: ExperimentConfig, data, device) -> dict | None:
+    """How far the trained model looks (helpers/probes.py): a ViT's mean attention distance
+    per block and head on the first PROBE_IMAGES test images; ResNet-18's receptive field
+    per stage, from its architecture. None for other models."""
+    if cfg.model == "resnet18":
+        return dict(receptive_field=receptive_fields(model), img_size=cfg.img_size)
+    if cfg.model != "vit":
+        return None
+    n = min(PROBE_IMAGES, len(data.y_test))
+    batches = DeviceLoader(data.x_test[:n], data.y_test[:n], train=False,
+                           batch_size=cfg.eval_batch_size, **loader_options(cfg, device))
+    dist = vit_attention_distances(model, batches.epoch(0))
+    return dict(attention_distance_px=dist["mean"], attention_distance_se_px=dist["se"],
+                uniform_distance_px=uniform_attention_distance(
+                    cfg.img_size // cfg.patch_size, cfg.patch_size),
+                images=n, img_size=cfg.img_size, patch_size=cfg.patch_size)
 
 
 class Experiment:
@@ -55,8 +79,10 @@ class Experiment:
         t0 = time.perf_counter()
         setup_backends(self.device)
         seed_everything(cfg.seed)
-        self.data = load_dataset(cfg.dataset, cfg.data_dir, train_subset=cfg.train_subset,
-                                 test_subset=cfg.test_subset, seed=cfg.seed)
+        self.data = with_train_fraction(
+            load_dataset(cfg.dataset, cfg.data_dir, train_subset=cfg.train_subset,
+                         test_subset=cfg.test_subset, seed=cfg.seed),
+            cfg.train_fraction, cfg.seed)
         # Batch size and warm-up fitted to the data; a batch that cannot work stops here,
         # before the model is built.
         self.plan = plan_training(cfg, len(self.data.y_train), self.device,
@@ -100,7 +126,7 @@ class Experiment:
         return plan_training(cfg, n_train, self.device, self.precision.name,
                              memory_batch=(batch, why))
 
-    def _result(self, history, status, reason, started) -> dict:
+    def _result(self, history, status, reason, started, probed=None) -> dict:
         cfg = self.cfg
         phases = None
         if self.t_run is not None and self.fit_s:
@@ -116,6 +142,7 @@ class Experiment:
             run_name=cfg.run_name, problem=cfg.problem, model=cfg.model, label=run_label(cfg),
             config=cfg.to_dict(), dataset=dataset, measured=summary, history=history,
             training=self._training(history), status=status, reason=reason, phases=phases,
+            probes=probed,
             provenance=provenance(
                 device=device_name(self.device), device_type=self.device.type,
                 precision=self.precision.name, compile=self.plan.compile, seed=cfg.seed,
@@ -162,7 +189,8 @@ class Experiment:
         except NonFiniteLossError as err:
             write_result(self._result(history, "failed", str(err), started))
             raise
-        result = self._result(history, "complete", None, started)
+        probed = probes(self.model, self.cfg, self.data, self.device)
+        result = self._result(history, "complete", None, started, probed)
         path = write_result(result)
         if not self.cfg.keep_checkpoints and os.path.exists(self.cfg.checkpoint_path):
             os.remove(self.cfg.checkpoint_path)           # the result file now holds the run

@@ -1,4 +1,4 @@
-"""The experiment grid of the report: every row of Table 1 and Table 2.
+"""The experiment grid of the report: every row of Tables 1 and 2, and Problem 3's runs.
 
 Each entry is the set of config overrides that defines one run. The runner executes
 them, the report uses the same list to show missing rows as missing, and the
@@ -6,7 +6,8 @@ benchmark times the same models. Run names are stable: they are the result file
 names, so changing one orphans old results.
 """
 
-from .config import SWIN_MODES, SWIN_VARIANTS
+from .claims import ClaimsSizes, problem3_runs
+from .config import SWIN_MODES, SWIN_VARIANTS, problem_of
 
 # The budgets of the real grid, in epochs (why: helpers/runner/cli.py). Problem 2 keeps
 # the homework's 5; Problem 1's models are small enough for 20.
@@ -40,14 +41,26 @@ def problem2_runs():
     return runs
 
 
-def grid(problems=(1, 2)):
-    """All runs of the given problems, in table order."""
+def grid(problems=(1, 2), claims: ClaimsSizes | None = None):
+    """All runs of the given problems, in table order; Problem 3's sized by `claims`
+    (None: helpers.claims.DEFAULT_SIZES)."""
     out = []
     if 1 in problems:
         out += problem1_runs()
     if 2 in problems:
         out += problem2_runs()
+    if 3 in problems:
+        out += problem3_runs(claims)
     return out
+
+
+# Keys of a grid entry that describe it rather than set a notebook parameter.
+ENTRY_ONLY_KEYS = ("run_name", "label", "problem", "speed_key")
+
+
+def entry_problem(entry: dict) -> int:
+    """The problem a grid entry belongs to (Problem 3's entries say so)."""
+    return entry.get("problem") or problem_of(entry["model"])
 
 
 # Seeds: each (row, seed) is one run with its own result file and checkpoint. Seed 0 keeps

@@ -14,7 +14,8 @@ import ast
 import json
 import os
 
-from .config import PROBLEM1_MODELS, SWIN_VARIANTS, ConfigError, ExperimentConfig, problem_of
+from .config import (PROBLEM1_MODELS, STUDIES, SWIN_VARIANTS, ConfigError, ExperimentConfig,
+                     problem_of)
 from .paths import (DRIVE_MOUNT, DRIVE_MOUNT_ENV, HOME_ENV, NOTEBOOKS,  # noqa: F401
                     REAL_DATASET, REPO_ROOT, RESULTS, at_home, drive_home, home)
 
@@ -85,6 +86,14 @@ def problem2_config(*, variant: str, **params) -> ExperimentConfig:
     return ExperimentConfig.from_params(model=f"swin_{variant}", **_with_paths(params)).resolved()
 
 
+def problem3_config(*, study: str, **params) -> ExperimentConfig:
+    """The resolved config of one Problem 3 run: one point of a claims study
+    (helpers/claims.py) with any of the models."""
+    if study not in STUDIES:
+        raise ConfigError(f"study={study!r}: valid studies: {', '.join(STUDIES)}")
+    return ExperimentConfig.from_params(study=study, **_with_paths(params)).resolved()
+
+
 def config_from_parameters(problem: int, parameters: dict) -> ExperimentConfig:
     """What problem<N>.ipynb builds from these parameters (the runner uses this to compare
     a finished result with the run it is about to start)."""
@@ -94,7 +103,8 @@ def config_from_parameters(problem: int, parameters: dict) -> ExperimentConfig:
     if clash:
         raise ConfigError(f"overrides repeat notebook parameter(s) {clash}; set them directly")
     params.update(extra)
-    return problem1_config(**params) if problem == 1 else problem2_config(**params)
+    build = {1: problem1_config, 2: problem2_config, 3: problem3_config}[problem]
+    return build(**params)
 
 
 def default_results_dir(dataset: str) -> str:
@@ -123,6 +133,21 @@ def show_measurements(summary: dict) -> None:
         print(f"MACs      {summary['macs_thop'] / 1e6:.1f} M per image (thop, per module: "
               "misses attention matmuls)")
     print(f"FLOPs     {summary['flops'] / 1e6:.1f} M per image (exact forward count, 2 per MAC)")
+
+
+def show_probes(result: dict) -> None:
+    """Print how far a trained model looks (result["probes"], helpers/probes.py)."""
+    probes = result.get("probes")
+    if not probes:
+        print("no probes for this model (ResNet-18 and the ViTs have them)")
+    elif "receptive_field" in probes:
+        print(f"receptive field on the {probes['img_size']}-px input, from the architecture:")
+        for s in probes["receptive_field"]:
+            print(f"  after {s['stage']:7s} {s['receptive_field_px']:4d} px  (stride {s['stride_px']})")
+    else:
+        print(f"mean attention distance (px) over {probes['images']} test images, per block:")
+        for i, heads in enumerate(probes["attention_distance_px"], 1):
+            print(f"  block {i}: " + "  ".join(f"{d:5.1f}" for d in heads))
 
 
 def declared_parameters(path: str) -> frozenset:

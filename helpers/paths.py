@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NOTEBOOKS = {1: os.path.join(REPO_ROOT, "notebooks", "problem1.ipynb"),
-             2: os.path.join(REPO_ROOT, "notebooks", "problem2.ipynb")}
+NOTEBOOKS = {p: os.path.join(REPO_ROOT, "notebooks", f"problem{p}.ipynb") for p in (1, 2, 3)}
 SUMMARY_NOTEBOOK = os.path.join(REPO_ROOT, "notebooks", "summary.ipynb")
 EXECUTED_DIR = os.path.join(REPO_ROOT, "notebooks", "runs")
 BENCH_DIR = os.path.join(REPO_ROOT, "benchmarks")

@@ -211,20 +211,21 @@ def load_results(results_dir: str):
 
 # ----------------------------------------------------------------------------- the record
 # Every result file holds these keys, whatever its status; what a run never measured is
-# null. Optional: "phases" (runs that trained) and "nonfinite_metrics" (write_result).
+# null. Optional: "phases" (runs that trained), "nonfinite_metrics" (write_result) and
+# "probes" (how far a trained ResNet-18 or ViT looks: helpers/probes.py).
 MEASURED_FIELDS = ("params", "trainable_params", "macs_thop", "flops")
 RESULT_FIELDS = ("run_name", "problem", "model", "label", "config", "dataset",
                  *MEASURED_FIELDS, "history", "epoch_time_s", "epoch_time_note",
                  "epoch_time_epochs", "first_epoch_time_s", "total_train_time_s", "devices",
-                 "eval_time_s", "test_acc", "train_acc", "training", "status", "reason",
-                 "provenance")
-OPTIONAL_FIELDS = ("phases", "nonfinite_metrics")
+                 "eval_time_s", "test_acc", "train_acc", "train_eval_acc", "training", "status",
+                 "reason", "provenance")
+OPTIONAL_FIELDS = ("phases", "nonfinite_metrics", "probes")
 
 
 def build_result(*, run_name: str, problem: int, model: str, label: str | None,
                  config: dict, dataset: dict, measured: dict, history: list[dict],
                  training: dict | None, status: str, reason: str | None, provenance: dict,
-                 phases: dict | None = None) -> dict:
+                 phases: dict | None = None, probes: dict | None = None) -> dict:
     """One run's result record: its identity, config, measurements, the history and what
     follows from it (epoch times, final accuracies), status and provenance."""
     last = history[-1] if history else {}
@@ -233,9 +234,12 @@ def build_result(*, run_name: str, problem: int, model: str, label: str | None,
                   history=history, **epoch_time_summary(history),
                   eval_time_s=sum(h["eval_time_s"] for h in history),
                   test_acc=last.get("test_acc"), train_acc=last.get("train_acc"),
+                  train_eval_acc=last.get("train_eval_acc"),
                   training=training, status=status, reason=reason)
     if phases is not None:
         result["phases"] = phases
+    if probes is not None:
+        result["probes"] = probes
     result["provenance"] = provenance
     return result
 

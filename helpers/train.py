@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from . import speed
 from .checkpoint import resume, save_checkpoint
-from .data import DeviceLoader
+from .data import DeviceLoader, train_sample
 from .device import Precision, device_name, eval_kernels, rng_state, synchronize
 from .features import FeatureBatches, backbone_features
 from .models import input_spec, prefers_channels_last
@@ -168,6 +168,21 @@ def make_batches(model, data, cfg, device, precision):
             cache_time)
 
 
+def train_sample_batches(data, cfg, device, train_batches):
+    """Evaluation batches of the run's fixed train sample (data.train_sample), unaugmented;
+    None when cfg.train_eval_images is 0. With cached features they are the sample's rows
+    of the cached training features, as the training batches are."""
+    idx = train_sample(len(data.y_train), cfg.train_eval_images, cfg.seed)
+    if idx is None:
+        return None
+    images = DeviceLoader(data.x_train[idx], data.y_train[idx], batch_size=cfg.eval_batch_size,
+                          train=False, **loader_options(cfg, device))
+    if isinstance(train_batches, FeatureBatches):
+        rows = idx.to(train_batches.x.device)
+        return FeatureBatches(train_batches.x[rows], train_batches.y[rows], images)
+    return images
+
+
 # ----------------------------------------------------------------------------- state
 @dataclass
 class TrainState:
@@ -263,7 +278,9 @@ def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True
     If `checkpoint_path` exists, training resumes from it (the config must match; the
     device and precision may differ); after every epoch a new checkpoint is written
     atomically, and `on_epoch` (if given) is called with the history so far. Returns the
-    history: one dict per epoch with train/test loss and accuracy, train time and
+    history: one dict per epoch with train/test loss and accuracy (train: the running
+    value over the augmented batches, and train_eval_*: the fixed train sample scored as the
+    test set is), train time and
     throughput, and which process ("segment": 1, then 2 after a resume, ...), device and
     precision ran it. `plan` defaults to plan_training(cfg, len(data.y_train), device).
     `phases`, if given, receives this call's seconds outside the epochs' training and
@@ -285,6 +302,7 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
     speed.set_attention(model, plan.fused_attention)
     train_batches, test_batches, cache_time = make_batches(model, data, run_cfg, device,
                                                            precision)
+    sample_batches = train_sample_batches(data, run_cfg, device, train_batches)
     graphs_before = 0
     if plan.compile:   # kernels compile in the first steps: the cache must be set till the end
         stack.enter_context(speed.compile_cache(cfg.results_dir))
@@ -309,10 +327,17 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
                                                      progress)
         synchronize(device)
         t0 = time.perf_counter()
-        te_loss, te_acc = evaluate(state, test_batches, device)
+        te_loss = te_acc = sample_loss = sample_acc = None
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            te_loss, te_acc = evaluate(state, test_batches, device)
+            # The fixed train sample, unaugmented and in eval mode as the test set is: the
+            # train side of the generalisation gap (train_acc is the running, augmented one).
+            if sample_batches:
+                sample_loss, sample_acc = evaluate(state, sample_batches, device)
         synchronize(device)
         record = dict(epoch=epoch, train_loss=tr_loss, train_acc=tr_acc, test_loss=te_loss,
-                      test_acc=te_acc, epoch_time_s=seconds, images_per_s=seen / seconds,
+                      test_acc=te_acc, train_eval_loss=sample_loss, train_eval_acc=sample_acc,
+                      epoch_time_s=seconds, images_per_s=seen / seconds,
                       eval_time_s=time.perf_counter() - t0, first_step_s=state.first_step_s,
                       **where)
         if epoch == start_epoch and cache_time:
@@ -320,7 +345,7 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
         if epoch == start_epoch and plan.compile:   # what compiling actually produced
             record["compiled_graphs"] = speed.compiled_graphs() - graphs_before
         history.append(record)
-        epochs.set_postfix(loss=f"{tr_loss:.3f}", test_acc=f"{te_acc:.1f}%")
+        epochs.set_postfix(loss=f"{tr_loss:.3f}", test_acc="-" if te_acc is None else f"{te_acc:.1f}%")
         if checkpoint_path:
             t0 = time.perf_counter()
             save_checkpoint(checkpoint_path, dict(

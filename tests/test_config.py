@@ -118,6 +118,10 @@ BAD_VALUES = {
     "run_name": ["", "a/b", 5],
     "results_dir": ["", None],
     "keep_checkpoints": [1, None, "no"],
+    "study": [1, "speed"],
+    "train_fraction": [0, -0.1, 1.5, "0.5", True, NAN],
+    "train_eval_images": [-1, 1.5, None, "1000"],
+    "eval_every": [0, None, "2", 1.5],
 }
 
 

@@ -28,7 +28,7 @@ def test_result_file_has_every_field(tmp_path):
     on_disk = read_result(os.path.join(tmp_path, "results", "p1-vit-1L-2H-32-p8.json"))
     assert on_disk == result
     assert set(RESULT_FIELDS) <= set(result), set(RESULT_FIELDS) - set(result)
-    assert set(result) - set(RESULT_FIELDS) == {"phases"}
+    assert set(result) - set(RESULT_FIELDS) == {"phases", "probes"}   # a ViT has probes
     assert result["problem"] == 1 and result["status"] == "complete"
     assert len(result["history"]) == 2 and all(HISTORY_KEYS <= set(h) for h in result["history"])
     assert PROVENANCE_KEYS <= set(result["provenance"])

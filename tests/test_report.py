@@ -49,7 +49,8 @@ def test_table1_has_every_grid_row_with_numbers_from_the_files():
     runs = raw("complete")
     df = report.table1(report.load_runs(fixture("complete")))
     assert list(df.columns) == ["Model", "# Params (M)", "MACs (thop, M)", "FLOPs exact (M)",
-                                "Train time/epoch (s)", "Test accuracy (%)", "Seeds"]
+                                "Train time/epoch (s)", "Test accuracy (%)",
+                                "Train − test gap (points)", "Seeds"]
     assert list(df.index) == [e["run_name"] for e in grid.problem1_runs()]
     for name, row in df.iterrows():
         r = runs[name]
@@ -62,11 +63,22 @@ def test_table1_has_every_grid_row_with_numbers_from_the_files():
         assert row["Seeds"] == "1 seed"
 
 
+def test_the_gap_column_is_train_sample_minus_test_accuracy():
+    runs = report.load_runs(fixture("complete"))
+    r = runs["p1-resnet18"]
+    r["train_eval_acc"] = r["test_acc"] + 12.5
+    runs["p1-vit-2L-2H-128"]["train_eval_acc"] = None        # not scored: no gap
+    df = report.table1(runs)
+    assert df.loc["p1-resnet18", "Train − test gap (points)"] == "12.50"
+    assert df.loc["p1-vit-2L-2H-128", "Train − test gap (points)"] == "—"
+
+
 def test_table2_modes_and_numbers():
     runs = raw("complete")
     df = report.table2(report.load_runs(fixture("complete")))
     assert list(df.columns) == ["Model", "Training mode", "Trainable params (M)",
-                                "Avg epoch time (s)", "Test accuracy (%)", "Seeds"]
+                                "Avg epoch time (s)", "Test accuracy (%)",
+                                "Train − test gap (points)", "Seeds"]
     assert list(df.index) == [e["run_name"] for e in grid.problem2_runs()]
     modes = {"finetune": "Fine-tuned (frozen backbone)", "finetune_full": "Fine-tuned (full)",
              "scratch": "From scratch"}

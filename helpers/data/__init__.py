@@ -8,12 +8,15 @@ datasets.py   load_dataset: the three sources, subsets, train/test overlap check
 cifar100.py   CIFAR-100 download, offline fail-fast and uint8 cache
 synthetic.py  learnable CIFAR-shaped images drawn from a seed
 loader.py     DeviceLoader: crop, flip, resize and normalise as whole-batch tensor ops
+subsets.py    nested class-balanced fractions, and the fixed train sample for train accuracy
 """
 from .cifar100 import DataUnavailableError, load_cifar100
 from .arrays import CIFAR100_MEAN, CIFAR100_STD, Dataset, DatasetFormatError, load_npz
 from .datasets import channel_stats, check_overlap, load_dataset, make_synthetic
 from .loader import DeviceLoader, bilinear_matrix
+from .subsets import nested_fraction, train_sample, with_train_fraction
 
 __all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "Dataset", "DatasetFormatError",
            "DataUnavailableError", "DeviceLoader", "bilinear_matrix", "channel_stats",
-           "check_overlap", "load_cifar100", "load_dataset", "load_npz", "make_synthetic"]
+           "check_overlap", "load_cifar100", "load_dataset", "load_npz", "make_synthetic",
+           "nested_fraction", "train_sample", "with_train_fraction"]

@@ -7,7 +7,7 @@ import os
 import torch
 import torch.nn as nn
 
-from ..config import SWIN_MODES
+from ..config import RANDOM_INIT, SWIN_MODES, SWIN_PATCH
 from .pretrained import (WeightsUnavailableError, check_file_matches, download_errors,
                          resolve_weights, weights_hint)
 
@@ -16,6 +16,8 @@ def weights_problem(model: str, weights: str | None) -> str | None:
     """Why the ImageNet weights of `model` (swin_tiny, swin_small) cannot be had on this
     machine, or None when they can (a local file, the hub cache, or a reachable hub).
     Takes at most the hub probe's few seconds; loads nothing."""
+    if weights == RANDOM_INIT:
+        return None
     try:
         resolve_weights(SWIN_TAGS[model], weights)
     except WeightsUnavailableError as err:
@@ -111,14 +113,15 @@ def _swin(variant: str, num_classes: int, img_size: int | None, mode: str,
     img_size = 224 if img_size is None else img_size
     if mode not in SWIN_MODES:
         raise ValueError(f"mode={mode!r}: valid modes: {', '.join(SWIN_MODES)}")
-    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 32 or img_size % 32:
-        raise ValueError(f"img_size={img_size!r}: Swin needs a positive multiple of 32 "
-                         "(4x4 patches, then three 2x patch merges)")
+    if (isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < SWIN_PATCH
+            or img_size % SWIN_PATCH):
+        raise ValueError(f"img_size={img_size!r}: Swin needs a positive multiple of "
+                         f"{SWIN_PATCH} (its patch side; timm pads windows and merges)")
     tag = SWIN_TAGS[variant]
-    if mode == "scratch":  # `weights` is ignored: nothing is pretrained
+    if mode == "scratch" or weights == RANDOM_INIT:   # nothing pretrained to load
         backbone = timm.create_model(tag, pretrained=False, num_classes=num_classes,
                                      img_size=img_size)
-        return SwinClassifier(backbone, frozen_backbone=False)
+        return SwinClassifier(backbone, frozen_backbone=mode == "finetune")
     path = resolve_weights(tag, weights)
     try:
         # pretrained_cfg_overlay(file=...) makes timm load that file instead of the hub;

@@ -10,6 +10,8 @@ from ..atomic import write_text
 from ..paths import REAL_DATASET, RESULTS, at_home, home, report_paths
 from ..records import read_grid_record
 from .analysis import analysis_problem1, analysis_problem2
+from .claims import CAPTIONS
+from .claims_md import claims_md
 from .flags import Flag, flags_md, plausibility_flags
 from .header import header_md, report_title, time_split_md
 from .tables import load_runs, table1, table2, time_note, to_markdown
@@ -38,6 +40,7 @@ class Report:
     runs: dict
     flags: list[Flag]
     figures: dict[str, str] = field(default_factory=dict)   # name -> PNG path
+    claims_figures: dict[str, str] = field(default_factory=dict)   # Problem 3's
 
     @property
     def title(self) -> str:
@@ -69,6 +72,7 @@ class Report:
             "figures": "## Figures\n\n" + figs,
             "analysis": "## Analysis\n\n" + analysis_problem1(self.runs) + "\n\n"
                         + analysis_problem2(self.runs, self.flags),
+            "claims": claims_md(self.runs, self.claims_figures, base_dir),
             "flags": "## Plausibility checks\n\n" + flags_md(self.flags, self.runs),
         }
 
@@ -91,21 +95,27 @@ class Report:
             captions = self.captions()
             for k, p in self.figures.items():
                 display(Markdown(f"**{captions[k]}**"), Image(filename=p))
+        elif part == "claims":                         # figures inline, from their files
+            display(Markdown(claims_md(self.runs, self.claims_figures, images=False)))
+            for name, path in self.claims_figures.items():
+                display(Markdown(f"**{CAPTIONS[name]}**"), Image(filename=path))
         elif part in s:
             display(Markdown(s[part]))
         else:
             raise ValueError(f"part={part!r}; valid parts: header, tables, figures, "
-                             "analysis, flags")
+                             "analysis, claims, flags")
 
 
 def build_report(results_dir: str, figures_dir: str | None = "figures") -> Report:
     """Load results, run the checks and (unless figures_dir is None) draw the figures."""
     runs = load_runs(results_dir)
-    figures = {}
+    figures, claims = {}, {}
     if figures_dir is not None:
+        from .claims_figures import claims_figures
         from .figures import make_figures
         figures = make_figures(runs, figures_dir)
-    return Report(results_dir, runs, plausibility_flags(runs), figures)
+        claims = claims_figures(runs, figures_dir)
+    return Report(results_dir, runs, plausibility_flags(runs), figures, claims)
 
 
 def write_report(results_dir: str, out_md: str = "report.md",

@@ -38,7 +38,7 @@ def _mean_history(histories: list[list[dict]]) -> tuple[list[dict], list[dict]]:
     mean, sd = [], []
     for i in range(epochs):
         m, s = {"epoch": histories[0][i]["epoch"]}, {"epoch": histories[0][i]["epoch"]}
-        for key in ("test_acc", "test_loss"):
+        for key in ("test_acc", "test_loss", "train_eval_acc"):
             values = [h[i][key] for h in histories if h[i].get(key) is not None]
             m[key], s[key] = _mean_sd(values) if values else (None, None)
         mean.append(m)
@@ -93,6 +93,12 @@ def combine(row: str, results: list[dict]) -> dict:
         accs = [r["test_acc"] for r in done]
         base["test_accs"] = accs
         base["test_acc"], base["test_acc_sd"] = _mean_sd(accs)
+        train = [r.get("train_eval_acc") for r in done]
+        if None not in train:
+            base["train_eval_accs"] = train
+            base["train_eval_acc"], base["train_eval_acc_sd"] = _mean_sd(train)
+        else:                          # a gap needs both sides from the same seeds
+            base["train_eval_acc"] = None
         times = [r["epoch_time_s"] for r in done if r.get("epoch_time_s") is not None]
         if times:
             base["epoch_times"] = times

@@ -22,13 +22,17 @@ from .seeds import seed_rows
 # What the report cannot do without; every key of a result must be one of the record's.
 REQUIRED_KEYS = ("run_name", "problem", "status")
 KNOWN_KEYS = frozenset(RESULT_FIELDS + OPTIONAL_FIELDS)
+GAP_COLUMN = "Train − test gap (points)"
 TABLE1_COLUMNS = ["Model", "# Params (M)", "MACs (thop, M)", "FLOPs exact (M)",
-                  "Train time/epoch (s)", "Test accuracy (%)", "Seeds"]
+                  "Train time/epoch (s)", "Test accuracy (%)", GAP_COLUMN, "Seeds"]
 TABLE2_COLUMNS = ["Model", "Training mode", "Trainable params (M)", "Avg epoch time (s)",
-                  "Test accuracy (%)", "Seeds"]
+                  "Test accuracy (%)", GAP_COLUMN, "Seeds"]
 DEMO_COLUMN = "Demo setting"
 TEXT_COLUMNS = ("Model", "Training mode", "Seeds", DEMO_COLUMN)
 MISSING = "missing — not run"
+GAP_NOTE = (" The *train − test gap* is the accuracy on a fixed sample of training images, "
+            "scored without augmentation as the test set is, minus the test accuracy: large "
+            "when a model fits its training images far better than new ones.")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -63,8 +67,8 @@ def load_runs(results_dir: str) -> dict[str, dict]:
                              "(helpers.results.RESULT_FIELDS)")
         if r["status"] not in STATUSES:
             raise ValueError(f"{path}: status={r['status']!r}; valid statuses: {STATUSES}")
-        if r["problem"] not in (1, 2):
-            raise ValueError(f"{path}: problem={r['problem']!r}; valid problems: 1, 2")
+        if r["problem"] not in (1, 2, 3):
+            raise ValueError(f"{path}: problem={r['problem']!r}; valid problems: 1, 2, 3")
         if r["status"] == "complete" and r.get("test_acc") is None:
             raise ValueError(f"{path}: status is 'complete' but test_acc is missing")
         if r["run_name"] in runs:
@@ -103,6 +107,14 @@ def _spread(r: dict, key: str) -> str:
     return fmt_fixed(r.get(key)) + ("" if sd is None else f" ± {sd:.2f}")
 
 
+def generalisation_gap(r: dict) -> float | None:
+    """Accuracy on the run's fixed train sample minus test accuracy, in points (None when
+    the run did not score a train sample)."""
+    if r.get("train_eval_acc") is None or r.get("test_acc") is None:
+        return None
+    return r["train_eval_acc"] - r["test_acc"]
+
+
 def _seeds(r: dict, status: str | None) -> str:
     """'1 seed', '3 seeds', or '2 of 3 seeds' when some of the row's seed runs did not
     complete or were left out (flags (d) and (e) say which)."""
@@ -139,8 +151,9 @@ def demo_setting(r: dict) -> str | None:
 def _table(runs: dict, problem: int, columns: list[str], row_cells) -> pd.DataFrame:
     """One table as display strings, one row per grid row (its seeds combined), indexed by
     run name: the label, the problem's own cells (`row_cells(mode, result)`), then time per
-    epoch, test accuracy and seeds, shared by both tables. Where runs are on synthetic
-    data, a last column says how each differs from the real run (demo_setting)."""
+    epoch, test accuracy, the train - test gap and seeds, shared by both tables. Where runs
+    are on synthetic data, a last column says how each differs from the real run
+    (demo_setting)."""
     rows, names, demo = [], [], []
     for name, label, mode, r in table_rows(seed_rows(runs), problem):
         r_, status = r or {}, status_text(r)
@@ -148,7 +161,9 @@ def _table(runs: dict, problem: int, columns: list[str], row_cells) -> pd.DataFr
         demo.append(demo_setting(r_))
         rows.append([label, *row_cells(mode, r_),
                      DASH if status else _spread(r_, "epoch_time_s"),
-                     status or _spread(r_, "test_acc"), _seeds(r_, status)])
+                     status or _spread(r_, "test_acc"),
+                     DASH if status else fmt_fixed(generalisation_gap(r_)),
+                     _seeds(r_, status)])
     df = pd.DataFrame(rows, columns=columns, index=pd.Index(names, name="run"))
     if any(demo):
         df[DEMO_COLUMN] = [x or DASH for x in demo]
@@ -206,7 +221,8 @@ def time_note(runs: dict, problem: int) -> str:
                "over the seeds (n in the Seeds column). " if spread else "")
             + "How each run averaged it, as recorded in its result file: ")
     if not notes:
-        return text + "no complete run recorded a note."
+        return text + "no complete run recorded a note." + GAP_NOTE
     if len(notes) == 1:
-        return text + f"{next(iter(notes))}."
-    return text + "; ".join(f"{n} (`{'`, `'.join(names)}`)" for n, names in notes.items()) + "."
+        return text + f"{next(iter(notes))}." + GAP_NOTE
+    return (text + "; ".join(f"{n} (`{'`, `'.join(names)}`)" for n, names in notes.items())
+            + "." + GAP_NOTE)

@@ -47,7 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m helpers.run",
         description="Execute the report's experiment grid through notebooks/problem1.ipynb "
                     "and problem2.ipynb. Completed runs are skipped, interrupted ones resume.")
-    ap.add_argument("--problems", type=int, nargs="+", choices=(1, 2), default=[1, 2])
+    ap.add_argument("--problems", type=int, nargs="+", choices=(1, 2, 3), default=[1, 2],
+                    help="1: ResNet-18 vs ViT; 2: Swin; 3: the claims studies "
+                         "(helpers/claims.py); default 1 2")
+    ap.add_argument("--claims-budget", type=float, metavar="SECONDS",
+                    help="Problem 3's sizes: the largest whose cost on one H100, by "
+                         "helpers/claims.py's model of measured img/s, fits SECONDS "
+                         "(default 300; --demo: the demo preset's sizes)")
     ap.add_argument("--only", nargs="+", metavar="RUN_NAME",
                     help="run only these grid rows (see --list)")
     ap.add_argument("--list", action="store_true", help="print the grid rows and exit")
@@ -56,8 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_args(ap)
     ap.add_argument("--force", action="store_true",
                     help="train complete runs again from scratch")
-    ap.add_argument("--notebooks", action=argparse.BooleanOptionalAction, default=True,
-                    help="execute each row's notebook with papermill (default); "
+    ap.add_argument("--notebooks", action=argparse.BooleanOptionalAction, default=None,
+                    help="execute each row's notebook with papermill (default; the CPU "
+                         "demo trains Problem 3's 16 small rows in this process, where "
+                         "kernel starts would take most of its time, unless --notebooks "
+                         "is given); "
                          "--no-notebooks trains each row through the same engine in the "
                          "runner's (or job's) own process, without a Jupyter kernel: the "
                          "same config and result file, for clusters and machines without "
@@ -146,13 +155,14 @@ def parse_settings(argv=None) -> RunSettings:
 def select(settings: RunSettings) -> list[dict]:
     """The grid rows the settings choose: --only's, else every row of --problems."""
     if not settings.only:
-        return grid_module.grid(settings.problems)
-    known = {e["run_name"] for e in grid_module.grid()}
+        return grid_module.grid(settings.problems, settings.claims)
+    every = grid_module.grid((1, 2, 3), settings.claims)
+    known = {e["run_name"] for e in every}
     unknown = [n for n in settings.only if n not in known]
     if unknown:
         raise SystemExit(f"error: --only {unknown}: not in the grid; valid run names: "
                          f"{', '.join(sorted(known))}")
-    return [e for e in grid_module.grid() if e["run_name"] in settings.only]
+    return [e for e in every if e["run_name"] in settings.only]
 
 
 # ----------------------------------------------------------------------------- report
@@ -239,8 +249,9 @@ def run_rows(plan: list[Run], settings: RunSettings, outcomes: list[Outcome]) ->
         for i, run in enumerate(plan):
             if kernels:
                 kernels.more = i + 1 < len(plan)
-            outcomes.append(execute(run, settings.executed_dir, settings.force,
-                                    settings.notebooks, kernels=kernels))
+            notebook = settings.notebooks and run.problem not in settings.in_process
+            outcomes.append(execute(run, settings.executed_dir, settings.force, notebook,
+                                    kernels=kernels if notebook else None))
     finally:
         if kernels:
             kernels.close()

@@ -12,13 +12,14 @@ START, END = "<!-- demo:start -->", "<!-- demo:end -->"
 
 def demo_summary(results_dir: str) -> str:
     """What the last recorded demo showed and how long it took, from its time record and
-    result files only (README: `make demo-readme`)."""
+    the result files of the rows it executed (README: `make demo-readme`)."""
     from ..report import load_runs, run_devices
     record = read_grid_record(results_dir)
     if not record or record.get("total_s") is None:
         raise SystemExit(f"error: no complete time record in {record_path(results_dir)}; "
                          "run `make demo` first")
-    runs = load_runs(at_home(results_dir))
+    executed = {row.get("run") for row in record.get("rows") or []}
+    runs = {n: r for n, r in load_runs(at_home(results_dir)).items() if n in executed}
     done = [r for r in runs.values() if r["status"] == "complete"]
     skipped = [r for r in runs.values() if r["status"] == "skipped"]
     failed = [r for r in runs.values() if r["status"] == "failed"]
@@ -32,8 +33,9 @@ def demo_summary(results_dir: str) -> str:
     if done and len(classes) == 1:
         (c,) = classes
         ratios = [r["test_acc"] * c / 100 for r in done]
-        falling = sum(1 for r in done if len(r["history"]) >= 2
-                      and r["history"][-1]["test_loss"] < r["history"][0]["test_loss"])
+        losses = [[h["test_loss"] for h in r["history"] if h.get("test_loss") is not None]
+                  for r in done]
+        falling = sum(1 for v in losses if len(v) >= 2 and v[-1] < v[0])
         accs = ", ".join(f"{r.get('label')}{' (scratch)' if r['problem'] == 2 else ''} "
                          f"{r['test_acc']:.1f} %" for r in sorted(done, key=lambda r: r["run_name"]))
         lines.append(f"It trained {len(done)} rows on {c} synthetic classes (chance "

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..config import ConfigError, ExperimentConfig, config_changes, problem_of, swin_variant
-from ..grid import seed_run_name
+from ..config import ConfigError, ExperimentConfig, config_changes, swin_variant
+from ..grid import ENTRY_ONLY_KEYS, entry_problem, seed_run_name
 from ..notebooks import NOTEBOOKS, config_from_parameters, declared_parameters
 from ..paths import at_home
 from .settings import RunSettings, repo_path
@@ -27,7 +27,7 @@ class Run:
 
     @property
     def problem(self) -> int:
-        return problem_of(self.entry["model"])
+        return entry_problem(self.entry)
 
 
 def shown(path: str) -> str:
@@ -40,7 +40,7 @@ def notebook_params(entry: dict, settings: RunSettings, declared: frozenset,
     """The papermill parameters of one seed of a grid entry: common options, the entry's
     own shape/mode, then the -p extras (notebook parameters directly, other config fields
     through the notebook's `overrides`). The run name says the seed (grid.seed_run_name)."""
-    problem = problem_of(entry["model"])
+    problem = entry_problem(entry)
     train_subset, test_subset = settings.subsets[problem]
     params = dict(run_name=seed_run_name(entry["run_name"], seed),
                   epochs=settings.epochs[problem], dataset=settings.dataset,
@@ -50,14 +50,15 @@ def notebook_params(entry: dict, settings: RunSettings, declared: frozenset,
                   batch_size=settings.batch_size[problem])
     # The demo's budget for this row (runner/demo.py): sizes, epochs, Swin's input size.
     params.update(settings.run_budget.get(entry["run_name"], {}))
-    shape = {k: v for k, v in entry.items() if k not in ("run_name", "label")}
-    if problem == 2:
-        variant = swin_variant(shape.pop("model"))
-        params.update(variant=variant, **shape)
-        if shape["mode"] != "scratch":             # scratch has nothing to load
-            params["weights"] = settings.weights[variant]
+    shape = {k: v for k, v in entry.items() if k not in ENTRY_ONLY_KEYS}
+    if problem == 2:                               # problem2.ipynb takes the variant
+        params.update(variant=swin_variant(shape.pop("model")), **shape)
     else:
         params.update(shape)
+    if shape.get("mode", "scratch") != "scratch":  # scratch has nothing to load
+        variant = swin_variant(entry["model"])
+        params["weights"] = settings.weights[variant] or (
+            settings.claims.weights_default if problem == 3 else None)
     extra = settings.extra
     overrides = {k: v for k, v in extra.items() if k not in declared}
     params.update({k: v for k, v in extra.items() if k in declared})
@@ -69,12 +70,11 @@ def notebook_params(entry: dict, settings: RunSettings, declared: frozenset,
 def make_plan(entries: list[dict], settings: RunSettings) -> list[Run]:
     """Parameters and resolved config of every (row, seed) run, before anything executes:
     the rows in table order, each row's seeds together."""
-    declared = {p: declared_parameters(NOTEBOOKS[p]) for p in (1, 2)}
+    declared = {p: declared_parameters(NOTEBOOKS[p]) for p in NOTEBOOKS}
     plan = []
     for entry in entries:
         for seed in settings.seeds:
-            params = notebook_params(entry, settings, declared[problem_of(entry["model"])],
-                                     seed)
+            params = notebook_params(entry, settings, declared[entry_problem(entry)], seed)
             run = Run(dict(entry, run_name=params["run_name"]), params)
             try:
                 run.cfg = config_from_parameters(run.problem, run.params)

@@ -11,7 +11,9 @@ import ast
 import os
 from dataclasses import dataclass
 
+from .. import claims as claims_module
 from .. import grid as grid_module
+from ..claims import ClaimsSizes
 from ..config import ExperimentConfig, problem_of
 from ..notebooks import default_results_dir
 from ..paths import EXECUTED_DIR, REPO_ROOT
@@ -59,6 +61,7 @@ class RunSettings:
     subsets: dict[int, tuple[int | None, int | None]]     # (train, test) images; None: all
     batch_size: dict[int, int | None]                     # None: the model's default
     run_budget: dict[str, dict]                 # the demo's notebook parameters per row
+    claims: ClaimsSizes                         # Problem 3's sizes (helpers/claims.py)
     weights: dict[str, str | None]              # Swin variant -> local weights (None: hub)
     extra: dict                                 # -p NAME VALUE, for every row
     device: str
@@ -70,6 +73,7 @@ class RunSettings:
     # how
     force: bool
     notebooks: bool
+    in_process: tuple[int, ...]                 # problems whose rows train in this process
     warm_kernels: str                           # auto | on | off
     report: bool
     # scale-out (submitit)
@@ -106,7 +110,7 @@ def check_executor_flags(args: argparse.Namespace) -> None:
     if args.executor == "local" and args.device.startswith("cuda:"):
         raise SystemExit(f"error: --device {args.device} with --executor local: every job "
                          "gets its own GPU; choose the GPUs with CUDA_VISIBLE_DEVICES")
-    if args.warm_kernels == "on" and (args.executor or not args.notebooks):
+    if args.warm_kernels == "on" and (args.executor or args.notebooks is False):
         raise SystemExit("error: --warm-kernels on: for rows run one after another through "
                          "their notebooks; not with --executor or --no-notebooks")
 
@@ -147,6 +151,18 @@ def demo_budgets(demo: DemoPreset, args: argparse.Namespace) -> dict[str, dict]:
     return budgets
 
 
+def claims_sizes(demo: DemoPreset | None, budget: float | None) -> ClaimsSizes:
+    """Problem 3's sizes: the demo preset's, else the largest that fit --claims-budget
+    seconds on one H100 by helpers.claims' cost model (default: its DEFAULT_BUDGET_S)."""
+    if demo is not None and budget is None:
+        return demo.claims
+    try:
+        return claims_module.sizes_for_budget(
+            claims_module.DEFAULT_BUDGET_S if budget is None else budget)
+    except ValueError as err:
+        raise SystemExit(f"error: --claims-budget {budget}: {err}") from None
+
+
 def weights_of(args: argparse.Namespace) -> dict[str, str | None]:
     weights = {"tiny": repo_path(args.weights_tiny), "small": repo_path(args.weights_small)}
     for variant, path in weights.items():
@@ -173,13 +189,17 @@ def resolve_settings(args: argparse.Namespace) -> RunSettings:
     return RunSettings(
         problems=tuple(args.problems), only=tuple(args.only) if args.only else None,
         list_only=args.list, seeds=seeds, dataset=dataset,
-        epochs={1: args.epochs_p1 or P1_EPOCHS, 2: args.epochs_p2 or P2_EPOCHS},
-        subsets={p: (args.train_subset, args.test_subset) for p in (1, 2)},
-        batch_size={p: args.batch_size for p in (1, 2)},
-        run_budget=demo_budgets(demo, args) if demo else {}, weights=weights_of(args),
+        epochs={1: args.epochs_p1 or P1_EPOCHS, 2: args.epochs_p2 or P2_EPOCHS,
+                3: P2_EPOCHS},                  # Problem 3's rows carry their own epochs
+        subsets={p: (args.train_subset, args.test_subset) for p in (1, 2, 3)},
+        batch_size={p: args.batch_size for p in (1, 2, 3)},
+        run_budget=demo_budgets(demo, args) if demo else {},
+        claims=claims_sizes(demo, args.claims_budget), weights=weights_of(args),
         extra=extra_params(args.param), device=args.device, precision=args.precision,
         demo=demo, results_dir=results_dir, executed_dir=executed_dir, force=args.force,
-        notebooks=args.notebooks, warm_kernels=args.warm_kernels, report=args.report,
+        notebooks=args.notebooks is not False,
+        in_process=demo.in_process if demo and args.notebooks is None else (),
+        warm_kernels=args.warm_kernels, report=args.report,
         executor=args.executor,
         wait=(args.executor == "local") if args.wait is None else args.wait,
         parallel=args.parallel, timeout_min=args.timeout_min, max_requeues=args.max_requeues,

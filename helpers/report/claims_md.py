@@ -1,0 +1,92 @@
+"""Problem 3's section of the report: the studies' tables, and each claim's verdict beside
+the figure it rests on."""
+from __future__ import annotations
+
+import os
+import statistics
+
+from ..textable import pipe_table
+from .analysis import DASH, md_escape, result_is_synthetic
+from .claims import CAPTIONS, CLAIM_FIGURE, CLAIMS, MODE_NAMES, study_points, verdicts
+
+HOW = ("*How:* the data-efficiency runs train ResNet-18 and two ViTs on nested, "
+       "class-balanced shares of the training set at matched optimiser steps (the same batch, "
+       "steps and warm-up as the full-data run), so only the number of distinct images "
+       "changes; the resolution runs fine-tune Swin-Tiny at each input size for the same "
+       "epochs. Verdicts use the report's noise rules: a t-test at 5 % over the seeds when "
+       "every side has two or more, else two standard errors of the test set's sampling.")
+RUN_IT = "Run it with `python -m helpers.run --problems 3` (sizes: `--claims-budget`)."
+
+
+def _cell(rs: list[dict], key: str) -> str:
+    values = [r[key] for r in rs if r.get(key) is not None]
+    if not values:
+        return DASH
+    mean = statistics.fmean(values)
+    return f"{mean:.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
+
+
+def _gap(rs: list[dict]) -> str:
+    gaps = [r["train_eval_acc"] - r["test_acc"] for r in rs
+            if r.get("train_eval_acc") is not None]
+    return _cell([dict(g=g) for g in gaps], "g")
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    return pipe_table(head, [[md_escape(c) for c in row] for row in rows],
+                      "l" * 2 + "r" * (len(head) - 2))
+
+
+def data_table(runs: dict) -> str | None:
+    points = study_points(runs, "data_efficiency", "train_fraction", "label")
+    rows = []
+    for label, by_share in sorted(points.items()):
+        for f in sorted(by_share):
+            rs = by_share[f]
+            rows.append([label, f"{100 * f:.0f} %", str(rs[0]["dataset"]["n_train"]),
+                         str(rs[0]["config"]["epochs"]), _cell(rs, "test_acc"),
+                         _cell(rs, "train_eval_acc"), _gap(rs), str(len(rs))])
+    return _table(["Model", "Share", "Train images", "Epochs", "Test acc (%)",
+                   "Train-sample acc (%)", "Train − test gap", "Seeds"], rows) if rows else None
+
+
+def resolution_table(runs: dict) -> str | None:
+    points = study_points(runs, "resolution", "img_size", "mode")
+    rows = []
+    for mode, by_px in sorted(points.items()):
+        for px in sorted(by_px):
+            rs = by_px[px]
+            rows.append([f"Swin-Tiny, {MODE_NAMES.get(mode, mode)}", f"{px} px",
+                         _cell(rs, "epoch_time_s"), _cell(rs, "test_acc"), _gap(rs),
+                         str(len(rs))])
+    return _table(["Model", "Input", "Time/epoch (s)", "Test acc (%)", "Train − test gap",
+                   "Seeds"], rows) if rows else None
+
+
+def claims_md(runs: dict, figures: dict[str, str], base_dir: str = ".",
+              images: bool = True) -> str:
+    """The section: how, the verdicts table, the studies' tables, then per claim its verdict,
+    evidence and figure (a markdown image relative to base_dir, unless images is False)."""
+    p3 = [r for r in runs.values() if r.get("problem") == 3]
+    demo = any(result_is_synthetic(r) for r in p3)
+    found = verdicts(runs)
+    label = " (demo)" if demo else ""
+    out = ["## Problem 3: the homework's claims, tested"]
+    if demo:
+        out.append("**Demo:** these runs are on synthetic data at demo sizes; the verdicts "
+                   "show the pipeline working and say nothing about CIFAR-100.")
+    out.append(HOW if p3 else "No Problem 3 run yet. " + RUN_IT)
+    out.append(pipe_table(["Claim", "Verdict", "Figure"], [
+        [f"{v.claim}. {CLAIMS[v.claim]}", v.verdict + label,
+         CAPTIONS[CLAIM_FIGURE[v.claim]].split(":")[0] if CLAIM_FIGURE[v.claim] in figures
+         else DASH] for v in found], "lll"))
+    for table in (data_table(runs), resolution_table(runs)):
+        if table:
+            out.append(table)
+    for v in found:
+        out.append(f"### Claim {v.claim}: {CLAIMS[v.claim]}\n\n**Verdict: {v.verdict}"
+                   f"{label}.** {md_escape(v.evidence)}")
+        name = CLAIM_FIGURE[v.claim]
+        if images and name in figures and CLAIM_FIGURE.get(v.claim - 1) != name:  # once each
+            out.append(f"![{CAPTIONS[name]}]({os.path.relpath(figures[name], base_dir)})")
+    return "\n\n".join(out)

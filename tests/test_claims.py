@@ -1,0 +1,346 @@
+"""Problem 3: the probes against hand-computed values, the nested subsets, the cost
+arithmetic, and the verdicts on fixture results."""
+import dataclasses
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from helpers import claims
+from helpers.claims import (DEFAULT_BUDGET_S, DEFAULT_SIZES, FRACTIONS, H100_TRAIN_IMG_S,
+                            claims_cost_s, data_rows, problem3_runs, sizes_for_budget)
+from helpers.config import RANDOM_INIT
+from helpers.data import nested_fraction, train_sample
+from helpers.paths import REPO_ROOT
+from helpers.probes import (mean_attention_distance, receptive_fields,
+                            uniform_attention_distance, vit_attention_distances)
+from helpers.report.claims import VERDICTS, claim1, claim2, claim3, claim4, claim5, verdicts
+
+
+# ----------------------------------------------------------------------------- probes
+def test_attention_on_the_query_itself_has_distance_zero():
+    grid = 3
+    attn = torch.eye(grid * grid).expand(2, 4, -1, -1)          # (B, heads, N, N)
+    assert mean_attention_distance(attn, grid, 4).tolist() == [0.0] * 4
+
+
+def test_uniform_attention_equals_the_closed_form():
+    # A 2x2 grid of 4-px patches: from any patch, the four centres are 0, 4, 4 and 4*sqrt(2)
+    # px away, so uniform attention averages (8 + 4 sqrt 2) / 4 = 2 + sqrt 2 px.
+    hand = 2 + math.sqrt(2)
+    attn = torch.full((1, 2, 4, 4), 0.25)
+    assert mean_attention_distance(attn, 2, 4).tolist() == pytest.approx([hand, hand])
+    assert uniform_attention_distance(2, 4) == pytest.approx(hand)
+
+
+def test_attention_to_the_opposite_corner_and_unnormalised_rows():
+    attn = torch.zeros(1, 1, 4, 4)
+    attn[0, 0, torch.arange(4), torch.tensor([3, 2, 1, 0])] = 5.0  # each to its diagonal
+    assert mean_attention_distance(attn, 2, 4).item() == pytest.approx(4 * math.sqrt(2))
+
+
+def test_attention_map_of_the_wrong_shape_is_refused():
+    with pytest.raises(ValueError, match="3x3 grid"):
+        mean_attention_distance(torch.ones(1, 1, 8, 8), 3, 4)
+
+
+def test_a_vit_with_zero_queries_attends_uniformly_over_its_patches():
+    """q = k = 0 makes every softmax uniform over the T = N + 1 tokens; without the class
+    token and renormalised, that is uniform over the patches: the closed form, exactly."""
+    from helpers.models import build_model
+    model = build_model("vit", 10, img_size=16, patch_size=4, dim=32, depth=3, heads=2)
+    for block in model.blocks:
+        torch.nn.init.zeros_(block.attn.qkv.weight)
+        torch.nn.init.zeros_(block.attn.qkv.bias)
+    x = torch.randn(5, 3, 16, 16)
+    out = vit_attention_distances(model, [(x, None)])
+    closed = uniform_attention_distance(4, 4)
+    assert [len(heads) for heads in out["mean"]] == [2, 2, 2]
+    assert sum(out["mean"], []) == pytest.approx([closed] * 6)
+    assert sum(out["se"], []) == pytest.approx([0.0] * 6, abs=1e-9)
+
+
+def test_resnet18_receptive_field_equals_the_formula():
+    """CIFAR ResNet-18: a 3x3 stride-1 stem, then four stages of two basic blocks (two 3x3
+    convs each); stages 2-4 open with a stride-2 conv. A k x k conv adds (k - 1) x the jump
+    (the product of the strides before it): r = 1 + 2 = 3 after the stem; stage 1 adds four
+    convs at jump 1 -> 11; stage 2: 2 x 1 + three convs at jump 2 -> 25; stage 3 -> 53;
+    stage 4 -> 109, more than three times the 32-px image."""
+    from helpers.models import build_model
+    expected, r, jump = [("stem", 3, 1)], 3, 1
+    for stage, stride in (("layer1", 1), ("layer2", 2), ("layer3", 2), ("layer4", 2)):
+        r += 2 * jump                       # the first conv sees the incoming jump
+        jump *= stride
+        r += 3 * 2 * jump                   # the other three convs at the new jump
+        expected.append((stage, r, jump))
+    got = [(f["stage"], f["receptive_field_px"], f["stride_px"])
+           for f in receptive_fields(build_model("resnet18", 10))]
+    assert got == expected
+    assert expected[-1][1] == 109
+
+
+# ----------------------------------------------------------------------------- subsets
+def test_fractions_are_nested_class_balanced_and_fixed_by_the_seed():
+    y = torch.arange(10).repeat_interleave(40)[torch.randperm(400)]     # 10 classes x 40
+    subsets = {f: set(nested_fraction(y, f, seed=3).tolist()) for f in FRACTIONS}
+    for small, large in zip(FRACTIONS, FRACTIONS[1:]):
+        assert subsets[small] < subsets[large]
+    for f, idx in subsets.items():
+        counts = torch.bincount(y[list(idx)], minlength=10)
+        assert counts.tolist() == [round(40 * f)] * 10
+    assert nested_fraction(y, 0.25, seed=3).tolist() == sorted(subsets[0.25])
+    assert set(nested_fraction(y, 0.25, seed=4).tolist()) != subsets[0.25]
+
+
+def test_every_class_keeps_an_image_and_bad_fractions_are_refused():
+    y = torch.tensor([0, 0, 0, 1, 1, 2])
+    assert torch.bincount(y[nested_fraction(y, 0.1, 0)]).tolist() == [1, 1, 1]
+    for bad in (0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="train_fraction"):
+            nested_fraction(y, bad, 0)
+
+
+def test_the_train_sample_is_fixed():
+    assert train_sample(100, 0, 0) is None
+    a = train_sample(100, 30, 7)
+    assert a.tolist() == train_sample(100, 30, 7).tolist() and len(set(a.tolist())) == 30
+    assert len(train_sample(10, 30, 7)) == 10
+
+
+# ----------------------------------------------------------------------------- sizes
+def test_default_sizes_fit_the_budget_by_the_projects_own_arithmetic():
+    assert claims_cost_s(DEFAULT_SIZES) <= DEFAULT_BUDGET_S
+    assert sizes_for_budget(DEFAULT_BUDGET_S) == DEFAULT_SIZES
+    previous = None
+    for budget in (250, 400, 800, 1600):
+        sizes = sizes_for_budget(budget)
+        assert claims_cost_s(sizes) <= budget
+        if previous:                                   # more budget never buys less
+            assert sizes.data_epochs >= previous.data_epochs
+            assert sizes.res_images >= previous.res_images
+        previous = sizes
+
+
+@pytest.mark.parametrize("budget", [-5, 0, float("nan"), 10])
+def test_a_budget_that_cannot_work_is_refused(budget):
+    with pytest.raises(ValueError, match="claims budget"):
+        sizes_for_budget(budget)
+
+
+def test_the_cost_models_img_per_s_are_the_committed_measurements():
+    folder = os.path.join(REPO_ROOT, "benchmarks", "reference", "h100-2026-11-26")
+    measured = {}
+    for name in ("bench_p1.json", "bench_p2.json"):
+        with open(os.path.join(folder, name)) as f:
+            for run in json.load(f)["runs"]:
+                key = run["run_name"].removeprefix("p1-").removeprefix("p2-")
+                measured[key] = run["ours"]["eager"]["images_per_s"]
+    for key, ips in H100_TRAIN_IMG_S.items():
+        assert ips == round(measured[key])
+
+
+def test_every_share_takes_the_full_data_runs_steps_and_warm_up():
+    sizes = dataclasses.replace(DEFAULT_SIZES, data_epochs=6)
+    for model_rows in zip(*[iter(data_rows(sizes))] * len(FRACTIONS)):
+        full = model_rows[-1]
+        steps_full = 50_000 // full["batch_size"] * full["epochs"]
+        warm_full = full["warmup_epochs"] * (50_000 // full["batch_size"])
+        for row in model_rows:
+            per_epoch = round(50_000 * row["train_fraction"]) // row["batch_size"]
+            assert abs(per_epoch * row["epochs"] - steps_full) <= per_epoch / 2
+            assert row["warmup_epochs"] * per_epoch == pytest.approx(warm_full, abs=0.01)
+            assert row["batch_size"] == full["batch_size"]
+
+
+def test_problem3_rows_resolve_to_valid_configs():
+    from helpers.notebooks import problem3_config
+    for row in problem3_runs():
+        params = {k: v for k, v in row.items() if k not in ("label", "problem", "speed_key")}
+        cfg = problem3_config(dataset="cifar100", **params)
+        assert cfg.problem == 3 and cfg.run_name == row["run_name"] == cfg.default_run_name()
+
+
+# ----------------------------------------------------------------------------- verdicts
+def result(run_name, label, model, acc, *, study="data_efficiency", seed=0, fraction=None,
+           train=None, n_test=10_000, n_train=50_000, **cfg):
+    return dict(run_name=run_name if not seed else f"{run_name}-seed{seed}", problem=3,
+                status="complete", label=label, model=model, test_acc=acc,
+                train_eval_acc=train, epoch_time_s=1.0, history=cfg.pop("history", []),
+                probes=cfg.pop("probes", None),
+                dataset=dict(n_test=n_test, n_train=n_train),
+                config=dict(study=study, seed=seed, train_fraction=fraction,
+                            train_eval_images=1000, **cfg))
+
+
+def data_study(accs: dict, seeds=(0,), n_test=10_000, train=None):
+    """accs: {(label, fraction): test accuracy or [one per seed]}."""
+    runs = {}
+    for (label, f), acc in accs.items():
+        model = "resnet18" if label == "ResNet-18" else "vit"
+        for i, seed in enumerate(seeds):
+            a = acc[i] if isinstance(acc, list) else acc
+            t = (train or {}).get((label, f))
+            r = result(f"p3-data-{label}-f{round(100 * f)}", label, model, a, seed=seed,
+                       fraction=f, train=t[i] if isinstance(t, list) else t, n_test=n_test)
+            runs[r["run_name"]] = r
+    return runs
+
+
+def test_claim1_each_verdict():
+    closes = data_study({("ResNet-18", 0.1): 40.0, ("ViT (2L)", 0.1): 20.0,
+                         ("ResNet-18", 1.0): 60.0, ("ViT (2L)", 1.0): 55.0})
+    assert claim1(closes).verdict == "supported"
+    widens = data_study({("ResNet-18", 0.1): 40.0, ("ViT (2L)", 0.1): 35.0,
+                         ("ResNet-18", 1.0): 70.0, ("ViT (2L)", 1.0): 45.0})
+    assert claim1(widens).verdict == "not supported"
+    vit_leads = data_study({("ResNet-18", 0.1): 20.0, ("ViT (2L)", 0.1): 40.0,
+                            ("ResNet-18", 1.0): 60.0, ("ViT (2L)", 1.0): 55.0})
+    assert claim1(vit_leads).verdict == "not supported"
+    noisy = data_study({("ResNet-18", 0.1): 40.0, ("ViT (2L)", 0.1): 30.0,
+                        ("ResNet-18", 1.0): 60.0, ("ViT (2L)", 1.0): 50.0}, n_test=100)
+    assert claim1(noisy).verdict == "within noise"
+    assert claim1({}).verdict == "not run"
+
+
+def test_claim1_with_seeds_uses_the_per_seed_contrasts():
+    steady = data_study({("ResNet-18", 0.1): [40.0, 41.0, 39.0], ("ViT (2L)", 0.1): [20, 22, 19],
+                         ("ResNet-18", 1.0): [60.0, 61.0, 59.0], ("ViT (2L)", 1.0): [57, 59, 56]},
+                        seeds=(0, 1, 2), n_test=100)
+    v = claim1(steady)
+    assert v.verdict == "supported" and "3 seeds" in v.evidence
+    erratic = data_study({("ResNet-18", 0.1): [40.0, 20.0, 45.0], ("ViT (2L)", 0.1): [20, 40, 21],
+                          ("ResNet-18", 1.0): [60.0, 59.0, 58.0], ("ViT (2L)", 1.0): [57, 40, 58]},
+                         seeds=(0, 1, 2))
+    assert claim1(erratic).verdict == "within noise"
+
+
+def test_claim2_overfitting_is_a_larger_train_test_gap():
+    accs = {("ResNet-18", 0.1): 40.0, ("ViT (2L)", 0.1): 30.0,
+            ("ResNet-18", 1.0): 60.0, ("ViT (2L)", 1.0): 55.0}
+    overfits = {("ResNet-18", 0.1): 50.0, ("ViT (2L)", 0.1): 90.0,
+                ("ResNet-18", 1.0): 65.0, ("ViT (2L)", 1.0): 60.0}
+    assert claim2(data_study(accs, train=overfits)).verdict == "supported"
+    underfits = {**overfits, ("ViT (2L)", 0.1): 31.0}
+    assert claim2(data_study(accs, train=underfits)).verdict == "not supported"
+    assert claim2(data_study(accs)).verdict == "not run"          # no train sample scored
+
+
+def probe_runs(heads_block1: list[float], se: float):
+    vit = result("p1-vit-2L-2H-128", "ViT (2L-2H-128)", "vit", 30.0, study=None,
+                 probes=dict(attention_distance_px=[heads_block1, [10.0, 10.0]],
+                             attention_distance_se_px=[[se] * 2, [se] * 2],
+                             uniform_distance_px=16.5, images=256, img_size=32, patch_size=4))
+    vit["problem"] = 1
+    resnet = result("p1-resnet18", "ResNet-18", "resnet18", 40.0, study=None,
+                    probes=dict(img_size=32, receptive_field=[
+                        dict(stage="stem", receptive_field_px=3, stride_px=1),
+                        dict(stage="layer1", receptive_field_px=11, stride_px=1)]))
+    return {r["run_name"]: r for r in (vit, resnet)}
+
+
+def test_claim3_compares_the_first_blocks_reach_with_the_cnns_first_stage():
+    assert claim3(probe_runs([3.0, 12.0], 0.2)).verdict == "supported"    # radius 5 px
+    assert claim3(probe_runs([2.0, 3.0], 0.2)).verdict == "not supported"
+    assert claim3(probe_runs([2.0, 5.3], 0.5)).verdict == "within noise"
+    assert claim3({}).verdict == "not run"
+
+
+def resolution_study(frozen: dict, weights="w.pth", curve=None):
+    runs = {}
+    for px, acc in frozen.items():
+        history = [dict(epoch=i + 1, test_acc=a) for i, a in enumerate(curve or [acc])]
+        r = result(f"p3-res-swin_tiny-finetune-{px}px", "Swin-Tiny", "swin_tiny", acc,
+                   study="resolution", img_size=px, mode="finetune", weights=weights,
+                   history=history)
+        runs[r["run_name"]] = r
+    return runs
+
+
+def test_claim4_each_verdict():
+    assert claim4(resolution_study({32: 30.0, 224: 60.0})).verdict == "supported"
+    assert claim4(resolution_study({32: 60.0, 224: 30.0})).verdict == "not supported"
+    assert claim4(resolution_study({32: 50.0, 224: 50.2})).verdict == "within noise"
+    random = claim4(resolution_study({32: 30.0, 224: 60.0}, weights=RANDOM_INIT))
+    assert random.verdict == "not run" and "random init" in random.evidence
+
+
+def test_claim5_reads_the_frozen_curve():
+    def at(curve):
+        return claim5(resolution_study({224: curve[-1]}, curve=curve)).verdict
+    assert at([40.0, 50.0, 55.0, 58.0, 62.0]) == "supported"         # still rising
+    assert at([40.0, 55.0, 60.0, 61.0, 61.1]) == "not supported"     # levelled off
+    assert at([40.0, 55.0, 60.0, 63.0, 58.0]) == "not supported"     # falling
+    assert at([50.0, 50.1, 50.0, 50.2, 50.1]) == "within noise"
+    assert at([50.0]) == "not run"
+
+
+def test_every_claim_has_a_verdict_from_the_allowed_words():
+    found = verdicts({})
+    assert [v.claim for v in found] == [1, 2, 3, 4, 5, 6]
+    assert {v.verdict for v in found} == {"not run"}
+    assert set(VERDICTS) == {"supported", "not supported", "within noise", "not run"}
+
+
+def test_the_notebooks_parameters_are_what_papermill_reads():
+    """papermill silently drops a parameter whose comment holds an '=': the runner's own
+    reading (declared_parameters) and papermill's must agree for every notebook."""
+    papermill = pytest.importorskip("papermill")
+    from helpers.notebooks import NOTEBOOKS, declared_parameters
+    for path in NOTEBOOKS.values():
+        assert set(papermill.inspect_notebook(path)) == set(declared_parameters(path)), path
+
+
+def test_the_cost_model_reads_each_rows_speed():
+    row = dict(model="swin_tiny", img_size=32, speed_key="swin_tiny-finetune")
+    assert claims.train_img_s(row) == H100_TRAIN_IMG_S["swin_tiny-finetune"] * 8
+    assert claims.train_img_s(dict(row, img_size=112)) == H100_TRAIN_IMG_S["swin_tiny-finetune"] * 4
+
+
+# ----------------------------------------------------------------------------- end to end
+def test_problem3_notebook_trains_one_run_with_its_train_sample_and_probes(tmp_path):
+    """What a student does: run notebooks/problem3.ipynb with papermill parameters."""
+    pytest.importorskip("papermill")
+    from helpers.notebook_exec import execute_notebook
+    from helpers.notebooks import NOTEBOOKS
+    params = dict(study="data_efficiency", model="vit", dim=32, depth=2, heads=2,
+                  train_fraction=0.5, epochs=2, dataset="synthetic-5", train_subset=60,
+                  test_subset=20, results_dir=str(tmp_path / "results"), device="cpu")
+    execute_notebook(NOTEBOOKS[3], str(tmp_path / "out.ipynb"), params)
+    (path,) = (tmp_path / "results").glob("*.json")
+    r = json.loads(path.read_text())
+    assert path.name == "p3-data-vit-2L-2H-32-f50.json" and r["problem"] == 3
+    assert r["dataset"]["n_train"] == 30 and r["train_eval_acc"] is not None
+    assert [len(h) for h in r["probes"]["attention_distance_px"]] == [2, 2]
+
+
+def test_the_runner_builds_problem3s_section_offline(tmp_path):
+    """`python -m helpers.run --problems 3 --demo`, on four of its rows: results, figures,
+    and a verdict for every claim, labelled as a demo."""
+    from helpers.runner.cli import main
+    rows = ["p3-data-vit-2L-2H-128-f10", "p3-data-vit-2L-2H-128-f100",
+            "p3-res-swin_tiny-finetune-32px", "p3-res-swin_tiny-finetune_full-32px"]
+    out = tmp_path / "demo"
+    assert main(["--problems", "3", "--demo", "--device", "cpu", "--results-dir", str(out),
+                 "--only", *rows]) == 0
+    for row in rows:
+        r = json.loads((out / f"{row}.json").read_text())
+        assert r["status"] == "complete" and r["problem"] == 3
+    report = (out / "report.md").read_text()
+    section = report.split("## Problem 3", 1)[1]
+    for k in range(1, 7):
+        line = next(x for x in section.splitlines() if x.startswith(f"| {k}. "))
+        assert any(f"| {v} (demo)" in line for v in VERDICTS), line
+    assert "**Verdict: not run (demo).** The fine-tunes started from a random init" in section
+    for name in ("claims_data", "claims_attention", "claims_resolution", "claims_epochs"):
+        assert (out / "figures" / f"{name}.png").is_file()
+        assert f"figures/{name}.png" in section
+
+
+def test_claims_budget_is_checked_before_anything_runs():
+    from helpers.runner.cli import parse_settings
+    with pytest.raises(SystemExit, match="--claims-budget -1"):
+        parse_settings(["--problems", "3", "--claims-budget", "-1"])
+    assert parse_settings(["--claims-budget", "600"]).claims == sizes_for_budget(600)
+    assert parse_settings([]).claims == DEFAULT_SIZES
