@@ -29,7 +29,7 @@ OLD_PY := .venv-oldest/bin/python
 OLD_OK := .venv-oldest/.installed
 TORCH_TESTS := tests/test_measure.py tests/test_models.py tests/test_train.py \
                tests/test_data.py tests/test_loader.py tests/test_net.py tests/test_resume.py \
-               tests/test_environment.py
+               tests/test_environment.py tests/test_claims.py
 
 $(OLD_OK): requirements/oldest.lock pyproject.toml
 	test -x $(OLD_PY) || python3 -m venv .venv-oldest
