@@ -61,10 +61,10 @@ bench: $(VENV_OK)
 
 # One sitting on a GPU (at most 8 minutes): benchmark, the grid end to end for 2 epochs,
 # compile variants (benchmarks/README.md). Needs only torch, torchvision and timm, so on
-# a bare GPU image run `python3 -m helpers.bench.check` directly.
+# a bare GPU image run `python3 -m helpers.bench check` directly.
 .PHONY: gpu-check
 gpu-check: $(VENV_OK)
-	$(PY) -m helpers.bench.check $(BENCH_ARGS)
+	$(PY) -m helpers.bench check $(BENCH_ARGS)
 
 # report.md + figures/ from the result JSONs (reads results only, never trains).
 # Point every notebook's setup cell (REPO_URL) and the README's Colab badges at this
@@ -83,7 +83,7 @@ report: $(VENV_OK)
 # report.pdf: executes notebooks/summary.ipynb (papermill) -> notebooks/runs/summary.ipynb,
 # then nbconvert --to pdf. Needs pandoc + xelatex (it says how to install them).
 pdf: $(VENV_OK)
-	$(PY) -m helpers.report.pdf $(if $(RESULTS_DIR),--results-dir $(RESULTS_DIR))
+	$(PY) -m helpers.report pdf $(if $(RESULTS_DIR),--results-dir $(RESULTS_DIR))
 
 # The README's main command: the whole pipeline on synthetic data, CPU-sized (minutes),
 # results in results/demo/ with their own report.md (+ report.pdf where LaTeX is installed).
@@ -100,7 +100,7 @@ demo-claims: $(VENV_OK)
 # time record and result files: run after `make demo`.
 .PHONY: demo-readme
 demo-readme: $(VENV_OK)
-	$(PY) -m helpers.runner.demo_readme results/demo --readme README.md
+	$(PY) -m helpers.runner demo-readme results/demo --readme README.md
 
 # The real CIFAR-100 grid (wants a GPU): results/cifar100/, then report.md, figures/,
 # report.pdf. Run it again after an interruption: finished runs are kept, others resume.

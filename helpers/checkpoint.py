@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from .atomic import atomic_path
-from .config import config_changes
+from .changes import config_changes
 from .device import set_rng_state
 
 

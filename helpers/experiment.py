@@ -11,7 +11,8 @@ import os
 import time
 
 from .atomic import remove_orphans
-from .config import ExperimentConfig, config_changes, swin_variant, synthetic_classes
+from .changes import config_changes
+from .config import ExperimentConfig, swin_variant, synthetic_classes
 from .data import DeviceLoader, check_overlap, load_dataset, with_train_fraction
 from .device import (device_name, resolve_device, resolve_precision, seed_everything,
                      setup_backends)
@@ -21,8 +22,8 @@ from .models import build_model
 from .probes import receptive_fields, uniform_attention_distance, vit_attention_distances
 from .results import (build_result, epoch_time_summary, now_iso, phase_summary, provenance,
                       read_result, write_result)
-from .train import (NonFiniteLossError, fit, loader_options, place_model, plan_training,
-                    uses_channels_last)
+from .batches import loader_options, uses_channels_last
+from .train import NonFiniteLossError, fit, place_model, plan_training
 
 # Test images a trained ViT's attention distance is averaged over: the mean over 256 images
 # and 64 query patches per head moves by well under a pixel from one sample to another.

@@ -21,7 +21,7 @@ from helpers.data import make_synthetic
 from helpers.device import resolve_precision
 from helpers.grid import grid
 from helpers.models import build_model
-from helpers.train import make_batches
+from helpers.batches import make_batches
 
 CPU = torch.device("cpu")
 FP32 = resolve_precision("fp32", CPU)

@@ -170,7 +170,7 @@ def test_a_config_that_spelled_out_the_old_defaults_is_not_a_changed_config():
     """Configs written before batch size and warm-up had data-fitted defaults held the
     per-model batch and 1 epoch of warm-up. Where the rules give the same (CIFAR-100 at the
     grid's budgets), old results and checkpoints still count; where not, the change shows."""
-    from helpers.config import config_changes
+    from helpers.changes import config_changes
     for model, mode, batch, epochs in (("resnet18", "scratch", 512, 20),
                                        ("swin_small", "finetune", 128, 5)):
         new = ExperimentConfig(model=model, mode=mode, dataset="cifar100",

@@ -4,19 +4,25 @@ crossing modules."""
 import ast
 import os
 import re
+import subprocess
+import sys
+
+import pytest
 
 from helpers.paths import REPO_ROOT
 
 PKG = os.path.join(REPO_ROOT, "helpers")
 # The layers, bottom up; a module may import its own layer's modules and those below.
-# The runner, the report and the benchmark sit side by side above the core, the shared
-# file formats (records) and notebook execution (notebook_exec); the runner may use the
-# report's public API to write the report at the end of a grid, nothing else crosses
-# between the three.
+# The runner, the report and the benchmark sit side by side above the core, the experiment
+# design (grid, claims), the shared file formats (records), notebook execution
+# (notebook_exec) and the CLI convention (commands); the runner may use the report's public
+# API to write the report at the end of a grid, nothing else crosses between the three.
 CORE = "core"
-LAYER = {"records": 1, "notebook_exec": 1, "report": 2, "bench": 2, "runner": 3, "colab": 2}
+LAYER = {"design": 1, "records": 1, "notebook_exec": 1, "commands": 1,
+         "report": 2, "bench": 2, "runner": 3, "colab": 2}
 PERIPHERY = {"report", "bench", "runner"}
-ALIAS = {"run": "runner"}   # helpers/run.py: the `python -m helpers.run` entry point
+ALIAS = {"run": "runner",   # helpers/run.py: the `python -m helpers.run` entry point
+         "grid": "design", "claims": "design"}   # the experiment design: one layer
 
 
 def modules():
@@ -151,3 +157,14 @@ def test_the_readmes_layout_names_every_module_and_only_those():
     files = {f for _, _, fs in os.walk(PKG) for f in fs if f.endswith(".py")}
     assert files - {"__main__.py"} <= named | {"__init__.py"}, sorted(files - named)
     assert named <= files, sorted(named - files)
+
+
+@pytest.mark.parametrize("part,tool", [("report", "pdf"), ("bench", "check"),
+                                       ("runner", "demo-readme"), ("run", "demo-readme")])
+def test_every_tool_runs_as_python_m_helpers_part_tool(part, tool):
+    """One CLI convention: `python -m helpers.<part> <tool>` reaches the tool's own parser."""
+    done = subprocess.run([sys.executable, "-m", f"helpers.{part}", tool, "--help"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    runner = "runner" if part == "run" else part
+    assert f"usage: python -m helpers.{runner} {tool}" in done.stdout

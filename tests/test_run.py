@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from helpers import grid, runner
-from helpers.config import config_changes
+from helpers.changes import config_changes
 from helpers.paths import REPO_ROOT
 from helpers.paths import report_paths
 from helpers.records import read_grid_record

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
+from helpers.batches import loader_options
 from helpers.config import ExperimentConfig
 from helpers.data import DeviceLoader, make_synthetic
 from helpers.device import resolve_precision, seed_everything
 from helpers.experiment import Experiment
 from helpers.models import build_model
-from helpers.train import (NonFiniteLossError, TrainState, fit, loader_options, make_scheduler,
-                           train_epoch)
+from helpers.train import NonFiniteLossError, TrainState, fit, make_scheduler, train_epoch
 
 CPU = torch.device("cpu")
 FP32 = resolve_precision("fp32", CPU)

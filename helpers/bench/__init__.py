@@ -9,7 +9,7 @@ reference.py  the typical homework loop (DataLoader + PIL transforms) to compare
 predict.py    which measured variant would train a run fastest
 render.py     datasheet peaks, the result JSON, and the README tables rendered from it
 cli.py        the command line: flags -> BenchSettings
-check.py      `python -m helpers.bench.check`: what a GPU session measures, within a budget
+check.py      `python -m helpers.bench check`: what a GPU session measures, within a budget
 """
 from .render import peak_tflops
 from .row import bench_run, build_random, run_config

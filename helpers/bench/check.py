@@ -1,4 +1,4 @@
-"""`python -m helpers.bench.check`: everything a GPU session should measure, in one command.
+"""`python -m helpers.bench check`: everything a GPU session should measure, in one command.
 
 Within a time budget (default 8 minutes), in this order, so that the answers that decide
 the speed defaults (helpers/speed.py) come first, each part written as it goes:
@@ -252,7 +252,7 @@ def grid_part(check: CheckSettings, entries: list[dict], device, grid_dir: str,
 
 # ----------------------------------------------------------------------------- the CLI
 def parse_args(argv=None) -> CheckSettings:
-    p = argparse.ArgumentParser(prog="python -m helpers.bench.check",
+    p = argparse.ArgumentParser(prog="python -m helpers.bench check",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--budget-s", type=float, default=CheckSettings.budget_s,
                    help=f"seconds in all (default {CheckSettings.budget_s:g})")

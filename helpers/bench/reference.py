@@ -25,7 +25,7 @@ from ..config import BUILTIN_TRAIN_SIZES
 from ..data import DeviceLoader
 from ..device import set_tf32, synchronize, tf32
 from ..models import input_spec
-from ..train import loader_options
+from ..batches import loader_options
 
 NUM_WORKERS = 2          # what Colab-era tutorials use (Colab has 2 vCPUs)
 CIFAR_SIDE = 32

@@ -17,7 +17,8 @@ from ..measure import train_step_flops
 from ..models import SwinClassifier, build_model, has_window_attention, input_spec
 from ..results import now_iso
 from ..speed import COMPILE_BACKEND, set_attention, uncompile, variant_name
-from ..train import make_batches, place_model
+from ..batches import make_batches
+from ..train import place_model
 from . import predict
 from . import reference as ref
 from .render import write_json

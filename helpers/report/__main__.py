@@ -1,5 +1,6 @@
 """`python -m helpers.report [RESULTS_DIR] [--out report.md] [--figures figures]`: render
-the report, as notebooks/summary.ipynb does (build.summarise: the same defaults)."""
+the report, as notebooks/summary.ipynb does (build.summarise: the same defaults).
+`python -m helpers.report pdf [...]`: the PDF (pdf.py)."""
 from __future__ import annotations
 
 import sys
@@ -9,7 +10,10 @@ from .build import summarise
 
 def main(argv=None) -> int:
     import argparse
-    ap = argparse.ArgumentParser(description="Render report.md and figures from result JSONs.")
+    ap = argparse.ArgumentParser(prog="python -m helpers.report",
+                                 description="Render report.md and figures from result "
+                                             "JSONs; `python -m helpers.report pdf --help` "
+                                             "for the PDF.")
     ap.add_argument("results_dir", nargs="?", default=None,
                     help="default: results/cifar100 under HOME, or the one other results folder")
     ap.add_argument("--out", default=None, help="default: HOME/report.md for CIFAR-100 "
@@ -26,4 +30,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ..commands import dispatch
+    raise SystemExit(dispatch("helpers.report", {"pdf": "pdf"}, main))

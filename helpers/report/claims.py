@@ -1,10 +1,8 @@
 """Problem 3 in the report: a verdict per claim of the homework, computed from the runs.
 
 A verdict is one of VERDICTS. Each rests on a contrast of accuracies (a difference, or a
-difference of differences) and the report's noise rules: with two or more seeds on every
-side, a t-test at 5 % on the per-seed contrasts; with one seed, two standard errors of
-the test set's sampling (binomial, each accuracy an independent sample of its images).
-What a verdict means for each claim is in its function's docstring.
+difference of differences) judged by the report's noise rules (contrast.py). What a
+verdict means for each claim is in its function's docstring.
 """
 from __future__ import annotations
 
@@ -14,6 +12,7 @@ from dataclasses import dataclass
 
 from ..config import RANDOM_INIT
 from ..grid import row_name
+from .contrast import Contrast, Term, accuracy, contrast, direction, overall, seed_of
 from .seeds import ALPHA
 
 VERDICTS = ("supported", "not supported", "within noise", "not run")
@@ -50,16 +49,12 @@ class Verdict:
 
 
 # ----------------------------------------------------------------------------- gathering
-def _seed(r: dict) -> int:
-    return (r.get("config") or {}).get("seed") or 0
-
-
 def grouped(runs: dict, keep) -> dict[str, list[dict]]:
     """Complete results for which keep(r) holds, by grid row (their seeds together)."""
     out: dict[str, list[dict]] = {}
     for r in runs.values():
         if r.get("status") == "complete" and keep(r):
-            out.setdefault(row_name(r["run_name"], _seed(r)), []).append(r)
+            out.setdefault(row_name(r["run_name"], seed_of(r)), []).append(r)
     return out
 
 
@@ -72,71 +67,6 @@ def study_points(runs: dict, study: str, key: str, by: str) -> dict[str, dict]:
         group = rs[0]["label"] if by == "label" else cfg[by]
         out.setdefault(group, {})[cfg[key] or 1.0] = rs
     return out
-
-
-# ----------------------------------------------------------------------------- noise
-@dataclass(frozen=True)
-class Term:
-    """One accuracy in a contrast: its sign, its value per seed (%), and the images behind
-    one value (for the binomial standard error)."""
-    sign: int
-    values: dict[int, float]
-    n: int
-
-
-def accuracy(rs: list[dict], key: str = "test_acc", sign: int = 1) -> Term:
-    """A Term of the seed results `rs`: test accuracy, or the train sample's (key
-    "train_eval_acc", scored on min(train_eval_images, training images) images)."""
-    if key == "test_acc":
-        n = rs[0]["dataset"]["n_test"]
-    else:
-        n = min(rs[0]["config"].get("train_eval_images") or 0, rs[0]["dataset"]["n_train"])
-    return Term(sign, {_seed(r): r[key] for r in rs if r.get(key) is not None}, max(n, 1))
-
-
-@dataclass(frozen=True)
-class Contrast:
-    value: float                # sum of sign x mean, in points
-    beyond_noise: bool
-    note: str                   # how noise was judged, for the evidence
-
-
-def contrast(terms: list[Term]) -> Contrast:
-    """The contrast of `terms` and whether it is beyond noise (the module's rules)."""
-    value = sum(t.sign * statistics.fmean(t.values.values()) for t in terms)
-    seeds = set.intersection(*(set(t.values) for t in terms))
-    if len(seeds) >= 2:
-        per_seed = [sum(t.sign * t.values[s] for t in terms) for s in sorted(seeds)]
-        if len(set(per_seed)) == 1:
-            return Contrast(value, value != 0, f"identical in all {len(seeds)} seeds")
-        from scipy import stats
-        p = float(stats.ttest_1samp(per_seed, 0.0).pvalue)
-        shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-        return Contrast(value, p < ALPHA, f"t-test over {len(seeds)} seeds: {shown}")
-    var = 0.0
-    for t in terms:
-        q = statistics.fmean(t.values.values()) / 100
-        var += q * (1 - q) / t.n
-    two_se = 200 * math.sqrt(var)
-    side = "beyond" if abs(value) > two_se else "within"
-    return Contrast(value, abs(value) > two_se,
-                    f"{side} two standard errors, {two_se:.2f} points; one seed")
-
-
-def direction(c: Contrast) -> str:
-    """supported when the contrast is positive beyond noise, not supported when negative."""
-    if not c.beyond_noise:
-        return "within noise"
-    return "supported" if c.value > 0 else "not supported"
-
-
-def overall(verdicts: list[str]) -> str:
-    """Several comparisons into one verdict: any contradiction wins, then any doubt."""
-    if not verdicts:
-        return "not run"
-    if "not supported" in verdicts:
-        return "not supported"
-    return "supported" if all(v == "supported" for v in verdicts) else "within noise"
 
 
 def pct(x: float) -> str:
@@ -242,7 +172,8 @@ def claim3(runs: dict) -> Verdict:
         for r in rs:
             heads = r["probes"]["attention_distance_px"][0]
             h = max(range(len(heads)), key=heads.__getitem__)
-            reach.append((heads[h], r["probes"]["attention_distance_se_px"][0][h]))
+            se = r["probes"].get("attention_distance_se_px")
+            reach.append((heads[h], se[0][h] if se else math.inf))   # no SE: nothing beyond
         value = statistics.fmean(d for d, _ in reach) - radius
         if len(reach) >= 2:
             from scipy import stats
@@ -314,7 +245,7 @@ def claim5(runs: dict) -> Verdict:
     n = rs[0]["dataset"]["n_test"]
 
     def at(i, sign=1):
-        return Term(sign, {_seed(r): h[i]["test_acc"] for r, h in zip(rs, hist)}, n)
+        return Term(sign, {seed_of(r): h[i]["test_acc"] for r, h in zip(rs, hist)}, n)
     last = contrast([at(-1), at(-2, -1)])
     rise = contrast([at(-1), at(0, -1)])
     if last.beyond_noise:

@@ -62,19 +62,21 @@ def data_figure(runs: dict, path: str) -> str | None:
 
 
 def attention_figure(runs: dict, path: str) -> str | None:
-    """Left: each ViT's mean attention distance per block (dots: heads, line: their mean),
-    with uniform attention's distance; right: ResNet-18's receptive field per stage."""
+    """Left: each ViT's mean attention distance per block (dots: every seed's heads; line:
+    the heads' mean, ± sd over seeds), with uniform attention's distance; right: ResNet-18's
+    receptive field per stage."""
     vits, fields = vit_probes(runs), resnet_fields(runs)
     if not vits and not fields:
         return None
     fig, (left, right) = _figure(2, (10, 3.8))
     for i, (row, rs) in enumerate(sorted(vits.items())):
-        per_block = rs[0]["probes"]["attention_distance_px"]      # the first seed's heads
-        blocks = range(1, len(per_block) + 1)
-        for b, heads in zip(blocks, per_block):
-            left.scatter([b] * len(heads), heads, color=f"C{i}", s=12, alpha=0.6)
-        left.plot(blocks, [statistics.fmean(h) for h in per_block], color=f"C{i}",
-                  label=rs[0]["label"] + ("" if row.startswith("p1") else f" [{row}]"))
+        seeds = [r["probes"]["attention_distance_px"] for r in rs]     # seed -> block -> heads
+        blocks = range(1, len(seeds[0]) + 1)
+        for b in blocks:
+            heads = [d for per_block in seeds for d in per_block[b - 1]]
+            left.scatter([b] * len(heads), heads, color=f"C{i}", s=12, alpha=0.5)
+        _line(left, list(blocks), [[statistics.fmean(s[b - 1]) for s in seeds] for b in blocks],
+              rs[0]["label"] + ("" if row.startswith("p1") else f" [{row}]"), color=f"C{i}")
         left.axhline(rs[0]["probes"]["uniform_distance_px"], color="grey", linestyle=":",
                      label="uniform attention (the whole image)" if i == 0 else None)
     if fields:

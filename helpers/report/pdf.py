@@ -1,6 +1,6 @@
 """report.pdf: run the summary notebook with papermill, then export it with code hidden.
 
-    make pdf        # = python -m helpers.report.pdf: the results summary.ipynb finds
+    make pdf        # = python -m helpers.report pdf: the results summary.ipynb finds
                     #   (build.locate_results), the PDF beside their report.md
 
 The notebook's own cells carry `"transient": {"remove_source": true}`, which nbconvert's
@@ -98,7 +98,8 @@ def build_pdf(results_dir: str | None = None, out_pdf: str | None = None, *,
 
 def main(argv=None) -> int:
     import argparse
-    ap = argparse.ArgumentParser(description="Execute notebooks/summary.ipynb and export it "
+    ap = argparse.ArgumentParser(prog="python -m helpers.report pdf",
+                                 description="Execute notebooks/summary.ipynb and export it "
                                              "to PDF with the code hidden.")
     ap.add_argument("--results-dir", default=None,
                     help="default: what notebooks/summary.ipynb reads at its defaults")

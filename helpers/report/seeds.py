@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from ..config import config_changes
+from ..changes import config_changes
 from ..grid import row_name, seed_run_name
 
 ALPHA = 0.05

@@ -1,5 +1,5 @@
 """The README's demo paragraph, from the last demo's time record and result files
-(`make demo-readme` = `python -m helpers.runner.demo_readme`). The record itself is
+(`make demo-readme` = `python -m helpers.runner demo-readme`). The record itself is
 defined in helpers/records.py."""
 from __future__ import annotations
 
@@ -60,12 +60,17 @@ def splice_readme(readme: str, results_dir: str) -> str:
     return block
 
 
-if __name__ == "__main__":
+def main(argv=None) -> int:
     import argparse
-    ap = argparse.ArgumentParser(prog="python -m helpers.runner.demo_readme",
+    ap = argparse.ArgumentParser(prog="python -m helpers.runner demo-readme",
                                  description="Write the README's demo paragraph from the "
                                              "last recorded demo run.")
     ap.add_argument("results_dir", nargs="?", default="results/demo")
     ap.add_argument("--readme", default="README.md")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     print(splice_readme(a.readme, a.results_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..config import ConfigError, ExperimentConfig, config_changes, swin_variant
+from ..changes import config_changes
+from ..config import ConfigError, ExperimentConfig, swin_variant
 from ..grid import ENTRY_ONLY_KEYS, entry_problem, seed_run_name
 from ..notebooks import NOTEBOOKS, config_from_parameters, declared_parameters
 from ..paths import at_home
@@ -37,9 +38,10 @@ def shown(path: str) -> str:
 
 def notebook_params(entry: dict, settings: RunSettings, declared: frozenset,
                     seed: int = 0) -> dict:
-    """The papermill parameters of one seed of a grid entry: common options, the entry's
-    own shape/mode, then the -p extras (notebook parameters directly, other config fields
-    through the notebook's `overrides`). The run name says the seed (grid.seed_run_name)."""
+    """The papermill parameters of one seed of a grid entry: common options, the demo's
+    budget, the entry's own shape/mode, then the -p extras; a config field the notebook
+    does not declare goes through its `overrides`. The run name says the seed
+    (grid.seed_run_name)."""
     problem = entry_problem(entry)
     train_subset, test_subset = settings.subsets[problem]
     params = dict(run_name=seed_run_name(entry["run_name"], seed),
@@ -59,9 +61,9 @@ def notebook_params(entry: dict, settings: RunSettings, declared: frozenset,
         variant = swin_variant(entry["model"])
         params["weights"] = settings.weights[variant] or (
             settings.claims.weights_default if problem == 3 else None)
-    extra = settings.extra
-    overrides = {k: v for k, v in extra.items() if k not in declared}
-    params.update({k: v for k, v in extra.items() if k in declared})
+    params.update(settings.extra)
+    # What the notebook's parameters cell does not declare goes through its `overrides`.
+    overrides = {k: params.pop(k) for k in list(params) if k not in declared}
     if overrides:
         params["overrides"] = overrides
     return params
