@@ -11,7 +11,7 @@ from ..paths import REAL_DATASET, RESULTS, at_home, home, report_paths
 from ..records import read_grid_record
 from .analysis import analysis_problem1, analysis_problem2
 from .claims import CAPTIONS
-from .claims_md import claims_md
+from .claims_md import claims_md, claims_parts
 from .flags import Flag, flags_md, plausibility_flags
 from .header import header_md, report_title, time_split_md
 from .tables import load_runs, table1, table2, time_note, to_markdown
@@ -96,9 +96,11 @@ class Report:
             for k, p in self.figures.items():
                 display(Markdown(f"**{captions[k]}**"), Image(filename=p))
         elif part == "claims":                         # figures inline, from their files
-            display(Markdown(claims_md(self.runs, self.claims_figures, images=False)))
-            for name, path in self.claims_figures.items():
-                display(Markdown(f"**{CAPTIONS[name]}**"), Image(filename=path))
+            for text, name in claims_parts(self.runs, self.claims_figures):
+                display(Markdown(text))              # each figure beside its claim
+                if name:
+                    display(Markdown(f"**{CAPTIONS[name]}**"),
+                            Image(filename=self.claims_figures[name]))
         elif part in s:
             display(Markdown(s[part]))
         else:

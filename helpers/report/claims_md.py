@@ -63,10 +63,10 @@ def resolution_table(runs: dict) -> str | None:
                    "Seeds"], rows) if rows else None
 
 
-def claims_md(runs: dict, figures: dict[str, str], base_dir: str = ".",
-              images: bool = True) -> str:
-    """The section: how, the verdicts table, the studies' tables, then per claim its verdict,
-    evidence and figure (a markdown image relative to base_dir, unless images is False)."""
+def claims_parts(runs: dict, figures: dict[str, str]) -> list[tuple[str, str | None]]:
+    """The section as (markdown, figure name or None) pieces: how, the verdicts table, the
+    studies' tables, then per claim its verdict and evidence, each followed by the figure it
+    rests on (a figure shared by two claims follows the first)."""
     p3 = [r for r in runs.values() if r.get("problem") == 3]
     demo = any(result_is_synthetic(r) for r in p3)
     found = verdicts(runs)
@@ -80,13 +80,21 @@ def claims_md(runs: dict, figures: dict[str, str], base_dir: str = ".",
         [f"{v.claim}. {CLAIMS[v.claim]}", v.verdict + label,
          CAPTIONS[CLAIM_FIGURE[v.claim]].split(":")[0] if CLAIM_FIGURE[v.claim] in figures
          else DASH] for v in found], "lll"))
-    for table in (data_table(runs), resolution_table(runs)):
-        if table:
-            out.append(table)
+    out += [t for t in (data_table(runs), resolution_table(runs)) if t]
+    parts: list[tuple[str, str | None]] = [("\n\n".join(out), None)]
     for v in found:
-        out.append(f"### Claim {v.claim}: {CLAIMS[v.claim]}\n\n**Verdict: {v.verdict}"
-                   f"{label}.** {md_escape(v.evidence)}")
         name = CLAIM_FIGURE[v.claim]
-        if images and name in figures and CLAIM_FIGURE.get(v.claim - 1) != name:  # once each
+        shown = name in figures and CLAIM_FIGURE.get(v.claim - 1) != name
+        parts.append((f"### Claim {v.claim}: {CLAIMS[v.claim]}\n\n**Verdict: {v.verdict}"
+                      f"{label}.** {md_escape(v.evidence)}", name if shown else None))
+    return parts
+
+
+def claims_md(runs: dict, figures: dict[str, str], base_dir: str = ".") -> str:
+    """claims_parts as markdown, each figure an image relative to base_dir."""
+    out = []
+    for text, name in claims_parts(runs, figures):
+        out.append(text)
+        if name:
             out.append(f"![{CAPTIONS[name]}]({os.path.relpath(figures[name], base_dir)})")
     return "\n\n".join(out)
