@@ -29,6 +29,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from .config import ExperimentConfig
 from .rules import AUTO_WARMUP_MAX_SHARE
 
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
@@ -56,7 +57,7 @@ MAX_SMALL_INPUT_SPEEDUP = 8
 # steady state without a notebook; 8 s leaves room for the notebook's cells.
 RUN_OVERHEAD_S = 8.0
 CIFAR100_TRAIN, CIFAR100_TEST = 50_000, 10_000
-TRAIN_EVAL_IMAGES = 1_000          # ExperimentConfig.train_eval_images' default
+TRAIN_EVAL_IMAGES = ExperimentConfig.train_eval_images    # the fixed train sample's size
 DEFAULT_BUDGET_S = 300.0           # the family's share of one GPU: 5 minutes
 
 
