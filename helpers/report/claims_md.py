@@ -18,18 +18,21 @@ HOW = ("*How:* the data-efficiency runs train ResNet-18 and two ViTs on nested, 
 RUN_IT = "Run it with `python -m helpers.run --problems 3` (sizes: `--claims-budget`)."
 
 
-def _cell(rs: list[dict], key: str) -> str:
-    values = [r[key] for r in rs if r.get(key) is not None]
+def _spread(values: list[float]) -> str:
+    """'41.00' for one value, '41.00 ± 1.00' (mean ± sd) for several, a dash for none."""
     if not values:
         return DASH
     mean = statistics.fmean(values)
     return f"{mean:.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
 
 
+def _cell(rs: list[dict], key: str) -> str:
+    return _spread([r[key] for r in rs if r.get(key) is not None])
+
+
 def _gap(rs: list[dict]) -> str:
-    gaps = [r["train_eval_acc"] - r["test_acc"] for r in rs
-            if r.get("train_eval_acc") is not None]
-    return _cell([dict(g=g) for g in gaps], "g")
+    return _spread([r["train_eval_acc"] - r["test_acc"] for r in rs
+                    if r.get("train_eval_acc") is not None])
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
