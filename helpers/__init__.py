@@ -14,14 +14,7 @@ The public API, what a notebook or a user imports:
     load_results, read_results      result files -> DataFrame / dicts   (results.py)
     write_report, plot_curves       the report and its learning curves  (report/)
 
-Where things live: config.py (its type checks in fields.py, the automatic batch and
-warm-up in rules.py), grid.py, paths.py; data/ (datasets and the device loader); models/
-(the registry and each family); measure.py, probes.py (attention distance, receptive
-field), device.py, train.py, features.py (the frozen
-backbone's feature cache), checkpoint.py (save, load, resume), experiment.py, results.py,
-atomic.py, net.py (the engine); notebooks.py (parameters -> config); notebook_exec.py
-and runner/ (running the grid); report/ (tables, header, analysis, figures, PDF); bench/
-(the speed benchmark).
+The README's layout section is the package's tree.
 
 Importing this package is cheap: torch loads only when something that needs it is used,
 so a bad notebook parameter is refused in milliseconds.

@@ -1,8 +1,5 @@
-"""Device and numeric precision, decided in one place.
-
-Everything that depends on the hardware (autocast dtype, GradScaler, channels_last,
-how to synchronise before reading a clock) is answered here so
-that the training loop, the benchmark and the notebooks never branch on it themselves.
+"""Device and numeric precision, decided in one place: autocast dtype, GradScaler, TF32,
+synchronising before a clock read, RNG state. Nothing else branches on the hardware.
 """
 from __future__ import annotations
 
@@ -40,16 +37,6 @@ def device_name(device: torch.device) -> str:
     import platform
     n = torch.get_num_threads()
     return f"cpu ({platform.machine()}, {n} thread{'s' if n != 1 else ''})"
-
-
-def device_slug(device: torch.device) -> str:
-    """File-name form of a device, e.g. 'cpu-x86_64' or 'nvidia-h200': the name of its
-    benchmark result, benchmarks/results/<slug>.json."""
-    import platform
-    import re
-    if device.type == "cpu":
-        return "cpu-" + platform.machine().lower()
-    return re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
 
 
 def synchronize(device: torch.device) -> None:
@@ -151,12 +138,10 @@ def allow_tf32() -> None:
 
 @contextlib.contextmanager
 def eval_kernels(device: torch.device):
-    """cuDNN autotuning off while evaluating on CUDA. The evaluation batch and its last,
-    partial batch are shapes training never ran, so with cudnn.benchmark on, the first
-    evaluation autotunes them all over again (p1-resnet18's `eval_s` in
-    benchmarks/reference/h100-2026-11-26/grid_rows.json: the first evaluation took over 20
-    times as long as the second). Forward-only convolutions take cuDNN's heuristic choice
-    instead. Training is unaffected; on a CPU nothing changes."""
+    """cuDNN autotuning off while evaluating on CUDA: the evaluation batch and its partial
+    last batch are shapes training never ran, and autotuning them made the first evaluation
+    many times slower than the second (p1-resnet18's eval_s in
+    benchmarks/reference/h100-2026-11-26/grid_rows.json). Training is unaffected."""
     if device.type != "cuda" or not torch.backends.cudnn.benchmark:
         yield
         return

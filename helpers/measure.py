@@ -1,32 +1,20 @@
 """Model size and compute: parameters, thop MACs, and exact FLOPs.
 
-Two compute numbers are reported because they disagree, and the disagreement is
-instructive:
+Two compute numbers, because they disagree and the disagreement is instructive:
+- `thop_macs` (the number most papers quote) hooks modules, so it counts Conv/Linear
+  multiply-adds but misses what no module does: the attention matmuls inside
+  F.scaled_dot_product_attention (2 T^2 D MACs per block), nn.MultiheadAttention (no rule
+  at all), and ops on bare parameters (class token, position embedding). Close to exact for
+  CNNs; for transformers it undercounts, more so with more tokens.
+- `exact_flops` counts aten ops (torch.utils.flop_counter), 2 FLOPs per multiply-add, so
+  every matmul and convolution is seen; elementwise ops (norms, activations, softmax) are
+  not counted. `counting_flops` makes the count the same on every torch and device: SDPA
+  runs on its math backend (two counted bmm's; the fused CPU kernel has no formula and
+  would count 0), MultiheadAttention's fused fast path is off, and any other compute op
+  without a formula raises UncountedOpError instead of counting 0.
 
-- `thop_macs` (the number most papers quote) hooks *modules*: it
-  counts Conv/Linear multiply-adds (plus a few ops for norms and pools) of every module
-  it has a rule for. It therefore misses
-    * the attention matmuls (Q K^T and attn @ V, 2 T^2 D MACs per block) inside
-      F.scaled_dot_product_attention, which is a function, not a module;
-    * nn.MultiheadAttention entirely (no rule: zero MACs, even for its projections);
-    * ops on bare nn.Parameters, e.g. the ViT class-token concat and position-embedding add.
-  For CNNs it is close to exact; for transformers it undercounts, more so with more tokens.
-- `exact_flops` counts aten ops with torch.utils.flop_counter, so every matmul and
-  convolution is seen, whichever module (or none) it comes from, at 2 FLOPs per
-  multiply-add. Elementwise ops (norms, activations, softmax, residual adds) are not
-  counted; they are a small share of the compute.
-
-Why "exact" needs two guards (`counting_flops`):
-- The fused attention kernels differ by torch version and device. On the CPU, torch up to
-  at least 2.14 runs SDPA as `_scaled_dot_product_flash_attention_for_cpu`, for which the
-  counter has no formula, so attention counted 0. Counting under the *math* SDPA backend
-  makes attention two plain `bmm`s (4 B h T^2 d FLOPs forward) on every version and device.
-  nn.MultiheadAttention's fused inference fast path is switched off for the same reason.
-- Anything left that looks like a matmul, convolution or attention but has no formula
-  raises `UncountedOpError` instead of silently counting 0.
-
-So for a Conv/Linear network, exact_flops == 2 * (conv + linear MACs); for a ViT the gap
-to thop is the attention term. Both are measured on a batch of one image.
+So for a Conv/Linear network exact_flops == 2 * MACs; for a ViT the gap to thop is the
+attention term. Both are measured on a batch of one image.
 """
 from __future__ import annotations
 
@@ -37,7 +25,6 @@ import warnings
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -49,7 +36,7 @@ def count_params(model: nn.Module) -> tuple[int, int]:
             sum(p.numel() for p in params if p.requires_grad))
 
 
-def _example(model: nn.Module, img_size: int, batch: int = 1) -> torch.Tensor:
+def example_batch(model: nn.Module, img_size: int, batch: int = 1) -> torch.Tensor:
     """A random image batch (batch, 3, S, S) on the model's device and dtype."""
     p = next(model.parameters())
     return torch.randn(batch, 3, img_size, img_size, device=p.device, dtype=p.dtype)
@@ -87,7 +74,7 @@ def thop_macs(model: nn.Module, img_size: int) -> int | None:
 
     clone = copy.deepcopy(model).eval()
     with contextlib.redirect_stdout(io.StringIO()):  # thop prints per-module notes
-        macs, _ = thop.profile(clone, inputs=(_example(clone, img_size),), verbose=False)
+        macs, _ = thop.profile(clone, inputs=(example_batch(clone, img_size),), verbose=False)
     return int(macs)
 
 
@@ -154,30 +141,9 @@ def counting_flops():
 
 def exact_flops(model: nn.Module, img_size: int) -> int:
     """FLOPs (2 per multiply-add) of one eval-mode forward pass of one image."""
-    x = _example(model, img_size)
+    x = example_batch(model, img_size)
     with _eval_mode(model), torch.no_grad(), counting_flops() as counter:
         model(x)
-    return int(counter.get_total_flops())
-
-
-def train_step_flops(model: nn.Module, img_size: int, num_classes: int) -> int:
-    """FLOPs of forward + backward for one training image, counting only what runs.
-
-    Cross-entropy on one label, then loss.backward(). A frozen backbone runs under
-    no_grad, so its backward is never executed and only the head's gradient is counted.
-    Works on a deep copy, so the model's modes and gradients are untouched.
-    """
-    if not 0 < num_classes:
-        raise ValueError(f"num_classes={num_classes!r}: must be positive")
-    clone = copy.deepcopy(model).train()
-    x = _example(clone, img_size)
-    y = torch.zeros(1, dtype=torch.long, device=x.device)
-    with counting_flops() as counter:
-        logits = clone(x)  # (1, num_classes)
-        if logits.shape != (1, num_classes):
-            raise ValueError(f"model returned logits of shape {tuple(logits.shape)}, "
-                             f"expected (1, {num_classes})")
-        F.cross_entropy(logits, y).backward()
     return int(counter.get_total_flops())
 
 

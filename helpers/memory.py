@@ -1,15 +1,13 @@
 """Does a training batch fit the GPU's memory?
 
-The rule. One eager training step (forward and backward on zeros, at the run's precision)
-is run at the planned batch and its peak allocated memory measured; the optimiser's state
-(AdamW: two fp32 tensors per trainable parameter; SGD with momentum: one) is added, since
-it is allocated only at the first real step. The batch fits when that total is at most
-HEADROOM of the memory this process can use: what is free on the GPU plus what it has
-already reserved. A batch size left unset is halved until it fits (never below
-MIN_BATCH); an explicit one that does not fit is a ConfigError naming batch_size, raised
-before training starts. The probe leaves the model exactly as it found it (weights,
-buffers such as BatchNorm's running statistics, gradients, the CUDA RNG). Only CUDA is
-checked: a CPU's memory is the machine's, and MPS reports no peak.
+One eager training step on zeros, at the run's precision and batch, gives the peak
+allocated memory; the optimiser state (AdamW: two fp32 tensors per trainable parameter,
+SGD with momentum: one) is added, as it appears only at the first real step. The batch
+fits when that is at most HEADROOM of what this process can use (free plus already
+reserved). An unset batch is halved until it fits (not below MIN_BATCH); an explicit one
+that does not fit is a ConfigError naming batch_size, before training. The probe leaves
+the model as it found it. Only CUDA is checked: MPS reports no peak, and a CPU's memory
+is the machine's.
 """
 from __future__ import annotations
 

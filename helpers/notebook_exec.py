@@ -8,6 +8,7 @@ inside the functions that need them.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -15,8 +16,39 @@ import sys
 import tempfile
 from unittest import mock
 
-from .config import ConfigError
+from .config import ConfigError, ExperimentConfig
+from .notebooks import problem1_config, problem2_config, problem3_config
 from .paths import REPO_ROOT
+
+
+def declared_parameters(path: str) -> frozenset:
+    """The names a notebook's `parameters` cell assigns, read from the file (no papermill
+    or Jupyter needed: the runner's --no-notebooks mode plans with this)."""
+    with open(path, encoding="utf-8") as f:
+        nb = json.load(f)
+    cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path}: expected one cell tagged 'parameters', found {len(cells)}")
+    names = set()
+    for node in ast.parse("".join(cells[0]["source"])).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return frozenset(names)
+
+
+def config_from_parameters(problem: int, parameters: dict) -> ExperimentConfig:
+    """What problem<N>.ipynb builds from these parameters (the runner uses this to compare
+    a finished result with the run it is about to start)."""
+    params = dict(parameters)
+    extra = params.pop("overrides", None) or {}
+    clash = sorted(set(extra) & set(params))
+    if clash:
+        raise ConfigError(f"overrides repeat notebook parameter(s) {clash}; set them directly")
+    params.update(extra)
+    build = {1: problem1_config, 2: problem2_config, 3: problem3_config}[problem]
+    return build(**params)
 
 
 def notebook_parameters(path: str) -> dict:

@@ -10,14 +10,12 @@ Nothing here imports torch: a bad parameter is refused in milliseconds.
 """
 from __future__ import annotations
 
-import ast
-import json
 import os
 
 from .config import (PROBLEM1_MODELS, STUDIES, SWIN_VARIANTS, ConfigError, ExperimentConfig,
                      problem_of)
-from .paths import (DRIVE_MOUNT, DRIVE_MOUNT_ENV, HOME_ENV, NOTEBOOKS,  # noqa: F401
-                    REAL_DATASET, REPO_ROOT, RESULTS, at_home, drive_home, home)
+from .paths import (DRIVE_MOUNT, DRIVE_MOUNT_ENV, HOME_ENV, REAL_DATASET, RESULTS, at_home,
+                    drive_home, home)
 
 
 # ----------------------------------------------------------------------------- setup
@@ -94,19 +92,6 @@ def problem3_config(*, study: str, **params) -> ExperimentConfig:
     return ExperimentConfig.from_params(study=study, **_with_paths(params)).resolved()
 
 
-def config_from_parameters(problem: int, parameters: dict) -> ExperimentConfig:
-    """What problem<N>.ipynb builds from these parameters (the runner uses this to compare
-    a finished result with the run it is about to start)."""
-    params = dict(parameters)
-    extra = params.pop("overrides", None) or {}
-    clash = sorted(set(extra) & set(params))
-    if clash:
-        raise ConfigError(f"overrides repeat notebook parameter(s) {clash}; set them directly")
-    params.update(extra)
-    build = {1: problem1_config, 2: problem2_config, 3: problem3_config}[problem]
-    return build(**params)
-
-
 def default_results_dir(dataset: str) -> str:
     """results/<dataset>: results/cifar100, results/synthetic, results/<stem of the .npz>.
     One folder per dataset, so a quick synthetic run never lands among the CIFAR-100 rows."""
@@ -148,20 +133,3 @@ def show_probes(result: dict) -> None:
         print(f"mean attention distance (px) over {probes['images']} test images, per block:")
         for i, heads in enumerate(probes["attention_distance_px"], 1):
             print(f"  block {i}: " + "  ".join(f"{d:5.1f}" for d in heads))
-
-
-def declared_parameters(path: str) -> frozenset:
-    """The names a notebook's `parameters` cell assigns, read from the file (no papermill
-    or Jupyter needed: the runner's --no-notebooks mode plans with this)."""
-    with open(path, encoding="utf-8") as f:
-        nb = json.load(f)
-    cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise ValueError(f"{path}: expected one cell tagged 'parameters', found {len(cells)}")
-    names = set()
-    for node in ast.parse("".join(cells[0]["source"])).body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.add(node.target.id)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    return frozenset(names)

@@ -1,15 +1,7 @@
-"""How far a model looks: the numbers behind the claim that self-attention relates the whole
-image while a CNN stays local.
-
-  mean_attention_distance(attn, grid, patch_px)  per head: the attention-weighted distance in
-      pixels from a query patch to the patches it attends to, averaged over queries and
-      images (the "attention distance" of Dosovitskiy et al. 2021, fig. 7)
-  uniform_attention_distance(grid, patch_px)     the same for attention spread evenly over
-      the whole image: what "attends to everything" comes to
-  vit_attention_distances(model, batches)        every block and head of a trained ViT,
-      with the standard error over the images
-  receptive_fields(model)                        a CNN's theoretical receptive field after
-      its stem and each stage, from its convolutions and pools (no data involved)
+"""How far a model looks, the numbers behind the claim that self-attention relates the
+whole image while a CNN stays local: a ViT's mean attention distance per block and head
+(Dosovitskiy et al. 2021, fig. 7), the same for uniform attention, and a CNN's theoretical
+receptive field per stage.
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """File formats shared by the runner, the report and the benchmark: the grid's time
-record (<results>/logs/grid_time.json) and a row's Outcome. Neutral ground: this module
+record (<results>/logs/grid_time.json), a row's Outcome, and the result record of a run
+that ended before the engine wrote one (`failed_result`). Neutral ground: this module
 imports only the core, and the runner, the report and the benchmark import it.
 
 The time record says how long a grid run took, row by row and in all, written to <results>/logs/grid_time.json (beside the jobs' logs, so the report's
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 
 from .atomic import write_text
 from .paths import at_home
-from .results import git_output, read_result
+from .config import is_synthetic_dataset
+from .results import build_result, git_output, now_iso, provenance, read_result
 
 RECORD = os.path.join("logs", "grid_time.json")
 
@@ -88,3 +90,16 @@ def read_grid_record(results_dir: str) -> dict | None:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def failed_result(*, run_name: str, problem: int, model: str, label: str | None,
+                  config: dict, status: str, reason: str, started: str) -> dict:
+    """The record of a run that ended before the engine wrote one (an invalid config, a
+    dead kernel, weights this machine cannot get): nothing measured, no epoch."""
+    dataset = config.get("dataset")
+    return build_result(
+        run_name=run_name, problem=problem, model=model, label=label, config=config,
+        dataset=dict(name=dataset, synthetic=is_synthetic_dataset(dataset)), measured={},
+        history=[], training=None, status=status, reason=reason,
+        provenance=provenance(seed=config.get("seed"), compile=config.get("compile"),
+                              started=started, finished=now_iso()))

@@ -242,17 +242,3 @@ def build_result(*, run_name: str, problem: int, model: str, label: str | None,
         result["probes"] = probes
     result["provenance"] = provenance
     return result
-
-
-def failed_result(*, run_name: str, problem: int, model: str, label: str | None,
-                  config: dict, status: str, reason: str, started: str) -> dict:
-    """The record of a run that ended before the engine wrote one (an invalid config, a
-    dead kernel, weights this machine cannot get): nothing measured, no epoch."""
-    from .config import is_synthetic_dataset
-    dataset = config.get("dataset")
-    return build_result(
-        run_name=run_name, problem=problem, model=model, label=label, config=config,
-        dataset=dict(name=dataset, synthetic=is_synthetic_dataset(dataset)), measured={},
-        history=[], training=None, status=status, reason=reason,
-        provenance=provenance(seed=config.get("seed"), compile=config.get("compile"),
-                              started=started, finished=now_iso()))

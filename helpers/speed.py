@@ -1,16 +1,13 @@
 """How fast a run executes, decided in one place: torch.compile (off, the whole model, or
-its repeated blocks one by one) and, for Swin, fused window attention.
+its repeated blocks) and, for Swin, fused window attention. None of it changes what is
+trained (tests/test_speed.py checks each option against the plain path).
 
-Nothing here changes what is trained: the same parameters, the same maths, the same
-losses to rounding (tests/test_speed.py checks each option against the plain path).
-A config field that is set wins. A field left as None takes the default written below,
-per model and device, each with its reason; the benchmark (helpers.bench) measures the
-variants and reports them, but never steers a run. A default changes only when a
-committed measurement (benchmarks/reference/, benchmarks/results/) says it should.
+A config field that is set wins; one left None takes the per-model, per-device default
+written below with its reason, from the committed measurements (benchmarks/reference/).
+The benchmark reports the variants; it never steers a run.
 
-The compile cache lives in <results_dir>/compile-cache (TORCHINDUCTOR_CACHE_DIR, unless
-the environment sets one), so a run resumed from the same results folder, on Colab the
-Drive folder, finds the kernels an earlier session compiled.
+The compile cache is <results_dir>/compile-cache unless TORCHINDUCTOR_CACHE_DIR is set, so
+a run resumed from the same results folder (on Colab, the Drive folder) finds its kernels.
 """
 from __future__ import annotations
 
@@ -190,11 +187,3 @@ def compiled_graphs() -> int:
     """Graphs dynamo has compiled in this process since the last reset."""
     from torch._dynamo.utils import counters
     return int(counters["stats"]["unique_graphs"])
-
-
-def uncompile(model: torch.nn.Module) -> None:
-    """Undo compile_scope='blocks' (nn.Module.compile keeps the compiled call on the
-    module); the benchmark measures several variants on one model."""
-    for block in getattr(model, "compile_regions", list)():
-        if getattr(block, "_compiled_call_impl", None) is not None:
-            block._compiled_call_impl = None

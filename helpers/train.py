@@ -217,19 +217,16 @@ def evaluate(state: TrainState, batches, device, epoch: int = 0, progress: bool 
 def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True,
         checkpoint_path: str | None = None, on_epoch=None,
         plan: TrainingPlan | None = None, phases: dict | None = None) -> list[dict]:
-    """Train `model` on `data` for cfg.epochs, evaluating after every epoch.
+    """Train `model` on `data` for cfg.epochs and return the history, one dict per epoch:
+    train loss/accuracy (running, over the augmented batches), test and train-sample
+    (train_eval_*) loss/accuracy when evaluated, train time and throughput, and the
+    process ("segment": 1, then 2 after a resume, ...), device and precision that ran it.
 
-    If `checkpoint_path` exists, training resumes from it (the config must match; the
-    device and precision may differ); after every epoch a new checkpoint is written
-    atomically, and `on_epoch` (if given) is called with the history so far. Returns the
-    history: one dict per epoch with train/test loss and accuracy (train: the running
-    value over the augmented batches, and train_eval_*: the fixed train sample scored as the
-    test set is), train time and
-    throughput, and which process ("segment": 1, then 2 after a resume, ...), device and
-    precision ran it. `plan` defaults to plan_training(cfg, len(data.y_train), device).
-    `phases`, if given, receives this call's seconds outside the epochs' training and
-    evaluation clocks: setup (placing the model, batches, feature cache, optimiser,
-    resume) and checkpoint writes.
+    An existing `checkpoint_path` is resumed (same config; device and precision may
+    differ), and a new checkpoint is written atomically after every epoch, then
+    `on_epoch(history)` is called. `plan` defaults to plan_training(...); `phases`, if
+    given, receives the seconds outside the training and evaluation clocks: setup_s and
+    checkpoint_s.
     """
     with contextlib.ExitStack() as stack:
         return _fit(stack, model, data, cfg, device=device, precision=precision,

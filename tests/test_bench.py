@@ -247,7 +247,7 @@ def test_feature_cache_is_measured_as_an_option_for_the_frozen_finetune():
     # Frozen backbone: the step's FLOPs are the forward plus only the head's backward.
     full = bench.build_random(bench.run_config(dict(entry, mode="finetune_full"), sizes, CPU,
                                                FP32))
-    from helpers.measure import train_step_flops
+    from helpers.bench.flops import train_step_flops
     assert run["train_flops_per_image"] < 0.5 * train_step_flops(full, 64, 100)
 
 

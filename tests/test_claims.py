@@ -287,7 +287,8 @@ def test_the_notebooks_parameters_are_what_papermill_reads():
     """papermill silently drops a parameter whose comment holds an '=': the runner's own
     reading (declared_parameters) and papermill's must agree for every notebook."""
     papermill = pytest.importorskip("papermill")
-    from helpers.notebooks import NOTEBOOKS, declared_parameters
+    from helpers.notebook_exec import declared_parameters
+    from helpers.paths import NOTEBOOKS
     for path in NOTEBOOKS.values():
         assert set(papermill.inspect_notebook(path)) == set(declared_parameters(path)), path
 
@@ -303,7 +304,7 @@ def test_problem3_notebook_trains_one_run_with_its_train_sample_and_probes(tmp_p
     """What a student does: run notebooks/problem3.ipynb with papermill parameters."""
     pytest.importorskip("papermill")
     from helpers.notebook_exec import execute_notebook
-    from helpers.notebooks import NOTEBOOKS
+    from helpers.paths import NOTEBOOKS
     params = dict(study="data_efficiency", model="vit", dim=32, depth=2, heads=2,
                   train_fraction=0.5, epochs=2, dataset="synthetic-5", train_subset=60,
                   test_subset=20, results_dir=str(tmp_path / "results"), device="cpu")

@@ -244,6 +244,7 @@ print("ok")
 
 def test_the_parameters_read_without_papermill_are_papermills():
     import papermill
-    from helpers.notebooks import NOTEBOOKS, declared_parameters
+    from helpers.notebook_exec import declared_parameters
+    from helpers.paths import NOTEBOOKS
     for path in NOTEBOOKS.values():
         assert declared_parameters(path) == set(papermill.inspect_notebook(path))

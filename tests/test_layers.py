@@ -14,11 +14,11 @@ from helpers.paths import REPO_ROOT
 PKG = os.path.join(REPO_ROOT, "helpers")
 # The layers, bottom up; a module may import its own layer's modules and those below.
 # The runner, the report and the benchmark sit side by side above the core, the experiment
-# design (grid, claims), the shared file formats (records), notebook execution
+# design (grid, claims), the shared file formats (records, textable), notebook execution
 # (notebook_exec) and the CLI convention (commands); the runner may use the report's public
 # API to write the report at the end of a grid, nothing else crosses between the three.
 CORE = "core"
-LAYER = {"design": 1, "records": 1, "notebook_exec": 1, "commands": 1,
+LAYER = {"design": 1, "records": 1, "textable": 1, "notebook_exec": 1, "commands": 1,
          "report": 2, "bench": 2, "runner": 3, "colab": 2}
 PERIPHERY = {"report", "bench", "runner"}
 ALIAS = {"run": "runner",   # helpers/run.py: the `python -m helpers.run` entry point
@@ -146,6 +146,47 @@ def test_the_core_never_imports_the_optional_machinery():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             bad += [f"{m} imports {n}" for n in names if n.split(".")[0] in heavy]
     assert not bad, "\n".join(bad)
+
+
+# The size budget of the thin core and of every module: what a reader must get through.
+CORE_LINES = 3000        # non-blank, non-comment lines of the core (docstrings count)
+MODULE_LINES = 350
+FUNCTION_LINES = 65
+
+
+def substance(path) -> int:
+    """Lines that are neither blank nor only a comment."""
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip() and not line.lstrip().startswith("#"))
+
+
+def test_substance_counts_code_and_docstrings_not_blanks_or_comments(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text('"""Doc."""\n\n# a comment\nx = 1  # trailing\n\n    \ndef g():\n    pass\n')
+    assert substance(f) == 4
+
+
+def test_the_core_is_thin():
+    """The core (what the notebooks import, with everything it imports) stays within its
+    budget; the runner, report, benchmark and their shared modules do not count."""
+    sizes = {m: substance(p) for m, p in modules().items() if layer(m) in (CORE, "package")}
+    total = sum(sizes.values())
+    largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:5]
+    assert total <= CORE_LINES, f"core: {total} lines > {CORE_LINES}; largest: {largest}"
+
+
+def test_no_module_or_function_is_long():
+    long = []
+    for m, path in modules().items():
+        text = open(path, encoding="utf-8").read()
+        if len(text.splitlines()) > MODULE_LINES:
+            long.append(f"{m}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > FUNCTION_LINES:
+                    long.append(f"{m}.{node.name}: {n} lines")
+    assert not long, long
 
 
 def test_the_readmes_layout_names_every_module_and_only_those():

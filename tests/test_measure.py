@@ -8,8 +8,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers.grid import VIT_PRESETS
+from helpers.bench.flops import train_step_flops
 from helpers.measure import (UncountedOpError, _is_compute_op, count_params, counting_flops,
-                             exact_flops, measure, thop_macs, train_step_flops)
+                             exact_flops, measure, thop_macs)
 from helpers.models import SwinClassifier, build_model
 
 C = 100  # CIFAR-100 classes

@@ -16,7 +16,7 @@ from papermill.exceptions import PapermillExecutionError
 from helpers import runner
 from helpers.config import ConfigError, ExperimentConfig
 from helpers.notebook_exec import execute_notebook, notebook_parameters
-from helpers.notebooks import NOTEBOOKS
+from helpers.paths import NOTEBOOKS
 from helpers.results import RESULT_FIELDS, read_result
 
 DATASET_KEYS = {"name", "num_classes", "n_train", "n_test", "synthetic"}

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import speed
+from helpers.bench.row import uncompile
 from helpers.config import ConfigError, ExperimentConfig
 from helpers.device import resolve_precision, seed_everything
 from helpers.experiment import Experiment
@@ -159,7 +160,7 @@ def test_block_compile_raises_dynamos_cache_limit_for_every_block():
         assert len(regions) > 8
         speed.compiled_forward(model, True, "blocks")
         assert getattr(torch._dynamo.config, name) >= speed.ENTRIES_PER_REGION * len(regions)
-        speed.uncompile(model)
+        uncompile(model)
 
 
 @pytest.mark.parametrize("scope", ["model", "blocks"])
@@ -178,7 +179,7 @@ def test_compiled_forward_compiles_with_the_backend_it_is_given(tmp_path, scope)
         expected = model(x)
         torch._dynamo.reset()
         got = speed.compiled_forward(model, True, scope, backend=recording)(x)
-    speed.uncompile(model)
+    uncompile(model)
     torch._dynamo.reset()
     assert graphs and torch.allclose(got, expected, atol=1e-6)
     assert len(graphs) >= (len(model.compile_regions()) if scope == "blocks" else 1) > 0

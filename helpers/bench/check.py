@@ -40,11 +40,11 @@ import torch
 from .. import speed
 from ..atomic import write_text
 from ..config import CIFAR100_SIZES, ExperimentConfig, problem_of, swin_variant
-from ..device import device_name, device_slug, resolve_device
+from ..device import device_name, resolve_device
 from ..grid import EPOCHS
 from ..records import Outcome, write_grid_record
 from ..results import now_iso
-from .runs import run_benchmark, select_runs
+from .runs import device_slug, run_benchmark, select_runs
 from .settings import BenchSettings
 from .timing import time_limit
 

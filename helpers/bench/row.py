@@ -13,10 +13,10 @@ import torch
 from ..config import ExperimentConfig, problem_of
 from ..device import resolve_precision, seed_everything
 from ..grid import EPOCHS, grid
-from ..measure import train_step_flops
+from .flops import train_step_flops
 from ..models import SwinClassifier, build_model, has_window_attention, input_spec
 from ..results import now_iso
-from ..speed import COMPILE_BACKEND, set_attention, uncompile, variant_name
+from ..speed import COMPILE_BACKEND, set_attention, variant_name
 from ..batches import make_batches
 from ..train import place_model
 from . import predict
@@ -35,6 +35,14 @@ def build_random(cfg: ExperimentConfig) -> torch.nn.Module:
         model = build_model(cfg.model, NUM_CLASSES, img_size=cfg.img_size, mode="scratch")
         return SwinClassifier(model.backbone, frozen_backbone=cfg.mode == "finetune")
     return build_model(cfg.model, NUM_CLASSES, **cfg.model_kwargs())
+
+
+def uncompile(model: torch.nn.Module) -> None:
+    """Undo compile_scope='blocks' (nn.Module.compile keeps the compiled call on the
+    module); the benchmark measures several variants on one model."""
+    for block in getattr(model, "compile_regions", list)():
+        if getattr(block, "_compiled_call_impl", None) is not None:
+            block._compiled_call_impl = None
 
 
 # ----------------------------------------------------------------------------- one run

@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import os
+import platform
+import re
 import sys
 import time
 
@@ -26,7 +28,7 @@ import torch
 
 from ..config import ExperimentConfig, problem_of
 from ..data import make_synthetic
-from ..device import (Precision, device_name, device_slug, resolve_device,
+from ..device import (Precision, device_name, resolve_device,
                       resolve_precision, setup_backends)
 from ..grid import grid
 from ..paths import BENCH_DIR
@@ -38,6 +40,14 @@ from .render import (PEAK_SOURCE, load_for_merge, merge_previous, peak_tflops, r
 from .row import NUM_CLASSES, bench_run, release_memory, run_config
 from .settings import DATA_PATH_SIZES, BenchSettings, bench_variants, family_sizes
 from .timing import cpu_snapshot, other_cpu_share, time_limit
+
+
+def device_slug(device: torch.device) -> str:
+    """File-name form of a device, e.g. 'cpu-x86_64' or 'nvidia-h200': the name of its
+    benchmark result, benchmarks/results/<slug>.json."""
+    if device.type == "cpu":
+        return "cpu-" + platform.machine().lower()
+    return re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
 
 
 def select_runs(patterns: str | None) -> list[dict]:

@@ -2,13 +2,6 @@
 
     load_dataset("cifar100" | "synthetic" | "path.npz")  -> Dataset (x uint8 NHWC, y int64)
     DeviceLoader(x, y, ...)                               -> batches made where the model is
-
-arrays.py     the Dataset record, .npz files, normalisation constants
-datasets.py   load_dataset: the three sources, subsets, train/test overlap check
-cifar100.py   CIFAR-100 download, offline fail-fast and uint8 cache
-synthetic.py  learnable CIFAR-shaped images drawn from a seed
-loader.py     DeviceLoader: crop, flip, resize and normalise as whole-batch tensor ops
-subsets.py    nested class-balanced fractions, and the fixed train sample for train accuracy
 """
 from .cifar100 import DataUnavailableError, load_cifar100
 from .arrays import CIFAR100_MEAN, CIFAR100_STD, Dataset, DatasetFormatError, load_npz

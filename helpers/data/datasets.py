@@ -1,13 +1,6 @@
-"""Datasets as uint8 tensors, and a loader that keeps them on the device.
-
-Three sources share one `Dataset` record (x uint8 (N, H, W, 3) on the CPU, y int64 (N,)):
-  * "cifar100"   - torchvision's CIFAR-100, converted once to a uint8 .npz cache;
-  * "synthetic"  - learnable CIFAR-shaped images drawn from a seed (no download, for tests
-                   and for machines without the real data);
-  * "path.npz"   - one's own data in the same layout (see data/README.md).
-
-CIFAR-100's download and cache live in cifar100.py, the synthetic images in synthetic.py,
-and the device-resident batch loader in loader.py.
+"""load_dataset: CIFAR-100 (cifar100.py), learnable synthetic images (synthetic.py) or
+one's own .npz (data/README.md), as one uint8 `Dataset` record; subsets and the
+train/test overlap check.
 """
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Training-set subsets the claims study and the generalisation gap need.
-
-  nested_fraction(y, f, seed)   a class-balanced share f of a training set; for one seed the
-                                shares are nested (10 % inside 25 % inside 50 % inside 100 %)
-  train_sample(n, k, seed)      k fixed training images, scored unaugmented at every
-                                evaluation: the train side of the train-test gap
-"""
+"""Training-set subsets: nested class-balanced shares (the data-efficiency study) and the
+fixed train sample scored at every evaluation (the train side of the train-test gap)."""
 from __future__ import annotations
 
 import dataclasses

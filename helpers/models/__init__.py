@@ -4,16 +4,11 @@
 API, so the trainer, the FLOP counter and the benchmark never name a model:
   forward(x)             normalised images (B, 3, S, S) -> logits (B, num_classes)
   forward_features(x)    -> pooled features (B, C);  forward_head(features) -> logits
-  channels_last          whether its batches should be NHWC on CUDA (see memory_format)
+  channels_last          whether its batches should be NHWC on CUDA
   compile_regions()      its repeated blocks, for compile_scope="blocks"
   window_attention       whether it has Swin window attention, which set_fused_attention(on)
                          switches between timm's written-out softmax and SDPA
 and `input_spec(name)` says the native image side and normalisation it expects.
-
-resnet.py      ResNet-18 with the CIFAR stem (32x32 inputs)
-vit.py         a compact Vision Transformer, written out
-swin.py        timm's Swin-T / Swin-S, from scratch or fine-tuned
-pretrained.py  ImageNet weights: local file, hub cache or download, failing fast offline
 """
 from __future__ import annotations
 
@@ -33,10 +28,14 @@ _CLASSES = {"resnet18": CifarResNet18, "vit": ViT, "swin_tiny": SwinClassifier,
             "swin_small": SwinClassifier}
 
 
-def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
-    """Build a registered model; unknown names and options fail before any work."""
+def _known(name: str) -> None:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+
+
+def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
+    """Build a registered model; unknown names and options fail before any work."""
+    _known(name)
     params = inspect.signature(MODELS[name]).parameters
     allowed = [p for p in params if p != "num_classes"]
     unknown = sorted(set(kwargs) - set(allowed))
@@ -52,8 +51,7 @@ def input_spec(name: str) -> dict:
     The ViT and ResNet train from scratch on CIFAR, so they use CIFAR-100 statistics;
     Swin uses the ImageNet statistics its pretrained weights were trained with.
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    _known(name)
     if name in SWIN_TAGS:
         from timm.models import get_pretrained_cfg
 
@@ -66,15 +64,13 @@ def input_spec(name: str) -> dict:
 def prefers_channels_last(name: str) -> bool:
     """Whether the model's batches should be channels_last (NHWC) on CUDA; the model's
     class says so (`channels_last`), so this needs no model instance."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    _known(name)
     return _CLASSES[name].channels_last
 
 
 def has_window_attention(name: str) -> bool:
     """Whether the model has window attention with a fused/unfused switch (the Swins)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    _known(name)
     return _CLASSES[name].window_attention
 
 

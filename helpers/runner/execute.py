@@ -10,8 +10,8 @@ import os
 import time
 
 from ..notebook_exec import cell_seconds, execute_notebook
-from ..notebooks import NOTEBOOKS, default_results_dir
-from ..paths import REPO_ROOT, at_home
+from ..notebooks import default_results_dir
+from ..paths import NOTEBOOKS, REPO_ROOT, at_home
 from ..records import Outcome
 from ..textable import plain_table
 from . import locks
@@ -21,7 +21,8 @@ from .plan import Run, discard_checkpoint, next_action, prepare_checkpoint, shor
 def write_failed_result(run: Run, status: str, reason: str, started: str) -> None:
     """Write the result of a run that died before the engine could write one. What was
     never measured (sizes, metrics, the device) is null rather than guessed."""
-    from ..results import failed_result, write_result
+    from ..records import failed_result
+    from ..results import write_result
     config = run.cfg.to_dict() if run.cfg else dict(run.params)
     result = failed_result(run_name=run.name, problem=run.problem, model=run.entry["model"],
                            label=run.entry.get("label"), config=config, status=status,

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from ..changes import config_changes
 from ..config import ConfigError, ExperimentConfig, swin_variant
 from ..grid import ENTRY_ONLY_KEYS, entry_problem, seed_run_name
-from ..notebooks import NOTEBOOKS, config_from_parameters, declared_parameters
+from ..notebook_exec import config_from_parameters, declared_parameters
+from ..paths import NOTEBOOKS
 from ..paths import at_home
 from .settings import RunSettings, repo_path
 
