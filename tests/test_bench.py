@@ -6,6 +6,7 @@ the bookkeeping that turns clocks into the reported figures, recomputed by hand.
 import dataclasses
 import json
 import math
+import os
 import platform
 import time
 
@@ -269,3 +270,17 @@ def test_model_selection_by_name_and_glob():
     assert len(bench.select_runs(None)) == len(grid())
     with pytest.raises(SystemExit, match="valid run names: p1-resnet18"):
         bench.select_runs("resnet50")
+
+
+def test_cold_compile_cache_points_the_caches_at_a_fresh_folder_and_restores_them(monkeypatch):
+    from helpers.bench.timing import cold_compile_cache
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/kept/inductor")
+    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    with cold_compile_cache():
+        inductor = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+        assert inductor != "/kept/inductor" and os.path.isdir(inductor)
+        assert os.listdir(inductor) == []
+        assert os.environ["TRITON_CACHE_DIR"] == os.path.join(inductor, "triton")
+    assert not os.path.exists(inductor)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/kept/inductor"
+    assert "TRITON_CACHE_DIR" not in os.environ

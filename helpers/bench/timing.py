@@ -16,6 +16,7 @@ import os
 import signal
 import statistics
 import tempfile
+from unittest import mock
 import time
 
 import torch
@@ -126,19 +127,13 @@ def cold_compile_cache():
     (One-off costs of the first compile in a process, such as importing inductor, fall on
     the first compiled run only.)"""
     forget_compiled()
-    saved = {k: os.environ.get(k) for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
-    with tempfile.TemporaryDirectory(prefix="bench-inductor-") as tmp:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tmp
-        os.environ["TRITON_CACHE_DIR"] = os.path.join(tmp, "triton")
+    with tempfile.TemporaryDirectory(prefix="bench-inductor-") as tmp, \
+            mock.patch.dict(os.environ, {"TORCHINDUCTOR_CACHE_DIR": tmp,
+                                         "TRITON_CACHE_DIR": os.path.join(tmp, "triton")}):
         try:
             yield
         finally:
             forget_compiled()
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
 
 def time_train(model, cfg, batches, test_batches, *, device, precision, compile: bool,
