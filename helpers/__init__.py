@@ -22,13 +22,13 @@ so a bad notebook parameter is refused in milliseconds.
 from importlib import import_module
 
 from .config import ConfigError, ExperimentConfig
-from . import grid                  # the module: grid.grid(), grid.problem1_runs(), ...
-from .grid import VIT_PRESETS
 from .notebooks import (default_results_dir, problem1_config, problem2_config, problem3_config,
                         show_config, show_measurements, show_probes)
 
-_LAZY = {  # name -> module; imported on first use (these pull in torch, pandas or matplotlib)
-    "Experiment": ".experiment", "run_experiment": ".experiment",
+# name -> module, imported on first use: what pulls in torch, pandas or matplotlib, and what
+# sits above the core (the grid's design, the report), which importing the core never loads.
+_LAZY = {
+    "Experiment": ".experiment", "run_experiment": ".experiment", "VIT_PRESETS": ".grid",
     "load_results": ".results", "read_results": ".results", "read_result": ".results",
     "write_report": ".report", "build_report": ".report", "plot_curves": ".report.figures",
 }
@@ -39,6 +39,8 @@ __all__ = ["ConfigError", "ExperimentConfig", "VIT_PRESETS", "default_results_di
 
 
 def __getattr__(name: str):
+    if name == "grid":                    # the module: grid.grid(), grid.problem1_runs(), ...
+        return import_module(".grid", __name__)
     if name in _LAZY:
         return getattr(import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module 'helpers' has no attribute {name!r}")

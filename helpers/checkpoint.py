@@ -45,15 +45,10 @@ KERNEL_OPTIONS = ("fused", "foreach", "capturable")   # how, not what, the optim
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
-    """Load a saved optimiser state under this machine's kernel options.
-
-    The saved param groups carry the other machine's choice (fused AdamW on CUDA, foreach
-    elsewhere). They are replaced by this optimiser's before loading, because
-    load_state_dict places each `step` by the group it loads: on the parameter's device
-    for fused or capturable groups, else where it was saved. So a CPU checkpoint resumed
-    with fused AdamW on a GPU gets its steps on the GPU, a CUDA checkpoint does not ask a
-    CPU for fused AdamW, and a resumed run is timed on the same path as a fresh one.
-    """
+    """Load a saved optimiser state under this machine's kernel options (fused, foreach,
+    capturable), not the saving machine's: load_state_dict places each `step` by them, so
+    a CPU checkpoint resumed with fused AdamW on a GPU gets its steps on the GPU, and a
+    CUDA checkpoint does not ask a CPU for fused AdamW."""
     mine = [{k: g[k] for k in KERNEL_OPTIONS if k in g} for g in optimizer.param_groups]
     if len(mine) != len(saved["param_groups"]):
         raise ValueError(f"the checkpoint has {len(saved['param_groups'])} optimiser param "
@@ -68,14 +63,9 @@ def _first_line(err: Exception, n: int = 200) -> str:
 
 
 def resume(path: str, config: dict, state) -> tuple[list[dict], int]:
-    """Load a checkpoint into the training state (a helpers.train.TrainState); returns
-    (history, next epoch).
-
-    The GradScaler (fp16 only) is restored only when the checkpoint has scaler state and
-    this run uses one: bf16/fp32 checkpoints carry none, and an fp16 one resumed in
-    bf16 or fp32 has no use for it. A fresh scaler recalibrates within a few steps.
-    Anything that cannot be applied raises CheckpointUnusableError, which says what to do.
-    """
+    """Load a checkpoint into a helpers.train.TrainState; returns (history, next epoch).
+    The fp16 GradScaler's state is restored only where both sides use one. Anything that
+    cannot be applied raises CheckpointUnusableError, which says what to do."""
     try:
         saved = load_checkpoint(path)
     except Exception as err:  # noqa: BLE001  (truncated, foreign or from a newer torch)

@@ -29,7 +29,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from .config import ExperimentConfig
+from .config import ExperimentConfig, is_swin
 from .rules import AUTO_WARMUP_MAX_SHARE
 
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
@@ -130,7 +130,7 @@ def _vit_name(shape: dict) -> str:
 def train_img_s(row: dict) -> float:
     """The cost model's training images per second of one row on an H100."""
     ips = H100_TRAIN_IMG_S[row["speed_key"]]
-    if row.get("img_size") and row["model"].startswith("swin"):
+    if row.get("img_size") and is_swin(row["model"]):
         ips *= min((SWIN_MEASURED_PX / row["img_size"]) ** 2, MAX_SMALL_INPUT_SPEEDUP)
     return ips
 

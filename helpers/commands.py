@@ -7,7 +7,7 @@ A part's own command runs when the first argument is not one of its tools:
     python -m helpers.bench                       the speed benchmark; tool: check
     python -m helpers.colab                       point the notebooks at a fork
 
-Each tool is also its module, `python -m helpers.bench.check` and so on, as before.
+Each tool is also its own module: `python -m helpers.bench.check` and so on.
 """
 from __future__ import annotations
 

@@ -35,12 +35,17 @@ class ConfigError(ValueError):
     """A config value is unknown or invalid. The message names the field."""
 
 
+def is_swin(model) -> bool:
+    """Whether a model name is one of the Swins (Problem 2's models)."""
+    return str(model).startswith("swin_")
+
+
 def problem_of(model: str, study: str | None = None) -> int:
     """Which problem a run belongs to: 3 for a claims study, else 2 for the Swins and 1 for
     ResNet-18 and the ViTs."""
     if study:
         return 3
-    return 2 if str(model).startswith("swin") else 1
+    return 2 if is_swin(model) else 1
 
 
 # Per-model training defaults, used where the config leaves a value as None.
@@ -58,7 +63,8 @@ SWIN_PATCH = 4          # Swin's patch side; timm pads the windows and merges of
 NATIVE_IMG_SIZE = {"resnet18": 32, "vit": 32, "swin_tiny": 224, "swin_small": 224}
 # Training-set sizes known without loading anything: what a batch size is checked against
 # before the data loads. A .npz file's size is known only once it is loaded.
-CIFAR100_SIZES = (50_000, 10_000)                 # (train, test) images, 100 classes
+CIFAR100_SIZES = (50_000, 10_000)                 # (train, test) images
+CIFAR100_CLASSES = 100
 BUILTIN_TRAIN_SIZES = {"cifar100": CIFAR100_SIZES[0], "synthetic": 5_000}
 SYNTHETIC_DEFAULT_SIZES = (BUILTIN_TRAIN_SIZES["synthetic"], 1_000)  # (train, test) images
 # "synthetic" has 100 classes; "synthetic-<C>" the first C of them (2 <= C <= 100), e.g.
@@ -78,14 +84,6 @@ def synthetic_classes(dataset: str) -> int | None:
         raise ValueError(f"dataset={dataset!r}: synthetic-<C> needs a class count C from 2 "
                          f"to {SYNTHETIC_MAX_CLASSES}, e.g. synthetic-10")
     return int(tail)
-
-
-def is_synthetic_dataset(dataset) -> bool:
-    """True for 'synthetic' and a well-formed 'synthetic-<C>'."""
-    try:
-        return synthetic_classes(dataset) is not None
-    except ValueError:
-        return False
 
 
 def swin_variant(model: str) -> str:
@@ -108,8 +106,10 @@ class ExperimentConfig:
     dim: int = 256                   # ViT only: embedding width
     depth: int = 4                   # ViT only: number of encoder blocks
     heads: int = 4                   # ViT only: attention heads (must divide dim)
-    mode: str = "scratch"            # Swin only: scratch | finetune (frozen backbone) | finetune_full
-    weights: str | None = None       # Swin fine-tune: None = timm hub, a local file, or "random-init"
+    mode: str = "scratch"            # Swin only: scratch | finetune (frozen backbone) |
+    #                                  finetune_full
+    weights: str | None = None       # Swin fine-tune: None = timm hub, a local file, or
+    #                                  "random-init"
     img_size: int | None = None      # model input side; None = native (32, or 224 for Swin)
     study: str | None = None         # Problem 3 only: data_efficiency | resolution
     # --- data ----------------------------------------------------------------------
@@ -164,7 +164,7 @@ class ExperimentConfig:
 
     @property
     def is_swin(self) -> bool:
-        return self.model.startswith("swin")
+        return is_swin(self.model)
 
     @property
     def checkpoint_path(self) -> str:

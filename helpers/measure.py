@@ -56,13 +56,9 @@ def _eval_mode(model: nn.Module):
 
 def thop_macs(model: nn.Module, img_size: int) -> int | None:
     """Multiply-accumulates counted by thop for one image (eval mode); None, with a
-    warning, where thop is not installed (a GPU image with only torch, torchvision and
-    timm): the exact FLOPs below do not need it.
-
-    Profiles a deep copy: thop registers `total_ops`/`total_params` buffers on every
-    module and only removes them from modules it has a rule for, so the profiled model's
-    state_dict gains keys and a later load_state_dict of a clean checkpoint would fail.
-    """
+    warning, without thop (exact_flops does not need it). Profiles a deep copy: thop
+    leaves `total_ops` buffers on modules it has no rule for, which would change the
+    model's state_dict."""
     try:
         with warnings.catch_warnings():  # thop's import warns about distutils
             warnings.simplefilter("ignore", DeprecationWarning)

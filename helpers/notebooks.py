@@ -1,11 +1,5 @@
-"""The notebooks' side of the core: their setup cell's HOME, and a run's config built
-from their parameters.
-
-The Problem 1/2 notebooks only hold a `parameters` cell and a few calls; the checks that
-keep a Problem 1 notebook from training a Swin (and the reverse) live here, so the runner
-and the notebooks resolve exactly the same config from the same parameters. Executing a
-notebook (papermill, kernels) is helpers/notebook_exec.py's job.
-
+"""The notebooks' side of the core: the setup cell's HOME, each problem's config from its
+parameters (the runner resolves the same config the same way), and what a notebook prints.
 Nothing here imports torch: a bad parameter is refused in milliseconds.
 """
 from __future__ import annotations
@@ -13,7 +7,7 @@ from __future__ import annotations
 import os
 
 from .config import (PROBLEM1_MODELS, STUDIES, SWIN_VARIANTS, ConfigError, ExperimentConfig,
-                     problem_of)
+                     is_swin)
 from .paths import (DRIVE_MOUNT, DRIVE_MOUNT_ENV, HOME_ENV, REAL_DATASET, RESULTS, at_home,
                     drive_home, home)
 
@@ -69,7 +63,7 @@ def problem1_config(*, model: str, **params) -> ExperimentConfig:
     """The resolved config of one Problem 1 run (ResNet-18 or a ViT), or ConfigError.
     Relative results_dir and data_dir are under HOME (paths.home)."""
     if model not in PROBLEM1_MODELS:
-        hint = " (Swin runs belong to problem2.ipynb)" if problem_of(model) == 2 else ""
+        hint = " (Swin runs belong to problem2.ipynb)" if is_swin(model) else ""
         raise ConfigError(f"model={model!r}: Problem 1 trains one of "
                           f"{', '.join(PROBLEM1_MODELS)}{hint}")
     return ExperimentConfig.from_params(model=model, **_with_paths(params)).resolved()
@@ -128,7 +122,8 @@ def show_probes(result: dict) -> None:
     elif "receptive_field" in probes:
         print(f"receptive field on the {probes['img_size']}-px input, from the architecture:")
         for s in probes["receptive_field"]:
-            print(f"  after {s['stage']:7s} {s['receptive_field_px']:4d} px  (stride {s['stride_px']})")
+            print(f"  after {s['stage']:7s} {s['receptive_field_px']:4d} px  "
+                  f"(stride {s['stride_px']})")
     else:
         print(f"mean attention distance (px) over {probes['images']} test images, per block:")
         for i, heads in enumerate(probes["attention_distance_px"], 1):

@@ -37,14 +37,3 @@ def drive_home() -> str:
     """HOME on Colab with Drive mounted: <mount>/MyDrive/cifar100-hw6."""
     mount = os.environ.get(DRIVE_MOUNT_ENV) or DRIVE_MOUNT
     return os.path.join(mount, "MyDrive", DRIVE_FOLDER)
-
-
-def report_paths(results_dir: str, executed_dir: str = EXECUTED_DIR) -> dict:
-    """Where the report of a results folder goes. The CIFAR-100 results' report is HOME's
-    (report.md, figures/, report.pdf); any other folder (a demo, a synthetic test) keeps
-    its report inside itself, so it can never be mistaken for the real one."""
-    base = os.path.basename(os.path.normpath(results_dir))
-    where = home() if base == REAL_DATASET else at_home(results_dir)
-    return dict(md=os.path.join(where, "report.md"), pdf=os.path.join(where, "report.pdf"),
-                figures=os.path.join(where, "figures"),
-                executed=os.path.join(executed_dir, base, "summary.ipynb"))

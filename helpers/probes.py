@@ -34,11 +34,6 @@ def attention_distance_per_image(attn: torch.Tensor, grid: int, patch_px: int) -
     return (w * d).sum(-1).mean(-1)                       # over the query patches
 
 
-def mean_attention_distance(attn: torch.Tensor, grid: int, patch_px: int) -> torch.Tensor:
-    """(heads,) the per-image distances above, averaged over the images."""
-    return attention_distance_per_image(attn, grid, patch_px).mean(0)
-
-
 def uniform_attention_distance(grid: int, patch_px: int) -> float:
     """The mean attention distance of uniform attention: the mean distance between two
     patch centres drawn independently from the grid (a query attends to itself too)."""

@@ -1,10 +1,13 @@
-"""File formats shared by the runner, the report and the benchmark: the grid's time
-record (<results>/logs/grid_time.json), a row's Outcome, and the result record of a run
-that ended before the engine wrote one (`failed_result`). Neutral ground: this module
-imports only the core, and the runner, the report and the benchmark import it.
+"""Files shared by the runner, the report and the benchmark: the grid's time record
+(<results>/logs/grid_time.json), a row's Outcome, where a results folder's report goes
+(`report_paths`), the result record of a run that ended before the engine wrote one
+(`failed_result`), and the check of a file against helpers.results.ResultRecord
+(`record_problems`). Neutral ground: this module imports only the core, and the runner,
+the report and the benchmark import it.
 
-The time record says how long a grid run took, row by row and in all, written to <results>/logs/grid_time.json (beside the jobs' logs, so the report's
-loader, which reads the folder's *.json result files, never mistakes it for a result).
+The time record says how long a grid run took, row by row and in all. It is written to
+<results>/logs/grid_time.json, beside the jobs' logs, so the report's loader, which reads
+the folder's *.json result files, never mistakes it for a result.
 
 Each row's wall time is what the runner measured around it (kernel or job start, data,
 model, measurement, training, evaluation, result writing); its training and evaluation
@@ -27,9 +30,11 @@ import platform
 from dataclasses import dataclass
 
 from .atomic import write_text
-from .paths import at_home
-from .config import is_synthetic_dataset
-from .results import build_result, git_output, now_iso, provenance, read_result
+from .paths import EXECUTED_DIR, REAL_DATASET, at_home, home
+from .config import synthetic_classes
+from .fields import field_types, value_problem
+from .results import (STATUSES, ResultExtras, ResultRecord, build_result, git_output, now_iso,
+                      provenance, read_result)
 
 RECORD = os.path.join("logs", "grid_time.json")
 
@@ -47,6 +52,17 @@ class Outcome:
     log: str | None = None              # where to read what happened: notebook or log file
     cells_s: float | None = None        # the executed notebook's code cells, summed
     warm_kernel: bool | None = None     # ran on a kernel started ahead (runner/kernels.py)
+
+
+def report_paths(results_dir: str, executed_dir: str = EXECUTED_DIR) -> dict:
+    """Where the report of a results folder goes. The CIFAR-100 results' report is HOME's
+    (report.md, figures/, report.pdf); any other folder (a demo, a synthetic test) keeps
+    its report inside itself, so it can never be mistaken for the real one."""
+    base = os.path.basename(os.path.normpath(results_dir))
+    where = home() if base == REAL_DATASET else at_home(results_dir)
+    return dict(md=os.path.join(where, "report.md"), pdf=os.path.join(where, "report.pdf"),
+                figures=os.path.join(where, "figures"),
+                executed=os.path.join(executed_dir, base, "summary.ipynb"))
 
 
 def record_path(results_dir: str) -> str:
@@ -92,6 +108,13 @@ def read_grid_record(results_dir: str) -> dict | None:
         return None
 
 
+def _is_synthetic(dataset) -> bool:
+    try:
+        return synthetic_classes(dataset) is not None
+    except ValueError:                   # a malformed synthetic-<C>: the run failed on it
+        return False
+
+
 def failed_result(*, run_name: str, problem: int, model: str, label: str | None,
                   config: dict, status: str, reason: str, started: str) -> dict:
     """The record of a run that ended before the engine wrote one (an invalid config, a
@@ -99,7 +122,22 @@ def failed_result(*, run_name: str, problem: int, model: str, label: str | None,
     dataset = config.get("dataset")
     return build_result(
         run_name=run_name, problem=problem, model=model, label=label, config=config,
-        dataset=dict(name=dataset, synthetic=is_synthetic_dataset(dataset)), measured={},
+        dataset=dict(name=dataset, synthetic=_is_synthetic(dataset)), measured={},
         history=[], training=None, status=status, reason=reason,
         provenance=provenance(seed=config.get("seed"), compile=config.get("compile"),
                               started=started, finished=now_iso()))
+
+
+def record_problems(r: dict) -> list[str]:
+    """What keeps `r` from being a ResultRecord: missing or unknown keys, values of the
+    wrong type, an unknown status. Empty for a valid record."""
+    required, extras = field_types(ResultRecord), field_types(ResultExtras)
+    out = [f"missing key {k}" for k in required if k not in r]
+    out += [f"unknown key {k}" for k in sorted(set(r) - set(required) - set(extras))]
+    for k, (types, can_be_none) in {**required, **extras}.items():
+        problem = value_problem(k, r[k], types, can_be_none) if k in r else None
+        if problem:
+            out.append(problem)
+    if r.get("status") not in STATUSES:
+        out.append(f"status={r.get('status')!r}: valid statuses: {', '.join(STATUSES)}")
+    return out

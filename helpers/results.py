@@ -13,6 +13,7 @@ import os
 import platform
 import socket
 import subprocess
+from typing import TypedDict
 
 from .atomic import write_text
 from .paths import REPO_ROOT
@@ -77,14 +78,9 @@ def _epoch_ranges(epochs: list[int]) -> str:
 
 
 def epoch_time_summary(history: list[dict]) -> dict:
-    """Mean training time per epoch, warm-up excluded.
-
-    Each process's first epoch carries one-off costs (cudnn autotuning, allocator warm-up,
-    torch.compile), so it is left out wherever a later epoch of any process remains to
-    average. After a resume, the new process's first epoch is its own warm-up: epochs are
-    grouped by the "segment" each history entry records. The epochs used are written into
-    the result, and so are the devices, when more than one ran the epochs.
-    """
+    """Mean training time per epoch, warm-up excluded: each process's first epoch (its
+    "segment"'s first, after a resume too) carries one-off costs (cuDNN autotuning,
+    allocator warm-up, torch.compile) and is left out wherever a later epoch remains."""
     if not history:
         return dict(epoch_time_s=None, epoch_time_note="no epoch finished",
                     epoch_time_epochs=[], first_epoch_time_s=None, total_train_time_s=0.0,
@@ -123,12 +119,10 @@ PHASES = ("data_s", "build_measure_s", "setup_s", "compile_warmup_s", "train_s",
 def phase_summary(history: list[dict], *, steps_per_epoch: int, run_s: float,
                   data_s: float, build_measure_s: float, setup_s: float,
                   checkpoint_s: float) -> dict:
-    """Where this process's Experiment.run() spent its time, in seconds, from the start of
-    run() to the result being ready to write (the last process's part only, after a
-    resume). compile_warmup_s is the first training step of the process's first epoch
-    beyond one steady step (the epoch's other steps, on average): what torch.compile,
-    cuDNN autotuning and allocator warm-up cost. train_s is the rest of the training
-    passes, eval_s the evaluations; other_s is what no clock above covers."""
+    """Where this process's Experiment.run() spent its seconds until the result was ready.
+    compile_warmup_s: the first step's excess over a steady step (compile, autotuning,
+    allocator warm-up); train_s the rest of training, eval_s the evaluations, other_s what
+    no clock covers."""
     segment = max((h.get("segment", 1) for h in history), default=1)
     mine = [h for h in history if h.get("segment", 1) == segment]
     warm = 0.0
@@ -210,16 +204,44 @@ def load_results(results_dir: str):
 
 
 # ----------------------------------------------------------------------------- the record
-# Every result file holds these keys, whatever its status; what a run never measured is
-# null. Optional: "phases" (runs that trained), "nonfinite_metrics" (write_result) and
-# "probes" (how far a trained ResNet-18 or ViT looks: helpers/probes.py).
+class ResultRecord(TypedDict):
+    """Every result file's keys, whatever its status; what a run never measured is None
+    (records.failed_result: nothing measured, no history)."""
+    run_name: str
+    problem: int
+    model: str
+    label: str | None
+    config: dict
+    dataset: dict
+    params: int | None
+    trainable_params: int | None
+    macs_thop: int | None
+    flops: int | None
+    history: list
+    epoch_time_s: float | None
+    epoch_time_note: str
+    epoch_time_epochs: list
+    first_epoch_time_s: float | None
+    total_train_time_s: float
+    devices: list
+    eval_time_s: float
+    test_acc: float | None
+    train_acc: float | None
+    train_eval_acc: float | None
+    training: dict | None
+    status: str
+    reason: str | None
+    provenance: dict
+
+
+class ResultExtras(TypedDict, total=False):
+    """Keys only some results have (a run that trained, non-finite values, probes)."""
+    phases: dict
+    nonfinite_metrics: dict
+    probes: dict
+
+
 MEASURED_FIELDS = ("params", "trainable_params", "macs_thop", "flops")
-RESULT_FIELDS = ("run_name", "problem", "model", "label", "config", "dataset",
-                 *MEASURED_FIELDS, "history", "epoch_time_s", "epoch_time_note",
-                 "epoch_time_epochs", "first_epoch_time_s", "total_train_time_s", "devices",
-                 "eval_time_s", "test_acc", "train_acc", "train_eval_acc", "training", "status",
-                 "reason", "provenance")
-OPTIONAL_FIELDS = ("phases", "nonfinite_metrics", "probes")
 
 
 def build_result(*, run_name: str, problem: int, model: str, label: str | None,

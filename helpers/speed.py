@@ -62,7 +62,7 @@ CUDA_DEFAULTS = {
                            f"eager: compiled did not train faster in {H100}/bench_compile.json"),
     "p1-vit-8L-8H-512": Default(True, "model", False,
                                 f"compiled: trained faster in {H100}/bench_compile.json, by "
-                                "more than its compile time over a 20-epoch run"),
+                                "more than its compile time over Problem 1's epochs"),
     "vit": Default(False, "model", False,
                    f"eager: this ViT size was not measured compiled ({H100})"),
     "swin": Default(False, "model", False,
@@ -70,7 +70,9 @@ CUDA_DEFAULTS = {
                     f"had not finished after ~120 s ({H100}/README.md); fused attention and "
                     "block compile are not measured on a GPU yet"),
 }
-OFF_CUDA_REASON = "the plain path off CUDA: compiling does not pay at a CPU's throughput"
+OFF_CUDA_REASON = ("eager off CUDA: a CPU trains small runs (the offline demo, tests), too "
+                   "short to repay a cold compile (compile_cold_s in "
+                   "benchmarks/results/cpu-x86_64.json)")
 
 
 def default_for(cfg, device: torch.device) -> Default:
@@ -103,10 +105,8 @@ def choose(cfg, *, device: torch.device) -> SpeedChoice:
 
 # ----------------------------------------------------------------------------- the cache
 def _user_cache_dir() -> str | None:
-    """TORCHINDUCTOR_CACHE_DIR if the user set it. Inductor (imported by timm, among
-    others) writes its default, <tmp>/torchinductor_<user>, into the environment itself,
-    and a folder in /tmp is what a resumed Colab session would not find: that one is not
-    taken as a choice."""
+    """TORCHINDUCTOR_CACHE_DIR if the user set it; inductor's own default, which it writes
+    into the environment (<tmp>/torchinductor_<user>), is not a choice."""
     import tempfile
     chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     if not chosen:
@@ -148,8 +148,8 @@ def compiled_forward(model: torch.nn.Module, compile: bool, scope: str = "model"
                      backend=COMPILE_BACKEND):
     """What a training step calls: the model, its torch.compile wrapper, or the model with
     its repeated blocks compiled in place (nn.Module.compile), with torch.compile's
-    `backend` (a name or a callable). Parameter names stay the model's own either way, so checkpoints of every
-    variant are interchangeable."""
+    `backend` (a name or a callable). Parameter names stay the model's own either way, so
+    checkpoints of every variant are interchangeable."""
     if not compile:
         return model
     if scope == "blocks":

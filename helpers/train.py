@@ -286,7 +286,8 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
         if epoch == start_epoch and plan.compile:   # what compiling actually produced
             record["compiled_graphs"] = speed.compiled_graphs() - graphs_before
         history.append(record)
-        epochs.set_postfix(loss=f"{tr_loss:.3f}", test_acc="-" if te_acc is None else f"{te_acc:.1f}%")
+        epochs.set_postfix(loss=f"{tr_loss:.3f}",
+                           test_acc="-" if te_acc is None else f"{te_acc:.1f}%")
         if checkpoint_path:
             t0 = time.perf_counter()
             save_checkpoint(checkpoint_path, dict(

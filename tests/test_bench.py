@@ -109,7 +109,8 @@ def test_data_path_comparison_is_reported_at_32_and_224_px(quick):
     # Each side is timed with the normalisation and loader of the model that uses it,
     # and at 224 px with Swin's training batch (what decides the CPU allocation cost).
     assert [d["model"] for d in r["data_path"]] == ["resnet18", "swin_tiny"]
-    assert r["data_path"][1]["batch_size"] == ExperimentConfig(model="swin_tiny").default_batch_size()
+    swin = ExperimentConfig(model="swin_tiny")
+    assert r["data_path"][1]["batch_size"] == swin.default_batch_size()
 
 
 def test_readme_table_has_a_row_per_model_and_keeps_the_prose(quick):
@@ -257,7 +258,8 @@ def test_peak_table_matches_names_precisely():
     assert bench.peak_tflops("NVIDIA L40S", "bf16") is None             # not the L4
     assert bench.peak_tflops("Tesla T4", "bf16") is None                # T4 has no bf16
     assert bench.peak_tflops("Tesla T4", "fp16") > bench.peak_tflops("Tesla T4", "fp32")
-    sxm, nvl = bench.peak_tflops("NVIDIA H200", "bf16"), bench.peak_tflops("NVIDIA H200 NVL", "bf16")
+    sxm = bench.peak_tflops("NVIDIA H200", "bf16")
+    nvl = bench.peak_tflops("NVIDIA H200 NVL", "bf16")
     assert sxm > nvl > 0                                                # NVL runs at lower power
     assert bench.peak_tflops("NVIDIA H100 PCIe", "bf16") < bench.peak_tflops(
         "NVIDIA H100 80GB HBM3", "bf16")

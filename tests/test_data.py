@@ -134,7 +134,8 @@ def _set(key, value):
 
 MALFORMED = {
     "missing y_test": (lambda a: a.pop("y_test"), "y_test"),
-    "float pixels": (lambda a: a.__setitem__("x_train", a["x_train"].astype(np.float32)), "x_train"),
+    "float pixels": (lambda a: a.__setitem__("x_train", a["x_train"].astype(np.float32)),
+                     "x_train"),
     "channels first": (lambda a: a.__setitem__("x_train", a["x_train"].transpose(0, 3, 1, 2)),
                        "x_train"),
     "grey images": (lambda a: a.__setitem__("x_test", a["x_test"][..., 0]), "x_test"),
@@ -252,7 +253,8 @@ def write_fake_cifar(folder, n_train=12, n_test=5, bytes_keys=True):
     os.makedirs(folder)
     raw = {}
     for split, n in (("train", n_train), ("test", n_test)):
-        raw[split] = (rng.integers(0, 256, (n, 3072), dtype=np.uint8), list(rng.integers(0, 100, n)))
+        raw[split] = (rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                      list(rng.integers(0, 100, n)))
         with open(os.path.join(folder, split), "wb") as f:
             pickle.dump({key("data"): raw[split][0], key("fine_labels"): raw[split][1]}, f)
     with open(os.path.join(folder, "meta"), "wb") as f:

@@ -12,6 +12,7 @@ from jupyter_core.utils import run_sync
 from helpers import runner
 from helpers.paths import REPO_ROOT
 from helpers.report.header import PHASE_LABELS, time_split_md
+from report_fixtures import table_cells
 from helpers.results import PHASES, read_result
 from helpers.runner.kernels import KernelPool, WarmKernel, want_warm_kernels
 
@@ -138,10 +139,10 @@ def test_the_time_table_splits_notebook_rows_outside_time_and_keeps_other_rows_w
                     phases=phases, kernel_s=kernel, cells_outside_run_s=cells, warm_kernel=warm)
     both = dict(rows=[row("nb", 5.0, kernel=1.5, cells=3.5, warm=True), row("job", 2.0)])
     md = time_split_md(both, {"nb": {}, "job": {}})
-    lines = {ln.split(" | ")[0].lstrip("| "): ln for ln in md.splitlines() if ln.startswith("|")}
-    assert "| 1.5 |" in lines[PHASE_LABELS["kernel_s"]]
-    assert "| 3.5 |" in lines[PHASE_LABELS["cells_outside_run_s"]]
-    assert "| 2.0 |" in lines[PHASE_LABELS["outside_run_s"]]        # the job's, not split
+    cells = table_cells(md)
+    assert cells[PHASE_LABELS["kernel_s"]][0] == "1.5"
+    assert cells[PHASE_LABELS["cells_outside_run_s"]][0] == "3.5"
+    assert cells[PHASE_LABELS["outside_run_s"]][0] == "2.0"        # the job's, not split
     assert "1 of the 2 rows ran on a kernel started" in md
     only_nb = time_split_md(dict(rows=both["rows"][:1]), {"nb": {}})
     assert PHASE_LABELS["outside_run_s"] not in only_nb             # no unsplit row: no line

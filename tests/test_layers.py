@@ -2,6 +2,7 @@
 included): a DAG with the core at the bottom, no upward imports, no private names
 crossing modules."""
 import ast
+import json
 import os
 import re
 import subprocess
@@ -130,6 +131,19 @@ def test_no_module_imports_upwards_or_sideways():
             if not allowed:
                 bad.append(f"{m} -> {t}")
     assert not bad, "\n".join(bad)
+
+
+def test_importing_the_package_loads_only_the_core():
+    """`import helpers` (every notebook's first line) imports core modules only; the grid
+    and the report are reached lazily, by name."""
+    _, edges, _ = graph()
+    above = sorted(t for t in edges["helpers"] if layer(t) not in (CORE, "package"))
+    assert not above, above
+    out = subprocess.run([sys.executable, "-c", "import json, sys, helpers; print(json.dumps("
+                          "[m for m in sys.modules if m.startswith('helpers')]))"],
+                         capture_output=True, text=True, cwd=REPO_ROOT, check=True).stdout
+    loaded = json.loads(out)
+    assert loaded and all(layer(m) in (CORE, "package") for m in loaded), loaded
 
 
 def test_the_core_never_imports_the_optional_machinery():

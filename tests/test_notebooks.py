@@ -13,11 +13,12 @@ import nbformat
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from helpers import runner
+from helpers import grid
 from helpers.config import ConfigError, ExperimentConfig
 from helpers.notebook_exec import execute_notebook, notebook_parameters
 from helpers.paths import NOTEBOOKS
-from helpers.results import RESULT_FIELDS, read_result
+from helpers.records import record_problems
+from helpers.results import read_result
 
 DATASET_KEYS = {"name", "num_classes", "n_train", "n_test", "synthetic"}
 HISTORY_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_time_s",
@@ -38,7 +39,7 @@ def run_nb(problem, tmp, name, **params):
 
 
 def check_schema(result, *, problem, epochs, n_train, n_test):
-    assert set(RESULT_FIELDS) <= set(result), set(RESULT_FIELDS) - set(result)
+    assert record_problems(result) == []
     assert DATASET_KEYS <= set(result["dataset"])
     assert PROVENANCE_KEYS <= set(result["provenance"])
     assert result["status"] == "complete" and result["reason"] is None
@@ -145,7 +146,7 @@ def test_help_notebook_documents_every_parameter(problem):
     assert names - own <= set(ExperimentConfig().to_dict())
     # The standalone notebook's budget is the runner's.
     epochs = dict((n, d) for n, _, d, _ in declared)["epochs"]
-    assert int(epochs) == {1: runner.P1_EPOCHS, 2: runner.P2_EPOCHS}[problem]
+    assert int(epochs) == grid.EPOCHS[problem]
 
 
 def test_problem2_finetune_from_a_local_weights_file(tmp_path):

@@ -351,3 +351,29 @@ def test_table_cell_names_the_error_and_the_flags_give_the_full_reason():
     assert row["Test accuracy (%)"] == f"failed: {error} (see checks)"
     flags = report.flags_md(report.plausibility_flags(runs), runs)
     assert report.md_escape(failed["reason"]) in flags
+
+
+def test_load_runs_checks_every_key_against_the_result_record(tmp_path):
+    from helpers.records import failed_result
+    folder = copy_fixture("complete", tmp_path)
+    edit(folder, "p1-resnet18", test_acc="61.4")
+    with pytest.raises(ValueError, match="test_acc='61.4': must be a number"):
+        report.load_runs(str(folder))
+    edit(folder, "p1-resnet18", test_acc=61.4, devices=None)
+    with pytest.raises(ValueError, match="devices=None: must be a list"):
+        report.load_runs(str(folder))
+    r = json.load(open(os.path.join(folder, "p1-resnet18.json")))
+    del r["devices"], r["history"]
+    with pytest.raises(ValueError, match="missing key history"):
+        report.load_runs(str(_write(tmp_path / "one", r)))
+    failed = failed_result(run_name="p1-vit-2L-2H-128", problem=1, model="vit", label=None,
+                           config={"dataset": "cifar100", "seed": 0}, status="failed",
+                           reason="ConfigError: x", started="2026-01-01T00:00:00+00:00")
+    runs = report.load_runs(str(_write(tmp_path / "two", failed)))
+    assert runs["p1-vit-2L-2H-128"]["status"] == "failed"
+
+
+def _write(folder, r):
+    folder.mkdir()
+    (folder / f"{r['run_name']}.json").write_text(json.dumps(r))
+    return folder

@@ -16,9 +16,10 @@ import pytest
 from helpers import grid, runner
 from helpers.changes import config_changes
 from helpers.paths import REPO_ROOT
-from helpers.paths import report_paths
+from helpers.records import report_paths
 from helpers.records import read_grid_record
-from helpers.results import RESULT_FIELDS, read_result
+from helpers.records import record_problems
+from helpers.results import read_result
 
 def tiny_args(epochs_p1=1):
     return ["--dataset", "synthetic", "--train-subset", "64", "--test-subset", "32",
@@ -77,7 +78,7 @@ def test_failures_are_recorded_and_the_grid_carries_on(tmp_path, monkeypatch, ca
     # Recorded failures are result records like any other: every field, their config and
     # provenance, and null where nothing was measured.
     for result in r.values():
-        assert set(RESULT_FIELDS) <= set(result), set(RESULT_FIELDS) - set(result)
+        assert record_problems(result) == []
     assert r["t-bad-config"]["params"] is None and r["t-bad-config"]["test_acc"] is None
     assert r["t-bad-data"]["config"]["dataset"] == str(bad_npz)
     assert r["t-bad-data"]["provenance"]["started"] and r["t-bad-data"]["history"] == []

@@ -1,5 +1,6 @@
 """helpers.speed: every speed option computes what the plain path computes, and the
 defaults are written in code, each resting on a committed measurement."""
+import json
 import os
 import re
 
@@ -134,6 +135,22 @@ def test_every_cuda_default_has_a_reason_that_names_a_committed_measurement():
         assert speed.H100 in d.reason and os.path.isdir(os.path.join(root, speed.H100))
         for path in re.findall(r"benchmarks/\S+\.(?:json|md)", d.reason):
             assert os.path.isfile(os.path.join(root, path)), path
+
+
+def test_the_compile_defaults_follow_the_committed_h100_measurement():
+    """A run measured eager and compiled defaults to compiled exactly when compiling paid
+    for itself over Problem 1's epochs on CIFAR-100: the time it saves per epoch, times the
+    epochs, exceeds its extra warm-up."""
+    from helpers import grid
+    from helpers.config import CIFAR100_SIZES
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, speed.H100, "bench_compile.json")) as f:
+        runs = json.load(f)["runs"]
+    assert {r["run_name"] for r in runs} <= set(speed.CUDA_DEFAULTS)
+    for r in runs:
+        epoch_s = {k: CIFAR100_SIZES[0] / t["images_per_s"] for k, t in r["ours"].items()}
+        saved = (epoch_s["eager"] - epoch_s["compiled"]) * grid.EPOCHS[1]
+        assert speed.CUDA_DEFAULTS[r["run_name"]].compile == (saved > r["compile_extra_warmup_s"])
 
 
 def test_the_config_wins_over_the_default(tmp_path):

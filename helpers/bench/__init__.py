@@ -4,6 +4,7 @@ run_benchmark(BenchSettings(...)) from Python.
 settings.py   BenchSettings (every option, as data) and the sizes and variants it resolves to
 runs.py       run_benchmark: every selected grid run, the data path, the result file
 row.py        one grid row measured on our path and the typical loop; the FLOP recount
+flops.py      FLOPs of one training step, for the model FLOP utilisation
 timing.py     the engine's train_epoch / evaluate, timed honestly; the time limit
 reference.py  the typical homework loop (DataLoader + PIL transforms) to compare against
 predict.py    which measured variant would train a run fastest

@@ -39,7 +39,7 @@ import torch
 
 from .. import speed
 from ..atomic import write_text
-from ..config import CIFAR100_SIZES, ExperimentConfig, problem_of, swin_variant
+from ..config import CIFAR100_SIZES, ExperimentConfig, is_swin, swin_variant
 from ..device import device_name, resolve_device
 from ..grid import EPOCHS
 from ..records import Outcome, write_grid_record
@@ -129,7 +129,7 @@ def _random_swin_weights(model: str, folder: str) -> str:
 
 
 def _row_params(e: dict, sizes: dict, npz: str, results_dir: str, device, tmp: str) -> dict:
-    p2 = problem_of(e["model"]) == 2
+    p2 = is_swin(e["model"])
     n_tr, n_te = sizes["p2" if p2 else "p1"]
     params = {k: v for k, v in e.items() if k != "label"}
     params.update(dataset=npz, epochs=sizes["epochs"], train_subset=n_tr, test_subset=n_te,
@@ -184,7 +184,7 @@ def bench_parts(check: CheckSettings, device, out: str, entries: list[dict]) -> 
         compile_backend=DRY_COMPILE_BACKEND if check.dry_run else speed.COMPILE_BACKEND)
     only_ours = dict(reference=False, feature_cache=False, data_path=False)
     names = [e["run_name"] for e in entries]
-    p1 = [e["run_name"] for e in entries if problem_of(e["model"]) == 1]
+    p1 = [e["run_name"] for e in entries if not is_swin(e["model"])]
     return [
         ("compile_swin", dataclasses.replace(base, models=SWIN_COMPILE_ROW, compile="both",
                                              compile_scope="blocks", attention="both",
@@ -264,7 +264,8 @@ def parse_args(argv=None) -> CheckSettings:
                    help="every part on the CPU at tiny sizes, compile with the "
                         f"{DRY_COMPILE_BACKEND!r} backend (models: {DRY_MODELS} unless --models)")
     p.add_argument("--out-dir", default=CheckSettings.out_dir,
-                   help=f"the one folder everything is written to (default {CheckSettings.out_dir})")
+                   help="the one folder everything is written to "
+                        f"(default {CheckSettings.out_dir})")
     p.add_argument("--readme", nargs="*", default=[],
                    help="READMEs whose benchmark table to refresh (default: none)")
     args = p.parse_args(argv)

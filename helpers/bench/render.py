@@ -154,7 +154,8 @@ def _times(v) -> str:
 def device_header(r: dict) -> list[str]:
     """Title, conditions, notes and the MFU peak of one result file."""
     prov = r.get("provenance") or {}
-    commit = (prov.get("git_commit") or "unknown")[:10] + (" (dirty)" if prov.get("git_dirty") else "")
+    commit = ((prov.get("git_commit") or "unknown")[:10]
+              + (" (dirty)" if prov.get("git_dirty") else ""))
     threads = f", {r['threads']} CPU threads" if r.get("threads") else ""
     lines = [f"### {r['device']} — `{r['_file']}`", "",
              f"Precision **{r['precision']}**{threads}; {'quick' if r.get('quick') else 'full'} "

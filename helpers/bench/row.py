@@ -10,7 +10,7 @@ import json
 
 import torch
 
-from ..config import ExperimentConfig, problem_of
+from ..config import ExperimentConfig, is_swin
 from ..device import resolve_precision, seed_everything
 from ..grid import EPOCHS, grid
 from .flops import train_step_flops
@@ -213,8 +213,9 @@ def recount_flops(path: str) -> dict:
         if r.get("status") == "failed" or r["run_name"] not in by_name:
             continue
         entry = by_name[r["run_name"]]
-        sizes = result["sizes"]["swin" if problem_of(entry["model"]) == 2 else "p1"]
-        cfg = run_config(entry, sizes, torch.device("cpu"), resolve_precision("fp32", torch.device("cpu")))
+        sizes = result["sizes"]["swin" if is_swin(entry["model"]) else "p1"]
+        cpu = torch.device("cpu")
+        cfg = run_config(entry, sizes, cpu, resolve_precision("fp32", cpu))
         seed_everything(0)
         flops = train_step_flops(build_random(cfg), cfg.img_size, NUM_CLASSES)
         previous[r["run_name"]] = r.get("train_flops_per_image")

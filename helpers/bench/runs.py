@@ -26,7 +26,7 @@ import time
 
 import torch
 
-from ..config import ExperimentConfig, problem_of
+from ..config import ExperimentConfig, is_swin
 from ..data import make_synthetic
 from ..device import (Precision, device_name, resolve_device,
                       resolve_precision, setup_backends)
@@ -82,7 +82,7 @@ class Plan:
     previous: dict | None   # the --out file's result, with --merge
 
     def family(self, entry: dict) -> dict:
-        return self.sizes["swin" if problem_of(entry["model"]) == 2 else "p1"]
+        return self.sizes["swin" if is_swin(entry["model"]) else "p1"]
 
 
 def result_path(settings: BenchSettings, device) -> str:
@@ -99,8 +99,8 @@ def make_plan(settings: BenchSettings) -> Plan:
                               precision=precision.name,
                               quick=settings.quick) if settings.merge else None
     peak = peak_tflops(device_name(device), precision.name) if device.type == "cuda" else None
-    return Plan(settings, device, precision, runs, family_sizes(settings), bench_variants(settings, device), peak, out_path,
-                previous)
+    return Plan(settings, device, precision, runs, family_sizes(settings),
+                bench_variants(settings, device), peak, out_path, previous)
 
 
 def _synthetic_for(plan: Plan):

@@ -20,7 +20,8 @@ class CifarResNet18(ResNet):
     def __init__(self, num_classes: int):
         super().__init__(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
         self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-        nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")  # as torchvision
+        # initialised as torchvision initialises its convolutions
+        nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
         self.maxpool = nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

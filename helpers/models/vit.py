@@ -63,10 +63,10 @@ class ViT(nn.Module):
             raise ValueError(f"ViT patch_size={patch_size} must divide img_size={img_size}")
         super().__init__()
         self.img_size, self.patch_size = img_size, patch_size
-        num_tokens = (img_size // patch_size) ** 2 + 1                        # patches + class token
+        num_tokens = (img_size // patch_size) ** 2 + 1                 # patches + class token
         self.patch_embed = nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, dim))       # learned, one per token
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, dim))  # learned, one per token
         self.blocks = nn.Sequential(*[Block(dim, heads) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Linear(dim, num_classes)

@@ -1,12 +1,8 @@
 """The report, rendered from result files only: nothing here trains or measures.
 
-tables.py    Tables 1 and 2, from the result JSONs
-header.py    the header: title, provenance, where the grid's time went
-analysis.py  the written analysis, computed from the numbers
-flags.py     plausibility flags: what to check before believing a result
-figures.py   learning curves and scatter plots
-build.py     the Report object: report.md, and section by section in a notebook
-pdf.py       the summary notebook executed with papermill, exported with nbconvert
+Tables 1 and 2, the header, the written analysis, plausibility flags, seeds (mean ± sd,
+Welch's test), Problem 3's verdicts and figures, and the PDF; the README's layout section
+names the module of each.
 
     python -m helpers.report results/cifar100 --out report.md --figures figures
 """

@@ -201,15 +201,17 @@ def analysis_problem1(runs: dict) -> str:
         out.append(f"**Best model:** {bl} and {rest[0][1]} tie at {shown_acc(br):.2f} %.")
     else:
         (_, sl, _, sr), d = rest[0], shown_acc(br) - shown_acc(rest[0][3])
-        out.append(f"**Best model:** {bl} with {shown_acc(br):.2f} % test accuracy, {d:.2f} points "
-                   f"ahead of the runner-up, {sl}, at {shown_acc(sr):.2f} %{_noise_note(d, br, sr)}.")
+        out.append(f"**Best model:** {bl} with {shown_acc(br):.2f} % test accuracy, "
+                   f"{d:.2f} points ahead of the runner-up, {sl}, at {shown_acc(sr):.2f} %"
+                   f"{_noise_note(d, br, sr)}.")
     res = next((row[3] for row in rows if row[0] == "p1-resnet18"), None)
     vits = [row for row in rows if row[3].get("model") == "vit"]
     if res and vits:
         _, vl, _, vr = max(vits, key=lambda row: shown_acc(row[3]))
         d = shown_acc(res) - shown_acc(vr)
-        out.append(f"**ResNet-18 vs the best ViT:** ResNet-18 reaches {shown_acc(res):.2f} % and the "
-                   f"best ViT, {vl}, {shown_acc(vr):.2f} %: {_lead(d, 'ResNet-18', vl, res, vr)}. "
+        out.append(f"**ResNet-18 vs the best ViT:** ResNet-18 reaches {shown_acc(res):.2f} % "
+                   f"and the best ViT, {vl}, {shown_acc(vr):.2f} %: "
+                   f"{_lead(d, 'ResNet-18', vl, res, vr)}. "
                    f"{vl} has "
                    f"{_ratio(vr.get('params'), res.get('params'))} the parameters, "
                    f"{_ratio(vr.get('flops'), res.get('flops'))} the exact FLOPs and "

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..atomic import write_text
-from ..paths import REAL_DATASET, RESULTS, at_home, home, report_paths
-from ..records import read_grid_record
+from ..paths import REAL_DATASET, RESULTS, at_home, home
+from ..records import read_grid_record, report_paths
 from .analysis import analysis_problem1, analysis_problem2
 from .claims import CAPTIONS
 from .claims_md import claims_md, claims_parts

@@ -180,7 +180,8 @@ def claim3(runs: dict) -> Verdict:
             p = float(stats.ttest_1samp([d - radius for d, _ in reach], 0.0).pvalue)
             beyond, note = p < ALPHA, f"t-test over {len(reach)} seeds: p = {p:.3f}"
         else:
-            beyond, note = abs(value) > 2 * reach[0][1], f"two standard errors {2 * reach[0][1]:.2f} px"
+            se = reach[0][1]
+            beyond, note = abs(value) > 2 * se, f"two standard errors {2 * se:.2f} px"
         verdicts.append(direction(Contrast(value, beyond, note)))
         uniform = rs[0]["probes"]["uniform_distance_px"]
         parts.append(f"{rs[0]['label']} ({row}): its farthest first-block head reaches "

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .. import grid
-from ..config import problem_of
+from ..config import is_swin
 from .seeds import seed_rows
 
 MODE_SHORT = {"finetune": "frozen FT", "finetune_full": "full FT", "scratch": "scratch"}
@@ -25,7 +25,7 @@ def legend_label(r: dict) -> str:
     """Legend label: the result's label, plus the Swin mode and a non-complete status."""
     label = r.get("label") or r.get("run_name", "?")
     mode = (r.get("config") or {}).get("mode")
-    if problem_of(r.get("model", "")) == 2 and mode:
+    if is_swin(r.get("model", "")) and mode:
         label += f", {MODE_SHORT.get(mode, mode)}"
     if r.get("status", "complete") != "complete":
         label += f" ({r['status']})"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import grid
-from ..config import SWIN_VARIANTS, problem_of
+from ..config import SWIN_VARIANTS, is_swin
 from .analysis import MODE_PROSE, epochs_of, md_escape, result_is_synthetic, shown_acc
 from .seeds import seed_rows
 
@@ -47,7 +47,7 @@ class Flag:
 
 def _family(r: dict) -> str | None:
     model, mode = r.get("model", ""), (r.get("config") or {}).get("mode", "scratch")
-    if problem_of(model) == 2:
+    if is_swin(model):
         return f"swin_{mode}" if mode != "scratch" else "swin_scratch"
     return {"resnet18": "cnn_scratch", "vit": "vit_scratch"}.get(model)
 
@@ -157,7 +157,8 @@ def _not_complete(runs: dict, rows: dict) -> list[Flag]:
 
 def _seeds_left_out(rows: dict) -> list[Flag]:
     """(e) seed runs that cannot be averaged with their row's others."""
-    left_out = {n: why for r in rows.values() for n, why in (r.get("seed_mismatches") or {}).items()}
+    left_out = {n: why for r in rows.values()
+                for n, why in (r.get("seed_mismatches") or {}).items()}
     if not left_out:
         return []
     return [Flag(

@@ -3,8 +3,9 @@ time went. Every value is read from the result files and the runner's time recor
 from __future__ import annotations
 
 from .. import grid
-from ..config import CIFAR100_SIZES, NATIVE_IMG_SIZE
+from ..config import CIFAR100_CLASSES, CIFAR100_SIZES, NATIVE_IMG_SIZE
 from ..results import STATUSES
+from ..textable import pipe_table
 from .analysis import result_is_synthetic
 from .flags import Flag
 from .seeds import TEST_NAME, seed_rows
@@ -103,15 +104,16 @@ def time_split_md(record: dict | None, runs: dict) -> str | None:
     sums = {k: sum(phase_seconds(r, k) for r in rows) for k in PHASE_LABELS}
     devices = sorted({r.get("device") or "unknown" for r in rows})
     warm = sum(1 for r in rows if r.get("warm_kernel"))
-    lines = [f"### Where the time went ({len(rows)} row(s), {', '.join(devices)})", "",
-             "| Phase | Seconds | Share | Most in |", "|---|---|---|---|"]
+    table = []
     for key, label in PHASE_LABELS.items():
         if key in OUTSIDE_LABELS and not any(phase_seconds(r, key) for r in rows):
             continue                       # this grid has no row of that kind
         top = max(rows, key=lambda r: phase_seconds(r, key))
         share = sums[key] / total if total else 0.0
-        lines.append(f"| {label} | {sums[key]:.1f} | {100 * share:.1f} % | `{top['run']}` |")
-    lines += [f"| **Rows in all (runner's wall clock)** | **{total:.1f}** | 100 % | |", "",
+        table.append([label, f"{sums[key]:.1f}", f"{100 * share:.1f} %", f"`{top['run']}`"])
+    table.append(["**Rows in all (runner's wall clock)**", f"**{total:.1f}**", "100 %", ""])
+    lines = [f"### Where the time went ({len(rows)} row(s), {', '.join(devices)})", "",
+             pipe_table(["Phase", "Seconds", "Share", "Most in"], table, align="lrrl"), "",
               "From the runner's record (`logs/grid_time.json`): each row's wall time, split "
               "by the clocks its result file carries (`phases`); the device is synchronised "
               "at each clock. The report and PDF come after and are not included."
@@ -170,7 +172,7 @@ def _provenance_lines(runs: dict, rows: dict) -> list[str]:
 def _demo_settings_line() -> str:
     """What the real runs are, for a reader of a synthetic-data report."""
     real_train, real_test = CIFAR100_SIZES
-    return (f"- **Demo settings:** the real runs train on CIFAR-100 (100 classes, "
+    return (f"- **Demo settings:** the real runs train on CIFAR-100 ({CIFAR100_CLASSES} classes, "
             f"{real_train:,} train / {real_test:,} test images) for {grid.EPOCHS[1]} epochs "
             f"(Problem 1) and {grid.EPOCHS[2]} (Problem 2), Swin at "
             f"{NATIVE_IMG_SIZE['swin_tiny']} px. Each demo "

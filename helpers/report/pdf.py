@@ -23,15 +23,17 @@ import subprocess
 import sys
 
 from ..notebook_exec import run_notebook
-from ..paths import SUMMARY_NOTEBOOK, at_home, report_paths
+from ..paths import SUMMARY_NOTEBOOK, at_home
+from ..records import report_paths
 LATEX_TOOLS = ("pandoc", "xelatex")
 PDF_TITLE = "Homework 6 report: ResNet-18, ViT and Swin"
 PDF_TITLE_DEMO = "DEMO on synthetic data — these are not CIFAR-100 results"
 HIDE_TAG = "hide-in-pdf"           # cells with this tag (the notebook's own how-to) are dropped
-INSTALL_HINT = """\
+APT_PACKAGES = "pandoc texlive-xetex texlive-fonts-recommended texlive-plain-generic"
+INSTALL_HINT = f"""\
 To export the PDF, nbconvert needs pandoc and XeLaTeX. Install them, then rerun `make pdf`:
-  Debian/Ubuntu:  sudo apt-get install pandoc texlive-xetex texlive-fonts-recommended texlive-plain-generic
-  Colab:          !apt-get install -y pandoc texlive-xetex texlive-fonts-recommended texlive-plain-generic
+  Debian/Ubuntu:  sudo apt-get install {APT_PACKAGES}
+  Colab:          !apt-get install -y {APT_PACKAGES}
   macOS:          brew install pandoc && brew install --cask mactex-no-gui
 (report.md does not need them: `make report`.)"""
 

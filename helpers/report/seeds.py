@@ -69,7 +69,8 @@ def combine(row: str, results: list[dict]) -> dict:
     that cannot be averaged with the row's first complete seed (another config, other
     sizes, or a second file for the same seed) are left out and listed in `seed_mismatches`
     (plausibility check (e))."""
-    results = sorted(results, key=lambda r: (_seed(r), r["run_name"] != seed_run_name(row, _seed(r))))
+    results = sorted(results,
+                     key=lambda r: (_seed(r), r["run_name"] != seed_run_name(row, _seed(r))))
     mismatches, kept, seen = {}, [], set()
     for r in results:
         if _seed(r) in seen:

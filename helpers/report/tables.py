@@ -14,14 +14,11 @@ import pandas as pd
 
 from .. import grid
 from ..config import NATIVE_IMG_SIZE, synthetic_classes
-from ..results import OPTIONAL_FIELDS, RESULT_FIELDS, STATUSES
+from ..records import record_problems
 from ..textable import pipe_table
 from .analysis import DASH, MODE_LABELS, fmt_fixed, md_escape, result_is_synthetic, table_rows
 from .seeds import seed_rows
 
-# What the report cannot do without; every key of a result must be one of the record's.
-REQUIRED_KEYS = ("run_name", "problem", "status")
-KNOWN_KEYS = frozenset(RESULT_FIELDS + OPTIONAL_FIELDS)
 GAP_COLUMN = "Train − test gap (points)"
 TABLE1_COLUMNS = ["Model", "# Params (M)", "MACs (thop, M)", "FLOPs exact (M)",
                   "Train time/epoch (s)", "Test accuracy (%)", GAP_COLUMN, "Seeds"]
@@ -57,16 +54,10 @@ def load_runs(results_dir: str) -> dict[str, dict]:
                 r = json.load(f)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not valid JSON ({err})") from err
-        missing = [k for k in REQUIRED_KEYS if k not in r]
-        if missing:
-            raise ValueError(f"{path}: missing key(s) {missing}; "
-                             f"every result needs {REQUIRED_KEYS}")
-        unknown = sorted(set(r) - KNOWN_KEYS)
-        if unknown:
-            raise ValueError(f"{path}: unknown key(s) {unknown}: not a result record "
-                             "(helpers.results.RESULT_FIELDS)")
-        if r["status"] not in STATUSES:
-            raise ValueError(f"{path}: status={r['status']!r}; valid statuses: {STATUSES}")
+        problems = record_problems(r) if isinstance(r, dict) else ["not a JSON object"]
+        if problems:
+            raise ValueError(f"{path}: not a result record (helpers.results.ResultRecord): "
+                             + "; ".join(problems))
         if r["problem"] not in (1, 2, 3):
             raise ValueError(f"{path}: problem={r['problem']!r}; valid problems: 1, 2, 3")
         if r["status"] == "complete" and r.get("test_acc") is None:

@@ -30,15 +30,15 @@ import sys
 import time
 
 from .. import grid as grid_module
-from ..paths import at_home, home, report_paths
-from ..records import Outcome, write_grid_record
+from ..paths import at_home, home
+from ..records import Outcome, report_paths, write_grid_record
 from ..results import now_iso
 from . import demo as demo_presets
 from .execute import execute, summary_table
 from .kernels import KernelPool, want_warm_kernels
 from .locks import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN
 from .plan import Run, make_plan, shown
-from .settings import P1_EPOCHS, P2_EPOCHS, RunSettings, resolve_settings
+from .settings import RunSettings, resolve_settings
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 def add_training_args(ap: argparse.ArgumentParser) -> None:
     """What every row trains on, where it runs and where its files go."""
     ap.add_argument("--dataset", help="cifar100 (default) | synthetic | path/to/file.npz")
-    ap.add_argument("--epochs-p1", type=int, help=f"Problem 1 epochs (default {P1_EPOCHS})")
-    ap.add_argument("--epochs-p2", type=int, help=f"Problem 2 epochs (default {P2_EPOCHS})")
+    for p in (1, 2):
+        ap.add_argument(f"--epochs-p{p}", type=int,
+                        help=f"Problem {p} epochs (default {grid_module.EPOCHS[p]})")
     ap.add_argument("--train-subset", type=int, help="training images per run (default all)")
     ap.add_argument("--test-subset", type=int, help="test images per run (default all)")
     ap.add_argument("--batch-size", type=int, help="training batch (default: per model)")

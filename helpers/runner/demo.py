@@ -55,17 +55,15 @@ TEST_IMAGES = 100     # the same test set for every row: comparable accuracies
 # One budget per problem, so the comparisons within a problem are like for like: the
 # costliest row (ViT 8L-8H-512 in Problem 1, Swin-Small in Problem 2) sets how many
 # images and epochs the problem can afford. The whole demo must take at most 6 minutes
-# on a 2-core CPU, of which about 110 s go to kernel starts, imports, checkpoints and the
-# report; training and evaluation cost about 10 img/s for the largest ViT and 30 img/s
-# for Swin-Small at 32 px on such a CPU, so these sizes leave them about 4 minutes.
+# on a 2-core CPU, kernel starts, imports and the report included; the README's demo
+# paragraph records how long the last run took (`make demo-readme`).
 P1_CPU, P2_CPU = (200, TEST_IMAGES, 3), (300, TEST_IMAGES, 4)
-# Problem 3 on the CPU must take at most 3 minutes for its 16 runs. Through notebooks each
-# run spends about 7 s on its kernel, imports and cells, 16 of them most of the budget, so
-# this preset trains Problem 3's rows in the runner's process (the same engine and result
-# files; problem3.ipynb is what a user runs, and a test executes it). ResNet-18 is the
-# costly model here (about 40 img/s on 2 cores): 200 images (8 per class; the 10 % share
-# keeps one per class) seen twice at batch 20, the same 20 steps for every share. Swin-T
-# at 32 and 64 px only (a 112- or 224-px image costs 12-49x a 32-px one), 80 images.
+# Problem 3 on the CPU must take at most 3 minutes for its 16 runs. A kernel start per run
+# would take most of that, so this preset trains Problem 3's rows in the runner's process
+# (the same engine and result files; problem3.ipynb is what a user runs, and a test
+# executes it). ResNet-18 is the costly model here: 200 images (8 per class; the 10 %
+# share keeps one per class) seen twice at batch 20, the same 20 steps for every share.
+# Swin-T at 32 and 64 px only (a 112- or 224-px image has 12-49x the pixels), 80 images.
 # Offline there are no ImageNet weights: the fine-tunes start from a random init
 # (RANDOM_INIT) unless --weights-tiny gives a file, and the report says which.
 CLAIMS_CPU = ClaimsSizes(data_images=200, data_epochs=2, data_batch=20, res_images=80,

@@ -37,7 +37,8 @@ def demo_summary(results_dir: str) -> str:
                   for r in done]
         falling = sum(1 for v in losses if len(v) >= 2 and v[-1] < v[0])
         accs = ", ".join(f"{r.get('label')}{' (scratch)' if r['problem'] == 2 else ''} "
-                         f"{r['test_acc']:.1f} %" for r in sorted(done, key=lambda r: r["run_name"]))
+                         f"{r['test_acc']:.1f} %"
+                         for r in sorted(done, key=lambda r: r["run_name"]))
         lines.append(f"It trained {len(done)} rows on {c} synthetic classes (chance "
                      f"{100 / c:.0f} %): {accs}; that is {min(ratios):.1f}x to "
                      f"{max(ratios):.1f}x chance, and in {falling} of the {len(done)} rows "

@@ -124,7 +124,8 @@ def attempt(run: Run, output: str | None, started: str,
             km=None) -> tuple[str | None, str | None, str | None]:
     """Execute the row once, through its notebook (to `output`, on the started kernel `km`
     if given) or, when `output` is None, in this process: (None, None, None) when it
-    completed, else (status, reason, exception name); a result file is on disk either way. A WeightsUnavailableError (the machine
+    completed, else (status, reason, exception name); a result file is on disk either way.
+    A WeightsUnavailableError (the machine
     cannot get pretrained weights) is a property of the machine, not a bug in the run,
     so that row is "skipped"."""
     path = at_home(run.cfg.result_path)

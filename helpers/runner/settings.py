@@ -21,7 +21,6 @@ from . import demo as demo_presets
 from .demo import DemoPreset
 from .locks import logs_dir
 
-P1_EPOCHS, P2_EPOCHS = grid_module.EPOCHS[1], grid_module.EPOCHS[2]
 # What makes a grid row that row (its run name says so): never changed with -p. Other
 # shapes are one papermill call away: `papermill notebooks/problem1.ipynb ... -p dim 128`.
 IDENTITY_PARAMS = ("run_name", "model", "variant", "mode", "patch_size", "dim", "depth", "heads",
@@ -133,7 +132,8 @@ def extra_params(pairs: list) -> dict:
                              "--only and seeds with --seeds, or run a notebook with papermill "
                              "for another shape")
         if name not in settable:
-            raise SystemExit(f"error: -p {name}: unknown; valid names: {', '.join(sorted(settable))}")
+            raise SystemExit(f"error: -p {name}: unknown; valid names: "
+                             f"{', '.join(sorted(settable))}")
         extra[name] = parse_value(value)
     return extra
 
@@ -189,8 +189,9 @@ def resolve_settings(args: argparse.Namespace) -> RunSettings:
     return RunSettings(
         problems=tuple(args.problems), only=tuple(args.only) if args.only else None,
         list_only=args.list, seeds=seeds, dataset=dataset,
-        epochs={1: args.epochs_p1 or P1_EPOCHS, 2: args.epochs_p2 or P2_EPOCHS,
-                3: P2_EPOCHS},                  # Problem 3's rows carry their own epochs
+        epochs={1: args.epochs_p1 or grid_module.EPOCHS[1],
+                2: args.epochs_p2 or grid_module.EPOCHS[2],
+                3: grid_module.EPOCHS[2]},          # Problem 3's rows carry their own epochs
         subsets={p: (args.train_subset, args.test_subset) for p in (1, 2, 3)},
         batch_size={p: args.batch_size for p in (1, 2, 3)},
         run_budget=demo_budgets(demo, args) if demo else {},
