@@ -91,6 +91,11 @@ def phase_seconds(row: dict, key: str) -> float:
     return row["phases"].get(key) or 0.0
 
 
+# Relative column widths of the time table where pandoc wraps it (the PDF): room for a run
+# name in "Most in" and for "100.0 %" in "Share".
+TIME_TABLE_DASHES = (38, 9, 9, 30)
+
+
 def time_split_md(record: dict | None, runs: dict) -> str | None:
     """Where the grid's time went: each phase summed over the rows the last runner
     executed, from its time record and their results' phase clocks."""
@@ -113,7 +118,8 @@ def time_split_md(record: dict | None, runs: dict) -> str | None:
         table.append([label, f"{sums[key]:.1f}", f"{100 * share:.1f} %", f"`{top['run']}`"])
     table.append(["**Rows in all (runner's wall clock)**", f"**{total:.1f}**", "100 %", ""])
     lines = [f"### Where the time went ({len(rows)} row(s), {', '.join(devices)})", "",
-             pipe_table(["Phase", "Seconds", "Share", "Most in"], table, align="lrrl"), "",
+             pipe_table(["Phase", "Seconds", "Share", "Most in"], table, align="lrrl",
+                        dashes=TIME_TABLE_DASHES), "",
               "From the runner's record (`logs/grid_time.json`): each row's wall time, split "
               "by the clocks its result file carries (`phases`); the device is synchronised "
               "at each clock. The report and PDF come after and are not included."
