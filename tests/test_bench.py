@@ -160,8 +160,10 @@ def test_the_cli_turns_every_flag_into_a_setting():
     assert settings == BenchSettings(quick=True, models="resnet18", steps=3, warmup_steps=0,
                                      feature_cache=False, reference=False, notes=("a", "b"),
                                      readmes=())
-    default, _ = cli.parse_args([])
-    assert default == BenchSettings()
+    default, action = cli.parse_args([])
+    assert default == BenchSettings() and action == "measure"
+    assert [cli.parse_args([flag])[1] for flag in ("--render-only", "--recount")] == \
+        ["render", "recount"]
 
 
 @pytest.mark.parametrize("field, value, flag", [

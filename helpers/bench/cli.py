@@ -60,8 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(argv=None) -> tuple[BenchSettings, argparse.Namespace]:
-    """(the settings, the parsed flags): a bad value exits with the flag's name."""
+def parse_args(argv=None) -> tuple[BenchSettings, str]:
+    """(the settings, what to do: "measure", "render" the READMEs only, or "recount" a
+    file's FLOPs); a bad value exits with the flag's name."""
     p = _parser()
     args = p.parse_args(argv)
     same = {f.name for f in dataclasses.fields(BenchSettings)} & set(vars(args))
@@ -72,17 +73,17 @@ def parse_args(argv=None) -> tuple[BenchSettings, argparse.Namespace]:
             notes=tuple(args.note), readmes=tuple(args.readme))
     except ValueError as err:
         p.error(str(err))
-    return settings, args
+    return settings, ("recount" if args.recount else "render" if args.render_only else "measure")
 
 
 def main(argv=None) -> int:
     """The CLI; returns the exit status."""
-    settings, args = parse_args(argv)
-    if not (args.render_only or args.recount):
+    settings, action = parse_args(argv)
+    if action == "measure":
         run_benchmark(settings)
         return 0
     out_path = result_path(settings, resolve_device(settings.device))
-    if args.recount:
+    if action == "recount":
         recount_flops(out_path)
     for readme in filter(None, settings.readmes):
         render_readme(readme, os.path.dirname(os.path.abspath(out_path)))
