@@ -12,7 +12,8 @@ The public API, what a notebook or a user imports:
     grid.grid(), VIT_PRESETS        the rows of Tables 1 and 2, and Problem 3's (grid.py,
                                     claims.py: the claims studies and their cost)
     load_results, read_results      result files -> DataFrame / dicts   (results.py)
-    write_report, plot_curves       the report and its learning curves  (report/)
+    plot_curves                     a run's learning curves            (curves.py)
+    write_report                    the report                          (report/)
 
 The README's layout section is the package's tree.
 
@@ -30,7 +31,7 @@ from .notebooks import (default_results_dir, problem1_config, problem2_config, p
 _LAZY = {
     "Experiment": ".experiment", "run_experiment": ".experiment", "VIT_PRESETS": ".grid",
     "load_results": ".results", "read_results": ".results", "read_result": ".results",
-    "write_report": ".report", "build_report": ".report", "plot_curves": ".report.figures",
+    "write_report": ".report", "build_report": ".report", "plot_curves": ".curves",
 }
 
 __all__ = ["ConfigError", "ExperimentConfig", "VIT_PRESETS", "default_results_dir", "grid",

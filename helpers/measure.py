@@ -100,7 +100,8 @@ _COMPUTE_PARTS = frozenset({"mm", "bmm", "addmm", "baddbmm", "addbmm", "mv", "ad
                             "vdot", "matmul", "einsum", "tensordot", "linear", "attention"})
 
 
-def _is_compute_op(name: str) -> bool:
+def is_compute_op(name: str) -> bool:
+    """Whether an aten op (by name) multiplies or convolves: one that needs a FLOP formula."""
     parts = name.split(".")[-1].split("_")
     return any(p in _COMPUTE_PARTS or p.startswith("conv") for p in parts)
 
@@ -115,7 +116,7 @@ class _RequireFormulas(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         packet = func._overloadpacket
-        if packet not in self.registry and _is_compute_op(str(packet)):
+        if packet not in self.registry and is_compute_op(str(packet)):
             raise UncountedOpError(
                 f"FLOP counting met {func}, which has no FLOP formula in torch "
                 f"{torch.__version__}; counting it as 0 would understate the FLOPs. Register a "

@@ -6,6 +6,15 @@ letter per column, 'l' or 'r'.
 """
 from __future__ import annotations
 
+import math
+import re
+
+# What a line of the PDF holds: nbconvert's LaTeX template sets a 6.5-inch (468 pt) text
+# block at 11 pt, where a digit is 5.5 pt wide, and pandoc puts 12 pt between columns.
+PDF_LINE_PT, PDF_GAP_PT, PDF_CHAR_PT = 468, 12, 5.5
+SHORT_CELL = 7       # a cell this short ("3 seeds") stays on one line
+WORD_CAP = 12        # a longer word may be hyphenated rather than widen its column
+
 
 def _checked(header, rows, align) -> tuple[list[str], list[list[str]], str]:
     header = [str(h) for h in header]
@@ -36,6 +45,36 @@ def pipe_table(header, rows, align: str | None = None, dashes=None) -> str:
     def line(cells):
         return "| " + " | ".join(_cell(c, p, a) for c, p, a in zip(cells, pads, align)) + " |"
     return "\n".join([line(header), "| " + " | ".join(rule) + " |"] + [line(r) for r in rows])
+
+
+def _unbreakable(text: str, at_hyphens: bool) -> int:
+    """The narrowest a wrapped cell can be: the cell if short, else its widest word (words
+    break at spaces, and after hyphens if at_hyphens; a `code` word never breaks, another
+    one past WORD_CAP may be hyphenated)."""
+    if len(text) <= SHORT_CELL:
+        return len(text)
+    pieces = (lambda w: re.findall(r"[^-]*-|[^-]+", w)) if at_hyphens else (lambda w: [w])
+    return max([len(w) if w.startswith("`") else min(WORD_CAP, max(map(len, pieces(w))))
+                for w in text.split()] or [0])
+
+
+def pdf_dashes(header, rows, cap: int = 30) -> list[int]:
+    """Dash counts for pipe_table that make the PDF's columns fit its line. Every column
+    gets its widest word, so no number or header word is split or runs into the next
+    column; if that overfills the line, words with hyphens break after one. What is left
+    of the line goes to the columns that wrap, towards their widest cell (at most `cap`)."""
+    header, rows, _ = _checked(header, rows, None)
+    cols = [[header[i]] + [r[i] for r in rows] for i in range(len(header))]
+    line = (PDF_LINE_PT - PDF_GAP_PT * (len(header) - 1)) / PDF_CHAR_PT
+    need = [max(_unbreakable(c, False) for c in col) for col in cols]
+    floor = [max(_unbreakable(c, True) for c in col) for col in cols]
+    over, give = sum(need) - line, sum(need) - sum(floor)
+    if over > 0 and give:
+        need = [n - min(n - f, math.ceil(over * (n - f) / give)) for n, f in zip(need, floor)]
+    want = [max([n] + [min(cap, len(c)) for c in col[1:]]) for n, col in zip(need, cols)]
+    slack, extra = line - sum(need), sum(want) - sum(need)
+    share = min(1.0, slack / extra) if slack > 0 and extra else 0.0
+    return [max(3, n + int(share * (w - n))) for n, w in zip(need, want)]
 
 
 def plain_table(header, rows, align: str | None = None) -> str:

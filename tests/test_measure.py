@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from helpers.grid import VIT_PRESETS
 from helpers.bench.flops import train_step_flops
-from helpers.measure import (UncountedOpError, _is_compute_op, count_params, counting_flops,
+from helpers.measure import (UncountedOpError, is_compute_op, count_params, counting_flops,
                              exact_flops, measure, thop_macs)
 from helpers.models import SwinClassifier, build_model
 
@@ -203,7 +203,7 @@ def test_a_compute_op_without_formula_raises(monkeypatch):
     ("aten.cummax", False), ("aten.add", False), ("aten.softmax", False),
     ("aten.native_layer_norm", False)])
 def test_which_ops_must_have_a_formula(name, compute):
-    assert _is_compute_op(name) is compute
+    assert is_compute_op(name) is compute
 
 
 @pytest.mark.parametrize("preset", ["2L-2H-128", "4L-4H-256"])

@@ -48,10 +48,10 @@ def test_a_grids_rows_share_one_loaded_dataset_and_big_synthetic_sets_are_kept_o
     assert not torch.equal(c.x_train, a.x_train)                # another seed: another set
     assert not (tmp_path / "synthetic").exists()                 # small: generated, not stored
     monkeypatch.setattr(datasets, "SYNTHETIC_DISK_CACHE_MIN", 100)
-    datasets._LOADED.clear()
+    # c is the kept set now, so d is loaded again (and, being "large", stored)
     d = load_dataset("synthetic-10", str(tmp_path), train_subset=300, test_subset=50, seed=3)
     (cached,) = (tmp_path / "synthetic").iterdir()
-    datasets._LOADED.clear()
+    load_dataset("synthetic-2", str(tmp_path), train_subset=10, test_subset=10)  # kept instead
     e = load_dataset("synthetic-10", str(tmp_path), train_subset=300, test_subset=50, seed=3)
     assert e.x_train is not d.x_train                            # read back from the file
     for k in ("x_train", "y_train", "x_test", "y_test"):

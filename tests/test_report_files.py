@@ -15,7 +15,7 @@ from report_fixtures import ROOT, fixture, raw
 
 from helpers import report
 from helpers.notebook_exec import python_kernel, run_notebook
-from helpers.report.figures import plot_curves
+from helpers.curves import plot_curves
 from helpers.report.pdf import INSTALL_HINT, missing_latex_tools
 
 NOTEBOOK = os.path.join(ROOT, "notebooks", "summary.ipynb")

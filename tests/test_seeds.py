@@ -14,7 +14,8 @@ import re
 import pytest
 
 from helpers import grid, report
-from helpers.report.figures import plot_curves, scatter_figure
+from helpers.curves import plot_curves
+from helpers.report.figures import scatter_figure
 from helpers.report.seeds import compare, seed_rows, t_two_sided_p, welch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

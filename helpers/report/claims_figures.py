@@ -4,12 +4,10 @@ from __future__ import annotations
 import os
 import statistics
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..curves import new_figure, save_figure
 from .claims import MODE_NAMES, resnet_fields, study_points, vit_probes
-
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -23,25 +21,12 @@ def _line(ax, xs, seed_lists, label, **kw):
                 marker="o", label=label, **kw)
 
 
-def _figure(ncols: int, size: tuple[float, float]):
-    """A figure on its own Agg canvas (as report/figures.py draws: no pyplot state)."""
-    fig = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(1, ncols)
-
-
-def _save(fig, path: str) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
-
-
 def data_figure(runs: dict, path: str) -> str | None:
     """Test accuracy (solid) and train-sample accuracy (dashed) against training images."""
     points = study_points(runs, "data_efficiency", "train_fraction", "label")
     if not points:
         return None
-    fig, ax = _figure(1, (6.4, 4))
+    fig, ((ax,),) = new_figure(1, 1, (6.4, 4))
     for i, (label, by_share) in enumerate(sorted(points.items())):
         shares = sorted(by_share)
         xs = [by_share[f][0]["dataset"]["n_train"] for f in shares]
@@ -58,7 +43,7 @@ def data_figure(runs: dict, path: str) -> str | None:
     ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def attention_figure(runs: dict, path: str) -> str | None:
@@ -68,7 +53,7 @@ def attention_figure(runs: dict, path: str) -> str | None:
     vits, fields = vit_probes(runs), resnet_fields(runs)
     if not vits and not fields:
         return None
-    fig, (left, right) = _figure(2, (10, 3.8))
+    fig, ((left, right),) = new_figure(1, 2, (10, 3.8))
     for i, (row, rs) in enumerate(sorted(vits.items())):
         seeds = [r["probes"]["attention_distance_px"] for r in rs]     # seed -> block -> heads
         blocks = range(1, len(seeds[0]) + 1)
@@ -97,7 +82,7 @@ def attention_figure(runs: dict, path: str) -> str | None:
     right.set_ylabel("ResNet-18 receptive field (px)")
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def resolution_figure(runs: dict, path: str) -> str | None:
@@ -105,7 +90,7 @@ def resolution_figure(runs: dict, path: str) -> str | None:
     points = study_points(runs, "resolution", "img_size", "mode")
     if not points:
         return None
-    fig, (acc, cost) = _figure(2, (10, 3.6))
+    fig, ((acc, cost),) = new_figure(1, 2, (10, 3.6))
     for mode, by_px in sorted(points.items()):
         xs = sorted(by_px)
         name = MODE_NAMES.get(mode, mode)
@@ -121,7 +106,7 @@ def resolution_figure(runs: dict, path: str) -> str | None:
         ax.set_xlabel("input side (px)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def epochs_figure(runs: dict, path: str) -> str | None:
@@ -130,7 +115,7 @@ def epochs_figure(runs: dict, path: str) -> str | None:
     points = study_points(runs, "resolution", "img_size", "mode")
     if not points:
         return None
-    fig, ax = _figure(1, (6.4, 3.8))
+    fig, ((ax,),) = new_figure(1, 1, (6.4, 3.8))
     for mode, by_px in sorted(points.items()):
         px = max(by_px)
         curves = [[h for h in r["history"] if h.get("test_acc") is not None] for r in by_px[px]]
@@ -142,7 +127,7 @@ def epochs_figure(runs: dict, path: str) -> str | None:
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 FIGURES = {"claims_data": data_figure, "claims_attention": attention_figure,

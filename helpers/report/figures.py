@@ -1,35 +1,16 @@
-"""Figures for the report and the per-experiment notebooks, from result dicts only.
-
-Drawn with matplotlib's object API on an Agg canvas rather than pyplot: no global figure
-state, no GUI backend needed on a headless machine, and a notebook's own backend is left
-alone. `plot_curves` also draws into axes the caller owns (a notebook's pyplot figure).
-"""
+"""The report's figures (learning curves, accuracy against cost), from result dicts only,
+drawn as helpers/curves.py draws: on an Agg canvas, with no pyplot state."""
 from __future__ import annotations
 
-import math
 import os
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from .. import grid
-from ..config import is_swin
+from ..curves import legend_label, new_figure, plot_curves, save_figure
 from .seeds import seed_rows
 
-MODE_SHORT = {"finetune": "frozen FT", "finetune_full": "full FT", "scratch": "scratch"}
 MODE_MARKERS = {"finetune": "s", "finetune_full": "D", "scratch": "o"}
-
-
-def legend_label(r: dict) -> str:
-    """Legend label: the result's label, plus the Swin mode and a non-complete status."""
-    label = r.get("label") or r.get("run_name", "?")
-    mode = (r.get("config") or {}).get("mode")
-    if is_swin(r.get("model", "")) and mode:
-        label += f", {MODE_SHORT.get(mode, mode)}"
-    if r.get("status", "complete") != "complete":
-        label += f" ({r['status']})"
-    return label
 
 
 def in_table_order(runs: dict) -> list[dict]:
@@ -37,80 +18,6 @@ def in_table_order(runs: dict) -> list[dict]:
     order = {e["run_name"]: i for i, e in enumerate(grid.grid())}
     return sorted(runs.values(), key=lambda r: (order.get(r["run_name"], len(order)),
                                                 r["run_name"]))
-
-
-def _new_figure(nrows: int, ncols: int, size: tuple[float, float]):
-    fig = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(nrows, ncols, squeeze=False)
-
-
-def _save(fig: Figure, path: str | None) -> None:
-    if path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        fig.savefig(path, dpi=120)
-
-
-def _values(history: list[dict], key: str) -> list[float]:
-    """One metric per epoch; a missing or null value (a non-finite loss) is a gap."""
-    return [math.nan if h.get(key) is None else h[key] for h in history]
-
-
-def plot_curves(results, axes=None, path: str | None = None, title: str | None = None) -> Figure:
-    """Test accuracy and test loss per epoch for one result dict or a list of them.
-
-    axes: a pair (accuracy axes, loss axes) to draw into; None makes a new 1x2 figure.
-    path: save a PNG there. Runs that did not complete are drawn dashed.
-    """
-    runs = [results] if isinstance(results, dict) else list(results)
-    if axes is None:
-        fig, grid_axes = _new_figure(1, 2, (10, 3.6))
-        acc_ax, loss_ax = grid_axes[0]
-    else:
-        acc_ax, loss_ax = axes
-        fig = acc_ax.figure
-    drawn, all_epochs = 0, set()
-    for r in runs:
-        hist = r.get("history") or []
-        if not hist:
-            continue
-        epochs = [h["epoch"] for h in hist]
-        style = "-" if r.get("status", "complete") == "complete" else "--"
-        line, = acc_ax.plot(epochs, _values(hist, "test_acc"), style, marker=".",
-                            label=legend_label(r))
-        loss_ax.plot(epochs, _values(hist, "test_loss"), style, marker=".",
-                     color=line.get_color(), label=legend_label(r))
-        if r.get("history_sd"):                 # 2+ seeds: the mean, and ± 1 sd around it
-            for ax, key in ((acc_ax, "test_acc"), (loss_ax, "test_loss")):
-                mean = _values(hist, key)
-                sd = [h.get(key) or 0.0 for h in r["history_sd"]]
-                if len(epochs) == 1:            # a band needs two epochs: an error bar
-                    ax.errorbar(epochs, mean, yerr=sd, fmt="none", capsize=3,
-                                ecolor=line.get_color())
-                else:
-                    ax.fill_between(epochs, [m - d for m, d in zip(mean, sd)],
-                                    [m + d for m, d in zip(mean, sd)],
-                                    color=line.get_color(), alpha=0.2, linewidth=0)
-        all_epochs.update(epochs)
-        drawn += 1
-    for ax, ylabel in ((acc_ax, "test accuracy (%)"), (loss_ax, "test loss")):
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
-        if len(all_epochs) == 1:      # one epoch: a marker at that tick, not a 0.1-wide axis
-            (only,) = all_epochs
-            ax.set_xlim(only - 1, only + 1)
-            ax.set_xticks([only])
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        if title:
-            ax.set_title(f"{title}: {ylabel.split(' (')[0]}")
-        if not drawn:
-            ax.text(0.5, 0.5, "no epochs recorded", ha="center", va="center",
-                    transform=ax.transAxes)
-    if drawn:
-        acc_ax.legend(fontsize=7)
-    _save(fig, path)
-    return fig
 
 
 def curves_figure(runs: dict, path: str | None = None) -> Figure | None:
@@ -122,11 +29,11 @@ def curves_figure(runs: dict, path: str | None = None) -> Figure | None:
     problems = [p for p in (1, 2) if any(r["problem"] == p for r in done)]
     if not problems:
         return None
-    fig, axes = _new_figure(len(problems), 2, (11, 3.75 * len(problems)))
+    fig, axes = new_figure(len(problems), 2, (11, 3.75 * len(problems)))
     for row, problem in enumerate(problems):
         plot_curves([r for r in done if r["problem"] == problem], axes=axes[row],
                     title=f"Problem {problem}")
-    _save(fig, path)
+    save_figure(fig, path)
     return fig
 
 
@@ -138,7 +45,7 @@ def scatter_figure(points, xlabel: str, ylabel: str, title: str, logx: bool = Fa
     file) when there are no points."""
     if not points:
         return None
-    fig, axes = _new_figure(1, 1, (7.5, 4.2))
+    fig, axes = new_figure(1, 1, (7.5, 4.2))
     ax = axes[0][0]
     for x, y, label, marker, xsd, ysd in points:
         dots = ax.scatter([x], [y], marker=marker, s=45, label=label, zorder=3)
@@ -157,7 +64,7 @@ def scatter_figure(points, xlabel: str, ylabel: str, title: str, logx: bool = Fa
     ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad) if hi <= 100 else hi + pad)
     ax.margins(x=0.15)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-    _save(fig, path)
+    save_figure(fig, path)
     return fig
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import grid
 from ..config import CIFAR100_CLASSES, CIFAR100_SIZES, NATIVE_IMG_SIZE
 from ..results import STATUSES
-from ..textable import pipe_table
+from ..textable import pdf_dashes, pipe_table
 from .analysis import result_is_synthetic
 from .flags import Flag
 from .seeds import TEST_NAME, seed_rows
@@ -91,11 +91,6 @@ def phase_seconds(row: dict, key: str) -> float:
     return row["phases"].get(key) or 0.0
 
 
-# Relative column widths of the time table where pandoc wraps it (the PDF): room for a run
-# name in "Most in" and for "100.0 %" in "Share".
-TIME_TABLE_DASHES = (38, 9, 9, 30)
-
-
 def time_split_md(record: dict | None, runs: dict) -> str | None:
     """Where the grid's time went: each phase summed over the rows the last runner
     executed, from its time record and their results' phase clocks."""
@@ -117,9 +112,9 @@ def time_split_md(record: dict | None, runs: dict) -> str | None:
         share = sums[key] / total if total else 0.0
         table.append([label, f"{sums[key]:.1f}", f"{100 * share:.1f} %", f"`{top['run']}`"])
     table.append(["**Rows in all (runner's wall clock)**", f"**{total:.1f}**", "100 %", ""])
+    head = ["Phase", "Seconds", "Share", "Most in"]
     lines = [f"### Where the time went ({len(rows)} row(s), {', '.join(devices)})", "",
-             pipe_table(["Phase", "Seconds", "Share", "Most in"], table, align="lrrl",
-                        dashes=TIME_TABLE_DASHES), "",
+             pipe_table(head, table, align="lrrl", dashes=pdf_dashes(head, table)), "",
               "From the runner's record (`logs/grid_time.json`): each row's wall time, split "
               "by the clocks its result file carries (`phases`); the device is synchronised "
               "at each clock. The report and PDF come after and are not included."

@@ -15,7 +15,7 @@ import pandas as pd
 from .. import grid
 from ..config import NATIVE_IMG_SIZE, synthetic_classes
 from ..records import record_problems
-from ..textable import pipe_table
+from ..textable import pdf_dashes, pipe_table
 from .analysis import DASH, MODE_LABELS, fmt_fixed, md_escape, result_is_synthetic, table_rows
 from .seeds import seed_rows
 
@@ -175,28 +175,16 @@ def table2(runs: dict) -> pd.DataFrame:
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    """A pipe table (the index is not shown). Dash counts follow the column widths, which
-    pandoc uses as relative widths when the table is wider than a page (the PDF)."""
+    """A pipe table (the index is not shown): text columns left-aligned, numbers right;
+    the dash counts are the PDF's column widths (textable.pdf_dashes)."""
     def cell(v):
         # Backslash-escape markdown syntax: a reason like "pass weights=<file>" would
         # otherwise be read as an HTML tag (and vanish from the PDF), a "|" as a column break.
         return md_escape(" ".join(str(v).split()))
     head = [cell(c) for c in df.columns]
     body = [[cell(v) for v in row] for row in df.itertuples(index=False)]
-    # Text columns left-aligned, number columns right-aligned. Pandoc sizes the PDF's
-    # columns by dash count: a number column's header may wrap (its longest word counts),
-    # and clamping keeps a long failure reason from squeezing the other columns.
-    dashes = []
-    for i, h in enumerate(head):
-        cells = [len(row[i]) for row in body]
-        if h == DEMO_COLUMN:                 # a note: it wraps rather than squeeze numbers
-            dashes.append(min(max([len(h)] + cells), 18))
-        elif h in TEXT_COLUMNS:
-            dashes.append(min(max([len(h), 16] + cells), 30))
-        else:
-            dashes.append(min(max([len(w) for w in h.split()] + [10] + cells), 20))
     align = "".join("l" if h in TEXT_COLUMNS else "r" for h in head)
-    return pipe_table(head, body, align, dashes)
+    return pipe_table(head, body, align, pdf_dashes(head, body))
 
 
 def time_note(runs: dict, problem: int) -> str:
