@@ -76,24 +76,20 @@ class Precision:
 NATIVE_BF16_CAPABILITY = (8, 0)   # Ampere and newer; a T4 (7.5) or V100 (7.0) only emulates it
 
 
-def native_bf16(device: torch.device) -> bool:
-    """True when `device` is a CUDA GPU that computes bf16 in hardware. Not
-    torch.cuda.is_bf16_supported(): by default that also counts emulation, and it asks
-    about the current GPU rather than this one."""
-    return (device.type == "cuda"
-            and tuple(torch.cuda.get_device_capability(device)) >= NATIVE_BF16_CAPABILITY)
+def auto_precision(device_type: str, capability: tuple | None = None) -> str:
+    """The precision 'auto' means on a device: bf16 on a CUDA GPU of compute `capability`
+    >= 8.0, fp16 with a GradScaler on older GPUs (T4, V100), fp16 on MPS, fp32 on CPU."""
+    if device_type == "cuda":
+        return "bf16" if tuple(capability) >= NATIVE_BF16_CAPABILITY else "fp16"
+    return "fp16" if device_type == "mps" else "fp32"
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
-    """'auto': bf16 where the GPU computes it natively (compute capability >= 8.0), fp16
-    with a GradScaler on older GPUs (T4, V100), fp16 on MPS, fp32 on CPU."""
+    """The run's Precision; 'auto' as auto_precision() says for this device."""
     if name == "auto":
-        if device.type == "cuda":
-            name = "bf16" if native_bf16(device) else "fp16"
-        elif device.type == "mps":
-            name = "fp16"
-        else:
-            name = "fp32"
+        capability = (torch.cuda.get_device_capability(device) if device.type == "cuda"
+                      else None)
+        name = auto_precision(device.type, capability)
     if name == "fp16" and device.type == "cpu":
         raise ValueError("precision='fp16' is not supported on CPU; use 'fp32' or 'bf16'")
     return Precision(name, device.type)
@@ -106,30 +102,20 @@ def setup_backends(device: torch.device) -> None:
         allow_tf32()
 
 
-def _new_tf32_api() -> bool:
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    return (hasattr(torch.backends.cuda.matmul, "fp32_precision")
-            and hasattr(conv, "fp32_precision"))
-
-
 def tf32() -> tuple[bool, bool]:
     """Whether fp32 (matmuls, convolutions) on CUDA may run in TF32."""
-    if _new_tf32_api():
-        return (torch.backends.cuda.matmul.fp32_precision == "tf32",
-                torch.backends.cudnn.conv.fp32_precision == "tf32")
-    return torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    return (torch.get_float32_matmul_precision() != "highest",
+            bool(torch.backends.cudnn.allow_tf32))
 
 
 def set_tf32(matmul: bool, conv: bool) -> None:
-    """TF32 on or off for fp32 matmuls and convolutions. torch >= 2.9 has per-backend
-    `fp32_precision` settings and warns on the older allow_tf32 flags, which are all that
-    older torch has."""
-    if _new_tf32_api():
-        torch.backends.cuda.matmul.fp32_precision = "tf32" if matmul else "ieee"
-        torch.backends.cudnn.conv.fp32_precision = "tf32" if conv else "ieee"
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = matmul
-        torch.backends.cudnn.allow_tf32 = conv
+    """TF32 on or off for fp32 matmuls and convolutions, through the two settings every
+    supported torch has and keeps consistent with its per-backend `fp32_precision` flags.
+    Setting only the newer flags (torch >= 2.9) leaves the legacy ones unreadable: after
+    that, torch.backends.cuda.matmul.allow_tf32 and torch.get_float32_matmul_precision()
+    raise "mix of the legacy and new APIs", and inductor, timm and user code read them."""
+    torch.set_float32_matmul_precision("high" if matmul else "highest")
+    torch.backends.cudnn.allow_tf32 = conv
 
 
 def allow_tf32() -> None:

@@ -81,19 +81,48 @@ def test_the_plan_records_the_batch_lowered_for_memory():
     assert plan.batch_rule == "halved to fit"
 
 
-def test_tf32_is_set_without_the_deprecated_flags_where_torch_has_the_new_api():
-    import warnings
-    from helpers.device import set_tf32, tf32
-    before = tf32()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")               # torch >= 2.9 warns on allow_tf32
-            set_tf32(matmul=True, conv=True)
-            assert tf32() == (True, True)
-            set_tf32(matmul=False, conv=True)
-            assert tf32() == (False, True)
-    finally:
-        set_tf32(*before)
+TF32_READERS = """
+import warnings
+import torch
+from helpers.device import set_tf32, setup_backends, tf32
+warnings.simplefilter("error")              # a deprecation warning fails too
+setup_backends(torch.device("cuda"))        # sets flags only: no GPU needed
+readers = dict(
+    allow_tf32=lambda: torch.backends.cuda.matmul.allow_tf32,
+    matmul_precision=torch.get_float32_matmul_precision,
+    cudnn_allow_tf32=lambda: torch.backends.cudnn.allow_tf32,
+    **({} if not hasattr(torch.backends.cuda.matmul, "fp32_precision") else dict(
+        matmul_fp32=lambda: torch.backends.cuda.matmul.fp32_precision,
+        conv_fp32=lambda: torch.backends.cudnn.conv.fp32_precision)))
+print("on", tf32(), {k: f() for k, f in readers.items()})
+set_tf32(matmul=False, conv=True)
+print("matmul off", tf32(), {k: f() for k, f in readers.items()})
+set_tf32(matmul=True, conv=False)
+print("conv off", tf32(), {k: f() for k, f in readers.items()})
+"""
+
+
+def test_after_the_tf32_setup_every_legacy_and_new_reader_agrees():
+    """torch >= 2.9 raises on the legacy readers once only the new fp32_precision flags
+    were set; inductor and timm read them. In a fresh process, as a run starts."""
+    import subprocess
+    import sys
+    from helpers.paths import REPO_ROOT
+    done = subprocess.run([sys.executable, "-c", TF32_READERS], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = dict(line.split(" (", 1) for line in done.stdout.strip().splitlines())
+    assert set(lines) == {"on", "matmul off", "conv off"}
+    expected = {"on": (True, True), "matmul off": (False, True), "conv off": (True, False)}
+    for name, line in lines.items():
+        matmul, conv = expected[name]
+        assert line.startswith(f"{matmul}, {conv})"), (name, line)
+        values = eval(line.split(") ", 1)[1])             # the readers' dict
+        assert values["allow_tf32"] is matmul and values["cudnn_allow_tf32"] is conv
+        assert (values["matmul_precision"] == "highest") is not matmul
+        if "matmul_fp32" in values:
+            assert (values["matmul_fp32"] == "tf32") is matmul
+            assert (values["conv_fp32"] == "tf32") is conv
 
 
 def test_the_frozen_backbones_feature_pass_runs_with_evaluations_kernels(monkeypatch):
@@ -122,3 +151,115 @@ def test_the_frozen_backbones_feature_pass_runs_with_evaluations_kernels(monkeyp
     from helpers.device import Precision
     feats = features.backbone_features(Backbone(), loader, Precision("fp32", "cpu"))
     assert feats.shape == (8, 3) and seen and all(seen)
+
+
+# ----------------------------------------------------------------------------- fake GPUs
+class FakeGPU:
+    """A meter (helpers.memory's interface) for a GPU that is not here: the probed step
+    runs for real on the CPU; its 'peak' is per_image bytes per image of the outermost
+    forward pass, and a pass over max_train (with gradients) or max_eval (without) images
+    runs out of memory."""
+
+    def __init__(self, name="Tesla T4", capacity=16 * GB, per_image=GB // 100,
+                 max_train=None, max_eval=None):
+        self.name, self._capacity, self.per_image = name, capacity, per_image
+        self.max_train, self.max_eval = max_train, max_eval
+        self.probes = []                       # (batch, with gradients) of each probe
+
+    def capacity(self):
+        return self._capacity
+
+    def peak(self, step):
+        seen = []
+
+        def hook(module, args):
+            if not seen:
+                seen.append((args[0].shape[0], torch.is_grad_enabled()))
+        handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
+        try:
+            step()
+        finally:
+            handle.remove()
+        batch, grad = seen[0]
+        self.probes.append((batch, grad))
+        limit = self.max_train if grad else self.max_eval
+        return None if limit is not None and batch > limit else self.per_image * batch
+
+
+def tiny_vit(tmp_path, **over):
+    base = dict(model="vit", dim=32, depth=1, heads=2, patch_size=8, dataset="synthetic",
+                train_subset=1280, test_subset=300, epochs=1, device="cpu",
+                results_dir=str(tmp_path / "results"), train_eval_images=0)
+    return ExperimentConfig(**dict(base, **over))
+
+
+def test_the_evaluation_batch_is_fitted_to_memory_like_the_training_batch(tmp_path):
+    """Evaluation at eval_batch_size=1024 would run out of memory after a whole epoch on a
+    small GPU; it is probed before training and halved to fit, and evaluation runs at it."""
+    from helpers.experiment import Experiment
+    exp = Experiment(tiny_vit(tmp_path))
+    exp.meter = gpu = FakeGPU(max_eval=256)
+    result = exp.run(progress=False)
+    training = result["training"]
+    assert training["batch_size"] == 64 and "to fit" not in training["batch_rule"]
+    assert training["eval_batch_size"] == 256
+    assert "1024" in training["eval_batch_rule"] and "Tesla T4" in training["eval_batch_rule"]
+    assert (64, True) in gpu.probes and (1024, False) in gpu.probes and (256, False) in gpu.probes
+    assert result["history"][-1]["test_acc"] is not None
+
+
+def test_evaluation_is_probed_beside_what_training_leaves_resident(tmp_path):
+    """The optimiser state and the gradients stay allocated during evaluation: a batch
+    whose forward pass alone would fit is halved when they are counted."""
+    from helpers.experiment import Experiment
+    exp = Experiment(tiny_vit(tmp_path))
+    exp.prepare()
+    resident = memory.resident_after_training_bytes(exp.model, "adamw")
+    n = sum(p.numel() for p in exp.model.parameters())
+    assert resident == n * 4 * 3                                  # 2 AdamW moments + grads
+    # 0.9 x capacity holds 1,024 images' forward pass, but not with the resident bytes.
+    per_image = 1000
+    capacity = int((1024 * per_image + resident // 2) / memory.HEADROOM)
+    exp = Experiment(tiny_vit(tmp_path))
+    exp.meter = FakeGPU(capacity=capacity, per_image=per_image)
+    exp.prepare()
+    assert exp.plan.eval_batch_size == 512 and exp.plan.batch_size == 64
+
+
+@pytest.mark.parametrize("version, img_size, cap", [((2, 4), 224, 1023), ((2, 7), 224, 1023),
+                                                     ((2, 7), 112, 4095), ((2, 7), 32, 16383),
+                                                     ((2, 8), 224, None), ((3, 0), 224, None)])
+def test_fused_window_attention_caps_the_batch_where_sdpa_cannot_take_it(version, img_size, cap):
+    # windows per image at 224 px: (224 / 4 / 7)^2 = 64; at 112: 16; at 32: 8 patches,
+    # padded to two 7-patch windows per side = 4.
+    from helpers import speed
+    assert speed.fused_window_batch_cap(img_size, 4, version) == cap
+
+
+@pytest.mark.parametrize("version, fused, device, expected", [
+    ((2, 7), True, "cuda", 512), ((2, 8), True, "cuda", 1024), ((2, 7), False, "cuda", 1024),
+    ((2, 7), True, "cpu", 1024)])
+def test_the_evaluation_batch_of_fused_swin_follows_the_window_cap(monkeypatch, version, fused,
+                                                                   device, expected):
+    from helpers import speed
+    monkeypatch.setattr(speed, "torch_version", lambda v=None: version)
+    cfg = ExperimentConfig(model="swin_tiny", mode="scratch", dataset="synthetic", epochs=1,
+                           device="cpu", fused_attention=fused).resolved()
+    plan = plan_training(cfg, 5000, torch.device(device), "fp32")
+    assert plan.eval_batch_size == expected
+    assert ("fused window attention" in plan.eval_batch_rule) == (expected != 1024)
+
+
+def test_torch_version_reads_local_builds():
+    from helpers import speed
+    assert speed.torch_version("2.7.1+cu126") == (2, 7)
+    assert speed.torch_version("2.10.0a0+git1234") == (2, 10)
+
+
+@pytest.mark.parametrize("device_type, capability, expected", [
+    ("cuda", (7, 5), "fp16"), ("cuda", (8, 0), "bf16"), ("cuda", (9, 0), "bf16"),
+    ("cuda", (12, 0), "bf16"), ("mps", None, "fp16"), ("cpu", None, "fp32")])
+def test_the_precision_rule_is_a_function_of_what_the_device_reports(device_type, capability,
+                                                                      expected):
+    from helpers.device import auto_precision
+    assert auto_precision(device_type, capability) == expected
