@@ -1,7 +1,12 @@
 """Checkpoints that make a Colab disconnect cost nothing.
 
-A checkpoint holds everything a run needs to continue bit-for-bit: model, optimiser,
-scheduler, GradScaler, every RNG state and the history so far. It is written atomically
+A checkpoint holds everything a run needs to continue where it stopped: model, optimiser,
+scheduler, GradScaler, every RNG state, the training plan and the history so far. On a
+CPU the continuation is bit-for-bit; on CUDA it is the same computation, up to the
+run-to-run noise of cuDNN's autotuned kernels and atomic adds in backward (an
+uninterrupted CUDA run is not bit-for-bit reproducible either). It resumes only under the
+plan's schedule (SCHEDULE_FIELDS): a different batch would replay the learning-rate
+schedule from the wrong step. It is written atomically
 (temp file in the same folder, then rename) so a kill mid-write never leaves a corrupt
 file, and it is loaded with `weights_only=True`, so opening one never runs pickled code.
 """
@@ -41,6 +46,43 @@ def check_compatible(saved_config: dict, config: dict, path: str) -> None:
             f"{'; '.join(changes)}). Delete it to start over, or pick another run_name.")
 
 
+# What the learning-rate schedule and the data order depend on.
+SCHEDULE_FIELDS = ("batch_size", "steps_per_epoch", "total_steps", "warmup_steps")
+
+
+def saved_plan(path: str, config: dict) -> dict | None:
+    """The training plan of the checkpoint at `path` if it was made with `config`; None
+    when there is no readable checkpoint, it predates plans or belongs to another config
+    (resume() then says why). Memory-mapped: reads little of a large file."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001  (missing, truncated, foreign)
+        return None
+    if config_changes(saved.get("config") or {}, config):
+        return None
+    return saved.get("plan")
+
+
+def check_schedule(saved: dict, plan: dict, path: str) -> None:
+    """Refuse a checkpoint whose schedule differs from this run's plan. A checkpoint
+    without a plan is checked by its step counter: epochs done x steps per epoch."""
+    if saved.get("plan") is not None:
+        diff = [f"{k} {saved['plan'].get(k)} -> {plan[k]}" for k in SCHEDULE_FIELDS
+                if saved["plan"].get(k) != plan[k]]
+    else:
+        steps = saved.get("scheduler", {}).get("last_epoch")
+        expected = saved.get("epoch", 0) * plan["steps_per_epoch"]
+        diff = ([] if steps == expected else
+                [f"{steps} steps taken in {saved.get('epoch')} epochs, but "
+                 f"{plan['steps_per_epoch']} steps per epoch now"])
+    if diff:
+        raise CheckpointUnusableError(
+            f"checkpoint {path} was trained under another schedule (checkpoint -> now: "
+            f"{'; '.join(diff)}), so resuming would replay the learning rate from the wrong "
+            "step. Resume where its batch fits, set batch_size to the checkpoint's, or "
+            "delete it to start over (the grid runner does this itself).")
+
+
 KERNEL_OPTIONS = ("fused", "foreach", "capturable")   # how, not what, the optimiser computes
 
 
@@ -62,10 +104,11 @@ def _first_line(err: Exception, n: int = 200) -> str:
     return f"{type(err).__name__}: {text[:n]}"
 
 
-def resume(path: str, config: dict, state) -> tuple[list[dict], int]:
+def resume(path: str, config: dict, state, plan: dict | None = None) -> tuple[list[dict], int]:
     """Load a checkpoint into a helpers.train.TrainState; returns (history, next epoch).
-    The fp16 GradScaler's state is restored only where both sides use one. Anything that
-    cannot be applied raises CheckpointUnusableError, which says what to do."""
+    `plan` (TrainingPlan.to_dict()) must keep the checkpoint's schedule. The fp16
+    GradScaler's state is restored only where both sides use one. Anything that cannot be
+    applied raises CheckpointUnusableError, which says what to do."""
     try:
         saved = load_checkpoint(path)
     except Exception as err:  # noqa: BLE001  (truncated, foreign or from a newer torch)
@@ -73,6 +116,8 @@ def resume(path: str, config: dict, state) -> tuple[list[dict], int]:
             f"checkpoint {path} cannot be read ({_first_line(err)}). Delete it to "
             "train from scratch (the grid runner does this itself).") from err
     check_compatible(saved["config"], config, path)
+    if plan is not None:
+        check_schedule(saved, plan, path)
     try:
         state.model.load_state_dict(saved["model"])
         load_optimizer_state(state.optimizer, saved["optimizer"])

@@ -17,7 +17,10 @@ from .data import DeviceLoader, check_overlap, load_dataset, with_train_fraction
 from .device import (device_name, resolve_device, resolve_precision, seed_everything,
                      setup_backends)
 from .measure import measure
-from .memory import fit_batch, optimizer_state_bytes, step_peak, usable_bytes
+from .checkpoint import CheckpointUnusableError, saved_plan
+from .config import ConfigError
+from .memory import (eval_peak, fit_batch, meter_for, optimizer_state_bytes,
+                     resident_after_training_bytes, step_peak)
 from .models import build_model
 from .probes import receptive_fields, uniform_attention_distance, vit_attention_distances
 from .results import (build_result, epoch_time_summary, now_iso, phase_summary, provenance,
@@ -40,7 +43,7 @@ def run_label(cfg: ExperimentConfig) -> str:
     return {"resnet18": "ResNet-18"}[cfg.model]
 
 
-def probes(model, cfg: ExperimentConfig, data, device) -> dict | None:
+def probes(model, cfg: ExperimentConfig, data, device, eval_batch_size: int) -> dict | None:
     """How far the trained model looks (helpers/probes.py): a ViT's mean attention distance
     per block and head on the first PROBE_IMAGES test images; ResNet-18's receptive field
     per stage, from its architecture. None for other models."""
@@ -50,7 +53,7 @@ def probes(model, cfg: ExperimentConfig, data, device) -> dict | None:
         return None
     n = min(PROBE_IMAGES, len(data.y_test))
     batches = DeviceLoader(data.x_test[:n], data.y_test[:n], train=False,
-                           batch_size=cfg.eval_batch_size, **loader_options(cfg, device))
+                           batch_size=eval_batch_size, **loader_options(cfg, device))
     dist = vit_attention_distances(model, batches.epoch(0))
     return dict(attention_distance_px=dist["mean"], attention_distance_se_px=dist["se"],
                 uniform_distance_px=uniform_attention_distance(
@@ -66,6 +69,8 @@ class Experiment:
         self.device = resolve_device(self.cfg.device)
         self.precision = resolve_precision(self.cfg.precision, self.device)
         self.data = self.model = self.plan = None
+        self.meter = meter_for(self.device)       # the memory rule's GPU; None: not checked
+        self.resume_batch: tuple[int, str] | None = None
         self.summary: dict | None = None
         self.prepare_s = dict(data_s=0.0, build_measure_s=0.0)
         self.fit_s: dict = {}
@@ -85,14 +90,18 @@ class Experiment:
                          test_subset=cfg.test_subset, seed=cfg.seed),
             cfg.train_fraction, cfg.seed)
         # Batch size and warm-up fitted to the data; a batch that cannot work stops here,
-        # before the model is built.
-        self.plan = plan_training(cfg, len(self.data.y_train), self.device,
-                                  self.precision.name)
+        # before the model is built. An unset batch resumes at its checkpoint's batch.
+        n_train = len(self.data.y_train)
+        self.plan = plan_training(cfg, n_train, self.device, self.precision.name)
+        self.resume_batch = self._resume_batch()
+        if self.resume_batch is not None:
+            self.plan = plan_training(cfg, n_train, self.device, self.precision.name,
+                                      resume_batch=self.resume_batch)
         overlap = check_overlap(self.data)
         t1 = time.perf_counter()
         seed_everything(cfg.seed)                 # init does not depend on data loading
         self.model = build_model(cfg.model, self.data.num_classes, **cfg.model_kwargs())
-        if self.device.type == "cuda":            # the batch must also fit the GPU's memory
+        if self.meter is not None:                # the batches must also fit the GPU
             self.plan = self._fit_to_memory()
         dataset = self.data.describe()
         dataset["synthetic"] = synthetic_classes(cfg.dataset) is not None
@@ -111,21 +120,51 @@ class Experiment:
             training["compile_used"] = bool(sum(graphs)) if graphs else None
         return training
 
+    def _resume_batch(self) -> tuple[int, str] | None:
+        """(batch, why) when batch_size is unset and this run has a checkpoint made with
+        this config: its batch is kept (its schedule depends on it), even where the memory
+        rule would pick another."""
+        if self.cfg.batch_size is not None or not os.path.exists(self.cfg.checkpoint_path):
+            return None
+        saved = saved_plan(self.cfg.checkpoint_path, self.cfg.to_dict())
+        if saved is None:
+            return None
+        return saved["batch_size"], (f"{saved['batch_size']}, kept from the checkpoint being "
+                                     f"resumed ({saved['batch_rule']})")
+
     def _fit_to_memory(self):
-        """The plan with its batch checked against the GPU (helpers.memory's rule)."""
-        cfg, n_train = self.cfg, len(self.data.y_train)
+        """The plan with its training and evaluation batches checked against the GPU
+        (helpers.memory's rule, through self.meter)."""
+        cfg, meter, n_train = self.cfg, self.meter, len(self.data.y_train)
         place_model(self.model, self.device)
-        batch, why = fit_batch(
-            self.plan.batch_size, explicit=cfg.batch_size is not None,
-            step_peak=lambda b: step_peak(self.model, b, cfg.img_size, self.precision,
-                                          self.device, uses_channels_last(cfg, self.device)),
-            capacity=usable_bytes(self.device),
-            state_bytes=optimizer_state_bytes(self.model, cfg.optimizer),
-            where=device_name(self.device))
-        if why is None:
+        probe = dict(img_size=cfg.img_size, precision=self.precision, device=self.device,
+                     channels_last=uses_channels_last(cfg, self.device), meter=meter)
+        kept = self.resume_batch is not None
+        try:
+            batch, why = fit_batch(
+                self.plan.batch_size, explicit=cfg.batch_size is not None or kept,
+                step_peak=lambda b: step_peak(self.model, b, **probe),
+                capacity=meter.capacity(),
+                state_bytes=optimizer_state_bytes(self.model, cfg.optimizer), where=meter.name)
+        except ConfigError as err:
+            if not kept:
+                raise
+            raise CheckpointUnusableError(
+                f"checkpoint {cfg.checkpoint_path} trained at batch {self.plan.batch_size}, "
+                f"which does not fit {meter.name} ({err}). Resume it on a GPU with more "
+                "memory, or delete it to start over at a batch that fits (the grid runner "
+                "does this itself).") from err
+        eval_b, eval_why = fit_batch(
+            self.plan.eval_batch_size, explicit=False,
+            step_peak=lambda b: eval_peak(self.model, b, **probe), capacity=meter.capacity(),
+            state_bytes=resident_after_training_bytes(self.model, cfg.optimizer),
+            where=meter.name, field="eval_batch_size")
+        if why is None and eval_why is None:
             return self.plan
         return plan_training(cfg, n_train, self.device, self.precision.name,
-                             memory_batch=(batch, why))
+                             memory_batch=(batch, why) if why else None,
+                             memory_eval_batch=(eval_b, eval_why) if eval_why else None,
+                             resume_batch=self.resume_batch)
 
     def _result(self, history, status, reason, started, probed=None) -> dict:
         cfg = self.cfg
@@ -190,7 +229,7 @@ class Experiment:
         except NonFiniteLossError as err:
             write_result(self._result(history, "failed", str(err), started))
             raise
-        probed = probes(self.model, self.cfg, self.data, self.device)
+        probed = probes(self.model, self.cfg, self.data, self.device, self.plan.eval_batch_size)
         result = self._result(history, "complete", None, started, probed)
         path = write_result(result)
         if not self.cfg.keep_checkpoints and os.path.exists(self.cfg.checkpoint_path):

@@ -57,12 +57,15 @@ class Default:
 
 PLAIN = Default(False, "model", False, "the plain path (eager, timm's attention)")
 # On CUDA, by the run's architecture (its default run name without the mode, or family).
+# A Problem 1 default is compiled only where compile_saving() says compiling paid for itself
+# on the committed measurement (tests/test_speed.py derives each one from the file).
 CUDA_DEFAULTS = {
     "p1-resnet18": Default(False, "model", False,
                            f"eager: compiled did not train faster in {H100}/bench_compile.json"),
-    "p1-vit-8L-8H-512": Default(True, "model", False,
-                                f"compiled: trained faster in {H100}/bench_compile.json, by "
-                                "more than its compile time over Problem 1's epochs"),
+    "p1-vit-8L-8H-512": Default(False, "model", False,
+                                f"eager: compiled trained faster in {H100}/bench_compile.json, "
+                                "but over Problem 1's epochs it saved less than its compile "
+                                "(training and evaluation graphs) cost"),
     "vit": Default(False, "model", False,
                    f"eager: this ViT size was not measured compiled ({H100})"),
     "swin": Default(False, "model", False,
@@ -73,6 +76,24 @@ CUDA_DEFAULTS = {
 OFF_CUDA_REASON = ("eager off CUDA: a CPU trains small runs (the offline demo, tests), too "
                    "short to repay a cold compile (compile_cold_s in "
                    "benchmarks/results/cpu-x86_64.json)")
+
+
+def compile_saving(eager: dict, compiled: dict, *, epochs: int, train_images: int,
+                   test_images: int, evals: int | None = None) -> dict:
+    """What compiling a run saves, from two benchmark timings of it (helpers.bench: keys
+    images_per_s, eval_images_per_s, warmup_s, eval_warmup_s): `epochs` epochs of
+    `train_images` and `evals` (default: one per epoch) evaluations of `test_images`.
+    The cost is the compiled variant's extra one-off warm-up, of its training graphs and of
+    its evaluation graphs. Returns saved_s, cost_s, net_s (saved - cost) and pays."""
+    evals = epochs if evals is None else evals
+    saved = epochs * (train_images / eager["images_per_s"]
+                      - train_images / compiled["images_per_s"])
+    if eager.get("eval_images_per_s") and compiled.get("eval_images_per_s"):
+        saved += evals * (test_images / eager["eval_images_per_s"]
+                          - test_images / compiled["eval_images_per_s"])
+    cost = (max(0.0, compiled["warmup_s"] - eager["warmup_s"])
+            + max(0.0, compiled.get("eval_warmup_s", 0.0) - eager.get("eval_warmup_s", 0.0)))
+    return dict(saved_s=saved, cost_s=cost, net_s=saved - cost, pays=saved > cost)
 
 
 def default_for(cfg, device: torch.device) -> Default:
@@ -101,6 +122,30 @@ def choose(cfg, *, device: torch.device) -> SpeedChoice:
     scope = cfg.compile_scope or d.compile_scope
     fused = d.fused_attention if cfg.fused_attention is None else cfg.fused_attention
     return SpeedChoice(bool(compile), scope, bool(fused and cfg.is_swin), reasons)
+
+
+# ----------------------------------------------------------------------------- kernel limits
+CUDA_GRID_AXIS = 65_535            # blocks along a CUDA grid's y and z axes
+SWIN_WINDOW = 7                    # timm's Swin-T/S window side, in patches
+SDPA_BIG_BATCH_TORCH = (2, 8)      # first torch whose SDPA CUDA kernels split a big batch
+
+
+def torch_version(version: str | None = None) -> tuple[int, int]:
+    """(major, minor) of torch, or of a version string such as '2.7.1+cu126'."""
+    major, minor = (version or torch.__version__).split("+")[0].split(".")[:2]
+    return int(major), int(minor)
+
+
+def fused_window_batch_cap(img_size: int, patch: int, version: tuple[int, int]) -> int | None:
+    """The largest image batch fused window attention takes in one call, or None for no
+    cap. Swin's first stage attends over (img_size / patch / window)^2 windows per image
+    (padded up), each a row of SDPA's batch; before torch 2.8 SDPA's CUDA kernels put that
+    batch on one grid axis, so more than CUDA_GRID_AXIS windows fail with "invalid
+    configuration argument" (e.g. 1,024 images at 224 px: 65,536 windows)."""
+    if version >= SDPA_BIG_BATCH_TORCH:
+        return None
+    side = -(-img_size // patch // SWIN_WINDOW) if img_size // patch > SWIN_WINDOW else 1
+    return max(1, CUDA_GRID_AXIS // (side * side))
 
 
 # ----------------------------------------------------------------------------- the cache
@@ -149,7 +194,12 @@ def compiled_forward(model: torch.nn.Module, compile: bool, scope: str = "model"
     """What a training step calls: the model, its torch.compile wrapper, or the model with
     its repeated blocks compiled in place (nn.Module.compile), with torch.compile's
     `backend` (a name or a callable). Parameter names stay the model's own either way, so
-    checkpoints of every variant are interchangeable."""
+    checkpoints of every variant are interchangeable.
+
+    Graphs are static (dynamic=False): Swin's blocks share one code object, so from the
+    second stage on dynamo's automatic dynamic shapes would trace every block with symbolic
+    sizes, which compile longer and run slower; static graphs recompile once per shape
+    instead, within the cache limit set below."""
     if not compile:
         return model
     if scope == "blocks":
@@ -164,9 +214,9 @@ def compiled_forward(model: torch.nn.Module, compile: bool, scope: str = "model"
                 setattr(torch._dynamo.config, name,
                         max(getattr(torch._dynamo.config, name), limit))
         for block in regions:
-            block.compile(backend=backend)
+            block.compile(backend=backend, dynamic=False)
         return model
-    return torch.compile(model, backend=backend)
+    return torch.compile(model, backend=backend, dynamic=False)
 
 
 def recompile_limit_name() -> str:

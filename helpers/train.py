@@ -1,4 +1,4 @@
-"""fit(): epochs of training, each followed by evaluation, with checkpoints and exact resume.
+"""fit(): epochs of training, each followed by evaluation, with checkpoints and resume.
 
 Hot-path rules (they are what makes an epoch take seconds on a GPU):
 - batches come from the device-resident DeviceLoader, never from host memory;
@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from . import speed
 from .checkpoint import resume, save_checkpoint
+from .config import SWIN_PATCH
 from .batches import make_batches, train_sample_batches
 from .device import Precision, device_name, eval_kernels, rng_state, synchronize
 from .rules import AUTO_WARMUP_MAX_SHARE, MIN_AUTO_BATCH, MIN_STEPS_PER_EPOCH, warmup_steps
@@ -34,9 +35,17 @@ class NonFiniteLossError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- optimiser
-def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.Optimizer:
+def fused_adamw(device_type: str) -> bool:
+    """AdamW's fused kernel (every tensor updated in one launch) where it pays: CUDA. A
+    CPU can run it too (torch >= 2.4), which is how tests exercise it."""
+    return device_type == "cuda"
+
+
+def make_optimizer(model: nn.Module, cfg, device: torch.device,
+                   fused: bool | None = None) -> torch.optim.Optimizer:
     """AdamW or SGD over the trainable parameters. Biases and norm gains (1-D tensors)
-    get no weight decay: shrinking them towards zero only hurts."""
+    get no weight decay: shrinking them towards zero only hurts. `fused` (AdamW only)
+    defaults to fused_adamw(device.type)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
@@ -44,9 +53,8 @@ def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.O
               dict(params=[p for p in params if p.ndim < 2], weight_decay=0.0)]
     groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "adamw":
-        # The fused kernel updates every tensor in one launch; CUDA only.
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999),
-                                 fused=device.type == "cuda")
+        fused = fused_adamw(torch.device(device).type) if fused is None else fused
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), fused=fused)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
 
 
@@ -64,8 +72,9 @@ def make_scheduler(optimizer, total_steps: int, warmup_steps: int):
 @dataclass(frozen=True)
 class TrainingPlan:
     """What a run trains with once the data size and the device are known: the values the
-    config may leave to a rule (batch size, warm-up, the speed options of helpers.speed).
-    Recorded in the result."""
+    config may leave to a rule (batch sizes, warm-up, the speed options of helpers.speed).
+    Recorded in the result and in every checkpoint, which resumes only under the same
+    schedule (checkpoint.SCHEDULE_FIELDS)."""
     batch_size: int
     batch_rule: str
     steps_per_epoch: int
@@ -76,6 +85,8 @@ class TrainingPlan:
     compile_scope: str = "model"
     fused_attention: bool = False
     speed_reasons: tuple = ()
+    eval_batch_size: int = 1024
+    eval_batch_rule: str = "eval_batch_size in the config"
 
     @property
     def speed(self) -> speed.SpeedChoice:
@@ -86,14 +97,36 @@ class TrainingPlan:
         return dataclasses.asdict(self)
 
 
+def eval_batch(cfg, device, fused: bool, memory_eval_batch=None) -> tuple[int, str]:
+    """The evaluation batch and why: eval_batch_size, capped where fused window attention
+    cannot take it on this torch (speed.fused_window_batch_cap), then lowered to fit the
+    GPU (`memory_eval_batch`: (batch, why) from helpers.memory)."""
+    batch, rule = cfg.eval_batch_size, "eval_batch_size in the config"
+    cap = (speed.fused_window_batch_cap(cfg.img_size, SWIN_PATCH, speed.torch_version())
+           if fused and torch.device(device).type == "cuda" else None)
+    if cap is not None and batch > cap:
+        batch = 1 << (cap.bit_length() - 1)                  # a power of two below the cap
+        rule = (f"lowered from {cfg.eval_batch_size} to {batch}: fused window attention on "
+                f"torch {torch.__version__} takes at most {cap} images at {cfg.img_size} px")
+    if memory_eval_batch is not None and memory_eval_batch[0] < batch:
+        batch, rule = memory_eval_batch
+    return batch, rule
+
+
 def plan_training(cfg, n_train: int, device, precision: str | None = None, *,
-                  memory_batch: tuple[int, str] | None = None) -> TrainingPlan:
+                  memory_batch: tuple[int, str] | None = None,
+                  memory_eval_batch: tuple[int, str] | None = None,
+                  resume_batch: tuple[int, str] | None = None) -> TrainingPlan:
     """The plan for `n_train` training images on `device`; ConfigError if an explicit
     batch size cannot work. Cheap: call it right after the data loads. `precision`
-    (a name) defaults to what cfg.precision resolves to on `device`. `memory_batch`:
-    (batch, why) when helpers.memory lowered the batch to fit the GPU."""
+    (a name) defaults to what cfg.precision resolves to on `device`. `memory_batch` and
+    `memory_eval_batch`: (batch, why) when helpers.memory lowered a batch to fit the GPU;
+    `resume_batch`: (batch, why) for an unset batch_size whose checkpoint trained at
+    another batch, which the schedule must keep."""
     cfg.check_batch_size(n_train)
     batch = cfg.train_batch_size(n_train)
+    if resume_batch is not None and cfg.batch_size is None:
+        batch = resume_batch[0]
     if memory_batch is not None:
         batch = min(batch, memory_batch[0])
     if cfg.batch_size is not None:
@@ -107,6 +140,8 @@ def plan_training(cfg, n_train: int, device, precision: str | None = None, *,
         batch_rule = (f"per-model default {cfg.default_batch_size()} halved down to the "
                       f"minimum of {MIN_AUTO_BATCH}: {n_train} images give "
                       f"{n_train // batch} steps per epoch, fewer than {MIN_STEPS_PER_EPOCH}")
+    if resume_batch is not None and cfg.batch_size is None and batch == resume_batch[0]:
+        batch_rule = resume_batch[1]
     if memory_batch is not None:
         batch_rule = memory_batch[1]
     steps = n_train // batch                       # the training loader drops the last batch
@@ -115,8 +150,10 @@ def plan_training(cfg, n_train: int, device, precision: str | None = None, *,
     warmup_rule = (f"automatic: 1 epoch, at most {AUTO_WARMUP_MAX_SHARE * 100:.0f} % of the steps"
                    if cfg.warmup_epochs is None else f"warmup_epochs={cfg.warmup_epochs}")
     choice = speed.choose(cfg, device=device)
+    eval_b, eval_rule = eval_batch(cfg, device, choice.fused_attention, memory_eval_batch)
     return TrainingPlan(batch, batch_rule, steps, total, warmup, warmup_rule, choice.compile,
-                        choice.compile_scope, choice.fused_attention, tuple(choice.reasons))
+                        choice.compile_scope, choice.fused_attention, tuple(choice.reasons),
+                        eval_b, eval_rule)
 
 
 def place_model(model: nn.Module, device) -> nn.Module:
@@ -238,7 +275,8 @@ def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True
 def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_path, on_epoch,
          plan, phases) -> list[dict]:
     t_setup = time.perf_counter()
-    run_cfg = dataclasses.replace(cfg, batch_size=plan.batch_size)   # batch fitted to the data
+    run_cfg = dataclasses.replace(cfg, batch_size=plan.batch_size,      # batches as planned
+                                  eval_batch_size=plan.eval_batch_size)
     place_model(model, device)
     speed.set_attention(model, plan.fused_attention)
     train_batches, test_batches, cache_time = make_batches(model, data, run_cfg, device,
@@ -256,9 +294,10 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
 
     history, start_epoch = [], 1
     if checkpoint_path and os.path.exists(checkpoint_path):
-        history, start_epoch = resume(checkpoint_path, config, state)
+        history, start_epoch = resume(checkpoint_path, config, state, plan.to_dict())
     where = dict(segment=1 + max((h.get("segment", 1) for h in history), default=0),
-                 device=device_name(device), precision=precision.name)
+                 device=device_name(device), precision=precision.name,
+                 batch_size=plan.batch_size)
 
     phases.update(setup_s=time.perf_counter() - t_setup, checkpoint_s=0.0)
     epochs = tqdm(range(start_epoch, cfg.epochs + 1), desc=cfg.run_name or "fit",
@@ -294,7 +333,7 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
                 model=model.state_dict(), optimizer=state.optimizer.state_dict(),
                 scheduler=state.scheduler.state_dict(), scaler=state.scaler.state_dict(),
                 rng=rng_state(), history=history, epoch=epoch, config=config,
-                precision=precision.name))
+                precision=precision.name, plan=plan.to_dict()))
             phases["checkpoint_s"] += time.perf_counter() - t0
         if on_epoch:
             on_epoch(list(history))

@@ -197,3 +197,21 @@ def test_loader_rejects_bad_input():
         DeviceLoader(x.float(), y, batch_size=2, device="cpu", train=False, **RAW)
     with pytest.raises(ValueError, match="y"):
         DeviceLoader(x, y[:3], batch_size=2, device="cpu", train=False, **RAW)
+
+
+def test_the_gpus_resize_branch_runs_on_the_cpu_and_gives_the_same_batches():
+    """The resize a CUDA loader takes (F.interpolate, channels_last) is chosen by a flag,
+    not by the device, so it runs here beside the CPU's matrix-product branch."""
+    from helpers.data import DeviceLoader, make_synthetic
+    data = make_synthetic(12, 4, num_classes=3, seed=0)
+    common = dict(batch_size=4, device="cpu", mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.4),
+                  train=True, img_size=56, seed=3)
+    cpu = DeviceLoader(data.x_train, data.y_train, **common)
+    gpu = DeviceLoader(data.x_train, data.y_train, resize="interpolate", channels_last=True,
+                       **common)
+    assert (cpu.resize, gpu.resize) == ("matmul", "interpolate")
+    for (xa, ya), (xb, yb) in zip(cpu.epoch(1), gpu.epoch(1)):
+        assert torch.equal(ya, yb) and xb.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(xa, xb, atol=1e-5)
+    with pytest.raises(ValueError, match="^resize="):
+        DeviceLoader(data.x_train, data.y_train, resize="nearest", **common)

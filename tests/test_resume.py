@@ -202,3 +202,92 @@ def test_orphaned_temp_files_are_removed_at_the_next_start(tmp_path):
     assert not os.path.exists(orphan)
     assert os.path.exists(other)             # another run's temp file is not ours to touch
     assert remove_orphans(cfg.checkpoint_path) == []
+
+
+# ----------------------------------------------------------------------------- another GPU
+def gpu_vit(tmp_path, **over):
+    base = dict(model="vit", dim=32, depth=1, heads=2, patch_size=8, dataset="synthetic",
+                train_subset=640, test_subset=64, epochs=3, device="cpu", train_eval_images=0,
+                results_dir=str(tmp_path / "results"), run_name="r", keep_checkpoints=True)
+    return ExperimentConfig(**dict(base, **over))
+
+
+def run_on(cfg, gpu, stop_after=None, monkeypatch=None):
+    """Experiment(cfg).run() with its memory meter replaced by a fake GPU (tests/
+    test_memory.py's FakeGPU); 'disconnected' after `stop_after` epochs."""
+    import helpers.experiment as experiment
+    real_fit = experiment.fit
+
+    def cut_fit(*args, on_epoch=None, **kw):
+        def cut(history):
+            on_epoch(history)
+            if stop_after is not None and len(history) == stop_after:
+                raise Disconnect
+        return real_fit(*args, on_epoch=cut, **kw)
+    exp = Experiment(cfg)
+    exp.meter = gpu
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(experiment, "fit", cut_fit)
+        try:
+            return exp.run(progress=False)
+        except Disconnect:
+            return None
+
+
+def test_a_resume_on_a_larger_gpu_keeps_the_checkpoints_batch_and_schedule(tmp_path):
+    """Trained at batch 16 on a small GPU (the unset batch halved from 32 to fit), resumed
+    where 32 would fit: the run keeps 16, so its schedule ends where an uninterrupted run
+    on the small GPU ends, bit for bit on this CPU."""
+    from test_memory import FakeGPU
+    small = dict(name="Tesla T4", max_train=16)
+    whole = run_on(gpu_vit(tmp_path / "whole"), FakeGPU(**small))
+    cfg = gpu_vit(tmp_path / "cut")
+    assert run_on(cfg, FakeGPU(**small), stop_after=1) is None
+    resumed = run_on(cfg, FakeGPU(name="NVIDIA A100"))
+    assert [h["batch_size"] for h in resumed["history"]] == [16, 16, 16]
+    assert resumed["training"]["batch_size"] == 16
+    assert "kept from the checkpoint" in resumed["training"]["batch_rule"]
+    assert [h["segment"] for h in resumed["history"]] == [1, 2, 2]
+    for a, b in zip(whole["history"], resumed["history"]):
+        assert (a["train_loss"], a["test_loss"]) == (b["train_loss"], b["test_loss"])
+    saved = load_checkpoint(cfg.checkpoint_path)
+    assert saved["scheduler"]["last_epoch"] == saved["plan"]["total_steps"]
+    assert saved["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_resume_where_the_checkpoints_batch_does_not_fit_is_refused_clearly(tmp_path):
+    """Trained at 32 on a large GPU, resumed on one where only 16 fits: refused before
+    training, naming the checkpoint and the batch, and no result is written."""
+    from test_memory import FakeGPU
+    cfg = gpu_vit(tmp_path)
+    assert run_on(cfg, FakeGPU(name="NVIDIA A100"), stop_after=1) is None
+    with pytest.raises(CheckpointUnusableError, match=r"trained at batch 32.*Tesla T4"):
+        run_on(cfg, FakeGPU(name="Tesla T4", max_train=16))
+    assert not os.path.exists(cfg.result_path)
+    assert load_checkpoint(cfg.checkpoint_path)["epoch"] == 1      # left as it was
+
+
+def test_fit_refuses_a_checkpoint_made_under_another_schedule(tmp_path):
+    """The core's own guard, whatever the caller planned: a plan with another batch, and a
+    checkpoint from before plans were saved, checked by its step counter."""
+    import dataclasses
+    from helpers.train import plan_training
+    cfg = cfg_at(tmp_path, batch_size=None)
+    assert train(cfg, "fp32", stop_after=1) is None
+    plan = plan_training(cfg, len(DATA.y_train), CPU, "fp32")
+    other = dataclasses.replace(plan, batch_size=plan.batch_size // 2,
+                                steps_per_epoch=plan.steps_per_epoch * 2,
+                                total_steps=plan.total_steps * 2)
+    model = build_model("vit", DATA.num_classes, **cfg.model_kwargs())
+    with pytest.raises(CheckpointUnusableError, match=r"another schedule.*batch_size"):
+        fit(model, DATA, cfg, device=CPU, precision=Precision("fp32", "cpu"), progress=False,
+            checkpoint_path=cfg.checkpoint_path, plan=other)
+    old = load_checkpoint(cfg.checkpoint_path)
+    del old["plan"]                                    # as written before plans were saved
+    save_checkpoint(cfg.checkpoint_path, old)
+    with pytest.raises(CheckpointUnusableError, match="steps per epoch"):
+        fit(model, DATA, cfg, device=CPU, precision=Precision("fp32", "cpu"), progress=False,
+            checkpoint_path=cfg.checkpoint_path, plan=other)
+    history = fit(model, DATA, cfg, device=CPU, precision=Precision("fp32", "cpu"),
+                  progress=False, checkpoint_path=cfg.checkpoint_path, plan=plan)
+    assert [h["epoch"] for h in history] == [1, 2, 3]

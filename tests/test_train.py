@@ -200,3 +200,31 @@ def test_evaluation_runs_without_cudnn_autotuning_and_training_keeps_it(monkeypa
                               compile=False)
     train_mod.evaluate(state, test, CPU)
     assert entered == [CPU]
+
+
+def test_fused_adamw_steps_as_the_default_kernel_does_on_the_cpu():
+    """The GPU's optimiser kernel (fused AdamW) on this CPU, where torch has it: a few
+    steps give the foreach kernel's weights."""
+    from helpers.config import ExperimentConfig
+    from helpers.models import build_model
+    from helpers.train import fused_adamw, make_optimizer
+    assert fused_adamw("cuda") and not fused_adamw("cpu")
+    cfg = ExperimentConfig(model="vit", dim=32, depth=1, heads=2, patch_size=8,
+                           device="cpu").resolved()
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    weights = {}
+    for fused in (False, True):
+        torch.manual_seed(0)
+        model = build_model("vit", 10, **cfg.model_kwargs())
+        try:
+            opt = make_optimizer(model, cfg, torch.device("cpu"), fused=fused)
+        except RuntimeError as err:                  # torch without CPU fused AdamW
+            pytest.skip(f"this torch has no fused AdamW on the CPU: {err}")
+        assert all(g["fused"] is fused for g in opt.param_groups)
+        for _ in range(3):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        weights[fused] = [p.detach().clone() for p in model.parameters()]
+    for a, b in zip(weights[False], weights[True]):
+        assert (a - b).abs().max().item() <= 1e-3 * 1e-2   # lr x 1 %: one update apart at most 1 %

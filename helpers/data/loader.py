@@ -46,13 +46,19 @@ class DeviceLoader:
     reuse_output=True lets a CPU loader write every resized batch into one buffer it keeps,
     so a batch is valid only until the next is drawn (fine for train_epoch and evaluate,
     not for `list(loader.epoch(e))`). Nothing changes on CUDA or without a resize.
+
+    resize: 'matmul' (two matrix products) or 'interpolate' (F.interpolate's kernel);
+    'auto' takes matmul on a CPU and interpolate elsewhere, so either branch, the GPU's
+    included, can be run and compared on a CPU.
     """
+    RESIZES = ("auto", "matmul", "interpolate")
     PAD = 4
 
     def __init__(self, x_uint8_nhwc: torch.Tensor, y: torch.Tensor, *, batch_size: int,
                  device, mean, std, train: bool, augment: bool = True,
                  img_size: int | None = None, seed: int = 0, channels_last: bool = False,
-                 drop_last: bool | None = None, reuse_output: bool = False):
+                 drop_last: bool | None = None, reuse_output: bool = False,
+                 resize: str = "auto"):
         if (x_uint8_nhwc.dtype != torch.uint8 or x_uint8_nhwc.ndim != 4
                 or x_uint8_nhwc.shape[-1] != 3):
             raise ValueError(f"x: expected uint8 (N, H, W, 3), got {x_uint8_nhwc.dtype} "
@@ -61,6 +67,8 @@ class DeviceLoader:
             raise ValueError(f"y: expected ({len(x_uint8_nhwc)},) labels, got {tuple(y.shape)}")
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"mean={mean!r}, std={std!r}: need 3 values each, std > 0")
+        if resize not in self.RESIZES:
+            raise ValueError(f"resize={resize!r}: must be one of {', '.join(self.RESIZES)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r}: must be a positive integer")
         self.device = torch.device(device)
@@ -80,7 +88,10 @@ class DeviceLoader:
         self.shift = -torch.tensor(mean, dtype=torch.float32, device=self.device) / std_t
         _, h, w, _ = self.x.shape
         self.resized = img_size is not None and (img_size, img_size) != (h, w)
-        if self.resized and self.device.type == "cpu":
+        if resize == "auto":
+            resize = "matmul" if self.device.type == "cpu" else "interpolate"
+        self.resize = resize if self.resized else None
+        if self.resize == "matmul":
             self.w_rows = bilinear_matrix(h, img_size)          # (S, H)
             self.w_cols_t = bilinear_matrix(w, img_size).T      # (W, S)
 
@@ -139,9 +150,9 @@ class DeviceLoader:
         x = x.permute(0, 3, 1, 2)                      # (B, 3, H, W), channels_last strides
         # Normalising before resizing is exact (bilinear weights sum to 1) and, at 224 px,
         # touches 49x fewer pixels.
-        if self.resized and self.device.type == "cpu":
+        if self.resize == "matmul":
             x = self._matmul_resize(x)
-        elif self.resized:
+        elif self.resize == "interpolate":
             x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear",
                               align_corners=False, antialias=False)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
