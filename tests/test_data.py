@@ -266,10 +266,22 @@ def _no_network(*args, **kwargs):
     raise AssertionError("must not touch the network when the data is on disk")
 
 
+def publish(monkeypatch, *paths):
+    """Make the given files the 'published' ones: the loader checks every hand-placed file
+    against torchvision's md5 sums, which files made here cannot have."""
+    sums = {os.path.basename(str(p)): cifar100.file_md5(str(p)) for p in paths}
+    monkeypatch.setattr(cifar100, "published_md5", lambda: sums)
+
+
+def fake_pickles(folder):
+    return [os.path.join(folder, f) for f in ("train", "test", "meta")]
+
+
 @pytest.mark.parametrize("bytes_keys", [True, False])
 def test_cifar_pickles_are_converted_and_cached(tmp_path, monkeypatch, bytes_keys):
     monkeypatch.setattr(cifar100, "reachable", _no_network)
     raw = write_fake_cifar(tmp_path / "cifar-100-python", bytes_keys=bytes_keys)
+    publish(monkeypatch, *fake_pickles(tmp_path / "cifar-100-python"))
     ds = load_cifar100(str(tmp_path))
     assert ds.name == "cifar100" and ds.num_classes == 100 and ds.classes[7] == "class7"
     rows, labels = raw["train"]
@@ -299,6 +311,8 @@ def test_cifar_archive_placed_by_hand_is_extracted_offline(tmp_path, monkeypatch
     data_dir.mkdir()
     with tarfile.open(data_dir / "cifar-100-python.tar.gz", "w:gz") as tar:
         tar.add(tmp_path / "staging" / "cifar-100-python", arcname="cifar-100-python")
+    publish(monkeypatch, data_dir / "cifar-100-python.tar.gz",
+            *fake_pickles(tmp_path / "staging" / "cifar-100-python"))
     ds = load_cifar100(str(data_dir))
     assert np.array_equal(ds.x_test.permute(0, 3, 1, 2).reshape(5, -1).numpy(), raw["test"][0])
 
@@ -308,6 +322,51 @@ def test_cifar_truncated_archive_is_reported(tmp_path, monkeypatch):
     (tmp_path / "cifar-100-python.tar.gz").write_bytes(b"\x1f\x8b\x08 truncated")
     with pytest.raises(DataUnavailableError, match="cifar-100-python.tar.gz"):
         load_cifar100(str(tmp_path))
+
+
+def test_the_md5_sums_are_torchvisions_published_ones():
+    sums = cifar100.published_md5()
+    assert set(sums) == {"cifar-100-python.tar.gz", "train", "test", "meta"}
+    assert sums["cifar-100-python.tar.gz"] == cifar100.CIFAR100_TGZ_MD5  # the one we tell users
+    assert all(len(v) == 32 and int(v, 16) >= 0 for v in sums.values())
+
+
+class RunsCode:
+    """A pickle that runs code when it is loaded: it creates a marker file."""
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_tampered_archive_is_refused_before_it_is_extracted(tmp_path, monkeypatch):
+    monkeypatch.setattr(cifar100, "reachable", _no_network)
+    write_fake_cifar(tmp_path / "staging" / "cifar-100-python")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    tgz = data_dir / "cifar-100-python.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        tar.add(tmp_path / "staging" / "cifar-100-python", arcname="cifar-100-python")
+    publish(monkeypatch, tgz, *fake_pickles(tmp_path / "staging" / "cifar-100-python"))
+    tgz.write_bytes(tgz.read_bytes() + b"appended")                   # altered after publishing
+    with pytest.raises(DataUnavailableError, match=r"cifar-100-python\.tar\.gz.*not the published"):
+        load_cifar100(str(data_dir))
+    assert sorted(os.listdir(data_dir)) == ["cifar-100-python.tar.gz"]   # nothing extracted
+
+
+def test_a_tampered_pickle_is_refused_before_it_is_unpickled(tmp_path, monkeypatch):
+    monkeypatch.setattr(cifar100, "reachable", _no_network)
+    folder = tmp_path / "cifar-100-python"
+    write_fake_cifar(folder)
+    publish(monkeypatch, *fake_pickles(folder))
+    marker = tmp_path / "code-ran"
+    with open(folder / "train", "wb") as f:                            # swapped by someone
+        pickle.dump(RunsCode(marker), f)
+    with pytest.raises(DataUnavailableError, match=r"train'? is not the published"):
+        load_cifar100(str(tmp_path))
+    assert not marker.exists()                                         # never unpickled
+    assert not (tmp_path / "cifar100_uint8.npz").exists()              # nothing written
 
 
 # ---------------------------------------------------------------------------- overlap

@@ -1,10 +1,14 @@
 """CIFAR-100: the uint8 cache, the extracted pickles, the tar.gz, or a download.
 
 Offline it fails within seconds (a HEAD probe first, because torchvision's download has no
-timeout) and says where to put the archive (data/README.md).
+timeout) and says where to put the archive (data/README.md). What a student places by hand
+is checked before it is trusted: the archive, and the extracted train/test/meta pickles,
+against the md5 sums torchvision publishes for them, before anything is extracted or
+unpickled (unpickling a wrong or tampered file runs its code).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import socket
@@ -29,6 +33,35 @@ CIFAR100_CACHE = "cifar100_uint8.npz"
 PROBE_URL = CIFAR100_URL
 PROBE_TIMEOUT_S = 5.0
 DOWNLOAD_STALL_S = 60.0   # a download that receives nothing for this long fails
+
+
+def published_md5() -> dict[str, str]:
+    """The md5 of the archive and of each extracted file, by file name, as torchvision's
+    CIFAR100 dataset lists them (the sums its own download is checked against)."""
+    from torchvision.datasets import CIFAR100
+    sums = {CIFAR100.filename: CIFAR100.tgz_md5, CIFAR100.meta["filename"]: CIFAR100.meta["md5"]}
+    sums.update(dict(CIFAR100.train_list + CIFAR100.test_list))
+    return sums
+
+
+def file_md5(path: str) -> str:
+    md5 = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            md5.update(chunk)
+    return md5.hexdigest()
+
+
+def check_md5(paths: list[str], data_dir: str) -> None:
+    """DataUnavailableError naming the first file whose md5 is not the published one."""
+    sums = published_md5()
+    for path in paths:
+        got, want = file_md5(path), sums[os.path.basename(path)]
+        if got != want:
+            raise DataUnavailableError(_unavailable_message(
+                data_dir, f"{path!r} is not the published file (md5 {got}, expected {want}); "
+                          "it is incomplete, another file or altered, and was not opened - "
+                          "delete it"))
 
 
 def _unavailable_message(data_dir: str, why: str) -> str:
@@ -73,6 +106,7 @@ def load_cifar100(data_dir: str = "data", *, download: bool = True) -> Dataset:
     have_pickles = all(os.path.isfile(os.path.join(folder, f)) for f in ("train", "test", "meta"))
     if not have_pickles and os.path.isfile(tgz):
         from torchvision.datasets.utils import extract_archive
+        check_md5([tgz], data_dir)                       # before anything is extracted
         try:
             extract_archive(tgz, data_dir)
         except Exception as e:
@@ -96,6 +130,7 @@ def load_cifar100(data_dir: str = "data", *, download: bool = True) -> Dataset:
                 data_dir, f"the download failed ({e})")) from e
         finally:
             socket.setdefaulttimeout(previous)
+    check_md5([os.path.join(folder, f) for f in ("train", "test", "meta")], data_dir)
     try:
         arrays = _read_cifar_pickles(folder)
     except Exception as e:
