@@ -33,6 +33,14 @@ def at_home(path: str) -> str:
     return path if os.path.isabs(path) else os.path.join(home(), path)
 
 
+def shown(path: str) -> str:
+    """A path as a message shows it: relative to HOME when inside it (so no machine's
+    folders appear in a report), else as it is."""
+    full = os.path.abspath(at_home(path))
+    rel = os.path.relpath(full, home())
+    return full if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
 def drive_home() -> str:
     """HOME on Colab with Drive mounted: <mount>/MyDrive/cifar100-hw6."""
     mount = os.environ.get(DRIVE_MOUNT_ENV) or DRIVE_MOUNT

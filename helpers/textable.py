@@ -13,7 +13,6 @@ import re
 # block at 11 pt, where a digit is 5.5 pt wide, and pandoc puts 12 pt between columns.
 PDF_LINE_PT, PDF_GAP_PT, PDF_CHAR_PT = 468, 12, 5.5
 SHORT_CELL = 7       # a cell this short ("3 seeds") stays on one line
-WORD_CAP = 12        # a longer word may be hyphenated rather than widen its column
 
 
 def _checked(header, rows, align) -> tuple[list[str], list[list[str]], str]:
@@ -49,25 +48,34 @@ def pipe_table(header, rows, align: str | None = None, dashes=None) -> str:
 
 def _unbreakable(text: str, at_hyphens: bool) -> int:
     """The narrowest a wrapped cell can be: the cell if short, else its widest word (words
-    break at spaces, and after hyphens if at_hyphens; a `code` word never breaks, another
-    one past WORD_CAP may be hyphenated)."""
+    break at spaces, and after hyphens if at_hyphens; a `code` word never breaks, and no
+    word is ever hyphenated inside)."""
     if len(text) <= SHORT_CELL:
         return len(text)
     pieces = (lambda w: re.findall(r"[^-]*-|[^-]+", w)) if at_hyphens else (lambda w: [w])
-    return max([len(w) if w.startswith("`") else min(WORD_CAP, max(map(len, pieces(w))))
+    return max([len(w) if w.startswith("`") else max(map(len, pieces(w)))
                 for w in text.split()] or [0])
 
 
-def pdf_dashes(header, rows, cap: int = 30) -> list[int]:
-    """Dash counts for pipe_table that make the PDF's columns fit its line. Every column
-    gets its widest word, so no number or header word is split or runs into the next
-    column; if that overfills the line, words with hyphens break after one. What is left
-    of the line goes to the columns that wrap, towards their widest cell (at most `cap`)."""
+def _whole(cell: str) -> int:
+    """A label cell's width: the label on one line ("ViT (2L-2H-128)" never wraps)."""
+    return len(cell)
+
+
+def pdf_dashes(header, rows, cap: int = 30, labels: tuple = (0,)) -> list[int]:
+    """Dash counts for pipe_table that make the PDF's columns fit its line. A `labels`
+    column (by index; the first by default) gets its longest label, so a row's name is
+    never broken; every other column gets its widest word, so no number or word is split
+    or runs into the next column, and if that overfills the line, words with hyphens
+    break after one. What is left of the line goes to the columns that wrap, towards
+    their widest cell (at most `cap`)."""
     header, rows, _ = _checked(header, rows, None)
     cols = [[header[i]] + [r[i] for r in rows] for i in range(len(header))]
     line = (PDF_LINE_PT - PDF_GAP_PT * (len(header) - 1)) / PDF_CHAR_PT
-    need = [max(_unbreakable(c, False) for c in col) for col in cols]
-    floor = [max(_unbreakable(c, True) for c in col) for col in cols]
+    need = [max([_unbreakable(col[0], False)] + [_whole(c) for c in col[1:]]) if i in labels
+            else max(_unbreakable(c, False) for c in col) for i, col in enumerate(cols)]
+    floor = [n if i in labels else max(_unbreakable(c, True) for c in col)
+             for i, (n, col) in enumerate(zip(need, cols))]
     over, give = sum(need) - line, sum(need) - sum(floor)
     if over > 0 and give:
         need = [n - min(n - f, math.ceil(over * (n - f) / give)) for n, f in zip(need, floor)]

@@ -96,10 +96,8 @@ def test_failed_skipped_missing_rows_are_marked_and_extras_appended():
     assert list(t1.index[:5]) == [e["run_name"] for e in grid.problem1_runs()]
     assert t1.index[-1] == "p1-vit-4L-4H-256-p8"          # extra run after the grid rows
     assert t1.loc["p1-vit-4L-4H-256-p8", "Model"] == "ViT (4L-4H-256, patch 8)"
-    assert t1.loc["p1-vit-6L-8H-384", "Test accuracy (%)"].startswith(
-        "failed: NonFiniteLossError")
-    assert t2.loc["p2-swin_small-finetune", "Test accuracy (%)"].startswith(
-        "skipped: WeightsUnavailableError")
+    assert t1.loc["p1-vit-6L-8H-384", "Test accuracy (%)"] == "failed, loss not finite"
+    assert t2.loc["p2-swin_small-finetune", "Test accuracy (%)"] == "skipped, no weights"
     assert t2.loc["p2-swin_tiny-scratch", "Test accuracy (%)"] == "missing — not run"
     assert len(t2) == len(grid.problem2_runs())
 
@@ -343,14 +341,22 @@ def test_header_describes_data_and_device_from_runs_that_trained():
     assert f"{skipped} skipped" in header
 
 
-def test_table_cell_names_the_error_and_the_flags_give_the_full_reason():
+def test_table_cell_says_what_stopped_the_row_in_a_few_words_and_the_flags_give_the_reason():
+    """The cell must fit a PDF column without a word broken: a short phrase per known
+    error, 'see checks' for any other; the full reason is in the plausibility checks."""
+    from helpers.report.tables import SHORT_REASONS, status_text
     runs = report.load_runs(fixture("incomplete"))
     failed = next(r for r in runs.values() if r["status"] == "failed")
     error = failed["reason"].split(":")[0]
     row = report.table1(runs).loc[failed["run_name"]]
-    assert row["Test accuracy (%)"] == f"failed: {error} (see checks)"
+    assert row["Test accuracy (%)"] == f"failed, {SHORT_REASONS[error]}"
     flags = report.flags_md(report.plausibility_flags(runs), runs)
     assert report.md_escape(failed["reason"]) in flags
+    odd = dict(status="failed", reason="KeyError: 'x' in a notebook cell")
+    assert status_text(odd) == "failed, see checks"
+    oom = dict(status="failed", reason="RuntimeError: CUDA out of memory. Tried to allocate")
+    assert status_text(oom) == "failed, out of memory"
+    assert all(len(w) <= 10 for v in SHORT_REASONS.values() for w in v.split())
 
 
 def test_load_runs_checks_every_key_against_the_result_record(tmp_path):

@@ -167,20 +167,76 @@ def test_missing_latex_prints_install_instructions(tmp_path):
     assert "pandoc" in INSTALL_HINT
 
 
-@pytest.fixture(scope="module")
-def pdf_build(tmp_path_factory):
+def build_pdf_of(fixture_name: str, tmp) -> str:
+    """`python -m helpers.report pdf` on a fixture's results, into tmp; the PDF's text."""
     missing = missing_latex_tools() + [t for t in ("pdfinfo", "pdftotext")
                                        if shutil.which(t) is None]
     if missing:
         pytest.skip(f"PDF export needs {', '.join(missing)} on PATH (CI installs them)")
-    tmp = tmp_path_factory.mktemp("pdf")
     done = subprocess.run([sys.executable, "-m", "helpers.report.pdf", "--results-dir",
-                           fixture("synthetic"), "--out", str(tmp / "report.pdf"),
+                           fixture(fixture_name), "--out", str(tmp / "report.pdf"),
                            "--report", str(tmp / "report.md"), "--figures", str(tmp / "figs"),
                            "--executed", str(tmp / "summary.ipynb")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    return subprocess.run(["pdftotext", str(tmp / "report.pdf"), "-"], capture_output=True,
+                          text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def pdf_build(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pdf")
+    build_pdf_of("synthetic", tmp)
     return tmp
+
+
+@pytest.fixture(scope="module")
+def cifar_pdf_text(tmp_path_factory):
+    return build_pdf_of("complete", tmp_path_factory.mktemp("pdf-cifar"))
+
+
+MONTHS = ("January|February|March|April|May|June|July|August|September|October|November"
+          "|December")
+
+
+def hand_in_problems(text: str, runs: dict, title: str) -> list[str]:
+    """What would make a PDF unfit to hand in: no title and date on top, a machine path or
+    the loader's chatter in it, a table's row label broken over lines."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    problems = []
+    if not " ".join(lines[:3]).startswith(title):
+        problems.append(f"title: the PDF starts {lines[:3]}")
+    if not any(re.fullmatch(rf"({MONTHS}) \d{{1,2}}, \d{{4}}", line) for line in lines[:4]):
+        problems.append(f"no date under the title: {lines[:4]}")
+    for path in ("/tmp", "/root", "/home", "/work", ROOT):
+        if path in text:
+            problems.append(f"a machine path in the PDF: {path}")
+    for chatter in ("result file(s) from", "holds no results", "wrote "):
+        if chatter in text:
+            problems.append(f"the loader's chatter in the PDF: {chatter!r}")
+    for table in (report.table1(runs), report.table2(runs)):
+        for label in table["Model"]:
+            if not any(label in line for line in lines):
+                problems.append(f"row label broken over lines: {label!r}")
+    return problems
+
+
+def test_both_pdfs_are_fit_to_hand_in(pdf_build, cifar_pdf_text):
+    from helpers.report.pdf import PDF_TITLE, PDF_TITLE_DEMO
+    demo_text = subprocess.run(["pdftotext", str(pdf_build / "report.pdf"), "-"],
+                               capture_output=True, text=True).stdout
+    assert hand_in_problems(demo_text, report.load_runs(fixture("synthetic")),
+                            PDF_TITLE_DEMO) == []
+    assert hand_in_problems(cifar_pdf_text, report.load_runs(fixture("complete")),
+                            PDF_TITLE) == []
+
+
+def test_the_file_menus_pdf_is_titled_by_the_summary_notebooks_metadata():
+    """JupyterLab's File > Save and Export as PDF titles the PDF with metadata.title (else
+    the file name, 'summary'); the summary notebook carries the report's title."""
+    from helpers.report.pdf import PDF_TITLE
+    with open(NOTEBOOK) as f:
+        assert json.load(f)["metadata"]["title"] == PDF_TITLE
 
 
 def test_pdf_has_real_tables_and_the_demo_banner(pdf_build):

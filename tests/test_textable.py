@@ -20,13 +20,19 @@ def test_each_column_gets_its_widest_word_and_a_wrapping_column_the_rest():
     assert table.splitlines()[1].split("|")[2].strip() == "-" * 9 + ":"
 
 
-def test_when_the_words_overfill_the_line_labels_break_after_hyphens_and_numbers_keep_theirs():
-    header = ["Model"] + [f"column{i:04d}" for i in range(8)]        # 10-character words
-    row = ["ViT (8L-8H-512)"] + ["1234.5"] * 8
-    assert 11 + 8 * 10 > line_chars(9)            # '(8L-8H-512)' whole would not fit
+def test_when_the_words_overfill_the_line_labels_stay_whole_and_other_words_break_at_hyphens():
+    header = ["Model", "Setting"] + [f"column{i:04d}" for i in range(5)]   # 10-char words
+    row = ["ViT (8L-8H-512)", "synthetic-tiny-images"] + ["1234.5"] * 5
+    assert 15 + 21 + 5 * 10 > line_chars(7)                # both whole would not fit
     dashes = pdf_dashes(header, [row])
-    # broken into '(8L-', '8H-', '512)', the label's widest piece is its header, 'Model'
-    assert dashes == [5] + [10] * 8
+    # The label keeps its 15 characters; the setting breaks after 'synthetic-' (10).
+    assert dashes == [15, 10] + [10] * 5
+
+
+def test_no_word_is_hyphenated_inside():
+    """A long word widens its column rather than being split in the PDF."""
+    dashes = pdf_dashes(["Model", "Test accuracy (%)"], [["Swin-Tiny", "WeightsUnavailableError"]])
+    assert dashes[1] >= len("WeightsUnavailableError")
 
 
 def test_short_cells_stay_whole_and_code_never_breaks():

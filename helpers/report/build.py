@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..atomic import write_text
-from ..paths import REAL_DATASET, RESULTS, at_home, home
+from ..paths import REAL_DATASET, RESULTS, at_home, home, shown
 from ..records import read_grid_record, report_paths
 from .analysis import analysis_problem1, analysis_problem2
 from .claims import CAPTIONS
 from .claims_md import claims_md, claims_parts
 from .flags import Flag, flags_md, plausibility_flags
 from .header import header_md, report_title, time_split_md
-from .tables import load_runs, table1, table2, time_note, to_markdown
+from .tables import demo_note, load_runs, table1, table2, time_note, to_markdown
 
 
 class Table:
@@ -60,14 +60,16 @@ class Report:
         captions = self.captions()
         figs = "\n\n".join(f"![{captions[k]}]({os.path.relpath(p, base_dir)})"
                            for k, p in self.figures.items()) or "*Figures not rendered.*"
+        notes = {p: "".join("\n\n" + n for n in [demo_note(self.runs, p)] if n) for p in (1, 2)}
         return {
             "header": header_md(self.runs, self.flags, self.record()),
             "table1": "## Problem 1: ResNet-18 vs ViT (from scratch)\n\n"
                       + to_markdown(table1(self.runs)) + "\n\n" + time_note(self.runs, 1)
                       + " MACs are counted by thop (conv/linear layers); exact FLOPs by "
-                        "PyTorch's FLOP counter (2 per multiply-add); both for one image.",
+                        "PyTorch's FLOP counter (2 per multiply-add); both for one image."
+                      + notes[1],
             "table2": "## Problem 2: Swin-Tiny and Swin-Small\n\n" + to_markdown(table2(self.runs))
-                      + "\n\n" + time_note(self.runs, 2),
+                      + "\n\n" + time_note(self.runs, 2) + notes[2],
             "time": time_split_md(self.record(), self.runs) or "",
             "figures": "## Figures\n\n" + figs,
             "analysis": "## Analysis\n\n" + analysis_problem1(self.runs) + "\n\n"
@@ -166,8 +168,8 @@ def locate_results(results_dir: str | None = None) -> str:
                     (os.listdir(parent) if os.path.isdir(parent) else [])
                     if result_files(os.path.join(parent, d)))
     if len(others) == 1:
-        print(f"{default} holds no results; reading {others[0]}, the one folder under "
-              f"{parent} that does (set results_dir to choose another).")
+        say(f"{shown(default)} holds no results; reading {shown(others[0])}, the one folder "
+            f"under {shown(parent)} that does (set results_dir to choose another).")
         return others[0]
     if others:
         lines = "\n".join(f"    results_dir = {os.path.relpath(o, home())!r}" for o in others)
@@ -185,5 +187,23 @@ def summarise(results_dir: str | None = None, report_path: str | None = None,
     md = at_home(report_path) if report_path else where["md"]
     figs = at_home(figures_dir) if figures_dir else where["figures"]
     rep = write_report(folder, md, figs)
-    print(f"{len(rep.runs)} result file(s) from {folder}; wrote {md} and {figs}/")
+    say(f"{len(rep.runs)} result file(s) from {shown(folder)}; wrote {shown(md)} and "
+        f"{shown(figs)}/")
     return rep
+
+
+def say(message: str) -> None:
+    """A note for the person running the summary, not for the report: in a notebook it is
+    shown as HTML only, which the PDF export (LaTeX) skips, so the submission starts with
+    the report; elsewhere it is printed."""
+    try:
+        from IPython import get_ipython
+        in_kernel = get_ipython() is not None and hasattr(get_ipython(), "kernel")
+    except ImportError:
+        in_kernel = False
+    if not in_kernel:
+        print(message)
+        return
+    import html
+    from IPython.display import display
+    display({"text/html": f"<pre>{html.escape(message)}</pre>"}, raw=True)

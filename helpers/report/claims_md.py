@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import statistics
 
-from ..textable import pipe_table
+from ..textable import pdf_dashes, pipe_table
 from .analysis import DASH, md_escape, result_is_synthetic
 from .claims import CAPTIONS, CLAIM_FIGURE, CLAIMS, MODE_NAMES, study_points, verdicts
 
@@ -36,8 +36,9 @@ def _gap(rs: list[dict]) -> str:
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
-    return pipe_table(head, [[md_escape(c) for c in row] for row in rows],
-                      "l" * 2 + "r" * (len(head) - 2))
+    """A study's table, its PDF widths by the report's one rule (textable.pdf_dashes)."""
+    cells = [[md_escape(c) for c in row] for row in rows]
+    return pipe_table(head, cells, "l" * 2 + "r" * (len(head) - 2), pdf_dashes(head, cells))
 
 
 def data_table(runs: dict) -> str | None:
@@ -79,10 +80,11 @@ def claims_parts(runs: dict, figures: dict[str, str]) -> list[tuple[str, str | N
         out.append("**Demo:** these runs are on synthetic data at demo sizes; the verdicts "
                    "show the pipeline working and say nothing about CIFAR-100.")
     out.append(HOW if p3 else "No Problem 3 run yet. " + RUN_IT)
-    out.append(pipe_table(["Claim", "Verdict", "Figure"], [
-        [f"{v.claim}. {CLAIMS[v.claim]}", v.verdict + label,
-         CAPTIONS[CLAIM_FIGURE[v.claim]].split(":")[0] if CLAIM_FIGURE[v.claim] in figures
-         else DASH] for v in found], "lll"))
+    head = ["Claim", "Verdict", "Figure"]
+    rows = [[f"{v.claim}. {CLAIMS[v.claim]}", v.verdict + label,
+             CAPTIONS[CLAIM_FIGURE[v.claim]].split(":")[0] if CLAIM_FIGURE[v.claim] in figures
+             else DASH] for v in found]
+    out.append(pipe_table(head, rows, "lll", pdf_dashes(head, rows, labels=())))
     out += [t for t in (data_table(runs), resolution_table(runs)) if t]
     parts: list[tuple[str, str | None]] = [("\n\n".join(out), None)]
     for v in found:

@@ -177,7 +177,7 @@ def _demo_settings_line() -> str:
             f"{real_train:,} train / {real_test:,} test images) for {grid.EPOCHS[1]} epochs "
             f"(Problem 1) and {grid.EPOCHS[2]} (Problem 2), Swin at "
             f"{NATIVE_IMG_SIZE['swin_tiny']} px. Each demo "
-            "row's own setting is in the tables' last column, \"Demo setting\": synthetic "
+            "row's own setting is in the note under its table, \"Demo setting\": synthetic "
             "classes, train/test images (img), and epochs (ep) and input size (px) where they "
             "differ from the real run")
 

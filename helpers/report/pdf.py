@@ -26,6 +26,8 @@ from ..notebook_exec import run_notebook
 from ..paths import SUMMARY_NOTEBOOK, at_home
 from ..records import report_paths
 LATEX_TOOLS = ("pandoc", "xelatex")
+# The title of a PDF exported from JupyterLab's File menu is the notebook's metadata.title,
+# which summary.ipynb carries (checked by a test); the LaTeX title block adds the date.
 PDF_TITLE = "Homework 6 report: ResNet-18, ViT and Swin"
 PDF_TITLE_DEMO = "DEMO on synthetic data — these are not CIFAR-100 results"
 HIDE_TAG = "hide-in-pdf"           # cells with this tag (the notebook's own how-to) are dropped

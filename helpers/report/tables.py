@@ -24,8 +24,7 @@ TABLE1_COLUMNS = ["Model", "# Params (M)", "MACs (thop, M)", "FLOPs exact (M)",
                   "Train time/epoch (s)", "Test accuracy (%)", GAP_COLUMN, "Seeds"]
 TABLE2_COLUMNS = ["Model", "Training mode", "Trainable params (M)", "Avg epoch time (s)",
                   "Test accuracy (%)", GAP_COLUMN, "Seeds"]
-DEMO_COLUMN = "Demo setting"
-TEXT_COLUMNS = ("Model", "Training mode", "Seeds", DEMO_COLUMN)
+TEXT_COLUMNS = ("Model", "Training mode", "Seeds")
 MISSING = "missing — not run"
 GAP_NOTE = (" The *train − test gap* is the accuracy on a fixed sample of training images, "
             "scored without augmentation as the test set is, minus the test accuracy: large "
@@ -73,23 +72,29 @@ def _millions(x, digits: int) -> str:
     return DASH if x is None else f"{x / 1e6:.{digits}f}"
 
 
+# What a row that did not complete shows for its accuracy, by the error that stopped it:
+# a few plain words that fit a PDF column; the full reason is under the plausibility
+# checks, flag (d).
+SHORT_REASONS = {"WeightsUnavailableError": "no weights", "DataUnavailableError": "no data",
+                 "NonFiniteLossError": "loss not finite", "OutOfMemoryError": "out of memory",
+                 "ConfigError": "bad config", "TimeoutError": "out of time",
+                 "CheckpointUnusableError": "bad checkpoint",
+                 "CheckpointMismatchError": "bad checkpoint"}
+
+
 def status_text(r: dict | None) -> str | None:
-    """What a non-complete row shows instead of its accuracy; None for complete runs."""
+    """What a non-complete row shows instead of its accuracy, e.g. 'skipped, no weights'
+    or 'failed, see checks'; None for complete runs."""
     if r is None:
         return MISSING
     if r["status"] == "complete":
         return None
-    # The table cell stays short (it must fit a PDF column); the full reason is listed
-    # under the plausibility checks, flag (d).
-    reason = " ".join(str(r.get("reason") or "no reason recorded").split())
-    error = re.match(r"(\w+(Error|Exception))\b", reason)
-    if error:
-        short = error.group(1)
-    elif len(reason) > 60:
-        short = reason[:60].rsplit(" ", 1)[0] + " …"
-    else:
-        short = reason
-    return f"{r['status']}: {short} (see checks)"
+    reason = str(r.get("reason") or "")
+    error = re.match(r"\s*(?:\w+\.)*(\w+(?:Error|Exception))\b", reason)
+    short = SHORT_REASONS.get(error.group(1) if error else "", "see checks")
+    if "out of memory" in reason.lower():
+        short = "out of memory"
+    return f"{r['status']}, {short}"
 
 
 def _spread(r: dict, key: str) -> str:
@@ -155,10 +160,24 @@ def _table(runs: dict, problem: int, columns: list[str], row_cells) -> pd.DataFr
                      status or _spread(r_, "test_acc"),
                      DASH if status else fmt_fixed(generalisation_gap(r_)),
                      _seeds(r_, status)])
-    df = pd.DataFrame(rows, columns=columns, index=pd.Index(names, name="run"))
-    if any(demo):
-        df[DEMO_COLUMN] = [x or DASH for x in demo]
-    return df
+    return pd.DataFrame(rows, columns=columns, index=pd.Index(names, name="run"))
+
+
+def demo_note(runs: dict, problem: int) -> str | None:
+    """How the table's demo runs differ from the real CIFAR-100 runs (demo_setting), one
+    line under the table: 'every row' when they share a setting, else per row label.
+    None when no run of the problem is on synthetic data."""
+    by_setting: dict[str, list[str]] = {}
+    for _name, label, _mode, r in table_rows(seed_rows(runs), problem):
+        setting = demo_setting(r or {})
+        if setting:
+            by_setting.setdefault(setting, []).append(label)
+    if not by_setting:
+        return None
+    if len(by_setting) == 1:
+        return f"*Demo setting (every row):* {next(iter(by_setting))}."
+    return "*Demo settings:* " + "; ".join(f"{', '.join(labels)}: {setting}"
+                                           for setting, labels in by_setting.items()) + "."
 
 
 def table1(runs: dict) -> pd.DataFrame:
