@@ -251,6 +251,15 @@ def evaluate(state: TrainState, batches, device, epoch: int = 0, progress: bool 
 
 
 # ----------------------------------------------------------------------------- fit
+def checkpoint_state(state: TrainState, history: list[dict], config: dict,
+                     plan: TrainingPlan) -> dict:
+    """What a checkpoint holds after the last epoch of `history` (helpers.checkpoint)."""
+    return dict(model=state.model.state_dict(), optimizer=state.optimizer.state_dict(),
+                scheduler=state.scheduler.state_dict(), scaler=state.scaler.state_dict(),
+                rng=rng_state(), history=history, epoch=history[-1]["epoch"], config=config,
+                precision=state.precision.name, plan=plan.to_dict())
+
+
 def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True,
         checkpoint_path: str | None = None, on_epoch=None,
         plan: TrainingPlan | None = None, phases: dict | None = None) -> list[dict]:
@@ -329,11 +338,7 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
                            test_acc="-" if te_acc is None else f"{te_acc:.1f}%")
         if checkpoint_path:
             t0 = time.perf_counter()
-            save_checkpoint(checkpoint_path, dict(
-                model=model.state_dict(), optimizer=state.optimizer.state_dict(),
-                scheduler=state.scheduler.state_dict(), scaler=state.scaler.state_dict(),
-                rng=rng_state(), history=history, epoch=epoch, config=config,
-                precision=precision.name, plan=plan.to_dict()))
+            save_checkpoint(checkpoint_path, checkpoint_state(state, history, config, plan))
             phases["checkpoint_s"] += time.perf_counter() - t0
         if on_epoch:
             on_epoch(list(history))

@@ -206,7 +206,9 @@ def test_the_problem_notebooks_reach_only_the_core():
 
 
 # The size budget of the thin core and of every module: what a reader must get through.
-CORE_LINES = 3100        # non-blank, non-comment lines of the core (docstrings count)
+# The core grew by the GPU paths' decisions made testable on a CPU (the memory meter, the
+# evaluation batch, the checkpoint's plan, the kernel limits).
+CORE_LINES = 3350        # non-blank, non-comment lines of the core (docstrings count)
 MODULE_LINES = 350
 FUNCTION_LINES = 65
 

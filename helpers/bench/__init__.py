@@ -7,7 +7,7 @@ row.py        one grid row measured on our path and the typical loop; the FLOP r
 flops.py      FLOPs of one training step, for the model FLOP utilisation
 timing.py     the engine's train_epoch / evaluate, timed honestly; the time limit
 reference.py  the typical homework loop (DataLoader + PIL transforms) to compare against
-predict.py    which measured variant would train a run fastest
+compare.py    a row judged: the variant the grid trains, compile costs, the row's status
 render.py     datasheet peaks, the result JSON, and the README tables rendered from it
 cli.py        the command line: flags -> BenchSettings
 check.py      `python -m helpers.bench check`: what a GPU session measures, within a budget

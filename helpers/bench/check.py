@@ -1,26 +1,29 @@
 """`python -m helpers.bench check`: everything a GPU session should measure, in one command.
 
-Within a time budget (default 8 minutes), in this order, so that the answers that decide
-the speed defaults (helpers/speed.py) come first, each part written as it goes:
-  1. compile_swin: Swin-T scratch with fused attention and with its blocks compiled
-     (regional compile), cold and warm, against eager;
-  2. compile_p1: torch.compile against eager for Problem 1 (whole model);
-  3. bench: the benchmark of every grid row, eager with timm's and the fused Swin
-     attention, against the typical loop, plus the data path; merged with 1 and 2 per
-     row, so no row loses what another part measured;
-  4. grid: every grid row end to end through Experiment(cfg).run() for 2 epochs on
+Within a time budget (default 8 minutes), three parts, the most important first, each in
+its own process and each written as it goes:
+  1. smoke: the checks only a GPU can settle (helpers/bench/smoke.py) -> smoke.json;
+  2. grid: every grid row end to end through Experiment(cfg).run() for 2 epochs on
      synthetic CIFAR-shaped data (Problem 1 at 50k/10k images, Problem 2 at 10k/2k; the
-     Swin fine-tunes load a randomly initialised weights file), each row measured afresh,
-     with its phases, and the grid at its default budget projected from the steady epochs.
+     Swin fine-tunes load a randomly initialised weights file), and the grid at its default
+     budget projected from them (gridrows.py) -> grid/;
+  3. bench: the benchmark of every row (eager, and fused attention for Swin) with the
+     typical loop, the feature cache and the data path; then torch.compile of the Problem 1
+     rows (whole model; ViT-8L and ResNet-18 first); then Swin-T's block compile, the
+     slowest and least needed, last. All merged per row into one file, which is written
+     after every variant -> <device-slug>.json.
+Each part must end by its share of the budget (PART_ENDS): the part's process has that time
+as its own soft limit (time_limit, a little before), and is killed, with whatever it
+started, when it is reached, so a compile that the soft limit cannot interrupt (a backward
+compile in autograd's thread) cannot hold up the next part. What a killed part wrote stays.
+A part that ends early leaves its time to the next.
 Everything goes into one folder, --out-dir (default results/gpu-check):
-  <device-slug>.json       the benchmark (copy it to benchmarks/results/ to commit it)
-  grid/                    the grid part's result files; grid/logs/grid_time.json
-  gpu_check.json           each part's status and seconds, and the projection
-A part that runs out of time records what it did not measure; nothing else is left
-behind (no checkpoint of a cut row, no temporary files).
+  smoke.json, <device-slug>.json (copy it to benchmarks/results/ to commit it),
+  grid/ (grid/logs/grid_time.json, grid/logs/projection.json), and
+  gpu_check.json: each part's status, seconds and note, written after every part.
 `--dry-run` goes through every part on the CPU at tiny sizes, with torch.compile's
-"eager" backend for the benchmark parts (dynamo traces, nothing is generated), to prove
-the parts, the merge and the file layout before any GPU time is spent; it runs in CI.
+"eager" backend for the benchmark (dynamo traces, nothing is generated), to prove the
+parts, the merge and the file layout before any GPU time is spent; it runs in CI.
 
 Needs only torch, torchvision and timm (and numpy, tqdm, which they bring): no Jupyter,
 papermill, thop, pandas or matplotlib. See benchmarks/README.md.
@@ -28,44 +31,53 @@ papermill, thop, pandas or matplotlib. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 import torch
 
 from .. import speed
 from ..atomic import write_text
-from ..config import CIFAR100_SIZES, ExperimentConfig, is_swin, swin_variant
+from ..config import is_swin
 from ..device import device_name, resolve_device
-from ..grid import EPOCHS
-from ..records import Outcome, write_grid_record
+from ..paths import REPO_ROOT
 from ..results import now_iso
+from .compare import measured
+from .gridrows import QUICK, grid_part, projection_path
 from .runs import device_slug, run_benchmark, select_runs
-from .settings import BenchSettings
-from .timing import time_limit
+from .settings import BenchSettings, bench_variants
 
-# The share of the budget by which each part must have finished. Part 1 compiles Swin's
-# blocks twice (cold, then warm) beside two eager variants; part 3 times every row twice
-# per variant and the typical loop once; part 4 runs every row for 2 epochs.
-DEADLINES = {"compile_swin": 0.25, "compile_p1": 0.40, "bench": 0.72, "grid": 1.0}
-BENCH_REPEATS = 2                 # timed passes per variant in part 3
-FULL = dict(p1=CIFAR100_SIZES, p2=(10_000, 2_000), epochs=2)
-QUICK = dict(p1=(256, 128), p2=(32, 16), epochs=2, p2_img_size=32)
+# The share of the budget by which each part must have ended, in the order they run. On the
+# H100 (benchmarks/reference/h100-2026-11-26): the grid's rows took 111 s of wall time for
+# 2 epochs (grid_rows.json), the eager benchmark ~200 s for every row with the typical loop
+# at 3 timed passes (all.log; 2 here), a cold-then-warm whole-model compile ~30 s per
+# Problem 1 row (bench_compile.json); and each part's process spends seconds importing
+# torch and starting CUDA. Not everything fits in 8 minutes: Swin's compile gets only
+# what the others leave. The smoke part has no GPU timing yet: its costliest checks are a
+# Swin-S fp16 run through one evaluation and a cold inductor compile of one matmul.
+PART_ENDS = {"smoke": 0.20, "grid": 0.50, "bench": 1.0}
+# Within the bench part, the share of the budget by which each stage must have ended.
+BENCH_STAGE_ENDS = {"eager": 0.85, "compile_p1": 0.98, "compile_swin": 1.0}
+GRACE = 0.01            # a part's own soft limit falls this share of the budget before its kill
+BENCH_REPEATS = 2       # timed passes per variant in the bench part
+P1_COMPILE_FIRST = ("p1-vit-8L-8H-512", "p1-resnet18")   # the compile defaults in question
+SWIN_COMPILE_ROW = "p2-swin_tiny-scratch"
 DRY_MODELS = "resnet18,vit-2L-2H-128,swin_tiny-scratch,swin_tiny-finetune"
 DRY_COMPILE_BACKEND = "eager"     # dynamo traces, nothing is generated
-SWIN_COMPILE_ROW = "p2-swin_tiny-scratch"
-PROJECTION_RULE = (f"steady epoch x default epochs x {CIFAR100_SIZES[0]:,} / train images, "
-                   f"eval per epoch x epochs x {CIFAR100_SIZES[1]:,} / test images, plus the "
-                   "row's measured one-off seconds (start, data, build, compile, writes)")
 
 
 @dataclasses.dataclass(frozen=True)
 class CheckSettings:
-    """The check's options, resolved: --dry-run means quick sizes, the CPU and DRY_MODELS."""
+    """The check's options, resolved: --dry-run means quick sizes, the CPU and DRY_MODELS.
+    `part` and `started` are set in a part's own process only."""
     budget_s: float = 480.0
     device: str = "auto"
     models: str | None = None
@@ -73,181 +85,172 @@ class CheckSettings:
     dry_run: bool = False
     out_dir: str = "results/gpu-check"
     readmes: tuple = ()
+    part: str | None = None
+    started: float | None = None      # time.time() when the check began
+
+    def argv(self) -> list[str]:
+        """The command-line options that give these settings (for a part's process)."""
+        out = ["--budget-s", repr(self.budget_s), "--device", self.device,
+               "--out-dir", self.out_dir]
+        out += (["--models", self.models] if self.models else []) + (
+            ["--quick"] if self.quick else []) + (["--dry-run"] if self.dry_run else [])
+        return out + (["--readme", *self.readmes] if self.readmes else [])
+
+    def deadline(self, share: float) -> float:
+        """The soft limit (a time.monotonic() value) of what must end by `share` of the
+        budget: GRACE before the part's process is killed."""
+        until = self.started + (share - GRACE) * self.budget_s
+        return time.monotonic() + until - time.time()
 
 
-# ----------------------------------------------------------------------------- part 4
-def grid_rows(entries: list[dict], sizes: dict, results_dir: str, device: torch.device,
-              deadline: float, log=print) -> tuple[list, dict]:
-    """Part 4: every row through Experiment(cfg).run(), sharing one synthetic .npz in a
-    temporary folder (removed at the end). Each row is measured afresh: its earlier
-    result and checkpoint go first, and its checkpoint goes afterwards, so a row cut at
-    the deadline leaves nothing that a rerun would trip over.
-    Returns (outcomes for the time record, the projection)."""
-    with tempfile.TemporaryDirectory(prefix="gpu-check-", dir=results_dir) as tmp:
-        npz = _synthetic_npz(sizes, tmp)
-        outcomes, projection = [], {}
-        for e in entries:
-            params = _row_params(e, sizes, npz, results_dir, device, tmp)
-            if time.monotonic() >= deadline:
-                outcomes.append(Outcome(e["run_name"], "not run",
-                                        note="the check's budget was spent"))
-                continue
-            r, outcome = _run_row(ExperimentConfig.from_params(**params).resolved(), deadline)
-            outcomes.append(outcome)
-            if r and r.get("epoch_time_s"):
-                projection[e["run_name"]] = project_row(r, outcome.wall_s)
-            log(f"{e['run_name']:<28} {outcome.status:<8} {outcome.wall_s:6.1f} s {outcome.note}")
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-    total = sum(p["total_s"] for p in projection.values())
-    return outcomes, dict(rows=projection, total_s=total, rows_projected=len(projection),
-                          rows_in_grid=len(entries), rule=PROJECTION_RULE)
-
-
-def _synthetic_npz(sizes: dict, folder: str) -> str:
-    """One synthetic .npz with as many images as the largest problem's share."""
-    import numpy as np
-    from ..data import make_synthetic
-    n_train = max(sizes["p1"][0], sizes["p2"][0])
-    n_test = max(sizes["p1"][1], sizes["p2"][1])
-    data = make_synthetic(n_train, n_test, seed=0)
-    npz = os.path.join(folder, f"synthetic-{n_train}-{n_test}.npz")
-    np.savez(npz, x_train=data.x_train.numpy(), y_train=data.y_train.numpy(),
-             x_test=data.x_test.numpy(), y_test=data.y_test.numpy())
-    return npz
-
-
-def _random_swin_weights(model: str, folder: str) -> str:
-    """A randomly initialised ImageNet-shaped weights file for a Swin fine-tune (made once)."""
-    import timm
-    variant = swin_variant(model)
-    path = os.path.join(folder, f"swin_{variant}.pth")
-    if not os.path.exists(path):
-        torch.save(timm.create_model(f"swin_{variant}_patch4_window7_224",
-                                     num_classes=1000).state_dict(), path)
-    return path
-
-
-def _row_params(e: dict, sizes: dict, npz: str, results_dir: str, device, tmp: str) -> dict:
-    p2 = is_swin(e["model"])
-    n_tr, n_te = sizes["p2" if p2 else "p1"]
-    params = {k: v for k, v in e.items() if k != "label"}
-    params.update(dataset=npz, epochs=sizes["epochs"], train_subset=n_tr, test_subset=n_te,
-                  results_dir=results_dir, device=str(device), seed=0)
-    if p2 and sizes.get("p2_img_size"):
-        params["img_size"] = sizes["p2_img_size"]
-    if p2 and params.get("mode") != "scratch":
-        params["weights"] = _random_swin_weights(e["model"], tmp)
-    return params
-
-
-def _remove(*paths: str) -> None:
-    for path in paths:
-        if os.path.exists(path):
-            os.remove(path)
-
-
-def _run_row(cfg: ExperimentConfig, deadline: float) -> tuple[dict | None, Outcome]:
-    """One row, measured afresh and cut at the deadline; no checkpoint is left behind."""
-    from ..experiment import Experiment
-    t0 = time.perf_counter()
-    _remove(cfg.result_path, cfg.checkpoint_path)
-    try:
-        with time_limit(deadline):
-            r = Experiment(cfg).run(progress=False)
-        status, note = r["status"], ""
-    except Exception as err:  # noqa: BLE001  (record it, go on with the next row)
-        r, status, note = None, "failed", f"{type(err).__name__}: {err}"[:300]
-    finally:
-        _remove(cfg.checkpoint_path)
-    return r, Outcome(cfg.run_name, status, note=note, wall_s=time.perf_counter() - t0)
-
-
-def project_row(r: dict, wall_s: float) -> dict:
-    """One row at the grid's default epochs on CIFAR-100 (PROJECTION_RULE), from its result."""
-    epochs = EPOCHS[r["problem"]]
-    ph, n_tr, n_te = r["phases"], r["dataset"]["n_train"], r["dataset"]["n_test"]
-    train = r["epoch_time_s"] * epochs * CIFAR100_SIZES[0] / n_tr
-    evals = (ph["eval_s"] / len(r["history"])) * epochs * CIFAR100_SIZES[1] / n_te
-    once = wall_s - ph["train_s"] - ph["eval_s"]        # start, data, build, compile...
-    return dict(epochs=epochs, train_s=train, eval_s=evals, once_s=once,
-                total_s=train + evals + once)
+def bench_file(out_dir: str, device) -> str:
+    return os.path.join(out_dir, f"{device_slug(device)}.json")
 
 
 # ----------------------------------------------------------------------------- the parts
-def bench_parts(check: CheckSettings, device, out: str, entries: list[dict]) -> list[tuple]:
-    """(name, BenchSettings, why it is skipped or None) of parts 1-3, which all merge into
-    the one benchmark file `out`."""
+def smoke(check: CheckSettings, device, out_dir: str, entries: list, deadline: float) -> str:
+    # Imported here: the other parts run whatever becomes of this one.
+    from .smoke import smoke_part
+    return smoke_part(device, os.path.join(out_dir, "smoke.json"), dry_run=check.dry_run,
+                      deadline=deadline)
+
+
+def grid(check: CheckSettings, device, out_dir: str, entries: list, deadline: float) -> str:
+    p = grid_part(entries, device, os.path.join(out_dir, "grid"), deadline, quick=check.quick)
+    return f"{p['rows_projected']} of {p['rows_in_grid']} rows projected"
+
+
+def bench_stages(check: CheckSettings, device, out: str, entries: list) -> list[tuple]:
+    """(name, BenchSettings, its rows) of each stage of the bench part, in order; all merge
+    into the one benchmark file `out`."""
     base = BenchSettings(
         device=str(device), out=out, merge=True, readmes=check.readmes, quick=check.quick,
-        img_size=QUICK["p2_img_size"] if check.quick else None,
+        img_size=QUICK["p2_img_size"] if check.quick else None, repeats=BENCH_REPEATS,
         compile_backend=DRY_COMPILE_BACKEND if check.dry_run else speed.COMPILE_BACKEND)
     only_ours = dict(reference=False, feature_cache=False, data_path=False)
     names = [e["run_name"] for e in entries]
-    p1 = [e["run_name"] for e in entries if not is_swin(e["model"])]
+    p1 = [n for n in P1_COMPILE_FIRST if n in names] + [
+        e["run_name"] for e in entries
+        if not is_swin(e["model"]) and e["run_name"] not in P1_COMPILE_FIRST]
+    swin = [SWIN_COMPILE_ROW] if SWIN_COMPILE_ROW in names else []
     return [
-        ("compile_swin", dataclasses.replace(base, models=SWIN_COMPILE_ROW, compile="both",
+        ("eager", dataclasses.replace(base, models=",".join(names), compile="off",
+                                      attention="both"), names),
+        ("compile_p1", dataclasses.replace(base, models=",".join(p1), compile="on",
+                                           attention="timm", **only_ours), p1),
+        ("compile_swin", dataclasses.replace(base, models=",".join(swin), compile="on",
                                              compile_scope="blocks", attention="both",
-                                             **only_ours),
-         None if SWIN_COMPILE_ROW in names else f"{SWIN_COMPILE_ROW} not selected"),
-        ("compile_p1", dataclasses.replace(base, models=",".join(p1), compile="both",
-                                           **only_ours),
-         None if p1 else "no Problem 1 row selected"),
-        ("bench", dataclasses.replace(base, models=check.models, compile="off",
-                                      repeats=BENCH_REPEATS), None),
+                                             **only_ours), swin),
     ]
 
 
-class Summary:
-    """gpu_check.json, written after every part: each part's status, seconds and note."""
+def rows_measured(result: dict, names: list, settings: BenchSettings, device) -> int:
+    """How many of the rows `names` hold every variant `settings` measures (fused ones on
+    Swin only)."""
+    rows = {r["run_name"]: r for r in result["runs"]}
+    variants = bench_variants(settings, device)
+    return sum(all(measured(rows[n].get("ours", {}).get(speed.variant_name(*v)))
+                   for v in variants if is_swin(rows[n].get("model", "")) or not v[0])
+               for n in names if n in rows)
 
-    def __init__(self, check: CheckSettings, device, out_dir: str, bench_file: str,
-                 grid_dir: str):
-        self.t0, self.budget_s = time.monotonic(), check.budget_s
-        self.out_dir, self.path = out_dir, os.path.join(out_dir, "gpu_check.json")
+
+def bench(check: CheckSettings, device, out_dir: str, entries: list, deadline: float) -> str:
+    notes = []
+    for name, settings, names in bench_stages(check, device, bench_file(out_dir, device),
+                                              entries):
+        stage_deadline = min(deadline, check.deadline(BENCH_STAGE_ENDS[name]))
+        if not names or time.monotonic() >= stage_deadline:
+            notes.append(f"{name}: {'no row selected' if not names else 'out of time'}")
+            continue
+        result = run_benchmark(settings, deadline=stage_deadline)
+        notes.append(f"{name}: {rows_measured(result, names, settings, device)} of "
+                     f"{len(names)} rows")
+    return "; ".join(notes)
+
+
+PARTS = {"smoke": smoke, "grid": grid, "bench": bench}
+
+
+def run_part(check: CheckSettings) -> int:
+    """In a part's own process: the part within its soft limit; its status and note go to
+    stdout as the last line, for the parent."""
+    deadline = check.deadline(PART_ENDS[check.part])
+    device = resolve_device(check.device)
+    out_dir = os.path.abspath(check.out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    try:
+        note = PARTS[check.part](check, device, out_dir, select_runs(check.models), deadline)
+        status = "done" if time.monotonic() < deadline else "cut at its deadline"
+    except Exception as err:  # noqa: BLE001  (recorded by the parent, which goes on)
+        traceback.print_exc()
+        note, status = f"{type(err).__name__}: {err}"[:500], "failed"
+    print(json.dumps(dict(status=status, note=note)), flush=True)
+    return 0 if status != "failed" else 1
+
+
+# ----------------------------------------------------------------------------- the parent
+class Summary:
+    """gpu_check.json, written after every part: each part's status, seconds and note; and
+    the parts run, each in a child process killed at the part's deadline."""
+
+    def __init__(self, check: CheckSettings, device, ends: dict = PART_ENDS):
+        # The budget runs from check.started, which each part's process is given too.
+        self.t0 = time.monotonic() - (time.time() - check.started)
+        self.check, self.ends = check, ends
+        self.out_dir = os.path.abspath(check.out_dir)
+        self.path = os.path.join(self.out_dir, "gpu_check.json")
         self.data = dict(kind="gpu-check", started=now_iso(), device=device_name(device),
                          torch=torch.__version__, budget_s=check.budget_s,
-                         dry_run=check.dry_run, bench_file=bench_file, grid_dir=grid_dir,
-                         parts={})
+                         dry_run=check.dry_run, bench_file=bench_file(self.out_dir, device),
+                         grid_dir=os.path.join(self.out_dir, "grid"), parts={})
 
     def deadline(self, part: str) -> float:
-        return self.t0 + DEADLINES[part] * self.budget_s
+        """When the part's process is killed (a time.monotonic() value)."""
+        return self.t0 + self.ends[part] * self.check.budget_s
 
     def save(self) -> None:
         self.data["elapsed_s"] = time.monotonic() - self.t0
         os.makedirs(self.out_dir, exist_ok=True)
         write_text(self.path, json.dumps(self.data, indent=1) + "\n")
 
-    def run_part(self, name: str, fn, skip: str | None = None) -> None:
-        """fn() returns a note; a part that raises is recorded as failed, and the next
-        part runs."""
+    def run_in_child(self, name: str, cmd: list[str]) -> None:
+        """Run the part `name` as `cmd`, in its own process group, which is killed at the
+        part's deadline; record its status, seconds and note (its last stdout line)."""
         s = time.monotonic()
-        if skip:
-            self.data["parts"][name] = dict(status="skipped", seconds=0.0, note=skip)
-            self.save()
-            return
         print(f"== {name} ({s - self.t0:.0f} s into the budget)", file=sys.stderr, flush=True)
-        try:
-            note = fn()
-            status = "done" if time.monotonic() < self.deadline(name) else "cut at its deadline"
-        except (SystemExit, Exception) as err:  # noqa: BLE001  (record it, go on)
-            note, status = f"{type(err).__name__}: {err}"[:500], "failed"
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")])))
+        with tempfile.TemporaryFile("w+") as out:
+            child = subprocess.Popen(cmd, stdout=out, env=env, start_new_session=True)
+            try:
+                rc = child.wait(timeout=max(0.0, self.deadline(name) - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                rc = None
+            finally:                  # the part and all it started, even if we are stopped
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+            out.seek(0)
+            lines = out.read().splitlines()
+        record = _last_record(lines)
+        for line in lines[:-1] if record else lines:     # what else the part printed
+            print(line)
+        if rc is None:
+            status, note = "cut at its deadline", "killed at its deadline; what it wrote is kept"
+        else:
+            status, note = ((record["status"], record["note"]) if record
+                            else ("failed", f"exit status {rc}"))
         self.data["parts"][name] = dict(status=status, seconds=time.monotonic() - s, note=note)
         self.save()
 
 
-def grid_part(check: CheckSettings, entries: list[dict], device, grid_dir: str,
-              deadline: float) -> dict:
-    """Part 4 with its time record (grid/logs/grid_time.json); returns the projection."""
-    g0, started = time.perf_counter(), now_iso()
-    os.makedirs(grid_dir, exist_ok=True)
-    sizes = QUICK if check.quick else FULL
-    outcomes, projection = grid_rows(entries, sizes, grid_dir, device, deadline,
-                                     log=lambda m: print(m, file=sys.stderr, flush=True))
-    rows_s = time.perf_counter() - g0
-    write_grid_record(grid_dir, outcomes, rows_s=rows_s, total_s=rows_s, started=started,
-                      finished=now_iso(), settings=dict(kind="gpu-check grid", sizes=sizes))
-    return projection
+def _last_record(lines: list[str]) -> dict | None:
+    """The part's own record: its last stdout line, when that is one."""
+    try:
+        record = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "status" in record else None
 
 
 # ----------------------------------------------------------------------------- the CLI
@@ -268,6 +271,9 @@ def parse_args(argv=None) -> CheckSettings:
                         f"(default {CheckSettings.out_dir})")
     p.add_argument("--readme", nargs="*", default=[],
                    help="READMEs whose benchmark table to refresh (default: none)")
+    # Set by the check for each part's own process; not for users.
+    p.add_argument("--part", choices=list(PARTS), help=argparse.SUPPRESS)
+    p.add_argument("--started", type=float, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if not args.budget_s > 0:
         p.error(f"--budget-s={args.budget_s}: must be a positive number of seconds")
@@ -275,33 +281,37 @@ def parse_args(argv=None) -> CheckSettings:
     return CheckSettings(budget_s=args.budget_s, device="cpu" if dry else args.device,
                          models=args.models or (DRY_MODELS if dry else None),
                          quick=args.quick or dry, dry_run=dry, out_dir=args.out_dir,
-                         readmes=tuple(args.readme))
+                         readmes=tuple(args.readme), part=args.part,
+                         started=args.started or time.time())
 
 
-def main(argv=None) -> dict:
-    """Every part in order, within the budget; returns what gpu_check.json holds."""
+def main(argv=None):
+    """Every part in order, each in its own process, within the budget; returns what
+    gpu_check.json holds (in a part's own process: its exit status)."""
     check = parse_args(argv)
+    if check.part:
+        return run_part(check)
     device = resolve_device(check.device)
-    entries = select_runs(check.models)                # a bad --models fails here, at once
-    out_dir = os.path.abspath(check.out_dir)
-    out = os.path.join(out_dir, f"{device_slug(device)}.json")
-    grid_dir = os.path.join(out_dir, "grid")
-    summary = Summary(check, device, out_dir, out, grid_dir)
-    for name, settings, skip in bench_parts(check, device, out, entries):
-        summary.run_part(name, lambda s=settings, n=name: run_benchmark(
-            s, deadline=summary.deadline(n)) and None, skip=skip)
-
-    def grid():
-        summary.data["projection"] = p = grid_part(check, entries, device, grid_dir,
-                                                   summary.deadline("grid"))
-        return f"{p['rows_projected']} of {p['rows_in_grid']} rows projected"
-    summary.run_part("grid", grid)
+    select_runs(check.models)                          # a bad --models fails here, at once
+    summary = Summary(check, device)
+    summary.save()
+    for name in PART_ENDS:
+        summary.run_in_child(name, [sys.executable, "-m", "helpers.bench", "check",
+                                    *check.argv(), "--part", name,
+                                    "--started", repr(check.started)])
+        if name == "grid" and os.path.exists(projection_path(summary.data["grid_dir"])):
+            with open(projection_path(summary.data["grid_dir"])) as f:
+                summary.data["projection"] = json.load(f)
     summary.data["finished"] = now_iso()
     summary.save()
-    print(f"wrote {out_dir}/: {os.path.basename(out)}, gpu_check.json, grid/ "
-          f"in {time.monotonic() - summary.t0:.0f} s", file=sys.stderr)
+    written = [f for f in ("gpu_check.json", "smoke.json", "grid",
+                           os.path.basename(summary.data["bench_file"]))
+               if os.path.exists(os.path.join(summary.out_dir, f))]
+    print(f"wrote {summary.out_dir}/: {', '.join(written)} in "
+          f"{time.monotonic() - summary.t0:.0f} s", file=sys.stderr)
     return summary.data
 
 
 if __name__ == "__main__":
-    main()
+    status = main()
+    raise SystemExit(status if isinstance(status, int) else 0)

@@ -8,6 +8,7 @@ result file.
 """
 from __future__ import annotations
 
+import copy
 import glob
 import json
 import os
@@ -16,6 +17,7 @@ import re
 from ..atomic import write_text
 from ..grid import grid
 from ..textable import pipe_table
+from .compare import PLAIN, compare_row, measured
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 # The GPU the targets in benchmarks/README.md are set for; listed as "not measured yet"
@@ -66,47 +68,46 @@ def load_for_merge(path: str, **conditions) -> dict | None:
     return old
 
 
-def merge_run(old: dict, new: dict) -> dict:
-    """One row measured again: the new figures win, and what the new measurement did not
-    take (the typical-loop reference and its speed-up, the feature cache, variants it did
-    not time) is kept from the old one. The speed-up is recomputed against the primary
-    variant of the merged row."""
+def merge_run(old: dict, new: dict, device_type: str) -> dict:
+    """One row measured again, or in another part: every variant either measured is kept
+    (a variant measured both times takes the new figures; a new failure never replaces a
+    measurement), and so are the typical-loop reference and the feature cache the new
+    measurement did not take. Then the row is judged afresh from the merged variants
+    (compare_row): its primary variant, comparison, speed-up and status."""
+    old, new = copy.deepcopy(old), copy.deepcopy(new)
     merged = {**old, **new}
-    merged["ours"] = {**old.get("ours", {}), **new.get("ours", {})}
+    merged["ours"] = {**old.get("ours", {})}
+    for name, timing in new.get("ours", {}).items():
+        if measured(timing) or not measured(merged["ours"].get(name)):
+            merged["ours"][name] = timing
     for key in ("reference", "feature_cache"):
-        if new.get(key) is None and old.get(key) is not None:
+        if not measured(new.get(key)) and old.get(key) is not None:
             merged[key] = old[key]
-    ref, primary = merged.get("reference"), merged["ours"].get(merged.get("primary"))
-    if ref and primary:
-        merged["speedup"] = primary["images_per_s"] / ref["images_per_s"]
     merged["measured_parts"] = sorted({*old.get("measured_parts", [old.get("measured")]),
                                        new.get("measured")} - {None})
-    return merged
+    return compare_row(merged, device_type)
 
 
 def merge_previous(result: dict, old: dict) -> None:
-    """Fill in what this invocation did not measure from the previous file. A row measured
-    again is merged with its previous figures (merge_run); a re-measurement that failed
-    (out of time, out of memory) keeps the complete one; `kept_from_previous` lists the
+    """Fill in what this invocation did not measure from the previous file: a row measured
+    again is merged with its previous figures (merge_run); `kept_from_previous` lists the
     rows not measured this time."""
-    old_ok = {r["run_name"]: r for r in old.get("runs", []) if r.get("status") == "complete"}
-    runs = []
-    for r in result["runs"]:
-        prev = old_ok.get(r["run_name"])
-        if prev is None:
-            runs.append(r)
-        elif r.get("status") == "complete":
-            runs.append(merge_run(prev, r))
-        else:
-            runs.append(prev)
-    measured = {r["run_name"] for r in result["runs"]}
-    kept = {r["run_name"]: r for r in old.get("runs", []) if r["run_name"] not in measured}
-    order = [r["run_name"] for r in grid()]
-    result["runs"] = sorted(runs + list(kept.values()),
-                            key=lambda r: order.index(r["run_name"]))
+    before = {r["run_name"]: r for r in old.get("runs", [])}
+    runs = [merge_run(before[r["run_name"]], r, result["device_type"])
+            if r["run_name"] in before else r for r in result["runs"]]
+    measured_now = {r["run_name"] for r in result["runs"]}
+    kept = {name: r for name, r in before.items() if name not in measured_now}
+    result["runs"] = in_grid_order(runs + list(kept.values()))
     if result["data_path"] is None and old.get("data_path"):
         result["data_path"], kept["data_path"] = old["data_path"], None
     result["kept_from_previous"] = sorted(kept)
+
+
+def in_grid_order(runs: list[dict]) -> list[dict]:
+    """Rows in the grid's table order (rows of runs no longer in the grid last)."""
+    order = [r["run_name"] for r in grid()]
+    return sorted(runs, key=lambda r: (order.index(r["run_name"])
+                                       if r["run_name"] in order else len(order)))
 
 
 def read_bench_results(folder: str) -> list[dict]:
@@ -116,6 +117,9 @@ def read_bench_results(folder: str) -> list[dict]:
             r = json.load(f)
         if r.get("kind") == "speed-benchmark":
             r["_file"] = os.path.basename(path)
+            for run in r["runs"]:              # judged by this version's rules (compare_row)
+                if "ours" in run:
+                    compare_row(run, r["device_type"])
             out.append(r)
     return out
 
@@ -172,9 +176,18 @@ def device_header(r: dict) -> list[str]:
     return lines
 
 
-RUNS_HEADER = ["Model", "Run", "Input px", "Batch train / eval", "Ours train img/s",
+RUNS_HEADER = ["Model", "Run", "Input px", "Batch train / eval", "Variant", "Ours train img/s",
                "50k-image epoch (s)", "Warm-up (s)", "Eval img/s", "Memory (MiB)", "TFLOP/s",
                "MFU", "Typical loop img/s", "Speedup", "Others' CPU use"]
+
+
+def _shown_variant(run: dict) -> str:
+    """The variant a row's figures are of: the grid's, or the plain one where the grid's
+    was not measured."""
+    grid_variant = run.get("grid_variant")
+    if grid_variant in (None, run["primary"]):
+        return run["primary"]
+    return f"{run['primary']} ({grid_variant} not measured)"
 
 
 def _run_row(run: dict) -> list[str]:
@@ -184,39 +197,40 @@ def _run_row(run: dict) -> list[str]:
     o = run["ours"][run["primary"]]
     ref = run.get("reference") or {}
     return [run["label"], f"`{run['run_name']}`", str(run["img_size"]),
-            f"{run['batch_size']} / {run['eval_batch_size']}", fmt(o["images_per_s"]),
-            fmt(o["epoch_50k_s"]), fmt(o["warmup_s"]), fmt(o["eval_images_per_s"]),
-            fmt(o["peak_memory_mib"]), fmt(o["achieved_tflops"]), _pct(o["mfu"]),
-            fmt(ref.get("images_per_s")), _times(run.get("speedup")),
+            f"{run['batch_size']} / {run['eval_batch_size']}", _shown_variant(run),
+            fmt(o["images_per_s"]), fmt(o["epoch_50k_s"]), fmt(o["warmup_s"]),
+            fmt(o["eval_images_per_s"]), fmt(o["peak_memory_mib"]), fmt(o["achieved_tflops"]),
+            _pct(o["mfu"]), fmt(ref.get("images_per_s")), _times(run.get("speedup")),
             _pct(run.get("other_cpu_share"))]
 
 
 def runs_table(r: dict) -> list[str]:
-    """One row per run with our path's primary variant, then the epoch sum (when every
-    run completed) and what the CPU-use and memory columns mean."""
-    lines = _table(RUNS_HEADER, [_run_row(run) for run in r["runs"]], "llrl" + "r" * 10)
+    """One row per run with the variant the grid trains (its primary variant), then the
+    epoch sum (when every run completed) and what the CPU-use and memory columns mean."""
+    lines = _table(RUNS_HEADER, [_run_row(run) for run in r["runs"]], "llrll" + "r" * 10)
     done = [run for run in r["runs"] if run.get("status") == "complete"]
     if len(done) == len(r["runs"]):
         total = sum(run["ours"][run["primary"]]["epoch_50k_s"] for run in done)
         lines += ["", f"One 50k-image training epoch of every run above, summed (evaluation "
                       f"and warm-up excluded): {fmt(total)} s."]
-    lines += ["", "Others' CPU use: the share of the machine's CPU time that other processes "
-                  "took while the run was measured (/proc/stat); well above 0 % means the "
-                  "timings were slowed by other jobs."]
+    lines += ["", "Variant: the one the grid trains on this kind of device "
+                  "(`helpers.speed.choose`). Others' CPU use: the share of the machine's CPU "
+                  "time that other processes took while the run was measured (/proc/stat); "
+                  "well above 0 % means the timings were slowed by other jobs."]
     mem_kinds = {run["ours"][run["primary"]]["memory_kind"] for run in done}
     return lines + (["", "Memory column: " + "; ".join(sorted(mem_kinds)) + "."]
                     if mem_kinds else [])
 
 
 def feature_cache_table(r: dict) -> list[str]:
-    cached = [x for x in r["runs"] if x.get("feature_cache")]
+    cached = [x for x in r["runs"] if measured(x.get("feature_cache"))]
     if not cached:
         return []
     lines = ["", "Frozen-backbone option `cache_features=True` (needs `augment=False`; "
                  "an option, not the default method):", ""]
-    return lines + _table(["Run", "Uncached img/s", "Cached img/s (head only)",
+    return lines + _table(["Run", "Uncached (eager) img/s", "Cached img/s (head only)",
                            "One-off feature pass img/s", "Speedup"],
-                          [[f"`{x['run_name']}`", fmt(x["ours"][x["primary"]]["images_per_s"]),
+                          [[f"`{x['run_name']}`", fmt(x["ours"][PLAIN]["images_per_s"]),
                             fmt(x["feature_cache"]["train"]["images_per_s"]),
                             fmt(x["feature_cache"]["feature_images_per_s"]),
                             _times(x["feature_cache"]["speedup_vs_uncached"])] for x in cached],
@@ -241,20 +255,37 @@ def device_section(r: dict) -> list[str]:
             + data_path_table(r))
 
 
+VARIANTS_HEADER = ["Run", "Variant", "Train img/s", "MFU", "vs eager", "Cold compile (s)",
+                   "Warm compile (s)", "Break-even cold", "Break-even warm",
+                   "Pays over the grid's epochs (cold)"]
+
+
+def _pays(t: dict) -> str:
+    """'yes (saves 12 s)' / 'no (costs 3 s)': a compiled variant's net over the grid's
+    epochs with an empty compile cache."""
+    s = t.get("saving_cold")
+    if not s:
+        return "—"
+    return f"yes (saves {fmt(s['net_s'])} s)" if s["pays"] else f"no (costs {fmt(-s['net_s'])} s)"
+
+
 def _variant_row(x: dict, name: str, t: dict) -> list[str]:
-    base = x["ours"].get("eager")
-    vs = t["images_per_s"] / base["images_per_s"] if base else None
+    if not measured(t):
+        return ([f"`{x['run_name']}`", name] + ["—"] * (len(VARIANTS_HEADER) - 3)
+                + [f"failed: {t.get('reason')}"])
+    base = x["ours"].get(PLAIN)
+    vs = t["images_per_s"] / base["images_per_s"] if measured(base) else None
     compiled = [fmt(t.get(k)) for k in ("compile_cold_s", "compile_warm_s",
                                         "break_even_epochs_cold", "break_even_epochs_warm")]
     return ([f"`{x['run_name']}`", name, fmt(t["images_per_s"]), _pct(t.get("mfu")), _times(vs)]
-            + (compiled if t.get("compile") else ["—"] * 4))
+            + (compiled + [_pays(t)] if t.get("compile") else ["—"] * 5))
 
 
 def variants_table(r: dict) -> list[str]:
-    """Every measured variant of our path against the plain one (timm's attention, eager),
-    with each compiled variant's cold and warm compile cost and break-even; then, per run,
-    the variant helpers.bench.predict picks at the grid's budget. Runs with one variant are
-    left out."""
+    """Every variant of our path against the plain one (timm's attention, eager), with each
+    compiled variant's cold and warm compile cost, break-even and net over the grid's
+    epochs; then, per run, the variant the grid trains against the plain one. Runs with one
+    variant are left out."""
     multi = [x for x in r["runs"] if x.get("status") == "complete" and len(x["ours"]) > 1]
     if not multi:
         return []
@@ -263,22 +294,17 @@ def variants_table(r: dict) -> list[str]:
                  "`-blocks`: each repeated block compiled on its own; `fused-`: Swin window "
                  "attention in SDPA). Compile cost = extra warm-up (training + first "
                  "evaluation batch) over the eager path's; cold = empty cache, warm = kernels "
-                 "already in the on-disk cache. Break-even in 50k-image epochs:", ""]
-    lines += _table(["Run", "Variant", "Train img/s", "MFU", "vs eager", "Cold compile (s)",
-                     "Warm compile (s)", "Break-even cold", "Break-even warm"], rows,
-                    "ll" + "r" * 7)
-    picks = [x for x in multi if x.get("new_vs_old")]
-    if picks:
-        lines += ["", "What `helpers.bench.predict` picks from these figures for the grid's "
-                      "budget (old = eager, timm's attention):", ""]
-        lines += _table(["Run", "Epochs", "Old img/s", "New (cold cache)", "New img/s",
-                         "Speedup", "New (warm cache)"],
-                        [[f"`{x['run_name']}`", str(x["new_vs_old"]["grid_epochs"]),
-                          fmt(x["new_vs_old"]["old_images_per_s"]), x["new_vs_old"]["new"],
-                          fmt(x["new_vs_old"]["new_images_per_s"]),
-                          _times(x["new_vs_old"]["speedup"]),
-                          x["new_vs_old"]["new_with_warm_cache"]] for x in picks], "lrrlrrl")
-    return lines
+                 "already in the on-disk cache. Break-even in 50k-image epochs (training and "
+                 "evaluation time saved, `helpers.speed.compile_saving`):", ""]
+    lines += _table(VARIANTS_HEADER, rows, "ll" + "r" * 7 + "l")
+    lines += ["", "What the grid trains on this kind of device (`helpers.speed.choose`), "
+                  "against the plain path (eager, timm's attention):", ""]
+    return lines + _table(["Run", "Grid epochs", "Grid's variant", "Eager img/s",
+                           "Grid's variant img/s", "Speedup"],
+                          [[f"`{x['run_name']}`", str(x["new_vs_old"]["grid_epochs"]),
+                            _shown_variant(x), fmt(x["new_vs_old"]["old_images_per_s"]),
+                            fmt(x["new_vs_old"]["new_images_per_s"]),
+                            _times(x["new_vs_old"]["speedup"])] for x in multi], "lrlrrr")
 
 
 def render_markdown(results: list[dict]) -> str:

@@ -7,23 +7,25 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import time
+from functools import partial
 
 import torch
 
 from ..config import ExperimentConfig, is_swin
 from ..device import resolve_precision, seed_everything
-from ..grid import EPOCHS, grid
+from ..grid import grid
 from .flops import train_step_flops
 from ..models import SwinClassifier, build_model, has_window_attention, input_spec
 from ..results import now_iso
 from ..speed import COMPILE_BACKEND, set_attention, variant_name
 from ..batches import make_batches
 from ..train import place_model
-from . import predict
 from . import reference as ref
+from .compare import PLAIN, compare_row, failed, measured
 from .render import write_json
 from .timing import (EPOCH_IMAGES, cold_compile_cache, cpu_snapshot, forget_compiled,
-                     other_cpu_share, time_train, time_warmup)
+                     other_cpu_share, time_limit, time_train, time_warmup)
 
 NUM_CLASSES = 100
 RANDOM_WEIGHTS = "random init (speed does not depend on weight values; nothing downloaded)"
@@ -64,58 +66,54 @@ def _head(data, n_train: int, n_test: int):
                                x_test=data.x_test[:n_test], y_test=data.y_test[:n_test])
 
 
+def attempt(measure, deadline: float | None) -> dict:
+    """measure()'s record, or a failed one: one variant's error (a compile that fails, CUDA
+    out of memory) or time-out must not lose the figures the row already holds. measure()
+    runs under the soft time limit; after the deadline nothing more is started."""
+    if deadline is not None and time.monotonic() >= deadline:
+        return failed("not measured: the time budget was spent")
+    try:
+        with time_limit(deadline):
+            return measure()
+    except Exception as err:  # noqa: BLE001  (recorded in the row; the next variant runs)
+        record = failed(f"{type(err).__name__}: {err}"[:300])
+    gc.collect()                        # what the failed measurement held, e.g. out of memory
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+    return record
 
-def compare_variants(ours: dict, cfg) -> dict:
-    """Old (the plain eager path, timm's attention) against new: the variant
-    helpers.bench.predict picks for this run at the grid's budget (grid.EPOCHS of
-    50k-image epochs), with each compiled variant's cold and warm compile cost and
-    break-even in 50k-image epochs."""
-    epochs = EPOCHS[cfg.problem]
-    images = epochs * EPOCH_IMAGES
-    cold = predict.pick(ours, images, swin=cfg.is_swin)
-    warm = predict.pick(ours, images, swin=cfg.is_swin, warm=set(ours))
-    if not cold:                                   # the plain path was not measured
-        return dict(primary=next(iter(ours)), new_vs_old=None)
-    old, new, new_warm = ours["eager"], cold[0], warm[0]
-    out = dict(primary=new.name, new_vs_old=dict(
-        old="eager", new=new.name, new_with_warm_cache=new_warm.name, grid_epochs=epochs,
-        old_images_per_s=old["images_per_s"], new_images_per_s=new.images_per_s,
-        speedup=new.images_per_s / old["images_per_s"]))
-    for name, t in ours.items():                   # every variant's one-off cost, both ways
-        if t["compile"]:
-            c = next(x for x in cold if x.name == name)
-            w = next(x for x in warm if x.name == name)
-            t["compile_cold_s"], t["compile_warm_s"] = c.compile_s, w.compile_s
-            for kind, cost in (("cold", c.compile_s), ("warm", w.compile_s)):
-                n = predict.break_even_images(old["images_per_s"], t["images_per_s"], cost)
-                t[f"break_even_epochs_{kind}"] = None if n is None else n / EPOCH_IMAGES
-    return out
+
+def time_variant(model, cfg, train_b, test_b, compile: bool, **kw) -> dict:
+    """One variant of our path; a compiled one is timed with a cold compile cache, then its
+    warm-up again with the kernels that run left on disk."""
+    if not compile:
+        timing, _ = time_train(model, cfg, train_b, test_b, compile=False, **kw)
+        return timing
+    with cold_compile_cache():
+        try:
+            timing, _ = time_train(model, cfg, train_b, test_b, compile=True, **kw)  # cold
+            uncompile(model)
+            forget_compiled()              # in memory only: the on-disk cache stays
+            timing["warm"] = time_warmup(model, cfg, train_b, test_b, compile=True, **kw)
+        finally:
+            uncompile(model)               # the next variant starts from the plain model
+    return timing
 
 
 def time_variants(model, cfg, train_b, test_b, variants, *, compile_backend: str,
-                  **common) -> dict:
-    """Each variant of our path on one model, by name; a compiled one is timed with a cold
-    compile cache, then its warm-up again with the kernels that run left on disk."""
-    ours = {}
+                  deadline: float | None = None, **common):
+    """Each variant of our path on one model: yields (name, its timing or failed record)."""
     for fused, compile, scope in variants:
         if fused and not has_window_attention(cfg.model):
             continue
         set_attention(model, fused)
-        kw = dict(compile=compile, compile_scope=scope, compile_backend=compile_backend,
-                  **common)
-        if not compile:
-            timing, _ = time_train(model, cfg, train_b, test_b, **kw)
-        else:
-            with cold_compile_cache():
-                timing, _ = time_train(model, cfg, train_b, test_b, **kw)     # cold
-                uncompile(model)
-                forget_compiled()              # in memory only: the on-disk cache stays
-                timing["warm"] = time_warmup(model, cfg, train_b, test_b, **kw)
-                uncompile(model)
-        timing.update(fused_attention=fused, compile_scope=scope if compile else None)
-        ours[variant_name(fused, compile, scope)] = timing
+        kw = dict(compile_scope=scope, compile_backend=compile_backend, **common)
+        timing = attempt(partial(time_variant, model, cfg, train_b, test_b, compile, **kw),
+                         deadline)
+        if measured(timing):
+            timing.update(fused_attention=fused, compile_scope=scope if compile else None)
+        yield variant_name(fused, compile, scope), timing
     set_attention(model, False)
-    return ours
 
 
 def time_feature_cache(model, data, cfg, *, device, precision, base_images_per_s: float,
@@ -153,15 +151,22 @@ def time_reference(cfg, data, sizes: dict, device) -> dict:
 
 def bench_run(entry: dict, sizes: dict, data, *, device, precision, variants,
               reference: bool, cache: bool, peak: float | None,
-              compile_backend: str = COMPILE_BACKEND) -> dict:
+              compile_backend: str = COMPILE_BACKEND, deadline: float | None = None,
+              on_progress=None) -> dict:
     """Every measurement of one grid run: our path's variants, the frozen fine-tune's
-    feature-cache option, and the typical loop."""
+    feature-cache option, and the typical loop, each on its own (see attempt). After each
+    one, on_progress(row) gets the row as it stands, so it can be written at once."""
     cfg = run_config(entry, sizes, device, precision)
     out = dict(run_name=cfg.run_name, label=entry["label"], model=cfg.model,
                mode=cfg.mode if cfg.is_swin else None, img_size=cfg.img_size,
                batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
                precision=precision.name, weights=RANDOM_WEIGHTS, optimizer=cfg.optimizer,
-               measured=now_iso())
+               measured=now_iso(), ours={})
+
+    def progress():
+        compare_row(out, device.type)
+        if on_progress:
+            on_progress(out)
     snap = cpu_snapshot()
     seed_everything(0)
     model = build_random(cfg)
@@ -172,21 +177,23 @@ def bench_run(entry: dict, sizes: dict, data, *, device, precision, variants,
     train_b, test_b, _ = make_batches(model, ours, cfg, device, precision)
     common = dict(device=device, precision=precision, warmup_steps=sizes["warmup_steps"],
                   repeats=sizes["repeats"], peak=peak)
-    out["ours"] = time_variants(model, cfg, train_b, test_b, variants, flops_per_image=flops,
-                                compile_backend=compile_backend, **common)
-    out.update(compare_variants(out["ours"], cfg))
-    if cache and cfg.mode == "finetune":
-        out["feature_cache"] = time_feature_cache(
-            model, ours, cfg, base_images_per_s=out["ours"][out["primary"]]["images_per_s"],
-            **common)
+    for name, timing in time_variants(model, cfg, train_b, test_b, variants,
+                                      flops_per_image=flops, compile_backend=compile_backend,
+                                      deadline=deadline, **common):
+        out["ours"][name] = timing
+        progress()
+    eager = out["ours"].get(PLAIN)
+    if cache and cfg.mode == "finetune" and measured(eager):
+        out["feature_cache"] = attempt(partial(
+            time_feature_cache, model, ours, cfg, base_images_per_s=eager["images_per_s"],
+            **common), deadline)
+        progress()
     del model, train_b, test_b
     release_memory(device)
     if reference:
-        out["reference"] = time_reference(cfg, data, sizes, device)
-        out["speedup"] = (out["ours"][out["primary"]]["images_per_s"]
-                          / out["reference"]["images_per_s"])
+        out["reference"] = attempt(partial(time_reference, cfg, data, sizes, device), deadline)
     out["other_cpu_share"] = other_cpu_share(snap, cpu_snapshot())   # workers are reaped by now
-    out["status"], out["reason"] = "complete", None
+    progress()
     return out
 
 
@@ -221,7 +228,7 @@ def recount_flops(path: str) -> dict:
         previous[r["run_name"]] = r.get("train_flops_per_image")
         r["train_flops_per_image"] = flops
         peak = result.get("peak", {}).get("tflops")
-        for timing in r.get("ours", {}).values():
+        for timing in filter(measured, r.get("ours", {}).values()):
             timing["achieved_tflops"] = flops * timing["images_per_s"] / 1e12
             timing["mfu"] = timing["achieved_tflops"] / peak if peak else None
     result["flops_recount"] = dict(

@@ -35,11 +35,12 @@ from ..paths import BENCH_DIR
 from ..results import now_iso, provenance
 from ..speed import variant_name
 from . import reference as ref
-from .render import (PEAK_SOURCE, load_for_merge, merge_previous, peak_tflops, render_readme,
-                     write_json)
+from .render import (PEAK_SOURCE, in_grid_order, load_for_merge, merge_previous, peak_tflops,
+                     render_readme, write_json)
+from .compare import measured
 from .row import NUM_CLASSES, bench_run, release_memory, run_config
 from .settings import DATA_PATH_SIZES, BenchSettings, bench_variants, family_sizes
-from .timing import cpu_snapshot, other_cpu_share, time_limit
+from .timing import cpu_snapshot, other_cpu_share
 
 
 def device_slug(device: torch.device) -> str:
@@ -51,7 +52,10 @@ def device_slug(device: torch.device) -> str:
 
 
 def select_runs(patterns: str | None) -> list[dict]:
-    """Grid entries whose run name (with or without its 'p1-'/'p2-') matches a pattern."""
+    """Grid entries whose run name (with or without its 'p1-'/'p2-') matches a pattern, in
+    the order the patterns name them (a glob's matches in grid order): the order they are
+    measured in, so a caller short of time names the rows that matter most first. Result
+    files keep the grid's order whatever it is."""
     runs = grid()
     if not patterns:
         return runs
@@ -63,7 +67,7 @@ def select_runs(patterns: str | None) -> list[dict]:
             raise SystemExit(f"--models: {pat!r} matches no run; valid run names: "
                              f"{', '.join(r['run_name'] for r in runs)} (globs allowed)")
         chosen += [r for r in hits if r not in chosen]
-    return [r for r in runs if r in chosen]        # grid order
+    return chosen
 
 
 # ----------------------------------------------------------------------------- a whole run
@@ -115,11 +119,14 @@ def _synthetic_for(plan: Plan):
 
 def write_result(plan: Plan, runs: list, data_path, *, finished: bool, started: str,
                  load0) -> dict:
-    """The result file as it stands (written after every run: a cut run keeps its part)."""
+    """The result file as it stands (written after every variant of every run, so a run
+    cut or killed keeps what it measured). Schema 2: a variant, the typical loop or the
+    feature cache that failed is a {"status": "failed", "reason"} record; files of schema 1
+    are read as they are (render.read_bench_results judges their rows afresh)."""
     s, device, name = plan.settings, plan.device, device_name(plan.device)
     notes = (["CPU only: no GPU figure is in this file."] if device.type == "cpu" else [])
     result = dict(
-        schema_version=1, kind="speed-benchmark", device=name, device_type=device.type,
+        schema_version=2, kind="speed-benchmark", device=name, device_type=device.type,
         device_slug=device_slug(device), precision=plan.precision.name,
         threads=torch.get_num_threads() if device.type == "cpu" else None,
         quick=s.quick, sizes=plan.sizes, variants=[variant_name(*v) for v in plan.variants],
@@ -128,7 +135,7 @@ def write_result(plan: Plan, runs: list, data_path, *, finished: bool, started: 
                   note=None if plan.peak else f"no datasheet peak for {name!r}: MFU is null"),
         notes=notes + list(s.notes), load_average=dict(start=list(load0),
                                                        end=list(os.getloadavg())),
-        runs=list(runs), data_path=data_path, complete=finished,
+        runs=in_grid_order(runs), data_path=data_path, complete=finished,
         provenance=provenance(device=name, device_type=device.type,
                               precision=plan.precision.name,
                               compile=all(v[1] for v in plan.variants), seed=0,
@@ -139,26 +146,28 @@ def write_result(plan: Plan, runs: list, data_path, *, finished: bool, started: 
     return result
 
 
-def measure_row(plan: Plan, entry: dict, data, deadline: float | None) -> dict:
-    """bench_run of one grid entry, or a failed record (out of time, out of memory)."""
+def measure_row(plan: Plan, entry: dict, data, deadline: float | None,
+                on_progress=None) -> dict:
+    """bench_run of one grid entry (each variant on its own: see row.attempt), or a failed
+    record when the row cannot even be built (out of time, out of memory)."""
     t0, s = time.perf_counter(), plan.settings
+    bare = dict(run_name=entry["run_name"], label=entry["label"], status="failed")
     if deadline is not None and time.monotonic() >= deadline:
-        r = dict(run_name=entry["run_name"], label=entry["label"], status="failed",
-                 reason="not measured: the time budget was spent")
+        r = dict(bare, reason="not measured: the time budget was spent")
     else:
         try:
-            with time_limit(deadline):
-                r = bench_run(entry, plan.family(entry), data, device=plan.device,
-                              precision=plan.precision, variants=plan.variants,
-                              reference=s.reference, cache=s.feature_cache, peak=plan.peak,
-                              compile_backend=s.compile_backend)
-        except (RuntimeError, ValueError, TimeoutError) as e:   # e.g. CUDA out of memory
+            r = bench_run(entry, plan.family(entry), data, device=plan.device,
+                          precision=plan.precision, variants=plan.variants,
+                          reference=s.reference, cache=s.feature_cache, peak=plan.peak,
+                          compile_backend=s.compile_backend, deadline=deadline,
+                          on_progress=on_progress)
+        except (RuntimeError, ValueError) as e:   # e.g. CUDA out of memory building it
             release_memory(plan.device)
-            r = dict(run_name=entry["run_name"], label=entry["label"], status="failed",
-                     reason=f"{type(e).__name__}: {e}")
-    ips = r.get("ours", {}).get(r.get("primary"), {}).get("images_per_s")
-    print(f"{entry['run_name']:<28} {r['status']:<8} ours {ips or 0:10.1f} img/s "
-          f"speedup {r.get('speedup') or 0:6.2f}x  ({time.perf_counter() - t0:.0f} s)",
+            r = dict(bare, reason=f"{type(e).__name__}: {e}")
+    ours = ", ".join(f"{name} {t['images_per_s']:.1f} img/s" if measured(t) else f"{name} failed"
+                     for name, t in r.get("ours", {}).items()) or r.get("reason")
+    speedup = f"; {r['speedup']:.2f}x the typical loop" if r.get("speedup") else ""
+    print(f"{entry['run_name']:<28} {ours}{speedup}  ({time.perf_counter() - t0:.0f} s)",
           file=sys.stderr)
     return r
 
@@ -180,7 +189,7 @@ def measure_data_path(plan: Plan) -> list[dict]:
 def run_benchmark(settings: BenchSettings, deadline: float | None = None) -> dict:
     """Measure what `settings` asks for, write the result file and refresh settings.readmes;
     returns the result. `deadline` (a time.monotonic() value) stops the measurement there:
-    the run in progress and the rest are recorded as not measured."""
+    the variant in progress and the rest are recorded as not measured."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
     plan = make_plan(settings)
@@ -191,7 +200,10 @@ def run_benchmark(settings: BenchSettings, deadline: float | None = None) -> dic
     data = _synthetic_for(plan)
     runs = []
     for entry in plan.runs:
-        runs.append(measure_row(plan, entry, data, deadline))
+        def write_so_far(row):                  # after every variant of this row
+            write_result(plan, runs + [row], None, finished=False, started=started,
+                         load0=load0)
+        runs.append(measure_row(plan, entry, data, deadline, on_progress=write_so_far))
         write_result(plan, runs, None, finished=False, started=started, load0=load0)
     in_time = deadline is None or time.monotonic() < deadline
     data_path = measure_data_path(plan) if settings.data_path and in_time else None
