@@ -14,9 +14,9 @@ import re
 import subprocess
 import sys
 
-from .paths import NOTEBOOKS, REPO_ROOT, SUMMARY_NOTEBOOK
+from .paths import GRID_NOTEBOOK, NOTEBOOKS, REPO_ROOT, SUMMARY_NOTEBOOK
 
-ALL_NOTEBOOKS = (NOTEBOOKS[1], NOTEBOOKS[2], SUMMARY_NOTEBOOK)
+ALL_NOTEBOOKS = (GRID_NOTEBOOK, NOTEBOOKS[1], NOTEBOOKS[2], SUMMARY_NOTEBOOK)
 URL_LINE = re.compile(r'^REPO_URL = "[^"]*"')
 BADGES = re.compile(r"(<!-- colab:start -->\n).*?(<!-- colab:end -->)", re.S)
 BADGE_SVG = "https://colab.research.google.com/assets/colab-badge.svg"

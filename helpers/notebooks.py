@@ -30,6 +30,17 @@ def setup_home(*, colab: bool, use_drive: bool = True) -> str:
     return path
 
 
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, Colab, papermill), where progress bars
+    draw as widgets; False in a terminal or a test."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
 def _with_paths(params: dict) -> dict:
     """results_dir (None: results/<dataset>) and data_dir (unset: data), under HOME."""
     out = dict(params)

@@ -12,6 +12,7 @@ import os
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = {p: os.path.join(REPO_ROOT, "notebooks", f"problem{p}.ipynb") for p in (1, 2, 3)}
 SUMMARY_NOTEBOOK = os.path.join(REPO_ROOT, "notebooks", "summary.ipynb")
+GRID_NOTEBOOK = os.path.join(REPO_ROOT, "notebooks", "grid.ipynb")
 EXECUTED_DIR = os.path.join(REPO_ROOT, "notebooks", "runs")
 BENCH_DIR = os.path.join(REPO_ROOT, "benchmarks")
 

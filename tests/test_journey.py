@@ -24,7 +24,7 @@ from helpers.paths import HOME_ENV, REPO_ROOT
 from helpers.report import locate_results
 from helpers.report.pdf import missing_latex_tools
 
-NOTEBOOK_NAMES = ("problem1", "problem2", "summary")
+NOTEBOOK_NAMES = ("grid", "problem1", "problem2", "summary")
 TINY = {"dataset": '"synthetic"', "train_subset": "96", "test_subset": "48", "epochs": "1",
         "device": '"cpu"'}
 P1_EDITS = {"model": '"vit"', "dim": "32", "depth": "1", "heads": "2", **TINY}
@@ -78,7 +78,9 @@ def text_of(nb):
     out = []
     for c in nb.cells:
         for o in c.get("outputs", []):
-            out.append(o.get("text", "") + "".join(o.get("data", {}).get("text/markdown", "")))
+            data = o.get("data", {})
+            out.append(o.get("text", "") + "".join(data.get("text/markdown", ""))
+                       + "".join(data.get("text/html", "")))
     return "\n".join(out)
 
 
@@ -94,7 +96,7 @@ def kernel_env(**extra):
 
 
 # ----------------------------------------------------------------------------- static
-def test_the_three_setup_cells_are_identical():
+def test_every_notebooks_setup_cell_is_the_same():
     first = setup_cell("problem1")
     assert "google.colab" in first and "REPO_URL" in first and "setup_home" in first
     assert all(setup_cell(n) == first for n in NOTEBOOK_NAMES)
@@ -220,7 +222,9 @@ def test_colab_journey_finds_the_results_on_drive(tmp_path):
     # CIFAR-100 would be downloaded and cached on Drive too, once for every session.
     assert {r["config"]["data_dir"] for r in results_in(folder).values()} == {str(home / "data")}
     summary = run(repo, "summary", env=env, save=False)         # a fresh kernel, no edits
-    assert "reading " + str(folder) in text_of(summary)
+    # The loader's note names the folder relative to HOME (Drive), as HTML only: shown in
+    # the notebook, left out of the PDF.
+    assert "reading results/synthetic" in text_of(summary) and str(home) not in text_of(summary)
     md = (folder / "report.md").read_text()
     for r in results_in(folder).values():
         assert f"{r['test_acc']:.2f}" in md
@@ -243,3 +247,36 @@ def test_make_colab_writes_one_url_into_every_setup_cell_and_the_badges(tmp_path
     for name in NOTEBOOK_NAMES:
         assert (f"https://colab.research.google.com/github/someone/hw6-fork/blob/main/"
                 f"notebooks/{name}.ipynb") in readme
+
+
+# ----------------------------------------------------------------------------- the grid
+def test_the_grid_notebook_runs_the_demo_grid_and_every_row_learns(tmp_path):
+    """notebooks/grid.ipynb with only `demo = True` edited: every row of both tables
+    through the runner in the notebook's kernel, a progress bar per row, the report, and
+    the summary's parameter on the last line. Every row that trains (the fine-tunes are
+    skipped offline) ends at 3x chance or better with its test loss falling. Run again
+    (as after a disconnect), it trains nothing twice."""
+    from helpers import grid
+    repo = fresh_copy(tmp_path)
+    home = tmp_path / "home"
+    env = kernel_env(HW6_HOME=str(home))
+    nb = run(repo, "grid", {"demo": "True"}, env)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+               for o in outputs)                                  # tqdm bars as widgets
+    assert text_of(nb).rstrip().endswith("results_dir = 'results/demo'")
+    folder = home / "results" / "demo"
+    results = results_in(folder)
+    rows = {e["run_name"] for e in grid.grid((1, 2))}
+    assert set(results) == rows and (folder / "report.md").is_file()
+    trained = {n: r for n, r in results.items() if r["status"] == "complete"}
+    assert {n for n, r in results.items() if r["status"] == "skipped"} | set(trained) == rows
+    assert {n for n in rows if n.startswith("p1-") or n.endswith("-scratch")} <= set(trained)
+    for name, r in trained.items():
+        chance = 100 / r["dataset"]["num_classes"]
+        losses = [h["test_loss"] for h in r["history"] if h["test_loss"] is not None]
+        assert r["test_acc"] >= 3 * chance, (name, r["test_acc"], chance)
+        assert losses[-1] < losses[0], (name, losses)
+    again = run(repo, "grid", {"demo": "True", "report": "False"}, env, save=False)
+    assert text_of(again).count("already complete with this config: skipped") == len(trained)

@@ -12,11 +12,12 @@ demo_readme.py  the README's demo paragraph from the last demo's time record
 cli.py      `python -m helpers.runner` (= `python -m helpers.run`): flags, the report at the end
 """
 from . import demo
-from .cli import build_parser, main, parse_settings, select
+from .cli import build_parser, grid_args, main, parse_settings, run_grid, select
 from .execute import execute, summary_table
 from .plan import Action, Run, make_plan, next_action, prepare_checkpoint
 from .settings import RunSettings, resolve_settings
 
 __all__ = ["demo", "Action", "Run", "RunSettings",
-           "build_parser", "execute", "main", "make_plan", "next_action", "parse_settings",
+           "build_parser", "execute", "grid_args", "run_grid", "main", "make_plan",
+           "next_action", "parse_settings",
            "prepare_checkpoint", "resolve_settings", "select", "summary_table"]

@@ -204,6 +204,37 @@ def report_at_end(results_dir: str) -> None:
     print(f"wrote {shown(pdf)}")
 
 
+# ----------------------------------------------------------------------------- notebook
+def grid_args(*, problems=(1, 2), only=None, seeds=(0,), demo=False, epochs_p1=None,
+              epochs_p2=None, dataset=None, device="auto", weights_tiny=None,
+              weights_small=None, notebooks=False, report=True, extra_args=()) -> list[str]:
+    """The command line of `python -m helpers.run` that notebooks/grid.ipynb's parameters
+    stand for (the notebook runs it in its own kernel)."""
+    argv = ["--problems", *map(str, problems), "--seeds", *map(str, seeds)]
+    for flag, value in (("--only", only), ("--epochs-p1", epochs_p1),
+                        ("--epochs-p2", epochs_p2), ("--dataset", dataset),
+                        ("--weights-tiny", weights_tiny), ("--weights-small", weights_small)):
+        if value is not None:
+            argv += [flag, *map(str, value)] if isinstance(value, (list, tuple)) else [
+                flag, str(value)]
+    argv += ["--device", device, "--notebooks" if notebooks else "--no-notebooks",
+             "--report" if report else "--no-report"]
+    return argv + (["--demo"] if demo else []) + list(extra_args)
+
+
+def run_grid(**params) -> int:
+    """notebooks/grid.ipynb: the grid rows its parameters choose (grid_args), with a bar per
+    row; run it again after a disconnect and it carries on (complete rows are skipped,
+    interrupted ones resume). Ends with the summary notebook's parameter for the results."""
+    from ..notebooks import summary_parameter
+    argv = grid_args(**params)
+    print("python -m helpers.run " + " ".join(argv), flush=True)
+    settings = parse_settings(argv)             # a bad parameter stops here, before any row
+    code = main(argv)
+    print(summary_parameter(settings.results_dir))
+    return code
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv=None, entries: list[dict] | None = None) -> int:
     """CLI entry point. `entries` replaces the grid (the tests run tiny grids through it)."""
@@ -246,8 +277,10 @@ def run_rows(plan: list[Run], settings: RunSettings, outcomes: list[Outcome]) ->
         return False
     kernels = (KernelPool() if settings.notebooks and len(plan) > 1
                and want_warm_kernels(settings.warm_kernels, settings.device) else None)
-    try:
-        for i, run in enumerate(plan):
+    from tqdm.auto import tqdm
+    from ..notebooks import in_notebook
+    try:               # in a notebook (notebooks/grid.ipynb), a bar over the rows
+        for i, run in enumerate(tqdm(plan, desc="grid rows", disable=not in_notebook())):
             if kernels:
                 kernels.more = i + 1 < len(plan)
             notebook = settings.notebooks and run.problem not in settings.in_process

@@ -153,8 +153,9 @@ def run_in_process(run: Run) -> dict:
     Experiment(cfg).run(), from the repository root like the notebooks, so relative paths
     in the config mean the same."""
     from ..experiment import Experiment
-    with _working_directory(REPO_ROOT):
-        return Experiment(run.cfg).run(progress=False)
+    from ..notebooks import in_notebook
+    with _working_directory(REPO_ROOT):       # epoch bars where a notebook draws them
+        return Experiment(run.cfg).run(progress=in_notebook())
 
 
 @contextlib.contextmanager
