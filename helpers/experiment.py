@@ -129,8 +129,10 @@ class Experiment:
         saved = saved_plan(self.cfg.checkpoint_path, self.cfg.to_dict())
         if saved is None:
             return None
-        return saved["batch_size"], (f"{saved['batch_size']}, kept from the checkpoint being "
-                                     f"resumed ({saved['batch_rule']})")
+        kept = f"{saved['batch_size']}, kept from the checkpoint being resumed ("
+        why = saved["batch_rule"]                     # the first segment's reason, once
+        why = why[len(kept):-1] if why.startswith(kept) else why
+        return saved["batch_size"], f"{kept}{why})"
 
     def _fit_to_memory(self):
         """The plan with its training and evaluation batches checked against the GPU

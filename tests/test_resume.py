@@ -243,11 +243,13 @@ def test_a_resume_on_a_larger_gpu_keeps_the_checkpoints_batch_and_schedule(tmp_p
     whole = run_on(gpu_vit(tmp_path / "whole"), FakeGPU(**small))
     cfg = gpu_vit(tmp_path / "cut")
     assert run_on(cfg, FakeGPU(**small), stop_after=1) is None
-    resumed = run_on(cfg, FakeGPU(name="NVIDIA A100"))
+    assert run_on(cfg, FakeGPU(name="NVIDIA A100"), stop_after=2) is None
+    resumed = run_on(cfg, FakeGPU(name="NVIDIA A100"))           # a second resume
     assert [h["batch_size"] for h in resumed["history"]] == [16, 16, 16]
     assert resumed["training"]["batch_size"] == 16
-    assert "kept from the checkpoint" in resumed["training"]["batch_rule"]
-    assert [h["segment"] for h in resumed["history"]] == [1, 2, 2]
+    rule = resumed["training"]["batch_rule"]
+    assert rule.count("kept from the checkpoint") == 1 and "halved" in rule, rule
+    assert [h["segment"] for h in resumed["history"]] == [1, 2, 3]
     for a, b in zip(whole["history"], resumed["history"]):
         assert (a["train_loss"], a["test_loss"]) == (b["train_loss"], b["test_loss"])
     saved = load_checkpoint(cfg.checkpoint_path)
