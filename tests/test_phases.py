@@ -73,3 +73,18 @@ def test_the_reports_time_table_sums_each_phase_over_the_rows():
     assert cells[PHASE_LABELS["eval_s"]][:2] == ["2.0", "4.0 %"]
     assert "**50.0**" in md and "2 row(s), cpu" in md
     assert time_split_md(dict(rows=[dict(run="c", wall_s=None, phases=None)]), {"c": {}}) is None
+
+
+def test_the_time_tables_columns_fit_the_pdf_line_with_every_number_whole():
+    """Its first column is a description that wraps; a share such as '56.0 %' and a run
+    name must not: each column is at least its widest cell of those, within the line."""
+    from helpers.textable import PDF_CHAR_PT, PDF_GAP_PT, PDF_LINE_PT
+    phases = {k: 1.0 for k in PHASES}
+    record = dict(rows=[dict(run="p2-swin_small-finetune_full", wall_s=20.0, outside_run_s=3.0,
+                             device="cpu", phases=phases)])
+    md = time_split_md(record, {"p2-swin_small-finetune_full": {}})
+    rule = next(line for line in md.splitlines() if line.startswith("| ---"))
+    dashes = [len(c.strip().rstrip(":")) + c.strip().endswith(":") for c in rule.split("|")[1:-1]]
+    line = (PDF_LINE_PT - PDF_GAP_PT * 3) / PDF_CHAR_PT
+    assert sum(dashes) <= line, dashes
+    assert dashes[2] >= len("100.0 %") - 2 and dashes[3] >= len("`p2-swin_small-finetune_full`")

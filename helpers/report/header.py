@@ -114,7 +114,9 @@ def time_split_md(record: dict | None, runs: dict) -> str | None:
     table.append(["**Rows in all (runner's wall clock)**", f"**{total:.1f}**", "100 %", ""])
     head = ["Phase", "Seconds", "Share", "Most in"]
     lines = [f"### Where the time went ({len(rows)} row(s), {', '.join(devices)})", "",
-             pipe_table(head, table, align="lrrl", dashes=pdf_dashes(head, table)), "",
+             # Its first column is a description that wraps, not a row label.
+             pipe_table(head, table, align="lrrl",
+                        dashes=pdf_dashes(head, table, labels=())), "",
               "From the runner's record (`logs/grid_time.json`): each row's wall time, split "
               "by the clocks its result file carries (`phases`); the device is synchronised "
               "at each clock. The report and PDF come after and are not included."
