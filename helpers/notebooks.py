@@ -9,7 +9,7 @@ import os
 from .config import (PROBLEM1_MODELS, STUDIES, SWIN_VARIANTS, ConfigError, ExperimentConfig,
                      is_swin)
 from .paths import (DRIVE_MOUNT, DRIVE_MOUNT_ENV, HOME_ENV, REAL_DATASET, RESULTS, at_home,
-                    drive_home, home)
+                    drive_home, home, shown)
 
 
 # ----------------------------------------------------------------------------- setup
@@ -60,13 +60,10 @@ def summary_parameter(results_dir: str) -> str:
     """What to tell notebooks/summary.ipynb to read results_dir: nothing at the default
     (HOME/results/cifar100), else the exact parameters-cell line."""
     default = os.path.abspath(at_home(default_results_dir(REAL_DATASET)))
-    full = os.path.abspath(at_home(results_dir))
-    if full == default:
+    if os.path.abspath(at_home(results_dir)) == default:
         return "notebooks/summary.ipynb reads this folder at its defaults."
-    rel = os.path.relpath(full, home())
-    shown = full if rel.startswith("..") else rel
     return (f"notebooks/summary.ipynb reads it with this line in its parameters cell:\n"
-            f"    results_dir = {shown!r}")
+            f"    results_dir = {shown(results_dir)!r}")
 
 
 # ----------------------------------------------------------------------------- configs

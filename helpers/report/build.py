@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..atomic import write_text
+from ..notebooks import in_notebook
 from ..paths import REAL_DATASET, RESULTS, at_home, home, shown
 from ..records import read_grid_record, report_paths
 from .analysis import analysis_problem1, analysis_problem2
@@ -196,12 +197,7 @@ def say(message: str) -> None:
     """A note for the person running the summary, not for the report: in a notebook it is
     shown as HTML only, which the PDF export (LaTeX) skips, so the submission starts with
     the report; elsewhere it is printed."""
-    try:
-        from IPython import get_ipython
-        in_kernel = get_ipython() is not None and hasattr(get_ipython(), "kernel")
-    except ImportError:
-        in_kernel = False
-    if not in_kernel:
+    if not in_notebook():
         print(message)
         return
     import html
