@@ -11,7 +11,7 @@ import os
 import time
 
 from .atomic import remove_orphans
-from .changes import config_changes
+from .changes import decide
 from .config import ExperimentConfig, swin_variant, synthetic_classes
 from .data import DeviceLoader, check_overlap, load_dataset, with_train_fraction
 from .device import (device_name, resolve_device, resolve_precision, seed_everything,
@@ -191,15 +191,13 @@ class Experiment:
                 started=started, finished=now_iso(), devices=devices))
 
     def completed(self) -> dict | None:
-        """This run's result, if it is on disk, complete, and made with this config (device,
-        precision and other execution fields aside); else None."""
-        path = self.cfg.result_path
+        """This run's result, if it is on disk and changes.decide skips it (complete, made
+        with this config, execution fields such as the device aside); else None."""
         try:
-            old = read_result(path)
+            old = read_result(self.cfg.result_path)
         except (OSError, ValueError):
             return None
-        same = not config_changes(old.get("config") or {}, self.cfg.to_dict())
-        return old if old.get("status") == "complete" and same else None
+        return old if decide(self.cfg.to_dict(), old).action == "skip" else None
 
     def run(self, progress: bool = True) -> dict:
         """Train (resuming from this run's checkpoint if one exists) and write the result.
