@@ -58,7 +58,7 @@ def notebook_parameters(path: str) -> dict:
 
 
 def execute_notebook(input_path: str, output_path: str, parameters: dict | None = None,
-                     cwd: str = REPO_ROOT, km=None) -> None:
+                     cwd: str = REPO_ROOT) -> None:
     """Run a notebook with papermill, writing the executed copy to `output_path`.
 
     Parameter names are checked against the notebook's `parameters` cell first: papermill
@@ -66,17 +66,15 @@ def execute_notebook(input_path: str, output_path: str, parameters: dict | None 
     silently train something else. The kernel is this interpreter (run_notebook).
     A failing cell raises papermill's PapermillExecutionError, whose `.ename` is the class
     of the exception raised in the notebook; the executed copy, traceback included, is
-    still written. `km`: a started kernel (runner/kernels.py) to run it on instead of a
-    new one; it is shut down afterwards all the same.
+    still written.
     """
     parameters = dict(parameters or {})
     declared = notebook_parameters(input_path)
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
-        shutdown_kernel(km)
         raise ConfigError(f"unknown parameter(s) {unknown} for {os.path.basename(input_path)}; "
                           f"valid parameters: {sorted(declared)}")
-    run_notebook(input_path, output_path, parameters, cwd=cwd, km=km)
+    run_notebook(input_path, output_path, parameters, cwd=cwd)
 
 
 # ----------------------------------------------------------------------------- kernel
@@ -123,9 +121,8 @@ def python_kernel(name: str = "python3"):
 
 
 def run_notebook(input_path: str, output_path: str, parameters: dict,
-                 cwd: str = REPO_ROOT, km=None) -> str:
-    """Execute a notebook with papermill on this interpreter's kernel, or on `km`, a kernel
-    already started in `cwd`; returns output_path.
+                 cwd: str = REPO_ROOT) -> str:
+    """Execute a notebook with papermill on this interpreter's kernel; returns output_path.
 
     Once the last cell has run (or one failed), the kernel has nothing left to do: results
     and checkpoints are written, atomically, by the cells themselves, and papermill writes
@@ -134,30 +131,11 @@ def run_notebook(input_path: str, output_path: str, parameters: dict,
     """
     import papermill
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
-    if km is None:
-        with python_kernel() as kernel:
-            papermill.execute_notebook(input_path, output_path, parameters=parameters,
-                                       cwd=cwd, kernel_name=kernel, progress_bar=False,
-                                       shutdown_kernel="immediate")
-        return output_path
-    try:   # nbclient leaves a kernel it did not start running: shut it down here
+    with python_kernel() as kernel:
         papermill.execute_notebook(input_path, output_path, parameters=parameters, cwd=cwd,
-                                   km=km, progress_bar=False)
-    finally:
-        shutdown_kernel(km)
+                                   kernel_name=kernel, progress_bar=False,
+                                   shutdown_kernel="immediate")
     return output_path
-
-
-def shutdown_kernel(km, now: bool = True) -> None:
-    """Shut down a kernel started through jupyter_client's AsyncKernelManager (None: no-op);
-    a kernel that already died is not an error here."""
-    if km is None:
-        return
-    from jupyter_core.utils import run_sync
-    try:
-        run_sync(km.shutdown_kernel)(now=now)
-    except Exception:  # noqa: BLE001
-        pass
 
 
 def cell_seconds(path: str) -> float | None:

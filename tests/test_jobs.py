@@ -81,10 +81,14 @@ def test_jobs_without_notebooks_match_the_sequential_notebook_runs(tmp_path):
 
 def test_a_claimed_row_is_left_to_its_worker_and_a_dead_workers_claim_is_taken_over(
         tmp_path, capsys):
+    """A live worker's claim is respected by a plain sequential run (which takes no claim
+    of its own) and by a job; a job takes over the claim of a worker that has died."""
     argv = args_for(tmp_path, "--device", "cpu", "--no-notebooks")
     results = tmp_path / "results"
     lock = results / "locks" / "t-a.lock"
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    settings, [run] = planned(argv + ["--executor", "local"], ENTRIES[:1])
+    spec = jobs.JobSpec(run, None, False, str(results / "logs" / "t-a.log"))
     try:
         lock.parent.mkdir(parents=True)
         lock.write_text(json.dumps(dict(what="t-a", host=socket.gethostname(),
@@ -92,12 +96,14 @@ def test_a_claimed_row_is_left_to_its_worker_and_a_dead_workers_claim_is_taken_o
         assert runner.main(argv, entries=ENTRIES[:1]) == 0
         out = capsys.readouterr().out
         assert "claimed by another worker" in out and f"pid {other.pid}" in out
+        assert jobs.work(spec).status == "busy"
+        assert "claimed by another worker" in capsys.readouterr().out
         assert not (results / "t-a.json").exists()         # not trained twice
         assert json.loads(lock.read_text())["pid"] == other.pid   # and not touched
     finally:
         other.kill()
         other.wait()
-    assert runner.main(argv, entries=ENTRIES[:1]) == 0
+    assert jobs.work(spec).status == "complete"           # the job the row is requeued to
     out = capsys.readouterr().out
     assert "taking over a stale claim" in out and f"process {other.pid}" in out
     assert read_result(results / "t-a.json")["status"] == "complete"
@@ -216,6 +222,24 @@ def test_the_runner_records_the_grid_time_and_the_readme_paragraph_comes_from_it
     minutes, seconds = divmod(round(rec["total_s"]), 60)
     assert f"**{minutes} min {seconds:02d} s**" in block
     assert "10 synthetic classes (chance 10 %)" in block
+
+
+def test_the_time_table_splits_notebook_rows_outside_time_and_keeps_other_rows_whole():
+    from helpers.report.header import PHASE_LABELS, time_split_md
+    from helpers.results import PHASES
+    from report_fixtures import table_cells
+
+    def row(run, outside, kernel=None, cells=None):
+        phases = {k: 1.0 for k in PHASES}
+        return dict(run=run, wall_s=outside + len(PHASES), outside_run_s=outside, device="cpu",
+                    phases=phases, kernel_s=kernel, cells_outside_run_s=cells)
+    both = dict(rows=[row("nb", 5.0, kernel=1.5, cells=3.5), row("job", 2.0)])
+    cells = table_cells(time_split_md(both, {"nb": {}, "job": {}}))
+    assert cells[PHASE_LABELS["kernel_s"]][0] == "1.5"
+    assert cells[PHASE_LABELS["cells_outside_run_s"]][0] == "3.5"
+    assert cells[PHASE_LABELS["outside_run_s"]][0] == "2.0"        # the job's, not split
+    only_nb = time_split_md(dict(rows=both["rows"][:1]), {"nb": {}})
+    assert PHASE_LABELS["outside_run_s"] not in only_nb             # no unsplit row: no line
 
 
 def test_no_notebooks_needs_neither_jupyter_nor_thop(tmp_path):

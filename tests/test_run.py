@@ -89,6 +89,13 @@ def test_failures_are_recorded_and_the_grid_carries_on(tmp_path, monkeypatch, ca
         assert any(line.startswith(name) and f" {status} " in line
                    for line in table.splitlines()), (name, status)
     assert (tmp_path / "executed" / "t-bad-data.ipynb").exists()    # traceback kept
+    if os.path.isdir("/proc"):
+        assert kernel_processes() == set()                          # no kernel left running
+    # The notebook's cell clocks bracket its Experiment.run(), inside the row's wall time:
+    # starting the kernel and the cells around the run both take time, so neither part of
+    # the split is clamped to zero.
+    good_row = {r["run"]: r for r in read_grid_record(str(results))["rows"]}["t-good"]
+    assert good_row["kernel_s"] > 0 and good_row["cells_outside_run_s"] > 0, good_row
 
     # Again: failed runs are retried, the complete one is neither re-executed nor
     # rewritten, and skipped runs alone do not make the exit status non-zero.
@@ -110,6 +117,19 @@ def test_failures_are_recorded_and_the_grid_carries_on(tmp_path, monkeypatch, ca
     assert "epochs: 1 -> 2" in out
     redone = read_result(good)
     assert redone["config"]["epochs"] == 2 and [h["epoch"] for h in redone["history"]] == [1, 2]
+
+
+def kernel_processes() -> set[int]:
+    """ipykernel processes whose parent is this test process, from /proc."""
+    found = set()
+    for pid in child_pids(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"ipykernel" in f.read():
+                    found.add(pid)
+        except OSError:                           # exited meanwhile
+            continue
+    return found
 
 
 def child_pids(pid):
@@ -163,8 +183,8 @@ def test_killed_runner_resumes_without_redoing_finished_runs(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"[{names[0]}] already complete" in done.stdout
     assert f"[{names[1]}] interrupted before: resuming from its checkpoint" in done.stdout
-    # The killed runner's claim on the row names a process that is gone: taken over.
-    assert f"[{names[1]}] taking over a stale claim" in done.stdout
+    # A plain sequential run shares its results folder with no other worker: no claims.
+    assert not (results / "locks").exists()
     assert mtime(first) == before                          # not redone, not rewritten
     r = read_result(second)
     assert r["status"] == "complete" and [h["epoch"] for h in r["history"]] == [1, 2, 3]
@@ -226,14 +246,61 @@ def test_a_checkpoint_made_with_another_config_is_dropped_not_resumed(tmp_path):
     ckpt = tmp_path / "results" / "checkpoints" / "p1-resnet18.pt"
     ckpt.parent.mkdir(parents=True)
     torch.save(dict(config=run.cfg.to_dict(), epoch=1), ckpt)
-    assert runner.next_action(run, force=False).note == "resumed" and ckpt.exists()
+    decision = runner.decision_for(run, force=False)
+    assert (decision.action, decision.note) == ("resume", "resumed") and ckpt.exists()
     torch.save(dict(config=dict(run.cfg.to_dict(), epochs=7, device="cuda"), epoch=1), ckpt)
-    action = runner.next_action(run, force=False)
+    decision = runner.decision_for(run, force=False)
     assert ckpt.exists()                       # deciding what to do deletes nothing...
-    runner.prepare_checkpoint(run, action)     # ...acting on it does
-    assert action.note == "config changed" and "epochs: 7 -> 1" in action.why
-    assert "device" not in action.why
+    runner.prepare_files(run, decision)        # ...acting on it does
+    assert decision.note == "config changed" and "epochs: 7 -> 1" in decision.why
+    assert decision.action == "start" and "device" not in decision.why
     assert not ckpt.exists()
+    ckpt.write_bytes(b"not a checkpoint")      # truncated or foreign: cannot resume either
+    decision = runner.decision_for(run, force=False)
+    assert decision.action == "start" and decision.discard_checkpoint
+    assert "unreadable checkpoint" in decision.why
+
+
+def test_one_rule_decides_skip_resume_or_start_over_for_the_engine_and_the_runner(tmp_path):
+    """helpers.changes.decide on what a run's files hold (no files touched), and the
+    engine's own skip (Experiment.completed) follows it."""
+    from helpers.changes import decide
+    from helpers.config import ExperimentConfig
+    from helpers.experiment import Experiment
+    from helpers.results import write_result
+    cfg = ExperimentConfig(run_name="t-rule", model="vit", patch_size=8, dim=32, depth=1,
+                           heads=2, dataset="synthetic", epochs=2,
+                           results_dir=str(tmp_path)).resolved()
+    config = cfg.to_dict()
+    done = dict(status="complete", config=dict(config, device="cuda"))   # another GPU: fine
+    changed = dict(status="complete", config=dict(config, epochs=3))
+    failed = dict(status="failed", config=config, reason="NonFiniteLossError:  loss\n nan")
+
+    def table(result, checkpoint=None, force=False):
+        d = decide(config, result, checkpoint, force)
+        return d.action, d.note, d.discard_checkpoint, d.set_aside_result
+
+    assert table(done) == ("skip", "already complete", False, False)
+    assert table(done, checkpoint=config) == ("skip", "already complete", False, False)
+    assert table(done, force=True) == ("start", "forced", True, True)
+    assert table(changed, checkpoint=config) == ("start", "config changed", True, False)
+    assert "epochs: 3 -> 2" in decide(config, changed).why
+    assert table(None) == ("start", "new", False, False)
+    assert table(None, checkpoint=config) == ("resume", "resumed", False, False)
+    assert table(None, checkpoint=dict(config, lr=9.0)) == ("start", "config changed", True,
+                                                            False)
+    assert table(None, checkpoint="unreadable checkpoint (EOFError)") == (
+        "start", "checkpoint unusable", True, False)
+    assert table(failed, checkpoint=config) == ("resume", "retried", False, False)
+    assert "previous attempt failed: NonFiniteLossError: loss nan" in decide(config, failed).why
+    assert table("Expecting value: line 1") == ("start", "retried", False, False)
+
+    # The engine returns a complete result instead of training only when the rule skips it.
+    path = write_result(dict(changed, run_name="t-rule"), str(tmp_path))
+    assert Experiment(cfg).completed() is None
+    write_result(dict(done, run_name="t-rule"), str(tmp_path))
+    assert Experiment(cfg).completed()["status"] == "complete"
+    assert os.path.basename(path) == "t-rule.json"
 
 
 def test_each_dataset_gets_its_own_results_folder():

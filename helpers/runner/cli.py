@@ -35,8 +35,7 @@ from ..records import Outcome, report_paths, write_grid_record
 from ..results import now_iso
 from . import demo as demo_presets
 from .execute import execute, summary_table
-from .kernels import KernelPool, want_warm_kernels
-from .locks import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN
+from .locks import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN, left_to_holder, row_holder
 from .plan import Run, make_plan, shown
 from .settings import RunSettings, resolve_settings
 
@@ -71,11 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
                          "runner's (or job's) own process, without a Jupyter kernel: the "
                          "same config and result file, for clusters and machines without "
                          "the Jupyter stack")
-    ap.add_argument("--warm-kernels", choices=("auto", "on", "off"), default="auto",
-                    help="while a row runs, start the next row's kernel and its imports, so "
-                         "it begins on a ready kernel (auto, the default: on when the rows "
-                         "run on a GPU; off on a CPU, where that work would take cores from "
-                         "the row being timed); rows one after another with notebooks only")
     add_scaleout_args(ap)
     ap.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                     help="at the end, write report.md, figures and (where LaTeX is installed) "
@@ -252,48 +246,42 @@ def main(argv=None, entries: list[dict] | None = None) -> int:
     t0, started = time.perf_counter(), now_iso()
     outcomes: list[Outcome] = []
     try:
-        warm = run_rows(plan, settings, outcomes)
+        waited = run_rows(plan, settings, outcomes)
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are kept; run the same command again to resume."
               + (" Submitted jobs keep running." if settings.executor else ""))
         print(summary_table(outcomes))
         return 130
-    if warm is None:                              # --no-wait: the jobs report later
+    if not waited:                                # --no-wait: the jobs report later
         return 0
-    finish(settings, outcomes, t0=t0, started=started, warm_kernels=warm)
+    finish(settings, outcomes, t0=t0, started=started)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
-def run_rows(plan: list[Run], settings: RunSettings, outcomes: list[Outcome]) -> bool | None:
+def run_rows(plan: list[Run], settings: RunSettings, outcomes: list[Outcome]) -> bool:
     """Run every row (through jobs, or one after another here), appending each outcome to
-    `outcomes` as it comes; returns whether warm kernels were used, or None when the jobs
-    were submitted without waiting for them."""
+    `outcomes` as it comes; False when the jobs were submitted without waiting for them.
+    Rows run here take no claim: only jobs share a results folder. A row that a live job
+    has claimed is still left to it."""
     if settings.executor:
         from .jobs import run_jobs
         done = run_jobs(plan, settings)
-        if done is None:
-            return None
-        outcomes.extend(done)
-        return False
-    kernels = (KernelPool() if settings.notebooks and len(plan) > 1
-               and want_warm_kernels(settings.warm_kernels, settings.device) else None)
+        outcomes.extend(done or [])
+        return done is not None
     from tqdm.auto import tqdm
     from ..notebooks import in_notebook
-    try:               # in a notebook (notebooks/grid.ipynb), a bar over the rows
-        for i, run in enumerate(tqdm(plan, desc="grid rows", disable=not in_notebook())):
-            if kernels:
-                kernels.more = i + 1 < len(plan)
-            notebook = settings.notebooks and run.problem not in settings.in_process
-            outcomes.append(execute(run, settings.executed_dir, settings.force, notebook,
-                                    kernels=kernels if notebook else None))
-    finally:
-        if kernels:
-            kernels.close()
-    return kernels is not None
+    for run in tqdm(plan, desc="grid rows", disable=not in_notebook()):   # bar in grid.ipynb
+        holder = None if run.error else row_holder(at_home(run.cfg.results_dir), run.name)
+        if holder:
+            outcomes.append(left_to_holder(run.name, holder))
+            continue
+        notebook = settings.notebooks and run.problem not in settings.in_process
+        outcomes.append(execute(run, settings.executed_dir, settings.force, notebook))
+    return True
 
 
-def finish(settings: RunSettings, outcomes: list[Outcome], *, t0: float, started: str,
-           warm_kernels: bool) -> None:
+def finish(settings: RunSettings, outcomes: list[Outcome], *, t0: float,
+           started: str) -> None:
     """The summary table, the time record and the report. The record is written once
     before the report (so the report shows this grid's time), and again after it with the
     total, report and PDF included."""
@@ -302,7 +290,7 @@ def finish(settings: RunSettings, outcomes: list[Outcome], *, t0: float, started
     recorded = dict(demo=settings.demo.name if settings.demo else None,
                     executor=settings.executor, notebooks=settings.notebooks,
                     dataset=settings.dataset, seeds=list(settings.seeds),
-                    device=settings.device, warm_kernels=warm_kernels)
+                    device=settings.device)
     write_grid_record(settings.results_dir, outcomes, rows_s=rows_s, total_s=None,
                       started=started, finished=now_iso(), settings=recorded)
     if settings.report:

@@ -1,8 +1,7 @@
-"""Executing one grid row: its notebook through papermill (or, with --no-notebooks, the
-same engine call in this process), and a result file whatever happens (complete, failed
-with the reason, or skipped when the machine cannot get the pretrained weights). A
-failure never stops the grid. A row is trained only by the worker that holds its claim
-in the results folder (locks.py), so two workers never train the same row."""
+"""Executing one grid row: what it needs (skip, resume or start over: plan.decision_for),
+then its notebook through papermill (or, with --no-notebooks, the same engine call in this
+process), and a result file whatever happens (complete, failed with the reason, or skipped
+when the machine cannot get the pretrained weights). A failure never stops the grid."""
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +13,7 @@ from ..notebooks import default_results_dir
 from ..paths import NOTEBOOKS, REPO_ROOT, at_home
 from ..records import Outcome
 from ..textable import plain_table
-from . import locks
-from .plan import Run, discard_checkpoint, next_action, prepare_checkpoint, short, shown
+from .plan import Run, decision_for, prepare_files, short, shown
 
 
 def write_failed_result(run: Run, status: str, reason: str, started: str) -> None:
@@ -39,12 +37,11 @@ def outcome_from_file(run: Run, note: str, wall_s: float | None) -> Outcome:
 
 
 def execute(run: Run, executed_dir: str, force: bool = False, notebooks: bool = True,
-            log: str | None = None, kernels=None) -> Outcome:
+            log: str | None = None) -> Outcome:
     """Run one grid row (or skip it) and return what happened; never raises for a failed
     run. `notebooks=False` calls the engine in this process instead of executing the
     notebook (the same config, the same result file). `log` names the job's log file, if
-    it has one, for the summary table. `kernels` (a KernelPool) may hold a kernel started
-    ahead for this row."""
+    it has one, for the summary table."""
     from ..results import now_iso
 
     started = now_iso()
@@ -52,53 +49,35 @@ def execute(run: Run, executed_dir: str, force: bool = False, notebooks: bool = 
         print(f"[{run.name}] invalid config: {run.error}", flush=True)
         write_failed_result(run, "failed", f"ConfigError: {run.error}", started)
         return Outcome(run.name, "failed", "invalid config", reason=run.error)
-    results_dir = at_home(run.cfg.results_dir)
-    got = locks.claim_row(results_dir, run.name)
-    if not isinstance(got, locks.Claim):
-        print(f"[{run.name}] claimed by another worker ({locks.describe(got)}): left to it",
-              flush=True)
-        return Outcome(run.name, "busy", "claimed elsewhere", reason=locks.describe(got))
-    try:
-        return _execute_claimed(run, executed_dir, force, notebooks, log, started, kernels)
-    finally:
-        got.release()
-
-
-def _execute_claimed(run: Run, executed_dir: str, force: bool, notebooks: bool,
-                     log: str | None, started: str, kernels=None) -> Outcome:
-    action = next_action(run, force)
-    if action is None:
-        print(f"[{run.name}] already complete with this config: skipped", flush=True)
-        return outcome_from_file(run, "already complete", None)
-    prepare_checkpoint(run, action)
+    decision = decision_for(run, force)
+    if decision.action == "skip":
+        print(f"[{run.name}] {decision.why}: skipped", flush=True)
+        return outcome_from_file(run, decision.note, None)
+    prepare_files(run, decision)
     missing = weights_missing(run)
     if missing:      # a property of this machine: no kernel, no data, no model for this row
         print(f"[{run.name}] skipped: {short(missing, 300)}", flush=True)
         write_failed_result(run, "skipped", f"WeightsUnavailableError: {missing}", started)
-        return outcome_from_file(run, action.note, None)
+        return outcome_from_file(run, decision.note, None)
     output = os.path.join(executed_dir, f"{run.name}.ipynb") if notebooks else None
-    note, why = action.note, action.why
     how = f"executing {shown(NOTEBOOKS[run.problem])} -> {shown(output)}" if notebooks \
         else "training in this process (--no-notebooks)"
-    print(f"[{run.name}] {why}; {how}", flush=True)
+    print(f"[{run.name}] {decision.why}; {how}", flush=True)
     t0 = time.perf_counter()
-    km = kernels.take() if kernels is not None and output is not None else None
-    status, reason, ename = attempt(run, output, started, km)
-    attempts = 1
+    status, reason, ename = attempt(run, output, started)
+    first = decision
     if ename in UNUSABLE_CHECKPOINT:
-        # The checkpoint cannot resume this run (a foreign file, a torch that cannot read
-        # it): resuming it again would fail again, so the row trains from scratch, once.
-        discard_checkpoint(run.cfg.checkpoint_path)
-        note = "checkpoint unusable"
-        print(f"[{run.name}] {short(reason, 300)}\n[{run.name}] deleted that checkpoint; "
-              "training from scratch", flush=True)
+        # The engine refused the checkpoint (a foreign file, a torch that cannot read it):
+        # resuming it again would fail again, so the row starts over, once.
+        decision = decision_for(run, force, refused=short(reason, 300))
+        prepare_files(run, decision)
+        print(f"[{run.name}] {decision.why}", flush=True)
         status, reason, ename = attempt(run, output, started)
-        attempts = 2
     wall = time.perf_counter() - t0
-    out = outcome_from_file(run, note, wall)
+    out = outcome_from_file(run, decision.note, wall)
     out.log = log or output
-    if output is not None and attempts == 1:
-        out.cells_s, out.warm_kernel = cell_seconds(output), km is not None
+    if output is not None and decision is first:      # one execution: its cells are the row's
+        out.cells_s = cell_seconds(output)
     if status is not None:
         print(f"[{run.name}] {status}: {short(reason, 300)}", flush=True)
         out.reason = out.reason or reason
@@ -120,12 +99,11 @@ def weights_missing(run: Run) -> str | None:
 UNUSABLE_CHECKPOINT = ("CheckpointUnusableError", "CheckpointMismatchError")
 
 
-def attempt(run: Run, output: str | None, started: str,
-            km=None) -> tuple[str | None, str | None, str | None]:
-    """Execute the row once, through its notebook (to `output`, on the started kernel `km`
-    if given) or, when `output` is None, in this process: (None, None, None) when it
-    completed, else (status, reason, exception name); a result file is on disk either way.
-    A WeightsUnavailableError (the machine
+def attempt(run: Run, output: str | None,
+            started: str) -> tuple[str | None, str | None, str | None]:
+    """Execute the row once, through its notebook (to `output`) or, when `output` is None,
+    in this process: (None, None, None) when it completed, else (status, reason, exception
+    name); a result file is on disk either way. A WeightsUnavailableError (the machine
     cannot get pretrained weights) is a property of the machine, not a bug in the run,
     so that row is "skipped"."""
     path = at_home(run.cfg.result_path)
@@ -134,7 +112,7 @@ def attempt(run: Run, output: str | None, started: str,
         if output is None:
             run_in_process(run)              # no papermill, no Jupyter: nothing imported
         else:
-            execute_notebook(NOTEBOOKS[run.problem], output, run.params, km=km)
+            execute_notebook(NOTEBOOKS[run.problem], output, run.params)
         return None, None, None
     except Exception as err:  # noqa: BLE001  (a dead kernel, a broken notebook): record, go on
         # papermill's PapermillExecutionError carries the notebook's exception as ename.

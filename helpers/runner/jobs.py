@@ -31,11 +31,11 @@ from unittest import mock
 import submitit
 
 from ..paths import REPO_ROOT, at_home
-from . import locks
-from .locks import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN, logs_dir
 from ..records import Outcome
+from . import locks
 from .execute import execute, write_failed_result
-from .plan import Run, is_complete, next_action, short, shown
+from .locks import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN, logs_dir
+from .plan import Run, decision_for, short, shown
 from .settings import RunSettings
 
 
@@ -59,25 +59,30 @@ class RowJob(submitit.helpers.Checkpointable):
 
 
 def work(spec: JobSpec) -> Outcome:
-    """Claim a slot (local executor), then execute the run; output also goes to the
-    row's log file."""
-    name = spec.run.name
+    """Claim the row (another live worker's row is left to it) and, on the local executor,
+    a slot; then execute the run. Output also goes to the row's log file."""
+    name, results_dir = spec.run.name, at_home(spec.run.cfg.results_dir)
     with tee(spec.log):
         scheduler, job = locks.job_id()
         print(f"[{name}] {scheduler or 'plain'} job {job or os.getpid()} on "
               f"{socket.gethostname()}", flush=True)
+        row = locks.claim_row(results_dir, name)
+        if not isinstance(row, locks.Claim):
+            return locks.left_to_holder(name, row)
         slot = None
-        if spec.slots:
-            k, slot = locks.claim_slot(at_home(spec.run.cfg.results_dir), spec.slots, name)
-            if spec.gpu_ids:
-                os.environ["CUDA_VISIBLE_DEVICES"] = str(spec.gpu_ids[k])
-                print(f"[{name}] slot {k}: CUDA_VISIBLE_DEVICES={spec.gpu_ids[k]}", flush=True)
         try:
+            if spec.slots:
+                k, slot = locks.claim_slot(results_dir, spec.slots, name)
+                if spec.gpu_ids:
+                    os.environ["CUDA_VISIBLE_DEVICES"] = str(spec.gpu_ids[k])
+                    print(f"[{name}] slot {k}: CUDA_VISIBLE_DEVICES={spec.gpu_ids[k]}",
+                          flush=True)
             return execute(spec.run, spec.executed_dir or "", spec.force,
                            notebooks=spec.executed_dir is not None, log=spec.log)
         finally:
             if slot is not None:
                 slot.release()
+            row.release()
 
 
 class _Tee:
@@ -182,11 +187,8 @@ def submit(plan: list[Run], settings: RunSettings) -> tuple[dict, list, list[Job
             continue
         holder = locks.row_holder(at_home(run.cfg.results_dir), run.name)
         if holder:
-            print(f"[{run.name}] claimed by a live worker ({locks.describe(holder)}): "
-                  "not submitted", flush=True)
-            settled[run.name] = Outcome(run.name, "busy", "claimed elsewhere",
-                                        reason=locks.describe(holder))
-        elif next_action(run, settings.force) is None:
+            settled[run.name] = locks.left_to_holder(run.name, holder)    # not submitted
+        elif decision_for(run, settings.force).action == "skip":
             settled[run.name] = execute(run, "", settings.force)          # complete: skipped
         else:
             todo.append(run)
@@ -223,7 +225,7 @@ def job_outcome(job, spec: JobSpec) -> Outcome:
         reason = f"job {job.job_id} ended without a result: {type(err).__name__}: " \
                  f"{short(err, 300)}"
         run = spec.run
-        if not is_complete(at_home(run.cfg.result_path)):
+        if decision_for(run, force=False).action != "skip":       # no complete result
             from ..results import now_iso
             write_failed_result(run, "failed", reason, now_iso())
         return Outcome(run.name, "failed", "job died", reason=reason, log=spec.log)

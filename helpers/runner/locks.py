@@ -1,7 +1,8 @@
-"""Claims in the results folder: which worker trains which row, and which local GPU it uses.
+"""Claims in the results folder: which job trains which row, and which local GPU it uses.
 
-The results folder is the state every worker shares: one process, submitit jobs on this
-machine, or a Slurm job array on many nodes over a shared file system. A claim is a file in
+Claims are for workers that share a results folder: submitit jobs on this machine, or a
+Slurm job array on many nodes over a shared file system (jobs.py). A plain sequential run
+takes none; it only leaves alone a row that a live job has claimed. A claim is a file in
 <results>/locks/ made with an exclusive create (O_CREAT | O_EXCL), so of two workers that
 try at once exactly one gets it. It holds who made it: host, PID, job id and start time.
 
@@ -24,6 +25,7 @@ import time
 from dataclasses import dataclass
 
 from ..paths import at_home
+from ..records import Outcome
 from ..results import now_iso
 
 LOCKS = "locks"
@@ -183,6 +185,13 @@ def row_holder(results_dir: str, run_name: str) -> dict | None:
     """The live owner of a row's claim, or None when it is free or stale (looks only)."""
     holder = _read(os.path.join(locks_dir(results_dir), f"{run_name}.lock"))
     return holder if holder and stale_reason(holder) is None else None
+
+
+def left_to_holder(run_name: str, holder: dict) -> Outcome:
+    """What a worker reports for a row that another, live, worker holds: it leaves it."""
+    print(f"[{run_name}] claimed by another worker ({describe(holder)}): left to it",
+          flush=True)
+    return Outcome(run_name, "busy", "claimed elsewhere", reason=describe(holder))
 
 
 def claim_slot(results_dir: str, n_slots: int, what: str, poll_s: float = 1.0,

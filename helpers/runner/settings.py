@@ -57,8 +57,9 @@ class RunSettings:
     # what each row trains on, per problem (1, 2) or per run name
     dataset: str
     epochs: dict[int, int]
-    subsets: dict[int, tuple[int | None, int | None]]     # (train, test) images; None: all
-    batch_size: dict[int, int | None]                     # None: the model's default
+    train_subset: int | None                    # images per run; None: all
+    test_subset: int | None
+    batch_size: int | None                      # None: the model's default
     run_budget: dict[str, dict]                 # the demo's notebook parameters per row
     claims: ClaimsSizes                         # Problem 3's sizes (helpers/claims.py)
     weights: dict[str, str | None]              # Swin variant -> local weights (None: hub)
@@ -73,7 +74,6 @@ class RunSettings:
     force: bool
     notebooks: bool
     in_process: tuple[int, ...]                 # problems whose rows train in this process
-    warm_kernels: str                           # auto | on | off
     report: bool
     # scale-out (submitit)
     executor: str | None                        # None | local | slurm
@@ -109,9 +109,6 @@ def check_executor_flags(args: argparse.Namespace) -> None:
     if args.executor == "local" and args.device.startswith("cuda:"):
         raise SystemExit(f"error: --device {args.device} with --executor local: every job "
                          "gets its own GPU; choose the GPUs with CUDA_VISIBLE_DEVICES")
-    if args.warm_kernels == "on" and (args.executor or args.notebooks is False):
-        raise SystemExit("error: --warm-kernels on: for rows run one after another through "
-                         "their notebooks; not with --executor or --no-notebooks")
 
 
 def seeds_of(args: argparse.Namespace) -> tuple[int, ...]:
@@ -192,15 +189,15 @@ def resolve_settings(args: argparse.Namespace) -> RunSettings:
         epochs={1: args.epochs_p1 or grid_module.EPOCHS[1],
                 2: args.epochs_p2 or grid_module.EPOCHS[2],
                 3: grid_module.EPOCHS[2]},          # Problem 3's rows carry their own epochs
-        subsets={p: (args.train_subset, args.test_subset) for p in (1, 2, 3)},
-        batch_size={p: args.batch_size for p in (1, 2, 3)},
+        train_subset=args.train_subset, test_subset=args.test_subset,
+        batch_size=args.batch_size,
         run_budget=demo_budgets(demo, args) if demo else {},
         claims=claims_sizes(demo, args.claims_budget), weights=weights_of(args),
         extra=extra_params(args.param), device=args.device, precision=args.precision,
         demo=demo, results_dir=results_dir, executed_dir=executed_dir, force=args.force,
         notebooks=args.notebooks is not False,
         in_process=demo.in_process if demo and args.notebooks is None else (),
-        warm_kernels=args.warm_kernels, report=args.report,
+        report=args.report,
         executor=args.executor,
         wait=(args.executor == "local") if args.wait is None else args.wait,
         parallel=args.parallel, timeout_min=args.timeout_min, max_requeues=args.max_requeues,
