@@ -6,7 +6,8 @@ CPU the continuation is bit-for-bit; on CUDA it is the same computation, up to t
 run-to-run noise of cuDNN's autotuned kernels and atomic adds in backward (an
 uninterrupted CUDA run is not bit-for-bit reproducible either). It resumes only under the
 plan's schedule (SCHEDULE_FIELDS): a different batch would replay the learning-rate
-schedule from the wrong step. It is written atomically
+schedule from the wrong step, and only under the training recipe that wrote it
+(results.recipe_id, recorded as "recipe"). It is written atomically
 (temp file in the same folder, then rename) so a kill mid-write never leaves a corrupt
 file, and it is loaded with `weights_only=True`, so opening one never runs pickled code.
 """
@@ -15,8 +16,9 @@ from __future__ import annotations
 import torch
 
 from .atomic import atomic_path
-from .changes import config_changes
+from .changes import config_changes, recipe_changes
 from .device import set_rng_state
+from .results import recipe_id
 
 
 class CheckpointUnusableError(RuntimeError):
@@ -24,26 +26,30 @@ class CheckpointUnusableError(RuntimeError):
 
 
 class CheckpointMismatchError(CheckpointUnusableError):
-    """A checkpoint exists for this run name but was made with a different config."""
+    """A checkpoint exists for this run name but was made with a different config or
+    training recipe."""
 
 
 def save_checkpoint(path: str, state: dict) -> None:
-    """Write `state` to `path` atomically."""
+    """Write `state` to `path` atomically, with this code's recipe as "recipe"."""
     with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(state, tmp)
+        torch.save({**state, "recipe": recipe_id()}, tmp)
 
 
 def load_checkpoint(path: str, map_location="cpu") -> dict:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def check_compatible(saved_config: dict, config: dict, path: str) -> None:
-    """Refuse to resume a checkpoint made for a different experiment."""
-    changes = config_changes(saved_config, config)
+def check_compatible(saved_config: dict, config: dict, path: str,
+                     saved_recipe: str | None = None) -> None:
+    """Refuse to resume a checkpoint made for a different experiment: another config, or
+    another training recipe (`saved_recipe`; None: from before recipes were recorded)."""
+    changes = config_changes(saved_config, config) + recipe_changes(saved_recipe)
     if changes:
         raise CheckpointMismatchError(
-            f"checkpoint {path} was made with a different config (checkpoint -> now: "
-            f"{'; '.join(changes)}). Delete it to start over, or pick another run_name.")
+            f"checkpoint {path} was made with a different config or training code "
+            f"(checkpoint -> now: {'; '.join(changes)}). Delete it to start over, or pick "
+            "another run_name.")
 
 
 # What the learning-rate schedule and the data order depend on.
@@ -53,12 +59,12 @@ SCHEDULE_FIELDS = ("batch_size", "steps_per_epoch", "total_steps", "warmup_steps
 def saved_plan(path: str, config: dict) -> dict | None:
     """The training plan of the checkpoint at `path` if it was made with `config`; None
     when there is no readable checkpoint, it predates plans or belongs to another config
-    (resume() then says why). Memory-mapped: reads little of a large file."""
+    or recipe (resume() then says why). Memory-mapped: reads little of a large file."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001  (missing, truncated, foreign)
         return None
-    if config_changes(saved.get("config") or {}, config):
+    if config_changes(saved.get("config") or {}, config) or recipe_changes(saved.get("recipe")):
         return None
     return saved.get("plan")
 
@@ -115,7 +121,7 @@ def resume(path: str, config: dict, state, plan: dict | None = None) -> tuple[li
         raise CheckpointUnusableError(
             f"checkpoint {path} cannot be read ({_first_line(err)}). Delete it to "
             "train from scratch (the grid runner does this itself).") from err
-    check_compatible(saved["config"], config, path)
+    check_compatible(saved["config"], config, path, saved.get("recipe"))
     if plan is not None:
         check_schedule(saved, plan, path)
     try:

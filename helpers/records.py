@@ -16,9 +16,10 @@ seconds come from its result file, and so does its split into phases (the result
 checkpoint writes). What the row's wall time holds beyond Experiment.run() is
 `outside_run_s`: kernel start and imports, the notebook's other cells, writing the result
 and the executed notebook. For a notebook row it is split in two from the executed
-notebook's cell clocks: `kernel_s` (the row's wall time minus its code cells: kernel start
-and papermill's reading and writing) and
-`cells_outside_run_s` (the cells around Experiment.run(): imports, plots). `total_s` runs
+notebook's cell clocks: `kernel_s` (the row's wall time minus its code cells: kernel start,
+or the wait for a kernel warmed ahead, and papermill's reading and writing) and
+`cells_outside_run_s` (the cells around Experiment.run(): imports, plots); `warm_kernel`
+says whether the row ran on a kernel started ahead (runner/kernels.py). `total_s` runs
 from the runner's start to the end of the report (PDF included when one was built).
 """
 from __future__ import annotations
@@ -32,8 +33,8 @@ from .atomic import write_text
 from .paths import EXECUTED_DIR, REAL_DATASET, at_home, home
 from .config import synthetic_classes
 from .fields import field_types, value_problem
-from .results import (STATUSES, ResultExtras, ResultRecord, build_result, git_output, now_iso,
-                      provenance, read_result)
+from .results import (STATUSES, ResultExtras, ResultRecord, ResultVersionError, build_result,
+                      git_output, migrate, now_iso, provenance, read_result)
 
 RECORD = os.path.join("logs", "grid_time.json")
 
@@ -50,6 +51,7 @@ class Outcome:
     reason: str | None = None
     log: str | None = None              # where to read what happened: notebook or log file
     cells_s: float | None = None        # the executed notebook's code cells, summed
+    warm_kernel: bool | None = None     # ran on a kernel started ahead (runner/kernels.py)
 
 
 def report_paths(results_dir: str, executed_dir: str = EXECUTED_DIR) -> dict:
@@ -87,7 +89,8 @@ def write_grid_record(results_dir: str, outcomes: list, *, rows_s: float, total_
                          device=(r.get("provenance") or {}).get("device"),
                          phases=phases, outside_run_s=outside,
                          kernel_s=max(0.0, o.wall_s - cells) if split else None,
-                         cells_outside_run_s=max(0.0, cells - phases["run_s"]) if split else None))
+                         cells_outside_run_s=max(0.0, cells - phases["run_s"]) if split else None,
+                         warm_kernel=o.warm_kernel))
     record = dict(started=started, finished=finished, rows_s=rows_s, total_s=total_s,
                   executed=sum(1 for o in outcomes if o.wall_s is not None),
                   git_commit=git_output("rev-parse", "HEAD"), python=platform.python_version(),
@@ -126,8 +129,13 @@ def failed_result(*, run_name: str, problem: int, model: str, label: str | None,
 
 
 def record_problems(r: dict) -> list[str]:
-    """What keeps `r` from being a ResultRecord: missing or unknown keys, values of the
-    wrong type, an unknown status. Empty for a valid record."""
+    """What keeps `r` from being a ResultRecord once migrated (results.migrate): a newer
+    schema_version, missing or unknown keys, values of the wrong type, an unknown status.
+    Empty for a valid record, of this schema version or an older one."""
+    try:
+        r = migrate(r)
+    except (ResultVersionError, ValueError) as err:
+        return [str(err)]
     required, extras = field_types(ResultRecord), field_types(ResultExtras)
     out = [f"missing key {k}" for k in required if k not in r]
     out += [f"unknown key {k}" for k in sorted(set(r) - set(required) - set(extras))]

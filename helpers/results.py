@@ -1,12 +1,17 @@
 """Result files: one JSON per run, with the metrics and where they came from.
 
 Tables and prose in the report are rendered from these files only, so each file carries
-its resolved config, dataset, library versions, device, git commit and status.
+its resolved config, dataset, library versions, device, git commit and status, the
+training recipe it was made with (`recipe_id`), and the version of its format
+(`SCHEMA_VERSION`): `read_result` migrates a file of an older version, never refuses it.
 """
 from __future__ import annotations
 
+import ast
 import datetime as _dt
+import functools
 import glob
+import hashlib
 import json
 import math
 import os
@@ -19,6 +24,7 @@ from .atomic import write_text
 from .paths import REPO_ROOT
 
 STATUSES = ("complete", "failed", "skipped")
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def now_iso() -> str:
@@ -63,6 +69,83 @@ def provenance(*, device: str | None = None, device_type: str | None = None,
         "finished": finished,
         "hostname": socket.gethostname(),
     }
+
+
+# ----------------------------------------------------------------------------- the recipe
+# What trains a run beyond its config: the definitions below (file under helpers/ -> names;
+# "Class.name" for one member of a class). The optimiser and its parameter groups, the
+# learning-rate schedule, the loss and the training step, evaluation, the per-model
+# defaults, the automatic batch and warm-up rules, and the augmentation. Models are not
+# listed: their parameter and FLOP counts are in every result.
+RECIPE_SOURCES = {
+    "train.py": ("make_optimizer", "make_scheduler", "train_epoch", "evaluate"),
+    "rules.py": ("MIN_STEPS_PER_EPOCH", "MIN_AUTO_BATCH", "AUTO_WARMUP_MAX_SHARE",
+                 "auto_batch_size", "warmup_steps"),
+    "config.py": ("TRAIN_DEFAULTS",),
+    "data/loader.py": ("DeviceLoader.PAD", "DeviceLoader._generator", "DeviceLoader._shuffle",
+                       "DeviceLoader.epoch", "DeviceLoader._crop_flip"),
+}
+
+
+def _canonical(node) -> str:
+    """An AST node as text: node types, fields and constants, no positions. Empty fields
+    are left out, so the text is the same on every Python that parses the code alike."""
+    if isinstance(node, ast.AST):
+        fields = [(f, getattr(node, f, None)) for f in node._fields
+                  if f not in ("ctx", "type_comment")]
+        inner = ",".join(f"{f}={_canonical(v)}" for f, v in fields if v not in (None, []))
+        return f"{type(node).__name__}({inner})"
+    if isinstance(node, list):
+        return "[" + ",".join(_canonical(v) for v in node) + "]"
+    return repr(node)
+
+
+def _without_docstrings(node: ast.AST) -> ast.AST:
+    for n in ast.walk(node):
+        body = getattr(n, "body", None)
+        if (isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            n.body = body[1:] or [ast.Pass()]
+    return node
+
+
+def _definition(body: list, name: str, where: str) -> ast.AST:
+    """The statement of `body` that defines `name` (def, class or assignment)."""
+    for stmt in body:
+        targets = getattr(stmt, "targets", None) or [getattr(stmt, "target", None)]
+        if name in [getattr(stmt, "name", None)] + [getattr(t, "id", None) for t in targets]:
+            return stmt
+    raise LookupError(f"{where} defines no {name!r}: results.RECIPE_SOURCES names it as part "
+                      "of the training recipe; update RECIPE_SOURCES to where it went")
+
+
+def recipe_digest(sources: dict[str, str]) -> str:
+    """12 hex digits of the SHA-256 of the recipe's definitions, normalised: for each file
+    of RECIPE_SOURCES (its text in `sources`) and each name listed for it, the syntax tree
+    of its definition without docstrings, so comments, docstrings and layout do not count."""
+    parts = []
+    for file, names in RECIPE_SOURCES.items():
+        body = ast.parse(sources[file]).body
+        for name in names:
+            node = body
+            for part in name.split("."):             # "Class.member": the class, then its member
+                node = _definition(getattr(node, "body", node), part, f"helpers/{file}")
+            parts.append(f"{file}:{name}={_canonical(_without_docstrings(node))}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=None)
+def recipe_id() -> str:
+    """This code's training recipe: recipe_digest of the definitions RECIPE_SOURCES lists,
+    read from the package's files. It changes exactly when one of those definitions
+    changes as code (not in a comment, docstring or layout): a finished result or a
+    checkpoint of another recipe was trained by other code than this."""
+    sources = {}
+    for file in RECIPE_SOURCES:
+        with open(os.path.join(PACKAGE_DIR, file), encoding="utf-8") as f:
+            sources[file] = f.read()
+    return recipe_digest(sources)
 
 
 def _epoch_ranges(epochs: list[int]) -> str:
@@ -175,9 +258,55 @@ def write_result(result: dict, results_dir: str | None = None) -> str:
     return path
 
 
+# ----------------------------------------------------------------------------- versions
+# Version 1 added schema_version and recipe. A file without schema_version is version 0:
+# written by the code version 1 starts from, whose recipe was RECIPE_BEFORE_VERSIONS
+# (recipe_id() at the commit that added versions).
+SCHEMA_VERSION = 1
+RECIPE_BEFORE_VERSIONS = "ef6238c15a42"
+
+
+class ResultVersionError(RuntimeError):
+    """A result file of a newer format than this code reads (update the code)."""
+
+
+def _add_version_and_recipe(r: dict) -> dict:
+    """0 -> 1: the recipe of the code that wrote every file without a version."""
+    return {**r, "recipe": r.get("recipe") or RECIPE_BEFORE_VERSIONS}
+
+
+# MIGRATIONS[v] turns a version-v record into a version v + 1 record. A new required key
+# is a new version: SCHEMA_VERSION += 1 and one step here that fills it in old files.
+MIGRATIONS = (_add_version_and_recipe,)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def migrate(result: dict, path: str = "") -> dict:
+    """`result` brought to SCHEMA_VERSION by the MIGRATIONS steps it lacks (a new dict;
+    the input is not changed). A file of a newer version raises ResultVersionError, which
+    names `path` and both versions."""
+    version = result.get("schema_version", 0)
+    where = path or "a result"
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ValueError(f"{where}: schema_version={version!r} must be a whole number >= 0")
+    if version > SCHEMA_VERSION:
+        raise ResultVersionError(
+            f"{where} has schema_version {version}, but this code reads versions up to "
+            f"{SCHEMA_VERSION}: it was written by newer code. Update this checkout (git pull) "
+            "to read it.")
+    for step in MIGRATIONS[version:]:
+        result = step(result)
+    return {"schema_version": SCHEMA_VERSION,
+            **{k: v for k, v in result.items() if k != "schema_version"}}
+
+
 def read_result(path: str) -> dict:
+    """One result file, migrated to SCHEMA_VERSION (see `migrate`)."""
     with open(path) as f:
-        return json.load(f)
+        result = json.load(f)
+    if not isinstance(result, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return migrate(result, path)
 
 
 def read_results(results_dir: str) -> list[dict]:
@@ -207,6 +336,7 @@ def load_results(results_dir: str):
 class ResultRecord(TypedDict):
     """Every result file's keys, whatever its status; what a run never measured is None
     (records.failed_result: nothing measured, no history)."""
+    schema_version: int
     run_name: str
     problem: int
     model: str
@@ -231,6 +361,7 @@ class ResultRecord(TypedDict):
     training: dict | None
     status: str
     reason: str | None
+    recipe: str
     provenance: dict
 
 
@@ -247,11 +378,14 @@ MEASURED_FIELDS = ("params", "trainable_params", "macs_thop", "flops")
 def build_result(*, run_name: str, problem: int, model: str, label: str | None,
                  config: dict, dataset: dict, measured: dict, history: list[dict],
                  training: dict | None, status: str, reason: str | None, provenance: dict,
-                 phases: dict | None = None, probes: dict | None = None) -> dict:
+                 phases: dict | None = None, probes: dict | None = None,
+                 recipe: str | None = None) -> dict:
     """One run's result record: its identity, config, measurements, the history and what
-    follows from it (epoch times, final accuracies), status and provenance."""
+    follows from it (epoch times, final accuracies), status, the recipe (this code's
+    recipe_id() unless given) and provenance."""
     last = history[-1] if history else {}
-    result = dict(run_name=run_name, problem=problem, model=model, label=label, config=config,
+    result = dict(schema_version=SCHEMA_VERSION, run_name=run_name, problem=problem,
+                  model=model, label=label, config=config,
                   dataset=dataset, **{k: measured.get(k) for k in MEASURED_FIELDS},
                   history=history, **epoch_time_summary(history),
                   eval_time_s=sum(h["eval_time_s"] for h in history),
@@ -262,5 +396,6 @@ def build_result(*, run_name: str, problem: int, model: str, label: str | None,
         result["phases"] = phases
     if probes is not None:
         result["probes"] = probes
+    result["recipe"] = recipe or recipe_id()
     result["provenance"] = provenance
     return result

@@ -293,3 +293,28 @@ def test_fit_refuses_a_checkpoint_made_under_another_schedule(tmp_path):
     history = fit(model, DATA, cfg, device=CPU, precision=Precision("fp32", "cpu"),
                   progress=False, checkpoint_path=cfg.checkpoint_path, plan=plan)
     assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def test_a_checkpoint_records_its_recipe_and_another_recipe_is_not_resumed(tmp_path):
+    """A checkpoint written by other training code (another results.recipe_id) is refused
+    like one of another config; one from before recipes counts as that code's recipe."""
+    import helpers.changes
+    from helpers.checkpoint import CheckpointMismatchError, saved_plan
+    from helpers.results import RECIPE_BEFORE_VERSIONS, recipe_id
+    cfg = cfg_at(tmp_path)
+    assert train(cfg, "fp32", stop_after=1) is None
+    saved = load_checkpoint(cfg.checkpoint_path)
+    assert saved["recipe"] == recipe_id()
+    assert saved_plan(cfg.checkpoint_path, cfg.to_dict()) == saved["plan"]
+    torch.save(dict(saved, recipe="0123456789ab"), cfg.checkpoint_path)   # other code's
+    assert saved_plan(cfg.checkpoint_path, cfg.to_dict()) is None
+    with pytest.raises(CheckpointMismatchError, match=f"recipe: 0123456789ab -> {recipe_id()}"):
+        train(cfg, "fp32")
+    del saved["recipe"]                                # as written before recipes
+    torch.save(saved, cfg.checkpoint_path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(helpers.changes, "recipe_id", lambda: "fedcba987654")
+        with pytest.raises(CheckpointMismatchError, match=RECIPE_BEFORE_VERSIONS):
+            train(cfg, "fp32")
+        mp.setattr(helpers.changes, "recipe_id", lambda: RECIPE_BEFORE_VERSIONS)
+        assert [h["epoch"] for h in train(cfg, "fp32")] == [1, 2, 3]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import grid
 from ..config import CIFAR100_CLASSES, CIFAR100_SIZES, NATIVE_IMG_SIZE
-from ..results import STATUSES
+from ..results import STATUSES, migrate
 from ..textable import pdf_dashes, pipe_table
 from .analysis import result_is_synthetic
 from .flags import Flag
@@ -165,6 +165,8 @@ def _provenance_lines(runs: dict, rows: dict) -> list[str]:
         f"- **Device(s):** {_agree({n: run_devices(trained[n]) for n in trained})}",
         f"- **Date(s):** {', '.join(dates) or 'unknown'}",
         f"- **Git commit(s):** {_agree(commits)}",
+        f"- **Recipe(s):** {_agree({n: migrate(r)['recipe'] for n, r in runs.items()})} "
+        "(`recipe`: the training code's id, results.recipe_id)",
         f"- **Runs:** {len(grid_names)} in the grid: {counts['complete']} complete, "
         f"{counts['failed']} failed, {counts['skipped']} skipped, {missing} missing"
         + (f"; {extra} extra run(s) outside the grid" if extra else "")
