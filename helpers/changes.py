@@ -3,6 +3,8 @@ skipping a finished result, and averaging seeds; and whether a run's training re
 this code's (`recipe_changes`)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .config import ExperimentConfig
 from .fields import field_types
 from .results import RECIPE_BEFORE_VERSIONS, recipe_id
@@ -50,3 +52,55 @@ def recipe_changes(saved_recipe: str | None) -> list[str]:
     were recorded: the recipe of that code, results.RECIPE_BEFORE_VERSIONS."""
     old, new = saved_recipe or RECIPE_BEFORE_VERSIONS, recipe_id()
     return [] if old == new else [f"recipe: {old} -> {new}"]
+
+
+# ----------------------------------------------------------------------------- skip or train
+@dataclass(frozen=True)
+class Decision:
+    """What a run needs: "skip" it, "resume" it from its checkpoint, or "start" it from
+    scratch. Deciding deletes nothing: the runner discards or sets aside what it says."""
+    action: str                         # skip | resume | start
+    note: str                           # a few words, for the runner's summary table
+    why: str                            # one sentence, for the log
+    discard_checkpoint: bool = False    # it belongs to another config, or cannot resume
+    set_aside_result: bool = False      # --force: else the engine would return the result
+
+
+def stale_reasons(result: dict, config: dict) -> list[str]:
+    """Why a complete result no longer stands for `config`, as 'what: old -> new' each."""
+    # One term per kind of reason: another (the training recipe, say) is one more term.
+    return config_changes(result.get("config") or {}, config)
+
+
+def decide(config: dict, result: dict | str | None, checkpoint: dict | str | None = None,
+           force: bool = False) -> Decision:
+    """Skip, resume or start over: the one rule, applied by the engine (Experiment.completed)
+    and by the grid runner to what a run's files hold. `result`: the result file's record,
+    why it cannot be read (a str), or None (no file); `checkpoint`: the config its
+    checkpoint was saved with, why it cannot resume this run (a str), or None (none);
+    `force`: train a complete run again (the runner's --force)."""
+    if isinstance(result, dict) and result.get("status") == "complete":
+        stale = stale_reasons(result, config)
+        if stale:     # a kept checkpoint belongs to the finished run: it cannot resume this
+            return Decision("start", "config changed", "complete, but with another config ("
+                            + "; ".join(stale) + "): training again from scratch", True)
+        if force:
+            return Decision("start", "forced", "--force: training again from scratch (the "
+                            "previous result is kept as <run>.json.replaced)", True, True)
+        return Decision("skip", "already complete", "already complete with this config")
+    if isinstance(checkpoint, str):
+        return Decision("start", "checkpoint unusable", f"its checkpoint cannot resume this "
+                        f"run ({checkpoint}): training from scratch", True)
+    changes = [] if checkpoint is None else config_changes(checkpoint, config)
+    if changes:       # its optimiser and schedule state belong to the other config
+        return Decision("start", "config changed", "its checkpoint was made with another "
+                        "config (" + "; ".join(changes) + "): training from scratch", True)
+    then = "start" if checkpoint is None else "resume"
+    if result is None:
+        return (Decision(then, "new", "not run yet") if checkpoint is None else
+                Decision(then, "resumed", "interrupted before: resuming from its checkpoint"))
+    if isinstance(result, str):
+        return Decision(then, "retried", f"unreadable result file ({result})")
+    reason = " ".join(str(result.get("reason") or "").split())
+    reason = reason if len(reason) <= 100 else reason[:99] + "…"
+    return Decision(then, "retried", f"previous attempt {result.get('status')}: {reason}")

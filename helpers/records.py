@@ -16,10 +16,9 @@ seconds come from its result file, and so does its split into phases (the result
 checkpoint writes). What the row's wall time holds beyond Experiment.run() is
 `outside_run_s`: kernel start and imports, the notebook's other cells, writing the result
 and the executed notebook. For a notebook row it is split in two from the executed
-notebook's cell clocks: `kernel_s` (the row's wall time minus its code cells: kernel start,
-or the wait for a kernel warmed ahead, and papermill's reading and writing) and
-`cells_outside_run_s` (the cells around Experiment.run(): imports, plots); `warm_kernel`
-says whether the row ran on a kernel started ahead (runner/kernels.py). `total_s` runs
+notebook's cell clocks: `kernel_s` (the row's wall time minus its code cells: kernel start
+and papermill's reading and writing) and
+`cells_outside_run_s` (the cells around Experiment.run(): imports, plots). `total_s` runs
 from the runner's start to the end of the report (PDF included when one was built).
 """
 from __future__ import annotations
@@ -51,7 +50,6 @@ class Outcome:
     reason: str | None = None
     log: str | None = None              # where to read what happened: notebook or log file
     cells_s: float | None = None        # the executed notebook's code cells, summed
-    warm_kernel: bool | None = None     # ran on a kernel started ahead (runner/kernels.py)
 
 
 def report_paths(results_dir: str, executed_dir: str = EXECUTED_DIR) -> dict:
@@ -89,8 +87,7 @@ def write_grid_record(results_dir: str, outcomes: list, *, rows_s: float, total_
                          device=(r.get("provenance") or {}).get("device"),
                          phases=phases, outside_run_s=outside,
                          kernel_s=max(0.0, o.wall_s - cells) if split else None,
-                         cells_outside_run_s=max(0.0, cells - phases["run_s"]) if split else None,
-                         warm_kernel=o.warm_kernel))
+                         cells_outside_run_s=max(0.0, cells - phases["run_s"]) if split else None))
     record = dict(started=started, finished=finished, rows_s=rows_s, total_s=total_s,
                   executed=sum(1 for o in outcomes if o.wall_s is not None),
                   git_commit=git_output("rev-parse", "HEAD"), python=platform.python_version(),
