@@ -1,5 +1,7 @@
 """Result files with a schema version and a training recipe (helpers/results.py): old files
-are migrated, newer ones refused; the recipe id follows the training code's semantics."""
+are migrated, newer ones refused; the recipe id follows the training code's semantics; the
+report's fixtures are what tests/fixtures/make_fixtures.py writes."""
+import importlib.util
 import json
 import os
 import re
@@ -168,3 +170,37 @@ def test_the_report_header_groups_rows_by_recipe(tmp_path):
     line = next(x for x in header_md(load_runs(str(tmp_path))).splitlines() if "Recipe" in x)
     assert f"{RECIPE_BEFORE_VERSIONS} (`p1-resnet18`, `p1-vit-4L-4H-256`)" in line
     assert "0123456789ab (`p1-vit-2L-2H-128`)" in line
+
+
+# ----------------------------------------------------------------------------- fixtures
+def load_maker():
+    spec = importlib.util.spec_from_file_location(
+        "make_fixtures", os.path.join(FIXTURES, "make_fixtures.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_committed_fixtures_are_what_the_script_writes(tmp_path):
+    maker = load_maker()
+    maker.write_fixtures(str(tmp_path))
+    folders = sorted(os.listdir(tmp_path))
+    assert folders == [f"results_{n}" for n in sorted(maker.FOLDERS)]
+    for folder in folders:
+        made = sorted(os.listdir(tmp_path / folder))
+        committed = sorted(f for f in os.listdir(os.path.join(FIXTURES, folder))
+                           if f.endswith(".json"))
+        assert committed == made, folder
+        for f in made:
+            with open(os.path.join(FIXTURES, folder, f)) as c:
+                assert c.read() == (tmp_path / folder / f).read_text(), (
+                    f"tests/fixtures/{folder}/{f} differs from what make_fixtures.py writes: "
+                    "edit the spec and run the script, not the file")
+
+
+def test_every_fixture_is_a_valid_record_of_this_schema():
+    for folder in load_maker().FOLDERS:
+        d = os.path.join(FIXTURES, f"results_{folder}")
+        for f in os.listdir(d):
+            r = raw(os.path.join(d, f))
+            assert r["schema_version"] == SCHEMA_VERSION and record_problems(r) == [], f
