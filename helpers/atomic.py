@@ -67,3 +67,18 @@ def write_text(path: str, text: str) -> None:
     with atomic_path(path, suffix=os.path.splitext(path)[1]) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
+
+
+def splice(path: str, name: str, body: str) -> str:
+    """Replace what lies between `<!-- name:start -->` and `<!-- name:end -->` in the text
+    file `path` (a README) with `body`, atomically; SystemExit naming the file when the
+    markers are missing, so nothing generated lands where a reader did not put it. The
+    one way the package writes into a README. Returns the block written."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if not (start in text and end in text and text.index(start) < text.index(end)):
+        raise SystemExit(f"error: {path} has no {start} ... {end} block")
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    write_text(path, text[:text.index(start)] + block + text[text.index(end) + len(end):])
+    return block

@@ -14,11 +14,11 @@ import re
 import subprocess
 import sys
 
+from .atomic import splice
 from .paths import GRID_NOTEBOOK, NOTEBOOKS, REPO_ROOT, SUMMARY_NOTEBOOK
 
 ALL_NOTEBOOKS = (GRID_NOTEBOOK, NOTEBOOKS[1], NOTEBOOKS[2], SUMMARY_NOTEBOOK)
 URL_LINE = re.compile(r'^REPO_URL = "[^"]*"')
-BADGES = re.compile(r"(<!-- colab:start -->\n).*?(<!-- colab:end -->)", re.S)
 BADGE_SVG = "https://colab.research.google.com/assets/colab-badge.svg"
 GITHUB = re.compile(r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)"
                     r"([^/]+)/([^/]+?)(?:\.git)?/?$")
@@ -72,14 +72,7 @@ def badges_md(url: str, branch: str) -> str:
 
 
 def set_readme_badges(readme: str, url: str, branch: str) -> None:
-    with open(readme, encoding="utf-8") as f:
-        text = f.read()
-    if not BADGES.search(text):
-        raise SystemExit(f"error: {readme} has no <!-- colab:start --> ... "
-                         "<!-- colab:end --> markers")
-    text = BADGES.sub(lambda m: m[1] + badges_md(url, branch) + m[2], text)
-    with open(readme, "w", encoding="utf-8") as f:
-        f.write(text)
+    splice(readme, "colab", badges_md(url, branch))
 
 
 def main(argv=None) -> int:

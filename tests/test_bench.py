@@ -183,6 +183,11 @@ def test_render_only_refreshes_a_readme_and_exits_zero(quick, tmp_path):
     _, r, _ = quick
     (tmp_path / "cpu.json").write_text(json.dumps(r))
     readme = tmp_path / "README.md"
+    readme.write_text("no markers here\n")
+    with pytest.raises(SystemExit, match="no <!-- bench:start -->"):     # left untouched
+        cli.main(["--render-only", "--out", str(tmp_path / "cpu.json"), "--readme", str(readme)])
+    assert readme.read_text() == "no markers here\n"
+    readme.write_text(f"# Speed\n\n{START}\n{END}\n")
     assert cli.main(["--render-only", "--out", str(tmp_path / "cpu.json"),
                      "--readme", str(readme)]) == 0
     rows = table_rows(readme.read_text())

@@ -14,12 +14,12 @@ import json
 import os
 import re
 
-from ..atomic import write_text
+from ..atomic import splice, write_text
 from ..grid import grid
 from ..textable import pipe_table
 from .compare import PLAIN, compare_row, measured
 
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"     # atomic.splice's "bench" block
 # The GPU the targets in benchmarks/README.md are set for; listed as "not measured yet"
 # until a result file from it exists.
 EXPECTED_GPUS = (("NVIDIA H200", "bf16"),)
@@ -322,12 +322,5 @@ def render_markdown(results: list[dict]) -> str:
 
 
 def render_readme(readme: str, results_dir: str) -> str:
-    """Replace the block between the markers (appending it if the markers are missing)."""
-    block = f"{START}\n{render_markdown(read_bench_results(results_dir))}\n{END}"
-    text = open(readme).read() if os.path.exists(readme) else ""
-    if START in text and END in text and text.index(START) < text.index(END):
-        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
-    write_text(readme, text)
-    return block
+    """Replace the README's bench block (atomic.splice: refused without its markers)."""
+    return splice(readme, "bench", render_markdown(read_bench_results(results_dir)))
