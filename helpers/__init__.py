@@ -9,7 +9,7 @@ The public API, what a notebook or a user imports:
     Experiment, run_experiment      data -> model -> measure -> fit -> result file
     problem1_config, problem2_config, problem3_config, default_results_dir, show_config,
     show_measurements, show_probes  the notebooks' parameters -> config (notebooks.py)
-    grid.grid(), VIT_PRESETS        the rows of Tables 1 and 2, and Problem 3's (grid.py,
+    grid.grid(), VIT_SHAPES         the rows of Tables 1 and 2, and Problem 3's (grid.py,
                                     claims.py: the claims studies and their cost)
     load_results, read_results      result files -> DataFrame / dicts   (results.py)
     plot_curves                     a run's learning curves            (curves.py)
@@ -29,12 +29,12 @@ from .notebooks import (default_results_dir, problem1_config, problem2_config, p
 # name -> module, imported on first use: what pulls in torch, pandas or matplotlib, and what
 # sits above the core (the grid's design, the report), which importing the core never loads.
 _LAZY = {
-    "Experiment": ".experiment", "run_experiment": ".experiment", "VIT_PRESETS": ".grid",
+    "Experiment": ".experiment", "run_experiment": ".experiment", "VIT_SHAPES": ".grid",
     "load_results": ".results", "read_results": ".results", "read_result": ".results",
     "write_report": ".report", "build_report": ".report", "plot_curves": ".curves",
 }
 
-__all__ = ["ConfigError", "ExperimentConfig", "VIT_PRESETS", "default_results_dir", "grid",
+__all__ = ["ConfigError", "ExperimentConfig", "VIT_SHAPES", "default_results_dir", "grid",
            "problem1_config", "problem2_config", "problem3_config", "show_config",
            "show_measurements", "show_probes", *_LAZY]
 

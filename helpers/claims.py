@@ -29,19 +29,20 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from .config import ExperimentConfig, is_swin
+from .config import ENTRY_ONLY_KEYS, ExperimentConfig, is_swin, row
 from .rules import AUTO_WARMUP_MAX_SHARE
 
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 RESOLUTIONS = (32, 64, 112, 224)
 FINETUNE_MODES = ("finetune", "finetune_full")
-DATA_VITS = {"2L-2H-128": dict(patch_size=4, depth=2, heads=2, dim=128),
-             "4L-4H-256": dict(patch_size=4, depth=4, heads=4, dim=256)}
+DATA_VITS = (dict(patch_size=4, depth=2, heads=2, dim=128),      # Table 1's two smallest
+             dict(patch_size=4, depth=4, heads=4, dim=256))
 
 # ---------------------------------------------------------------------------- the cost model
 # Training images per second on one H100 (bf16, eager), measured by `python -m helpers.bench`
 # and committed in benchmarks/reference/h100-2026-11-26/ (a test keeps these equal to the
-# files). An H200 is at least as fast, so a plan that fits an H100 fits both.
+# files), by the run's architecture (helpers.config). An H200 is at least as fast, so a
+# plan that fits an H100 fits both.
 H100_TRAIN_IMG_S = {"resnet18": 42_223, "vit-2L-2H-128": 69_416, "vit-4L-4H-256": 41_269,
                     "swin_tiny-finetune": 5_175, "swin_tiny-finetune_full": 1_970}  # Swin: 224 px
 SWIN_MEASURED_PX = 224
@@ -90,48 +91,45 @@ def data_rows(s: ClaimsSizes, n_train: int = CIFAR100_TRAIN) -> list[dict]:
     steps_full = full // s.data_batch
     total = steps_full * s.data_epochs
     warm = min(steps_full, int(AUTO_WARMUP_MAX_SHARE * total))      # the automatic rule's
-    models = [("resnet18", "ResNet-18", {})] + [
-        ("vit", f"ViT ({name})", shape) for name, shape in DATA_VITS.items()]
     rows = []
-    for model, label, shape in models:
-        base = model if model == "resnet18" else f"vit-{_vit_name(shape)}"
+    for model in [dict(model="resnet18"), *(dict(model="vit", **shape) for shape in DATA_VITS)]:
         for f in FRACTIONS:
             steps = round(full * f) // s.data_batch
             epochs = max(1, round(total / steps))
-            rows.append(dict(run_name=f"p3-data-{base}-f{round(100 * f)}", model=model,
-                             label=label, study="data_efficiency", train_fraction=f,
-                             train_subset=s.data_images, test_subset=s.test_images,
-                             epochs=epochs, batch_size=s.data_batch,
-                             eval_every=max(1, round(epochs / s.data_epochs)),
-                             warmup_epochs=round(warm / steps, 4), speed_key=base, **shape))
+            rows.append(row(dict(model, study="data_efficiency", train_fraction=f,
+                                 train_subset=s.data_images, test_subset=s.test_images,
+                                 epochs=epochs, batch_size=s.data_batch,
+                                 eval_every=max(1, round(epochs / s.data_epochs)),
+                                 warmup_epochs=round(warm / steps, 4))))
     return rows
 
 
 def resolution_rows(s: ClaimsSizes) -> list[dict]:
     """The resolution runs: Swin-T, frozen and full fine-tune, at every input size."""
-    return [dict(run_name=f"p3-res-swin_tiny-{mode}-{px}px", model="swin_tiny", mode=mode,
-                 label="Swin-Tiny", study="resolution", img_size=px,
-                 train_subset=s.res_images, test_subset=s.test_images, epochs=s.res_epochs,
-                 speed_key=f"swin_tiny-{mode}")
+    return [row(dict(model="swin_tiny", mode=mode, study="resolution", img_size=px,
+                     train_subset=s.res_images, test_subset=s.test_images,
+                     epochs=s.res_epochs))
             for px in s.resolutions for mode in FINETUNE_MODES]
 
 
 def problem3_runs(sizes: ClaimsSizes | None = None) -> list[dict]:
     """Every Problem 3 run, data efficiency first; `sizes` default to DEFAULT_SIZES."""
     s = sizes or DEFAULT_SIZES
-    return [dict(r, problem=3) for r in data_rows(s) + resolution_rows(s)]
+    return data_rows(s) + resolution_rows(s)
 
 
-def _vit_name(shape: dict) -> str:
-    return f"{shape['depth']}L-{shape['heads']}H-{shape['dim']}"
+def architecture(entry: dict) -> str:
+    """The architecture of a grid entry (helpers.config), the cost model's key."""
+    return ExperimentConfig(**{k: v for k, v in entry.items()
+                               if k not in ENTRY_ONLY_KEYS}).architecture
 
 
 # ---------------------------------------------------------------------------- the arithmetic
-def train_img_s(row: dict) -> float:
+def train_img_s(entry: dict) -> float:
     """The cost model's training images per second of one row on an H100."""
-    ips = H100_TRAIN_IMG_S[row["speed_key"]]
-    if row.get("img_size") and is_swin(row["model"]):
-        ips *= min((SWIN_MEASURED_PX / row["img_size"]) ** 2, MAX_SMALL_INPUT_SPEEDUP)
+    ips = H100_TRAIN_IMG_S[architecture(entry)]
+    if entry.get("img_size") and is_swin(entry["model"]):
+        ips *= min((SWIN_MEASURED_PX / entry["img_size"]) ** 2, MAX_SMALL_INPUT_SPEEDUP)
     return ips
 
 

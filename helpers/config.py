@@ -13,13 +13,26 @@ from dataclasses import dataclass
 from .fields import nullable, type_problem
 from .rules import AUTO_WARMUP_MAX_SHARE, auto_batch_size
 
-# Every name of the homework is defined here, once. helpers.models registers the same model
-# names (a test keeps them equal); validating a config must not import torch/timm, so a
-# typo in a notebook fails in milliseconds.
-PROBLEM1_MODELS = ("resnet18", "vit")
+# Every name of the homework is defined here, once: a model's row label, its problem and
+# its native input side (MODELS), its training defaults (TRAIN_DEFAULTS), and the rule that
+# derives a run's name and label from its config (`ExperimentConfig.row`). Nothing else
+# builds or parses a run name. helpers.models registers the same model names (a test keeps
+# them equal); validating a config must not import torch/timm, so a typo in a notebook
+# fails in milliseconds.
+@dataclass(frozen=True)
+class ModelSpec:
+    label: str           # the row label ('ViT' gets its shape: 'ViT (4L-4H-256)')
+    problem: int         # the table its rows belong to (Problem 3's runs say their study)
+    img_size: int        # native input side
+    family: str          # cnn | vit | swin: the plausibility ceilings' family
+
+
+MODELS = {"resnet18": ModelSpec("ResNet-18", 1, 32, "cnn"),
+          "vit": ModelSpec("ViT", 1, 32, "vit"),
+          "swin_tiny": ModelSpec("Swin-Tiny", 2, 224, "swin"),
+          "swin_small": ModelSpec("Swin-Small", 2, 224, "swin")}
 SWIN_VARIANTS = ("tiny", "small")
 SWIN_MODES = ("finetune", "finetune_full", "scratch")   # in the order of Table 2
-MODEL_NAMES = PROBLEM1_MODELS + tuple(f"swin_{v}" for v in SWIN_VARIANTS)
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 OPTIMIZERS = ("adamw", "sgd")
 BUILTIN_DATASETS = ("cifar100", "synthetic")
@@ -37,15 +50,22 @@ class ConfigError(ValueError):
 
 def is_swin(model) -> bool:
     """Whether a model name is one of the Swins (Problem 2's models)."""
-    return str(model).startswith("swin_")
+    spec = MODELS.get(model) if isinstance(model, str) else None
+    return bool(spec and spec.family == "swin")
 
 
 def problem_of(model: str, study: str | None = None) -> int:
-    """Which problem a run belongs to: 3 for a claims study, else 2 for the Swins and 1 for
-    ResNet-18 and the ViTs."""
-    if study:
-        return 3
-    return 2 if is_swin(model) else 1
+    """Which problem a run belongs to: 3 for a claims study, else its model's table."""
+    return 3 if study else MODELS[model].problem
+
+
+def models_of(problem: int) -> tuple[str, ...]:
+    """The model names whose rows belong to a problem's table, in MODELS order."""
+    return tuple(m for m, spec in MODELS.items() if spec.problem == problem)
+
+
+def native_img_size(model: str) -> int:
+    return MODELS[model].img_size
 
 
 # Per-model training defaults, used where the config leaves a value as None.
@@ -60,7 +80,6 @@ TRAIN_DEFAULTS = {
     ("swin", "finetune_full"): dict(optimizer="adamw", lr=1e-4, weight_decay=0.05, batch_size=128),
 }
 SWIN_PATCH = 4          # Swin's patch side; timm pads the windows and merges of other sizes
-NATIVE_IMG_SIZE = {"resnet18": 32, "vit": 32, "swin_tiny": 224, "swin_small": 224}
 # Training-set sizes known without loading anything: what a batch size is checked against
 # before the data loads. A .npz file's size is known only once it is loaded.
 CIFAR100_SIZES = (50_000, 10_000)                 # (train, test) images
@@ -87,15 +106,29 @@ def synthetic_classes(dataset: str) -> int | None:
 
 
 def swin_variant(model: str) -> str:
-    """'swin_tiny' -> 'tiny': the Swin size a model name stands for."""
-    if not (isinstance(model, str) and model.removeprefix("swin_") in SWIN_VARIANTS
-            and model.startswith("swin_")):
+    """'swin_tiny' -> 'tiny': the Swin size a model name stands for (problem2.ipynb's
+    `variant` parameter)."""
+    if not is_swin(model):
         raise ValueError(f"model={model!r} is not a Swin model; Swin models are "
-                         f"{', '.join('swin_' + v for v in SWIN_VARIANTS)}")
+                         f"{', '.join(models_of(2))}")
     return model.removeprefix("swin_")
 
 
 SEED_MAX = 2**63 - 1                 # torch.manual_seed's range
+
+
+# Seeds: each (row, seed) is one run with its own result file and checkpoint. Seed 0 keeps
+# the row's own name, so a single-seed grid is what it always was, and adding seeds 1 and 2
+# later reuses the seed-0 results.
+def seed_run_name(row: str, seed: int) -> str:
+    """The run name of one seed of a grid row: 'p1-resnet18', 'p1-resnet18-seed2'."""
+    return row if not seed else f"{row}-seed{seed}"
+
+
+def row_name(run_name: str, seed: int | None) -> str:
+    """The grid row a result belongs to: seed_run_name undone (given the run's seed)."""
+    suffix = f"-seed{seed}"
+    return run_name[:-len(suffix)] if seed and run_name.endswith(suffix) else run_name
 
 
 @dataclass
@@ -183,31 +216,57 @@ class ExperimentConfig:
             return dict(img_size=self.img_size, mode=self.mode, weights=self.weights)
         return {}
 
+    # --- the row: its name, label and family, derived here and nowhere else -----------
+    @property
+    def architecture(self) -> str:
+        """The model as trained, without the problem: 'resnet18', 'vit-4L-4H-256' (patch
+        other than 4: '-p8'), 'swin_tiny-finetune' (a fine-tune mode, or scratch)."""
+        if self.model == "vit":
+            return f"vit-{self._vit_shape()}" + (
+                f"-p{self.patch_size}" if self.patch_size != 4 else "")
+        return f"{self.model}-{self.mode}" if self.is_swin else self.model
+
+    def _vit_shape(self) -> str:
+        return f"{self.depth}L-{self.heads}H-{self.dim}"
+
+    @property
+    def label(self) -> str:
+        """The row label of the report's tables: 'ResNet-18', 'ViT (4L-4H-256)' (other
+        patches: 'ViT (4L-4H-256, patch 8)'), 'Swin-Tiny' (the mode is a column)."""
+        label = MODELS[self.model].label
+        if self.model == "vit":
+            patch = "" if self.patch_size == 4 else f", patch {self.patch_size}"
+            label = f"{label} ({self._vit_shape()}{patch})"
+        return label
+
+    @property
+    def family(self) -> str:
+        """The model family and how it starts: 'cnn_scratch', 'swin_finetune', ..."""
+        return f"{MODELS[self.model].family}_{self.mode}"
+
     def default_run_name(self) -> str:
         """p1-resnet18, p1-vit-4L-4H-256, p2-swin_tiny-finetune; in Problem 3 the study and
-        its variable: p3-data-resnet18-f25, p3-res-swin_tiny-finetune-64px."""
-        if self.model == "vit":
-            base = f"vit-{self.depth}L-{self.heads}H-{self.dim}" + (
-                f"-p{self.patch_size}" if self.patch_size != 4 else "")
-        else:
-            base = f"{self.model}-{self.mode}" if self.is_swin else self.model
+        its variable: p3-data-resnet18-f25, p3-res-swin_tiny-finetune-64px; seeds other
+        than 0 add '-seed<k>' (`seed_run_name`)."""
+        base = self.architecture
         if self.study == "data_efficiency":
-            return f"p3-data-{base}-f{round(100 * (self.train_fraction or 1))}"
-        if self.study == "resolution":
-            return f"p3-res-{base}-{self.img_size or NATIVE_IMG_SIZE[self.model]}px"
-        return f"p{self.problem}-{base}"
+            name = f"p3-data-{base}-f{round(100 * (self.train_fraction or 1))}"
+        elif self.study == "resolution":
+            name = f"p3-res-{base}-{self.img_size or native_img_size(self.model)}px"
+        else:
+            name = f"p{self.problem}-{base}"
+        return seed_run_name(name, self.seed)
 
     def resolved(self) -> "ExperimentConfig":
         """A copy with every None default filled in, after validating all fields."""
         self.validate()
-        key = ("swin", self.mode) if self.is_swin else self.model
-        defaults = TRAIN_DEFAULTS[key]
+        defaults = TRAIN_DEFAULTS[self._defaults_key()]
         out = dataclasses.replace(self)
         for name, value in defaults.items():
             if name != "batch_size" and getattr(out, name) is None:
                 setattr(out, name, value)   # batch_size None stays "auto": see train_batch_size
         if out.img_size is None:
-            out.img_size = NATIVE_IMG_SIZE[self.model]
+            out.img_size = native_img_size(self.model)
         if out.run_name is None:
             out.run_name = out.default_run_name()
         out.validate()
@@ -215,7 +274,10 @@ class ExperimentConfig:
 
     def default_batch_size(self) -> int:
         """The per-model batch size before it is fitted to the data."""
-        return TRAIN_DEFAULTS[("swin", self.mode) if self.is_swin else self.model]["batch_size"]
+        return TRAIN_DEFAULTS[self._defaults_key()]["batch_size"]
+
+    def _defaults_key(self):
+        return ("swin", self.mode) if self.is_swin else self.model
 
     def known_train_size(self) -> int | None:
         """Training images this config will train on, if known without loading (else None);
@@ -245,12 +307,24 @@ class ExperimentConfig:
         problem = type_problem(self)
         if problem:
             raise ConfigError(problem)
-        if self.model not in MODEL_NAMES:
-            _bad(self, "model", f"unknown model; valid models: {', '.join(MODEL_NAMES)}")
+        if self.model not in MODELS:
+            _bad(self, "model", f"unknown model; valid models: {', '.join(MODELS)}")
         _check_numbers(self)
         _check_choices(self)
         _check_model_fields(self)
         _check_dataset_and_names(self)
+
+
+# Keys of a grid entry that describe it rather than set a config field.
+ENTRY_ONLY_KEYS = ("run_name", "label", "problem")
+
+
+def row(overrides: dict) -> dict:
+    """A grid entry: config overrides with the run name, label and problem that their
+    config derives (helpers.grid's tables and helpers.claims' studies are lists of them)."""
+    cfg = ExperimentConfig(**{k: v for k, v in overrides.items() if k not in ENTRY_ONLY_KEYS})
+    return dict(overrides, run_name=cfg.default_run_name(), label=cfg.label,
+                problem=cfg.problem)
 
 
 def _bad(cfg: ExperimentConfig, name: str, why: str):
@@ -318,7 +392,7 @@ def _check_model_fields(cfg: ExperimentConfig) -> None:
     if cfg.model == "vit":
         if cfg.dim % cfg.heads:
             _bad(cfg, "heads", f"must divide dim={cfg.dim}")
-        size = cfg.img_size or NATIVE_IMG_SIZE["vit"]
+        size = cfg.img_size or native_img_size("vit")
         if size % cfg.patch_size:
             _bad(cfg, "patch_size", f"must divide the image size {size}")
     if cfg.is_swin and cfg.img_size is not None and cfg.img_size % SWIN_PATCH:

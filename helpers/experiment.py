@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import time
 
+import torch
+
 from .atomic import remove_orphans
 from .changes import decide
-from .config import ExperimentConfig, swin_variant, synthetic_classes
+from .config import ExperimentConfig, synthetic_classes
 from .data import DeviceLoader, check_overlap, load_dataset, with_train_fraction
 from .device import (device_name, resolve_device, resolve_precision, seed_everything,
                      setup_backends)
@@ -33,20 +35,10 @@ from .train import NonFiniteLossError, fit, place_model, plan_training
 PROBE_IMAGES = 256
 
 
-def run_label(cfg: ExperimentConfig) -> str:
-    """The row label the report uses, e.g. 'ResNet-18', 'ViT (4L-4H-256)', 'Swin-Tiny'."""
-    if cfg.model == "vit":
-        label = f"ViT ({cfg.depth}L-{cfg.heads}H-{cfg.dim})"
-        return label if cfg.patch_size == 4 else f"{label[:-1]}, patch {cfg.patch_size})"
-    if cfg.is_swin:
-        return "Swin-" + swin_variant(cfg.model).capitalize()
-    return {"resnet18": "ResNet-18"}[cfg.model]
-
-
 def probes(model, cfg: ExperimentConfig, data, device, eval_batch_size: int) -> dict | None:
     """How far the trained model looks (helpers/probes.py): a ViT's mean attention distance
-    per block and head on the first PROBE_IMAGES test images; ResNet-18's receptive field
-    per stage, from its architecture. None for other models."""
+    per block and head on the first PROBE_IMAGES test images, trained and untrained;
+    ResNet-18's receptive field per stage, from its architecture. None for other models."""
     if cfg.model == "resnet18":
         return dict(receptive_field=receptive_fields(model), img_size=cfg.img_size)
     if cfg.model != "vit":
@@ -55,7 +47,14 @@ def probes(model, cfg: ExperimentConfig, data, device, eval_batch_size: int) -> 
     batches = DeviceLoader(data.x_test[:n], data.y_test[:n], train=False,
                            batch_size=eval_batch_size, **loader_options(cfg, device))
     dist = vit_attention_distances(model, batches.epoch(0))
+    # The same ViT untrained (this seed's initialisation, the RNG left as it was): what
+    # the trained distances are compared with, beside uniform attention (report claim 3).
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(cfg.seed)
+        untrained = build_model(cfg.model, data.num_classes, **cfg.model_kwargs()).to(device)
+    before = vit_attention_distances(untrained, batches.epoch(0))
     return dict(attention_distance_px=dist["mean"], attention_distance_se_px=dist["se"],
+                untrained_distance_px=before["mean"], untrained_distance_se_px=before["se"],
                 uniform_distance_px=uniform_attention_distance(
                     cfg.img_size // cfg.patch_size, cfg.patch_size),
                 images=n, img_size=cfg.img_size, patch_size=cfg.patch_size)
@@ -181,7 +180,7 @@ class Experiment:
         dataset = summary.pop("dataset")
         devices = epoch_time_summary(history)["devices"]      # every epoch's, in order
         return build_result(
-            run_name=cfg.run_name, problem=cfg.problem, model=cfg.model, label=run_label(cfg),
+            run_name=cfg.run_name, problem=cfg.problem, model=cfg.model, label=cfg.label,
             config=cfg.to_dict(), dataset=dataset, measured=summary, history=history,
             training=self._training(history), status=status, reason=reason, phases=phases,
             probes=probed,

@@ -7,38 +7,39 @@ names, so changing one orphans old results.
 """
 
 from .claims import ClaimsSizes, problem3_runs
-from .config import SWIN_MODES, SWIN_VARIANTS, problem_of
+from .config import (ENTRY_ONLY_KEYS, SWIN_MODES, models_of, problem_of, row, row_name,
+                     seed_run_name)
 
 # The budgets of the real grid, in epochs (why: helpers/runner/cli.py). Problem 2 keeps
 # the homework's 5; Problem 1's models are small enough for 20.
 EPOCHS = {1: 20, 2: 5}
 
-# The four ViT sizes of Table 1, named depth-heads-dim; all use 4x4 patches.
-VIT_PRESETS = {
-    "2L-2H-128": dict(patch_size=4, depth=2, heads=2, dim=128),
-    "4L-4H-256": dict(patch_size=4, depth=4, heads=4, dim=256),
-    "6L-8H-384": dict(patch_size=4, depth=6, heads=8, dim=384),
-    "8L-8H-512": dict(patch_size=4, depth=8, heads=8, dim=512),
-}
+# The four ViT sizes of Table 1 (depth-heads-dim in their names); all use 4x4 patches.
+VIT_SHAPES = (dict(patch_size=4, depth=2, heads=2, dim=128),
+              dict(patch_size=4, depth=4, heads=4, dim=256),
+              dict(patch_size=4, depth=6, heads=8, dim=384),
+              dict(patch_size=4, depth=8, heads=8, dim=512))
 
+# The rows of Tables 1 and 2, in table order: each the config overrides of one run. A new
+# model needs its entry in helpers.config.MODELS and in helpers.models, and a line here.
+PROBLEM1 = [dict(model="resnet18"), *(dict(model="vit", **shape) for shape in VIT_SHAPES)]
+PROBLEM2 = [dict(model=model, mode=mode) for model in models_of(2) for mode in SWIN_MODES]
+
+
+def run_name_of(**overrides) -> str:
+    """The run name of the row with these overrides: run_name_of(model="swin_tiny",
+    mode="scratch") is Table 2's Swin-Tiny from scratch."""
+    return row(overrides)["run_name"]
 
 
 def problem1_runs():
-    """ResNet-18 and the four ViT presets, all trained from scratch."""
-    runs = [dict(run_name="p1-resnet18", model="resnet18", label="ResNet-18")]
-    for name, shape in VIT_PRESETS.items():
-        runs.append(dict(run_name=f"p1-vit-{name}", model="vit", label=f"ViT ({name})", **shape))
-    return runs
+    """ResNet-18 and the four ViT sizes, all trained from scratch."""
+    return [row(o) for o in PROBLEM1]
 
 
 def problem2_runs():
     """Swin-T and Swin-S, each fine-tuned (frozen / full) and from scratch."""
-    runs = []
-    for variant in SWIN_VARIANTS:
-        for mode in SWIN_MODES:
-            runs.append(dict(run_name=f"p2-swin_{variant}-{mode}", model=f"swin_{variant}",
-                             mode=mode, label=f"Swin-{variant.capitalize()}"))
-    return runs
+    return [row(o) for o in PROBLEM2]
 
 
 def grid(problems=(1, 2), claims: ClaimsSizes | None = None):
@@ -54,8 +55,12 @@ def grid(problems=(1, 2), claims: ClaimsSizes | None = None):
     return out
 
 
-# Keys of a grid entry that describe it rather than set a notebook parameter.
-ENTRY_ONLY_KEYS = ("run_name", "label", "problem", "speed_key")
+def find_entry(run_name: str) -> dict:
+    """The grid entry (any problem) with this run name; KeyError when there is none."""
+    for e in grid((1, 2, 3)):
+        if e["run_name"] == run_name:
+            return e
+    raise KeyError(f"no grid row named {run_name!r}")
 
 
 def entry_problem(entry: dict) -> int:
@@ -63,15 +68,6 @@ def entry_problem(entry: dict) -> int:
     return entry.get("problem") or problem_of(entry["model"])
 
 
-# Seeds: each (row, seed) is one run with its own result file and checkpoint. Seed 0 keeps
-# the row's own name, so a single-seed grid is what it always was, and adding seeds 1 and 2
-# later reuses the seed-0 results.
-def seed_run_name(row: str, seed: int) -> str:
-    """The run name of one seed of a grid row: 'p1-resnet18', 'p1-resnet18-seed2'."""
-    return row if seed == 0 else f"{row}-seed{seed}"
-
-
-def row_name(run_name: str, seed: int | None) -> str:
-    """The grid row a result belongs to: seed_run_name undone (given the run's seed)."""
-    suffix = f"-seed{seed}"
-    return run_name[:-len(suffix)] if seed and run_name.endswith(suffix) else run_name
+__all__ = ["EPOCHS", "VIT_SHAPES", "PROBLEM1", "PROBLEM2", "row", "run_name_of", "grid",
+           "find_entry", "problem1_runs", "problem2_runs", "problem3_runs", "seed_run_name",
+           "row_name", "ENTRY_ONLY_KEYS", "entry_problem"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .config import (PROBLEM1_MODELS, STUDIES, SWIN_VARIANTS, ConfigError, ExperimentConfig,
+from .config import (STUDIES, SWIN_VARIANTS, ConfigError, ExperimentConfig, models_of,
                      is_swin)
 from .paths import (DRIVE_MOUNT, DRIVE_MOUNT_ENV, HOME_ENV, REAL_DATASET, RESULTS, at_home,
                     drive_home, home, shown)
@@ -70,10 +70,10 @@ def summary_parameter(results_dir: str) -> str:
 def problem1_config(*, model: str, **params) -> ExperimentConfig:
     """The resolved config of one Problem 1 run (ResNet-18 or a ViT), or ConfigError.
     Relative results_dir and data_dir are under HOME (paths.home)."""
-    if model not in PROBLEM1_MODELS:
+    if model not in models_of(1):
         hint = " (Swin runs belong to problem2.ipynb)" if is_swin(model) else ""
         raise ConfigError(f"model={model!r}: Problem 1 trains one of "
-                          f"{', '.join(PROBLEM1_MODELS)}{hint}")
+                          f"{', '.join(models_of(1))}{hint}")
     return ExperimentConfig.from_params(model=model, **_with_paths(params)).resolved()
 
 

@@ -56,16 +56,16 @@ class Default:
 
 
 PLAIN = Default(False, "model", False, "the plain path (eager, timm's attention)")
-# On CUDA, by the run's architecture (its default run name without the mode, or family).
+# On CUDA, by the run's architecture (helpers.config), else its model family.
 # A Problem 1 default is compiled only where compile_saving() says compiling paid for itself
 # on the committed measurement (tests/test_speed.py derives each one from the file).
 CUDA_DEFAULTS = {
-    "p1-resnet18": Default(False, "model", False,
-                           f"eager: compiled did not train faster in {H100}/bench_compile.json"),
-    "p1-vit-8L-8H-512": Default(False, "model", False,
-                                f"eager: compiled trained faster in {H100}/bench_compile.json, "
-                                "but over Problem 1's epochs it saved less than its compile "
-                                "(training and evaluation graphs) cost"),
+    "resnet18": Default(False, "model", False,
+                        f"eager: compiled did not train faster in {H100}/bench_compile.json"),
+    "vit-8L-8H-512": Default(False, "model", False,
+                             f"eager: compiled trained faster in {H100}/bench_compile.json, "
+                             "but over Problem 1's epochs it saved less than its compile "
+                             "(training and evaluation graphs) cost"),
     "vit": Default(False, "model", False,
                    f"eager: this ViT size was not measured compiled ({H100})"),
     "swin": Default(False, "model", False,
@@ -100,9 +100,9 @@ def default_for(cfg, device: torch.device) -> Default:
     """The written default for this run's architecture on this device."""
     if device.type != "cuda":
         return Default(False, "model", False, OFF_CUDA_REASON)
-    name = cfg.default_run_name()
-    family = "swin" if cfg.is_swin else cfg.model
-    return CUDA_DEFAULTS.get(name) or CUDA_DEFAULTS.get(family) or PLAIN
+    from .config import MODELS
+    family = MODELS[cfg.model].family
+    return CUDA_DEFAULTS.get(cfg.architecture) or CUDA_DEFAULTS.get(family) or PLAIN
 
 
 def choose(cfg, *, device: torch.device) -> SpeedChoice:

@@ -11,7 +11,7 @@ import torch
 from helpers import claims
 from helpers.claims import (DEFAULT_BUDGET_S, DEFAULT_SIZES, FRACTIONS, H100_TRAIN_IMG_S,
                             claims_cost_s, data_rows, problem3_runs, sizes_for_budget)
-from helpers.config import RANDOM_INIT
+from helpers.config import RANDOM_INIT, ExperimentConfig
 from helpers.data import nested_fraction, train_sample
 from helpers.paths import REPO_ROOT
 from helpers.probes import (attention_distance_per_image, receptive_fields,
@@ -162,7 +162,7 @@ def test_every_share_takes_the_full_data_runs_steps_and_warm_up():
 def test_problem3_rows_resolve_to_valid_configs():
     from helpers.notebooks import problem3_config
     for row in problem3_runs():
-        params = {k: v for k, v in row.items() if k not in ("label", "problem", "speed_key")}
+        params = {k: v for k, v in row.items() if k not in ("label", "problem")}
         cfg = problem3_config(dataset="cifar100", **params)
         assert cfg.problem == 3 and cfg.run_name == row["run_name"] == cfg.default_run_name()
 
@@ -232,11 +232,17 @@ def test_claim2_overfitting_is_a_larger_train_test_gap():
     assert claim2(data_study(accs)).verdict == "not run"          # no train sample scored
 
 
-def probe_runs(heads_block1: list[float], se: float):
-    vit = result("p1-vit-2L-2H-128", "ViT (2L-2H-128)", "vit", 30.0, study=None,
-                 probes=dict(attention_distance_px=[heads_block1, [10.0, 10.0]],
-                             attention_distance_se_px=[[se] * 2, [se] * 2],
-                             uniform_distance_px=16.5, images=256, img_size=32, patch_size=4))
+def probe_runs(heads_block1: list[float], se: float, untrained=(16.0, 16.4)):
+    """A ViT whose first block's heads reach `heads_block1` px (uniform attention: 16.5 px;
+    untrained, `untrained` or no untrained probe when None) and a ResNet-18 whose first
+    stage sees 11 px (radius 5)."""
+    probes = dict(attention_distance_px=[heads_block1, [10.0, 10.0]],
+                  attention_distance_se_px=[[se] * 2, [se] * 2],
+                  uniform_distance_px=16.5, images=256, img_size=32, patch_size=4)
+    if untrained is not None:
+        probes.update(untrained_distance_px=[list(untrained), [16.0, 16.0]],
+                      untrained_distance_se_px=[[se] * 2, [se] * 2])
+    vit = result("p1-vit-2L-2H-128", "ViT (2L-2H-128)", "vit", 30.0, study=None, probes=probes)
     vit["problem"] = 1
     resnet = result("p1-resnet18", "ResNet-18", "resnet18", 40.0, study=None,
                     probes=dict(img_size=32, receptive_field=[
@@ -250,6 +256,18 @@ def test_claim3_compares_the_first_blocks_reach_with_the_cnns_first_stage():
     assert claim3(probe_runs([2.0, 3.0], 0.2)).verdict == "not supported"
     assert claim3(probe_runs([2.0, 5.3], 0.5)).verdict == "within noise"
     assert claim3({}).verdict == "not run"
+
+
+def test_claim3_cannot_tell_when_attention_is_uniform_or_untrained():
+    # As far as uniform attention reaches (16.5 px): far beyond ResNet-18's 5 px radius,
+    # and still no evidence that anything was learned.
+    uniform = claim3(probe_runs([3.0, 16.5], 0.2))
+    assert uniform.verdict == "cannot tell" and "16.5 px" in uniform.evidence
+    # Measurably not uniform, but where the same ViT untrained already looked.
+    as_untrained = claim3(probe_runs([3.0, 12.0], 0.2, untrained=(3.0, 12.1)))
+    assert as_untrained.verdict == "cannot tell"
+    # A result without the untrained probe (written before it existed).
+    assert claim3(probe_runs([3.0, 12.0], 0.2, untrained=None)).verdict == "cannot tell"
 
 
 def resolution_study(frozen: dict, weights="w.pth", curve=None):
@@ -285,7 +303,53 @@ def test_every_claim_has_a_verdict_from_the_allowed_words():
     found = verdicts({})
     assert [v.claim for v in found] == [1, 2, 3, 4, 5, 6]
     assert {v.verdict for v in found} == {"not run"}
-    assert set(VERDICTS) == {"supported", "not supported", "within noise", "not run"}
+    assert set(VERDICTS) == {"supported", "not supported", "within noise", "cannot tell",
+                             "not run"}
+
+
+def test_every_verdict_drawn_from_synthetic_data_says_demo():
+    runs = probe_runs([3.0, 12.0], 0.2)
+    assert all("demo" not in v.shown for v in verdicts(runs))
+    for r in runs.values():
+        r["dataset"]["synthetic"] = True
+    found = verdicts(runs)
+    assert found[2].verdict == "supported" and "demo" in found[2].shown
+    assert all(("demo" in v.shown) == (v.verdict != "not run") for v in found)
+
+
+def test_the_analysis_and_claim6_judge_the_vit_sizes_alike(tmp_path):
+    """Claim 6 and the analysis's ViT-size paragraph mark every step the same way, on the
+    committed CIFAR-100 fixture and with one step made a large loss."""
+    from helpers import grid, report
+    from helpers.report.claims import claim6
+    from report_fixtures import fixture
+    import re
+    import shutil
+
+    def marks(folder):
+        runs = report.load_runs(str(folder))
+        text = report.build_report(str(folder), figures_dir=None).markdown()
+        size = next(line for line in text.splitlines() if line.startswith("**ViT size:**"))
+        ana = re.findall(r"points to (ViT \([^)]*\)), (beyond|within) noise", size)
+        c6 = claim6(runs)
+        claim = re.findall(r"(ViT \([^)]*\)) vs ViT \([^)]*\): [+-][\d.]+ points \((beyond|within) "
+                           r"noise", c6.evidence)
+        return ana, claim, c6.verdict, size
+    ana, claim, verdict, size = marks(fixture("complete"))
+    assert ana == claim and len(ana) == 3
+    # A step within noise: the analysis names no trend, and claim 6 cannot be supported.
+    assert ("within" in [m for _, m in ana]) == ("no size trend" in size)
+    assert verdict != "supported" or all(m == "beyond" for _, m in ana)
+    folder = tmp_path / "c"
+    shutil.copytree(fixture("complete"), folder)
+    big = grid.run_name_of(model="vit", patch_size=4, depth=8, heads=8, dim=512)
+    path = folder / f"{big}.json"
+    r = json.load(open(path))
+    r["test_acc"] = 20.0                       # the largest ViT far below the others
+    json.dump(r, open(path, "w"))
+    ana, claim, verdict, size = marks(folder)
+    assert ana == claim and ana[-1] == ("ViT (8L-8H-512)", "beyond")
+    assert verdict == "not supported" and "does not rise with size" in size
 
 
 def test_the_notebooks_parameters_are_what_papermill_reads():
@@ -299,7 +363,7 @@ def test_the_notebooks_parameters_are_what_papermill_reads():
 
 
 def test_the_cost_model_reads_each_rows_speed():
-    row = dict(model="swin_tiny", img_size=32, speed_key="swin_tiny-finetune")
+    row = dict(model="swin_tiny", mode="finetune", img_size=32)
     assert claims.train_img_s(row) == H100_TRAIN_IMG_S["swin_tiny-finetune"] * 8
     assert claims.train_img_s(dict(row, img_size=112)) == H100_TRAIN_IMG_S["swin_tiny-finetune"] * 4
 
@@ -319,6 +383,30 @@ def test_problem3_notebook_trains_one_run_with_its_train_sample_and_probes(tmp_p
     assert path.name == "p3-data-vit-2L-2H-32-f50.json" and r["problem"] == 3
     assert r["dataset"]["n_train"] == 30 and r["train_eval_acc"] is not None
     assert [len(h) for h in r["probes"]["attention_distance_px"]] == [2, 2]
+    assert [len(h) for h in r["probes"]["untrained_distance_px"]] == [2, 2]
+
+
+def test_the_untrained_probe_is_the_seeds_initialisation_and_leaves_the_rng_alone():
+    from helpers.data import load_dataset
+    from helpers.experiment import probes
+    from helpers.models import build_model
+    cfg = ExperimentConfig(model="vit", dim=32, depth=2, heads=2, dataset="synthetic-5",
+                           train_subset=40, test_subset=8, seed=3, device="cpu").resolved()
+    data = load_dataset(cfg.dataset, train_subset=40, test_subset=8, seed=3)
+    trained = build_model("vit", data.num_classes, **cfg.model_kwargs())
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.mul_(3.0)                                  # anything but the initialisation
+    torch.manual_seed(123)
+    probed = probes(trained, cfg, data, torch.device("cpu"), 8)
+    after = torch.rand(1)
+    torch.manual_seed(123)
+    assert torch.equal(after, torch.rand(1))            # the RNG stream is untouched
+    torch.manual_seed(3)
+    fresh = build_model("vit", data.num_classes, **cfg.model_kwargs())
+    again = probes(fresh, cfg, data, torch.device("cpu"), 8)
+    assert probed["untrained_distance_px"] == again["attention_distance_px"]
+    assert probed["attention_distance_px"] != probed["untrained_distance_px"]
 
 
 def test_the_runner_builds_problem3s_section_offline(tmp_path):
@@ -337,8 +425,9 @@ def test_the_runner_builds_problem3s_section_offline(tmp_path):
     section = report.split("## Problem 3", 1)[1]
     for k in range(1, 7):
         line = next(x for x in section.splitlines() if x.startswith(f"| {k}. "))
-        assert any(f"| {v} (demo)" in line for v in VERDICTS), line
-    not_run = [x for x in section.splitlines() if "not run (demo)" in x and "Verdict" in x]
+        verdict = next(v for v in VERDICTS if f"| {v}" in line)
+        assert ("(demo data, not a finding)" in line) == (verdict != "not run"), line
+    not_run = [x for x in section.splitlines() if "**Verdict: not run.**" in x]
     assert any("random init" in x for x in not_run)       # the fine-tunes' reason is named
     for name in ("claims_data", "claims_attention", "claims_resolution", "claims_epochs"):
         assert (out / "figures" / f"{name}.png").is_file()

@@ -13,7 +13,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torchvision.models import resnet18 as stock_resnet18
 
 from helpers.data import CIFAR100_MEAN, CIFAR100_STD
-from helpers.grid import VIT_PRESETS
+from helpers.grid import VIT_SHAPES as PRESET_SHAPES
 from helpers.measure import count_params
 from helpers.models import (MODELS, SWIN_TAGS, WeightsUnavailableError, build_model, input_spec,
                             prefers_channels_last, pretrained)
@@ -72,7 +72,7 @@ def vit_params_by_hand(img_size, patch_size, dim, depth, num_classes):
             + d * num_classes + num_classes)                 # head
 
 
-VIT_SHAPES = [dict(img_size=32, **shape) for shape in VIT_PRESETS.values()] + [
+VIT_SHAPES = [dict(img_size=32, **shape) for shape in PRESET_SHAPES] + [
     dict(img_size=24, patch_size=3, dim=96, depth=3, heads=6)]  # odd: 8x8 patches of 3 px
 
 

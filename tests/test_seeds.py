@@ -1,10 +1,10 @@
 """Seeds and error bars: rows combine their seeds, the tables show mean ± sd and n, and the
-prose calls a difference real only when Welch's t-test at 5 % supports it.
+prose calls a difference beyond noise only when the report's one rule (report/stats.py)
+says so: with seeds, a t-test of the per-seed differences (paired by seed) at 5 %.
 
 Fixture folders are built here from tests/fixtures/results_complete: each seed is a copy of
-a row's result with its own run name, seed and accuracy. Expected cells and p-values are
-derived by hand: with 3 seeds on each side and equal standard deviations, Welch's degrees
-of freedom are exactly 4, where Student's t has the closed form used in `p_df4`.
+a row's result with its own run name, seed and accuracy. Expected p-values are derived by
+hand: 3 seeds give 2 degrees of freedom, where Student's t has the closed form in `p_df2`.
 """
 import json
 import math
@@ -16,17 +16,16 @@ import pytest
 from helpers import grid, report
 from helpers.curves import plot_curves
 from helpers.report.figures import scatter_figure
-from helpers.report.seeds import compare, seed_rows, t_two_sided_p, welch
+from helpers.report.seeds import seed_rows
+from helpers.report.stats import Term, contrast
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPLETE = os.path.join(ROOT, "tests", "fixtures", "results_complete")
 
 
-def p_df4(t):
-    """Two-sided p of Student's t with 4 degrees of freedom: 1 - sqrt(y)(3 - y)/2,
-    y = t^2 / (4 + t^2) (the incomplete beta I_y(1/2, 2) integrated by hand)."""
-    y = t * t / (4 + t * t)
-    return 1 - math.sqrt(y) * (3 - y) / 2
+def p_df2(t):
+    """Two-sided p of Student's t with 2 degrees of freedom: 1 - |t| / sqrt(2 + t^2)."""
+    return 1 - abs(t) / math.sqrt(2 + t * t)
 
 
 def base():
@@ -52,35 +51,41 @@ def seeded_folder(tmp_path, offsets: dict, default=(0.0,)):
 
 
 THREE = (0.0, 0.5, -0.5)          # sd 0.5
+FLIPPED = (0.0, -0.5, 0.5)        # sd 0.5, against THREE: per-seed differences sd 1
 WIDE = (0.0, 4.0, -4.0)           # sd 4
+WIDE_FLIPPED = (0.0, -4.0, 4.0)   # against WIDE: per-seed differences sd 8
 
 
 def three_seeds(tmp_path):
     offsets = {name: THREE for name in base()}
-    offsets.update({"p2-swin_tiny-finetune": WIDE, "p2-swin_small-finetune": WIDE})
+    offsets.update({"p2-swin_tiny-finetune": WIDE, "p2-swin_small-finetune": WIDE_FLIPPED,
+                    "p1-vit-8L-8H-512": FLIPPED})
     return seeded_folder(tmp_path, offsets, default=THREE)
 
 
-# ----------------------------------------------------------------------------- the test
-@pytest.mark.parametrize("t", [0.1, 0.7, 1.5, 3.0, 12.0])
-def test_student_t_matches_closed_forms(t):
-    assert t_two_sided_p(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), abs=1e-12)
-    assert t_two_sided_p(t, 2) == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-12)
-    assert t_two_sided_p(t, 4) == pytest.approx(p_df4(t), abs=1e-12)
+# ----------------------------------------------------------------------------- the rule
+@pytest.mark.parametrize("d", [0.5, 1.0, 3.0, 6.0])
+def test_the_seed_rule_is_a_paired_t_test_by_hand(d):
+    # b - a per seed: d + (0, 1, -1) has mean d and sd 1, so t = d * sqrt(3) on 2 df.
+    a = Term(1, {0: 40.0, 1: 41.0, 2: 42.0}, 10_000)
+    b = Term(1, {0: 40.0 + d, 1: 42.0 + d, 2: 42.0 + d - 1}, 10_000)
+    c = contrast([b, Term(-1, a.values, a.n)])
+    t = d * math.sqrt(3)
+    assert c.value == pytest.approx(d)
+    assert c.beyond_noise == (p_df2(t) < 0.05)
+    assert f"p = {p_df2(t):.3f}" in c.note or (p_df2(t) < 0.001 and "p < 0.001" in c.note)
 
 
-def test_welch_by_hand():
-    t, df, p = welch([40, 41, 42], [30, 31, 32])
-    # means 41 and 31, sd 1 each: t = 10 / sqrt(1/3 + 1/3), df = (2/3)^2 / (2 (1/3)^2 / 2) = 4
-    assert t == pytest.approx(10 / math.sqrt(2 / 3)) and df == pytest.approx(4)
-    assert p == pytest.approx(p_df4(t))
-    assert welch([30, 31, 32], [40, 41, 42])[2] == pytest.approx(p)     # symmetric
-    assert welch([5, 5], [5, 5])[2] == 1.0
-    # Identical seeds on both sides: no spread, so nothing to test (not "p < 0.001").
-    assert compare(dict(test_accs=[5.0, 5.0]), dict(test_accs=[6.0, 6.0])) == ("not tested",
-                                                                                None)
-    with pytest.raises(ValueError, match="at least 2"):
-        welch([1.0], [2.0, 3.0])
+def test_the_single_seed_rule_is_two_binomial_standard_errors():
+    # 50 % and 52 % on 10,000 images: 2 SE = 200 sqrt(0.25/1e4 + 0.2496/1e4) = 1.413 points.
+    two_se = 200 * math.sqrt(0.5 * 0.5 / 1e4 + 0.52 * 0.48 / 1e4)
+    near = contrast([Term(1, {0: 51.0}, 10_000), Term(-1, {0: 50.0}, 10_000)])
+    far = contrast([Term(1, {0: 52.0}, 10_000), Term(-1, {0: 50.0}, 10_000)])
+    assert not near.beyond_noise and far.beyond_noise
+    assert f"{two_se:.2f} points" in far.note
+    # Identical seeds on both sides: the per-seed differences are all equal.
+    same = contrast([Term(1, {0: 6.0, 1: 6.0}, 100), Term(-1, {0: 5.0, 1: 5.0}, 100)])
+    assert same.beyond_noise and "identical in all 2 seeds" in same.note
 
 
 # ----------------------------------------------------------------------------- rows
@@ -135,10 +140,8 @@ def test_mixed_seed_counts(tmp_path):
     assert t1.loc["p1-vit-6L-8H-384", "Seeds"] == "1 seed"
     assert t1.loc["p1-resnet18", "Seeds"] == "3 seeds"
     assert "- **Seeds per row:** 1 (10 runs); 3 (`p1-resnet18`)" in text
-    # ResNet-18 (3 seeds) vs the runner-up (1 seed): not tested, and it says so.
-    assert f"at {vit['test_acc']:.2f} % (beyond the test set's sampling noise: two " \
-           "standard errors are" in text
-    assert "single seed, so not tested across seeds)." in text
+    # ResNet-18 (3 seeds) vs the runner-up (1 seed): the single-seed rule, marked compactly.
+    assert f"at {vit['test_acc']:.2f} % (beyond noise)." in text
 
 
 # ----------------------------------------------------------------------------- prose
@@ -147,23 +150,22 @@ def test_a_supported_and_an_unsupported_difference_are_worded_apart(tmp_path):
     b = base()
     res, vit = b["p1-resnet18"]["test_acc"], b["p1-vit-6L-8H-384"]["test_acc"]
     d = round(res, 2) - round(vit, 2)
-    t = d / math.sqrt(0.25 / 3 * 2)                   # sd 0.5 on both sides, 3 seeds each
-    assert p_df4(t) < 0.001                           # shown as "p < 0.001"
+    # Both rows have offsets THREE: every seed's difference is d, beyond noise.
     best = line_with(text, "**Best model:**")
     assert best.startswith("**Best model:** ResNet-18 ") and "ViT (6L-8H-384)" in best
     assert [f"{res:.2f}", f"{d:.2f}", f"{vit:.2f}"] == numbers(best)[:3]
-    assert "Welch's t-test at 5 %" in best and "p < 0.001" in best and "3 seeds each" in best
-    assert "within noise" not in best
+    assert best.endswith("(beyond noise).")
     tiny, small = b["p2-swin_tiny-finetune"]["test_acc"], b["p2-swin_small-finetune"]["test_acc"]
     d = round(small, 2) - round(tiny, 2)
-    t = d / math.sqrt(16 / 3 * 2)                     # sd 4 on both sides
-    assert p_df4(t) >= 0.05
+    t = (small - tiny) / (8 / math.sqrt(3))           # per-seed differences: sd 8
+    assert p_df2(t) >= 0.05
     pair = line_with(text, "**Swin-Small vs Swin-Tiny, fine-tuned (frozen backbone):**")
-    assert "within noise" in pair and f"p = {p_df4(t):.2f}" in pair
-    assert numbers(pair)[0] == f"{d:.2f}"
-    # The ViT sizes: 6L beats 8L by less than the seeds can tell apart, so no trend is named.
-    assert "no size trend that the seeds support" in text
-    assert "monotonically" not in text and "peaks at" not in text
+    assert "(within noise)" in pair and numbers(pair)[0] == f"{d:.2f}"
+    # The ViT sizes: 8L trails 6L by less than the seeds can tell apart (sd 1 per seed).
+    v6, v8 = b["p1-vit-6L-8H-384"]["test_acc"], b["p1-vit-8L-8H-512"]["test_acc"]
+    assert p_df2((v8 - v6) / (1 / math.sqrt(3))) >= 0.05
+    assert "shows no size trend beyond noise" in text
+    assert f"{v8 - v6:+.2f} points to ViT (8L-8H-512), within noise" in text
 
 
 def line_with(text, lead):

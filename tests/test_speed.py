@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from helpers import speed
 from helpers.bench.row import uncompile
 from helpers.bench.smoke import symbolic_inputs
-from helpers.config import ConfigError, ExperimentConfig
+from helpers.config import ENTRY_ONLY_KEYS, ConfigError, ExperimentConfig
 from helpers.device import resolve_precision, seed_everything
 from helpers.experiment import Experiment
 from helpers.models import build_model
@@ -112,7 +112,7 @@ def vit_cfg(tmp_path, **over):
 
 def grid_cfgs():
     from helpers import grid
-    return [ExperimentConfig(**{k: v for k, v in e.items() if k not in ("label", "run_name")},
+    return [ExperimentConfig(**{k: v for k, v in e.items() if k not in ENTRY_ONLY_KEYS},
                              device="cpu").resolved() for e in grid.grid()]
 
 
@@ -142,16 +142,18 @@ def test_the_compile_defaults_follow_the_committed_h100_measurement():
     """A run measured eager and compiled defaults to compiled exactly when compiling paid
     for itself over Problem 1's epochs on CIFAR-100, its evaluation compile counted."""
     from helpers import grid
+    from helpers.claims import architecture
     from helpers.config import CIFAR100_SIZES
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(root, speed.H100, "bench_compile.json")) as f:
         runs = json.load(f)["runs"]
-    assert {r["run_name"] for r in runs} <= set(speed.CUDA_DEFAULTS)
+    arch = {r["run_name"]: architecture(grid.find_entry(r["run_name"])) for r in runs}
+    assert set(arch.values()) <= set(speed.CUDA_DEFAULTS)
     for r in runs:
         verdict = speed.compile_saving(r["ours"]["eager"], r["ours"]["compiled"],
                                        epochs=grid.EPOCHS[1], train_images=CIFAR100_SIZES[0],
                                        test_images=CIFAR100_SIZES[1])
-        assert speed.CUDA_DEFAULTS[r["run_name"]].compile == verdict["pays"], (r["run_name"],
+        assert speed.CUDA_DEFAULTS[arch[r["run_name"]]].compile == verdict["pays"], (r["run_name"],
                                                                                 verdict)
 
 
@@ -176,7 +178,7 @@ def test_the_config_wins_over_the_default(tmp_path):
     big = vit_cfg(tmp_path, dim=512, depth=8, heads=8, patch_size=4)
     assert big.default_run_name() == "p1-vit-8L-8H-512"
     assert speed.choose(big, device=CUDA).compile == speed.CUDA_DEFAULTS[
-        "p1-vit-8L-8H-512"].compile
+        big.architecture].compile
     off = speed.choose(vit_cfg(tmp_path, dim=512, depth=8, heads=8, compile=False), device=CUDA)
     assert not off.compile and off.reasons[0] == "set in the config: compile=False"
     forced = speed.choose(vit_cfg(tmp_path, compile=True, compile_scope="blocks"), device=CPU)

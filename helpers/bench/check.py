@@ -46,8 +46,10 @@ import torch
 
 from .. import speed
 from ..atomic import write_text
+from ..claims import architecture
 from ..config import is_swin
 from ..device import device_name, resolve_device
+from ..grid import run_name_of
 from ..paths import REPO_ROOT
 from ..results import now_iso
 from .compare import measured
@@ -68,8 +70,9 @@ PART_ENDS = {"smoke": 0.20, "grid": 0.50, "bench": 1.0}
 BENCH_STAGE_ENDS = {"eager": 0.85, "compile_p1": 0.98, "compile_swin": 1.0}
 GRACE = 0.01            # a part's own soft limit falls this share of the budget before its kill
 BENCH_REPEATS = 2       # timed passes per variant in the bench part
-P1_COMPILE_FIRST = ("p1-vit-8L-8H-512", "p1-resnet18")   # the compile defaults in question
-SWIN_COMPILE_ROW = "p2-swin_tiny-scratch"
+# Compiled first: Problem 1's rows with a measured compile default (speed.CUDA_DEFAULTS),
+# and Swin-T from scratch, the one Swin row whose block compile is measured.
+SWIN_COMPILE_ROW = dict(model="swin_tiny", mode="scratch")
 DRY_MODELS = "resnet18,vit-2L-2H-128,swin_tiny-scratch,swin_tiny-finetune"
 DRY_COMPILE_BACKEND = "eager"     # dynamo traces, nothing is generated
 
@@ -129,10 +132,10 @@ def bench_stages(check: CheckSettings, device, out: str, entries: list) -> list[
         compile_backend=DRY_COMPILE_BACKEND if check.dry_run else speed.COMPILE_BACKEND)
     only_ours = dict(reference=False, feature_cache=False, data_path=False)
     names = [e["run_name"] for e in entries]
-    p1 = [n for n in P1_COMPILE_FIRST if n in names] + [
-        e["run_name"] for e in entries
-        if not is_swin(e["model"]) and e["run_name"] not in P1_COMPILE_FIRST]
-    swin = [SWIN_COMPILE_ROW] if SWIN_COMPILE_ROW in names else []
+    p1 = [e for e in entries if not is_swin(e["model"])]
+    p1 = [e["run_name"] for e in sorted(p1, key=lambda e: architecture(e) not in
+                                        speed.CUDA_DEFAULTS)]      # stable: grid order kept
+    swin = [n for n in names if n == run_name_of(**SWIN_COMPILE_ROW)]
     return [
         ("eager", dataclasses.replace(base, models=",".join(names), compile="off",
                                       attention="both"), names),

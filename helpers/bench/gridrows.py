@@ -112,7 +112,7 @@ def _random_swin_weights(model: str, folder: str) -> str:
 def _row_params(e: dict, sizes: dict, npz: str, results_dir: str, device, tmp: str) -> dict:
     p2 = is_swin(e["model"])
     n_tr, n_te = sizes["p2" if p2 else "p1"]
-    params = {k: v for k, v in e.items() if k != "label"}
+    params = {k: v for k, v in e.items() if k not in ("label", "problem")}
     params.update(dataset=npz, epochs=sizes["epochs"], train_subset=n_tr, test_subset=n_te,
                   results_dir=results_dir, device=str(device), seed=0)
     if p2 and sizes.get("p2_img_size"):

@@ -51,7 +51,7 @@ def uncompile(model: torch.nn.Module) -> None:
 def run_config(entry: dict, sizes: dict, device, precision) -> ExperimentConfig:
     """The grid entry's resolved config, with the benchmark's batch sizes; an unset batch
     is the one the engine picks for a CIFAR-100-sized (50,000-image) training set."""
-    params = {k: v for k, v in entry.items() if k != "label"}
+    params = {k: v for k, v in entry.items() if k not in ("label", "problem")}
     params.update(dataset="synthetic", device=str(device), precision=precision.name, seed=0)
     for key in ("batch_size", "eval_batch_size", "img_size"):
         if sizes.get(key):

@@ -16,16 +16,23 @@ import inspect
 
 import torch.nn as nn
 
-from ..config import NATIVE_IMG_SIZE
+from ..config import native_img_size
 from ..data import CIFAR100_MEAN, CIFAR100_STD
 from .pretrained import WeightsUnavailableError
 from .resnet import CifarResNet18, resnet18
 from .swin import SWIN_TAGS, SwinClassifier, swin_small, swin_tiny, weights_problem
 from .vit import ViT, vit
 
+# A constructor may be the model class itself (its class attributes then answer
+# prefers_channels_last and has_window_attention); a function names its class in _CLASSES.
 MODELS = {"resnet18": resnet18, "vit": vit, "swin_tiny": swin_tiny, "swin_small": swin_small}
 _CLASSES = {"resnet18": CifarResNet18, "vit": ViT, "swin_tiny": SwinClassifier,
             "swin_small": SwinClassifier}
+
+
+def _model_class(name: str) -> type:
+    _known(name)
+    return _CLASSES.get(name) or MODELS[name]
 
 
 def _known(name: str) -> None:
@@ -57,21 +64,19 @@ def input_spec(name: str) -> dict:
 
         cfg = get_pretrained_cfg(SWIN_TAGS[name])
         return dict(img_size=cfg.input_size[-1], mean=tuple(cfg.mean), std=tuple(cfg.std))
-    return dict(img_size=NATIVE_IMG_SIZE[name], mean=tuple(CIFAR100_MEAN),
+    return dict(img_size=native_img_size(name), mean=tuple(CIFAR100_MEAN),
                 std=tuple(CIFAR100_STD))
 
 
 def prefers_channels_last(name: str) -> bool:
     """Whether the model's batches should be channels_last (NHWC) on CUDA; the model's
     class says so (`channels_last`), so this needs no model instance."""
-    _known(name)
-    return _CLASSES[name].channels_last
+    return _model_class(name).channels_last
 
 
 def has_window_attention(name: str) -> bool:
     """Whether the model has window attention with a fused/unfused switch (the Swins)."""
-    _known(name)
-    return _CLASSES[name].window_attention
+    return _model_class(name).window_attention
 
 
 __all__ = ["MODELS", "SWIN_TAGS", "CifarResNet18", "SwinClassifier", "ViT",

@@ -1,8 +1,8 @@
 """The report, rendered from result files only: nothing here trains or measures.
 
-Tables 1 and 2, the header, the written analysis, plausibility flags, seeds (mean ± sd,
-Welch's test), Problem 3's verdicts and figures, and the PDF; the README's layout section
-names the module of each.
+Tables 1 and 2, the header, the written analysis, plausibility flags, seeds (mean ± sd),
+the one noise rule (stats.py), Problem 3's verdicts and figures, and the PDF; the README's
+layout section names the module of each.
 
     python -m helpers.report results/cifar100 --out report.md --figures figures
 """

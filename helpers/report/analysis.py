@@ -7,8 +7,9 @@ from __future__ import annotations
 
 
 from .. import grid
-from ..config import SWIN_VARIANTS
-from .seeds import TEST_NAME, compare, seed_rows
+from ..config import MODELS, models_of
+from .seeds import seed_rows
+from .stats import Contrast, contrast, diff, steps, trend
 
 MODE_LABELS = {"finetune": "Fine-tuned (frozen backbone)", "finetune_full": "Fine-tuned (full)",
                "scratch": "From scratch"}
@@ -81,88 +82,36 @@ def _ratio(a, b) -> str:
 
 
 def _lead(d: float, a: str, b: str, ra: dict | None = None, rb: dict | None = None) -> str:
-    """'a is ahead by 1.23 points (...)' / 'b is ahead ...' / 'a and b tie'; d = acc(a) - acc(b).
-
-    The note in brackets says whether the difference is supported: by Welch's t-test on
-    the seeds when both sides have 2 or more; with a single seed, a gap smaller than two
-    standard errors of the test-set sampling (n_test images each) is noise, and any other
-    gap is called beyond that noise, but not tested across seeds.
-    """
+    """'a is ahead by 1.23 points (beyond noise)' / 'b is ahead ...' / 'a and b tie';
+    d = acc(a) - acc(b), as the tables round them; the mark by the report's noise rule
+    (stats.RULE, stated once in the report's header)."""
     if d == 0:
         return f"{a} and {b} tie"
-    return f"{a if d > 0 else b} is ahead by {abs(d):.2f} points" + _noise_note(d, ra, rb)
+    mark = f" ({_compare(ra, rb).mark})" if ra and rb else ""
+    return f"{a if d > 0 else b} is ahead by {abs(d):.2f} points{mark}"
 
 
-def _seed_counts(ra: dict, rb: dict) -> str:
-    na, nb = ra.get("n_seeds", 1), rb.get("n_seeds", 1)
-    return f"{na} seeds each" if na == nb else f"{na} and {nb} seeds"
+def _compare(ra: dict, rb: dict) -> Contrast:
+    """acc(ra) - acc(rb), judged by the noise rule."""
+    return contrast(diff(ra, rb))
 
 
-def _noise_note(d: float, ra: dict | None, rb: dict | None) -> str:
-    if not (ra and rb):
-        return ""
-    verdict, p = compare(ra, rb)
-    if verdict == "supported":
-        shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-        return f" ({TEST_NAME}: {shown}, {_seed_counts(ra, rb)})"
-    if verdict == "within noise":
-        return f" (within noise: {TEST_NAME} gives p = {p:.2f}, {_seed_counts(ra, rb)})"
-    if _binomial_noisy(d, ra, rb):
-        n = min(r["dataset"]["n_test"] for r in (ra, rb))
-        return (f" (within noise: two standard errors are {_two_se(ra, rb):.2f} points at "
-                f"{n} test images)")
-    n = min(r["dataset"]["n_test"] for r in (ra, rb))
-    return (f" (beyond the test set's sampling noise: two standard errors are "
-            f"{_two_se(ra, rb):.2f} points at {n} test images; single seed, so not tested "
-            "across seeds)")
+def _noisy(ra: dict, rb: dict) -> bool:
+    """Whether no explanation may be drawn from the gap: it is within noise."""
+    return not _compare(ra, rb).beyond_noise
 
 
-def _two_se(ra: dict | None, rb: dict | None) -> float | None:
-    """Two standard errors (points) of the difference of two test accuracies."""
-    n = min(((r or {}).get("dataset") or {}).get("n_test") or 0 for r in (ra, rb))
-    if not (ra and rb and n):
-        return None
-    pa, pb = shown_acc(ra) / 100, shown_acc(rb) / 100
-    return 200 * ((pa * (1 - pa) + pb * (1 - pb)) / n) ** 0.5
+TREND = {"supported": "rises with size, every step beyond noise",
+         "not supported": "does not rise with size: a step loses beyond noise",
+         "within noise": "shows no size trend beyond noise"}
 
 
-def _binomial_noisy(d: float, ra: dict | None, rb: dict | None) -> bool:
-    two_se = _two_se(ra, rb)
-    return two_se is not None and abs(d) < two_se
-
-
-def _noisy(d: float, ra: dict | None, rb: dict | None) -> bool:
-    """Whether no explanation may be drawn from the gap: not supported by the seeds, or
-    (single seed) within the test set's sampling noise."""
-    verdict, _ = compare(ra, rb)
-    if verdict != "not tested":
-        return verdict != "supported"
-    return _binomial_noisy(d, ra, rb)
-
-
-def _size_trend(sized: list, accs: list[float]) -> str:
-    """How ViT accuracy changes with size: monotone / peaks only when the seeds support it."""
-    rows = [r for *_, r in sized]
-    steps = [b - a for a, b in zip(accs, accs[1:])]
-    if any(r.get("n_seeds", 1) < 2 for r in rows):
-        if all(s > 0 for s in steps):
-            shape = "rises monotonically with size"
-        elif all(s < 0 for s in steps):
-            shape = "falls monotonically with size"
-        else:
-            peak = sized[accs.index(max(accs))]
-            shape = f"is not monotone in size: it peaks at {peak[1]}, with {max(accs):.2f} %"
-        return shape + " (single seed: not tested across seeds)"
-    real = [compare(b, a)[0] == "supported" for a, b in zip(rows, rows[1:])]
-    if all(real) and all(s > 0 for s in steps):
-        return f"rises monotonically with size (every step supported by {TEST_NAME})"
-    if all(real) and all(s < 0 for s in steps):
-        return f"falls monotonically with size (every step supported by {TEST_NAME})"
-    top = accs.index(max(accs))
-    if all(compare(rows[top], r)[0] == "supported" for i, r in enumerate(rows) if i != top):
-        return (f"peaks at {sized[top][1]}, with {max(accs):.2f} % (above every other size "
-                f"by {TEST_NAME})")
-    return f"shows no size trend that the seeds support (within noise by {TEST_NAME})"
+def size_steps(sized: list) -> str:
+    """Every step of the ViT ladder, each marked: '+1.20 points to ViT (4L-4H-256), within
+    noise; ...'. Claim 6 judges the same steps (stats.trend)."""
+    cs = steps([r for *_, r in sized])
+    return "; ".join(f"{c.value:+.2f} points to {label}, {c.mark}"
+                     for c, (_, label, _, _) in zip(cs, sized[1:]))
 
 
 def _budget(r: dict) -> tuple:
@@ -184,6 +133,13 @@ def budget_line(rows: list) -> str:
             "comparisons below are not like for like.")
 
 
+def vit_ladder(rows: list) -> list:
+    """Table 1's complete ViT rows, ordered by parameters: the size trend's steps."""
+    presets = [e["run_name"] for e in grid.problem1_runs() if e["model"] == "vit"]
+    return sorted((row for row in rows if row[0] in presets),
+                  key=lambda row: (row[3].get("params") or 0, presets.index(row[0])))
+
+
 def analysis_problem1(runs: dict) -> str:
     out = ["### Problem 1: ResNet-18 vs ViT"]
     rows = _done_rows(runs, 1)
@@ -202,24 +158,23 @@ def analysis_problem1(runs: dict) -> str:
     else:
         (_, sl, _, sr), d = rest[0], shown_acc(br) - shown_acc(rest[0][3])
         out.append(f"**Best model:** {bl} with {shown_acc(br):.2f} % test accuracy, "
-                   f"{d:.2f} points ahead of the runner-up, {sl}, at {shown_acc(sr):.2f} %"
-                   f"{_noise_note(d, br, sr)}.")
-    res = next((row[3] for row in rows if row[0] == "p1-resnet18"), None)
+                   f"{d:.2f} points ahead of the runner-up, {sl}, at {shown_acc(sr):.2f} % "
+                   f"({_compare(br, sr).mark}).")
+    res = next((row[3] for row in rows if row[3].get("model") == "resnet18"), None)
     vits = [row for row in rows if row[3].get("model") == "vit"]
     if res and vits:
         _, vl, _, vr = max(vits, key=lambda row: shown_acc(row[3]))
-        d = shown_acc(res) - shown_acc(vr)
-        out.append(f"**ResNet-18 vs the best ViT:** ResNet-18 reaches {shown_acc(res):.2f} % "
+        d, rl = shown_acc(res) - shown_acc(vr), res["label"]
+        out.append(f"**{rl} vs the best ViT:** {rl} reaches {shown_acc(res):.2f} % "
                    f"and the best ViT, {vl}, {shown_acc(vr):.2f} %: "
-                   f"{_lead(d, 'ResNet-18', vl, res, vr)}. "
-                   f"{vl} has "
+                   f"{_lead(d, rl, vl, res, vr)}. {vl} has "
                    f"{_ratio(vr.get('params'), res.get('params'))} the parameters, "
                    f"{_ratio(vr.get('flops'), res.get('flops'))} the exact FLOPs and "
                    f"{_ratio(vr.get('epoch_time_s'), res.get('epoch_time_s'))} the training "
-                   "time per epoch of ResNet-18.")
+                   f"time per epoch of {rl}.")
         if synthetic:
             out.append("No explanation is drawn from this: the data is synthetic.")
-        elif _noisy(d, res, vr):
+        elif _noisy(res, vr):
             out.append("No explanation is drawn from a gap within noise.")
         elif d > 0:
             out.append("This matches the usual picture for small images and modest data: "
@@ -233,18 +188,15 @@ def analysis_problem1(runs: dict) -> str:
             out.append("This runs against the usual expectation that ResNet-18 beats ViTs "
                        "trained from scratch on small images with a short budget; no "
                        "explanation is offered here, see the plausibility checks below.")
-    presets = [f"p1-vit-{k}" for k in grid.VIT_PRESETS]
-    sized = sorted((row for row in rows if row[0] in presets),
-                   key=lambda row: (row[3].get("params") or 0, presets.index(row[0])))
+    sized = vit_ladder(rows)
     if len(sized) >= 2:
-        accs = [shown_acc(r) for *_, r in sized]
-        shape = _size_trend(sized, accs)
-        seq = " → ".join(f"{label} {a:.2f} %" for (_, label, _, _), a in zip(sized, accs))
+        seq = " → ".join(f"{label} {shown_acc(r):.2f} %" for _, label, _, r in sized)
         small, large = sized[0][3], sized[-1][3]
-        out.append(f"**ViT size:** ordered by parameters, {seq}. Test accuracy {shape}. "
-                   f"From the smallest to the largest ViT: "
-                   f"{_ratio(large.get('params'), small.get('params'))} the parameters, "
-                   f"{accs[-1] - accs[0]:+.2f} points.")
+        out.append(f"**ViT size:** ordered by parameters, {seq}. Test accuracy "
+                   f"{TREND[trend([r for *_, r in sized])]}; step by step, "
+                   f"{size_steps(sized)}. The largest has "
+                   f"{_ratio(large.get('params'), small.get('params'))} the parameters of "
+                   "the smallest.")
     return "\n\n".join(out)
 
 
@@ -257,16 +209,19 @@ def analysis_problem2(runs: dict, flags: list = ()) -> str:
     if len(done) >= 2:
         out.append(budget_line(_done_rows(runs, 2, grid_only=True)))
     flagged = {n for f in flags if f.check == "a" for n in f.runs}
-    for v in SWIN_VARIANTS:
+    swins = models_of(2)
+    for v in swins:
         out += _scratch_vs_finetune(v, done, synthetic, flagged)
         out += _frozen_vs_full(v, done, synthetic)
     for m, label in MODE_LABELS.items():
-        t, s = done.get(f"p2-swin_tiny-{m}"), done.get(f"p2-swin_small-{m}")
-        if t and s:
-            out.append(f"**Swin-Small vs Swin-Tiny, {label.lower()}:** "
-                       + _lead(shown_acc(s) - shown_acc(t), "Swin-Small", "Swin-Tiny", s, t)
-                       + f", at {_ratio(s.get('epoch_time_s'), t.get('epoch_time_s'))} "
-                         "the time per epoch.")
+        for small, large in zip(swins, swins[1:]):
+            t, s = _swin(done, small, m), _swin(done, large, m)
+            if t and s:
+                lt, ls = MODELS[small].label, MODELS[large].label
+                out.append(f"**{ls} vs {lt}, {label.lower()}:** "
+                           + _lead(shown_acc(s) - shown_acc(t), ls, lt, s, t)
+                           + f", at {_ratio(s.get('epoch_time_s'), t.get('epoch_time_s'))} "
+                             "the time per epoch.")
     sizes = sorted({(r.get("config") or {}).get("img_size") for r in done.values()} - {None})
     if sizes and sizes != [32]:
         out.append(f"**Resolution:** the Swin runs take {', '.join(map(str, sizes))}-px inputs, "
@@ -277,15 +232,20 @@ def analysis_problem2(runs: dict, flags: list = ()) -> str:
     return "\n\n".join(out)
 
 
+def _swin(done: dict, model: str, mode: str) -> dict | None:
+    """Table 2's complete row of this Swin and mode, if any."""
+    return done.get(grid.run_name_of(model=model, mode=mode))
+
+
 def _scratch_vs_finetune(v: str, done: dict, synthetic: bool, flagged: set) -> list[str]:
-    """Paragraphs comparing Swin variant `v` from scratch with its best fine-tune."""
-    name, get = f"Swin-{v.capitalize()}", (lambda m: done.get(f"p2-swin_{v}-{m}"))
+    """Paragraphs comparing Swin `v` from scratch with its best fine-tune."""
+    name, get = MODELS[v].label, (lambda m: _swin(done, v, m))
     sc, fts = get("scratch"), [(m, get(m)) for m in ("finetune_full", "finetune") if get(m)]
     if not (sc or fts):
         return []
     if not (sc and fts):
-        lacking = [f"`p2-swin_{v}-{m}`" for m in ("scratch", "finetune_full", "finetune")
-                   if not get(m)]
+        lacking = [f"`{grid.run_name_of(model=v, mode=m)}`"
+                   for m in ("scratch", "finetune_full", "finetune") if not get(m)]
         return [f"**{name}, fine-tuned vs from scratch:** not comparable yet; "
                 f"{', '.join(lacking)} did not complete."]
     bm, bft = max(fts, key=lambda mr: shown_acc(mr[1]))
@@ -294,12 +254,12 @@ def _scratch_vs_finetune(v: str, done: dict, synthetic: bool, flagged: set) -> l
     out = [f"**{name}, fine-tuned vs from scratch:** {parts}; from scratch "
            f"{shown_acc(sc):.2f} %. " + _cap(_lead(d, f"the {MODE_PROSE[bm]}",
                                               "training from scratch", bft, sc)) + "."]
-    if d > 0 and not synthetic and not _noisy(d, bft, sc):
+    if d > 0 and not synthetic and not _noisy(bft, sc):
         out.append(f"Pretraining transfers: ImageNet features give the fine-tune a head "
                    f"start that a Swin trained from scratch on "
                    f"{(sc.get('dataset') or {}).get('n_train', 'these')} images does "
                    f"not make up within {epochs_of(sc)} epochs.")
-    elif d < 0 and not _noisy(d, bft, sc):
+    elif d < 0 and not _noisy(bft, sc):
         see = ("flag (a) under " if sc["run_name"] in flagged else "") + \
             "the plausibility checks below"
         out.append(f"No explanation is drawn from this: the data is synthetic "
@@ -310,8 +270,8 @@ def _scratch_vs_finetune(v: str, done: dict, synthetic: bool, flagged: set) -> l
 
 
 def _frozen_vs_full(v: str, done: dict, synthetic: bool) -> list[str]:
-    """Paragraphs comparing Swin variant `v`'s frozen-backbone and full fine-tunes."""
-    fr, fu = done.get(f"p2-swin_{v}-finetune"), done.get(f"p2-swin_{v}-finetune_full")
+    """Paragraphs comparing Swin `v`'s frozen-backbone and full fine-tunes."""
+    fr, fu = _swin(done, v, "finetune"), _swin(done, v, "finetune_full")
     if not (fr and fu):
         return []
     tf, tu = (_round(r.get("epoch_time_s")) for r in (fr, fu))
@@ -319,15 +279,15 @@ def _frozen_vs_full(v: str, done: dict, synthetic: bool) -> list[str]:
     speed = ("" if tf is None or tu is None or tf == tu else
              f" (the frozen backbone is {_ratio(max(tf, tu), min(tf, tu))} "
              f"{'faster' if tf < tu else 'slower'})")
-    out = [f"**Swin-{v.capitalize()}, frozen backbone vs full fine-tuning:** {fmt_fixed(tf)} s "
+    out = [f"**{MODELS[v].label}, frozen backbone vs full fine-tuning:** {fmt_fixed(tf)} s "
            f"vs {fmt_fixed(tu)} s per epoch{speed}; "
            + _lead(d, "full fine-tuning", "the frozen backbone", fu, fr) + "."]
-    if d > 0 and not synthetic and not _noisy(d, fu, fr):
+    if d > 0 and not synthetic and not _noisy(fu, fr):
         out.append("A frozen backbone only learns a linear read-out of fixed ImageNet "
                    "features, which cannot adapt to new classes and upsampled images; "
                    "full fine-tuning adapts them, paying for a backward pass through "
                    "the whole network.")
-    elif d < 0 and not synthetic and not _noisy(d, fu, fr):
+    elif d < 0 and not synthetic and not _noisy(fu, fr):
         out.append("Full fine-tuning usually wins given enough epochs; that it does "
                    "not here is not explained, see the plausibility checks below.")
     return out

@@ -1,21 +1,26 @@
 """Problem 3 in the report: a verdict per claim of the homework, computed from the runs.
 
-A verdict is one of VERDICTS. Each rests on a contrast of accuracies (a difference, or a
-difference of differences) judged by the report's noise rules (contrast.py). What a
-verdict means for each claim is in its function's docstring.
+A verdict is one of VERDICTS. Each rests on contrasts of accuracies (a difference, or a
+difference of differences) judged by the report's one noise rule (stats.py), the rule the
+analysis of Problems 1-2 uses, on the same seeds (seeds.averageable). What a verdict
+means for each claim is in its function's docstring. A verdict drawn from synthetic data
+is marked as a demo (`Verdict.shown`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from dataclasses import dataclass
 
-from ..config import RANDOM_INIT
-from ..grid import row_name
-from .contrast import Contrast, Term, accuracy, contrast, direction, overall, seed_of
-from .seeds import ALPHA
+from .. import grid
+from ..config import RANDOM_INIT, models_of
+from .analysis import result_is_synthetic
+from .seeds import averageable, by_row
+from .stats import (Contrast, Term, contrast, direction, judged, overall, seed_of, steps,
+                    term)
 
-VERDICTS = ("supported", "not supported", "within noise", "not run")
+VERDICTS = ("supported", "not supported", "within noise", "cannot tell", "not run")
 CLAIMS = {
     1: "ViTs trail a CNN on small data for lack of inductive bias, and close the gap with "
        "more data.",
@@ -46,16 +51,23 @@ class Verdict:
     claim: int
     verdict: str                # one of VERDICTS
     evidence: str               # the numbers it rests on, as sentences
+    demo: bool = False          # drawn from synthetic data
+
+    @property
+    def shown(self) -> str:
+        """The verdict as the report writes it: a demo's says so (except 'not run')."""
+        if self.demo and self.verdict != "not run":
+            return f"{self.verdict} (demo data, not a finding)"
+        return self.verdict
 
 
 # ----------------------------------------------------------------------------- gathering
 def grouped(runs: dict, keep) -> dict[str, list[dict]]:
-    """Complete results for which keep(r) holds, by grid row (their seeds together)."""
-    out: dict[str, list[dict]] = {}
-    for r in runs.values():
-        if r.get("status") == "complete" and keep(r):
-            out.setdefault(row_name(r["run_name"], seed_of(r)), []).append(r)
-    return out
+    """Complete results for which keep(r) holds, by grid row: the seeds the tables average
+    (seeds.averageable), so a claim and a table rest on the same seeds."""
+    groups = by_row(runs, lambda r: r.get("status") == "complete" and keep(r))
+    out = {row: averageable(row, rs)[1] for row, rs in groups.items()}
+    return {row: rs for row, rs in out.items() if rs}
 
 
 def study_points(runs: dict, study: str, key: str, by: str) -> dict[str, dict]:
@@ -78,8 +90,9 @@ def _data_pairs(runs: dict):
     """(ResNet-18's points, {ViT label: points}, smallest share, largest share) of the data
     study, or None when it lacks ResNet-18 or a ViT at two shares they all have."""
     points = study_points(runs, "data_efficiency", "train_fraction", "label")
-    res = points.get("ResNet-18")
-    vits = {k: v for k, v in points.items() if k.startswith("ViT")}
+    model = {label: next(iter(by_x.values()))[0]["model"] for label, by_x in points.items()}
+    res = next((v for k, v in points.items() if model[k] == "resnet18"), None)
+    vits = {k: v for k, v in points.items() if model[k] == "vit"}
     if not res or not vits:
         return None
     shares = sorted(set(res).intersection(*(set(v) for v in vits.values())))
@@ -99,9 +112,9 @@ def claim1(runs: dict) -> Verdict:
     res, vits, lo, hi = pairs
     verdicts, parts = [], []
     for label, v in vits.items():
-        trail = contrast([accuracy(res[lo]), accuracy(v[lo], sign=-1)])
-        closes = contrast([accuracy(res[lo]), accuracy(v[lo], sign=-1),
-                           accuracy(res[hi], sign=-1), accuracy(v[hi])])
+        trail = contrast([term(res[lo]), term(v[lo], sign=-1)])
+        closes = contrast([term(res[lo]), term(v[lo], sign=-1),
+                           term(res[hi], sign=-1), term(v[hi])])
         verdict = (direction(trail) if direction(trail) != "supported"
                    else direction(closes))
         verdicts.append(verdict)
@@ -123,12 +136,12 @@ def claim2(runs: dict) -> Verdict:
     if any(r.get("train_eval_acc") is None for rs in [res[lo], *(v[lo] for v in vits.values())]
            for r in rs):
         return Verdict(2, "not run", "The runs scored no train sample (train_eval_images=0).")
-    gap_res = contrast([accuracy(res[lo], "train_eval_acc"), accuracy(res[lo], sign=-1)])
+    gap_res = contrast([term(res[lo], "train_eval_acc"), term(res[lo], sign=-1)])
     verdicts, parts = [], [f"at {pct(lo)} of the data ResNet-18's train - test gap is "
                            f"{gap_res.value:.2f} points"]
     for label, v in vits.items():
-        more = contrast([accuracy(v[lo], "train_eval_acc"), accuracy(v[lo], sign=-1),
-                         accuracy(res[lo], "train_eval_acc", -1), accuracy(res[lo])])
+        more = contrast([term(v[lo], "train_eval_acc"), term(v[lo], sign=-1),
+                         term(res[lo], "train_eval_acc", -1), term(res[lo])])
         verdicts.append(direction(more))
         parts.append(f"{label}'s is {gap_res.value + more.value:.2f} ({more.note})")
     text = "; ".join(parts) + "."
@@ -155,11 +168,32 @@ def resnet_fields(runs: dict) -> list[dict] | None:
     return None
 
 
+def _reach(r: dict, key: str) -> tuple[float, float]:
+    """(distance, standard error) of the farthest-reaching first-block head, in pixels, of
+    the probe `key` ("attention_distance" trained, "untrained_distance" at initialisation);
+    no standard error recorded: infinite (nothing is beyond noise)."""
+    heads = r["probes"][f"{key}_px"][0]
+    h = max(range(len(heads)), key=heads.__getitem__)
+    se = r["probes"].get(f"{key}_se_px")
+    return heads[h], (se[0][h] if se else math.inf)
+
+
+def _against(rs: list[dict], other) -> Contrast:
+    """The trained reach minus other(r) -> (px, se), per seed, by the noise rule."""
+    pairs = [(_reach(r, "attention_distance"), other(r)) for r in rs]
+    diffs = [d - o for (d, _), (o, _) in pairs]
+    (_, se_t), (_, se_o) = pairs[0]
+    return judged(statistics.fmean(diffs), diffs if len(diffs) >= 2 else None,
+                  2 * math.hypot(se_t, se_o), "px")
+
+
 def claim3(runs: dict) -> Verdict:
-    """Supported when, in every ViT, some head of the first block attends farther on average
-    than the radius of ResNet-18's receptive field after its first stage, beyond noise (seeds,
-    or two standard errors over the probe images); not supported when a ViT's first block
-    stays within that radius beyond noise."""
+    """Judged per ViT on its farthest-reaching first-block head. It cannot tell unless that
+    head is measurably different from uniform attention over the image and from the same
+    ViT untrained (an untrained ViT attends almost uniformly, so a long distance alone does
+    not show that anything was learned). Then: supported when it reaches farther than the
+    radius of ResNet-18's receptive field after its first stage, beyond noise; not supported
+    when it stays within that radius beyond noise."""
     vits, fields = vit_probes(runs), resnet_fields(runs)
     if not vits or not fields:
         return Verdict(3, "not run", "It needs a trained ViT's attention probes and "
@@ -168,31 +202,33 @@ def claim3(runs: dict) -> Verdict:
     radius = (first["receptive_field_px"] - 1) / 2
     verdicts, parts = [], []
     for row, rs in sorted(vits.items()):
-        reach = []
-        for r in rs:
-            heads = r["probes"]["attention_distance_px"][0]
-            h = max(range(len(heads)), key=heads.__getitem__)
-            se = r["probes"].get("attention_distance_se_px")
-            reach.append((heads[h], se[0][h] if se else math.inf))   # no SE: nothing beyond
-        value = statistics.fmean(d for d, _ in reach) - radius
-        if len(reach) >= 2:
-            from scipy import stats
-            p = float(stats.ttest_1samp([d - radius for d, _ in reach], 0.0).pvalue)
-            beyond, note = p < ALPHA, f"t-test over {len(reach)} seeds: p = {p:.3f}"
-        else:
-            se = reach[0][1]
-            beyond, note = abs(value) > 2 * se, f"two standard errors {2 * se:.2f} px"
-        verdicts.append(direction(Contrast(value, beyond, note)))
+        reach = statistics.fmean(_reach(r, "attention_distance")[0] for r in rs)
         uniform = rs[0]["probes"]["uniform_distance_px"]
-        parts.append(f"{rs[0]['label']} ({row}): its farthest first-block head reaches "
-                     f"{value + radius:.1f} px on average ({note}); uniform attention over "
-                     f"the image would give {uniform:.1f} px")
+        vs_uniform = _against(rs, lambda r: (r["probes"]["uniform_distance_px"], 0.0))
+        text = (f"{rs[0]['label']} ({row}): its farthest first-block head reaches {reach:.1f} "
+                f"px; uniform attention gives {uniform:.1f} px ({vs_uniform.mark})")
+        if not all(r["probes"].get("untrained_distance_px") for r in rs):
+            verdicts.append("cannot tell")
+            parts.append(text + "; no untrained probe was recorded, so it cannot tell")
+            continue
+        vs_untrained = _against(rs, lambda r: _reach(r, "untrained_distance"))
+        untrained = statistics.fmean(_reach(r, "untrained_distance")[0] for r in rs)
+        text += f", the same ViT untrained {untrained:.1f} px ({vs_untrained.mark})"
+        if not (vs_uniform.beyond_noise and vs_untrained.beyond_noise):
+            verdicts.append("cannot tell")
+            parts.append(text + ", so training did not measurably change how far it looks")
+            continue
+        vs_radius = _against(rs, lambda r: (radius, 0.0))
+        verdicts.append(direction(vs_radius))
+        parts.append(text + f"; against ResNet-18's radius, {vs_radius.value:+.1f} px "
+                            f"({vs_radius.mark})")
     last = fields[-1]
-    text = (f"ResNet-18's receptive field is {first['receptive_field_px']} px after "
-            f"{first['stage']} (radius {radius:.0f} px) and {last['receptive_field_px']} px "
-            f"after {last['stage']}. " + "; ".join(parts) + ". An untrained ViT attends "
-            "almost uniformly, so a long distance alone does not show that it was learned.")
-    return Verdict(3, overall(verdicts), text)
+    verdict = ("not supported" if "not supported" in verdicts else
+               "cannot tell" if "cannot tell" in verdicts else overall(verdicts))
+    return Verdict(3, verdict, (
+        f"ResNet-18's receptive field is {first['receptive_field_px']} px after "
+        f"{first['stage']} (radius {radius:.0f} px) and {last['receptive_field_px']} px after "
+        f"{last['stage']}. " + "; ".join(parts) + "."))
 
 
 # ----------------------------------------------------------------------------- claims 4, 5
@@ -219,7 +255,7 @@ def claim4(runs: dict) -> Verdict:
     if len(frozen) < 2:
         return Verdict(4, "not run", "The resolution study has fewer than two input sizes.")
     lo, hi = min(frozen), max(frozen)
-    gain = contrast([accuracy(frozen[hi]), accuracy(frozen[lo], sign=-1)])
+    gain = contrast([term(frozen[hi]), term(frozen[lo], sign=-1)])
     cost = (statistics.fmean(r["epoch_time_s"] for r in frozen[hi])
             / statistics.fmean(r["epoch_time_s"] for r in frozen[lo]))
     return Verdict(4, direction(gain), (
@@ -262,31 +298,37 @@ def claim5(runs: dict) -> Verdict:
 
 # ----------------------------------------------------------------------------- claim 6
 def claim6(runs: dict) -> Verdict:
-    """From Problems 1 and 2: supported when the largest ViT beats the smallest, and
-    Swin-S beats Swin-T (full fine-tune, else from scratch), beyond noise, each at more
-    FLOPs or time per epoch; not supported when a larger model is less accurate beyond
-    noise."""
+    """From Problems 1 and 2, judged on every step, never on the two ends: supported when
+    each step up Table 1's ViT sizes (by parameters) and each step up the Swins (full
+    fine-tune, else from scratch) gains accuracy beyond noise; not supported when a step
+    loses beyond noise; within noise otherwise. The cost of each step is in the evidence.
+    The ViT steps are the analysis's (analysis.size_steps), judged alike."""
     rows = grouped(runs, lambda r: r.get("problem") in (1, 2))
-    vits = sorted((rs for rs in rows.values() if rs[0]["model"] == "vit"
-                   and rs[0].get("params")), key=lambda rs: rs[0]["params"])
-    pairs = [(vits[0], vits[-1])] if len(vits) >= 2 else []
+    vit_names = [e["run_name"] for e in grid.problem1_runs() if e["model"] == "vit"]
+    vits = sorted((rows[n] for n in vit_names if n in rows and rows[n][0].get("params")),
+                  key=lambda rs: rs[0]["params"])
+    ladders = [vits] if len(vits) >= 2 else []
+    swins = models_of(2)
     for mode in ("finetune_full", "scratch"):
-        t, s = rows.get(f"p2-swin_tiny-{mode}"), rows.get(f"p2-swin_small-{mode}")
-        if t and s:
-            pairs.append((t, s))
+        found = [rows.get(grid.run_name_of(model=m, mode=mode)) for m in swins]
+        if len([rs for rs in found if rs]) >= 2:
+            ladders.append([rs for rs in found if rs])
             break
-    if not pairs:
+    if not ladders:
         return Verdict(6, "not run", "It needs two ViT sizes or both Swins of Problems 1-2.")
     verdicts, parts = [], []
-    for small, large in pairs:
-        gain = contrast([accuracy(large), accuracy(small, sign=-1)])
-        verdicts.append(direction(gain))
-        cost = (statistics.fmean(r["epoch_time_s"] for r in large)
-                / statistics.fmean(r["epoch_time_s"] for r in small))
-        parts.append(f"{large[0]['label']} vs {small[0]['label']}: {gain.value:+.2f} points "
-                     f"({gain.note}) at {cost:.1f}x the time per epoch")
+    for ladder in ladders:
+        for (small, large), c in zip(zip(ladder, ladder[1:]), steps(ladder)):
+            verdicts.append(direction(c))
+            cost = (statistics.fmean(r["epoch_time_s"] for r in large)
+                    / statistics.fmean(r["epoch_time_s"] for r in small))
+            parts.append(f"{large[0]['label']} vs {small[0]['label']}: {c.value:+.2f} points "
+                         f"({c.mark}; {c.note}) at {cost:.1f}x the time per epoch")
     return Verdict(6, overall(verdicts), "; ".join(parts) + ".")
 
 
 def verdicts(runs: dict) -> list[Verdict]:
-    return [claim1(runs), claim2(runs), claim3(runs), claim4(runs), claim5(runs), claim6(runs)]
+    """Every claim's verdict; on synthetic data each is marked as a demo (Verdict.shown)."""
+    demo = any(result_is_synthetic(r) for r in runs.values() if r.get("status") == "complete")
+    found = [claim1(runs), claim2(runs), claim3(runs), claim4(runs), claim5(runs), claim6(runs)]
+    return [dataclasses.replace(v, demo=demo) for v in found]

@@ -61,7 +61,7 @@ def attention_figure(runs: dict, path: str) -> str | None:
             heads = [d for per_block in seeds for d in per_block[b - 1]]
             left.scatter([b] * len(heads), heads, color=f"C{i}", s=12, alpha=0.5)
         _line(left, list(blocks), [[statistics.fmean(s[b - 1]) for s in seeds] for b in blocks],
-              rs[0]["label"] + ("" if row.startswith("p1") else f" [{row}]"), color=f"C{i}")
+              rs[0]["label"] + ("" if rs[0].get("problem") == 1 else f" [{row}]"), color=f"C{i}")
         left.axhline(rs[0]["probes"]["uniform_distance_px"], color="grey", linestyle=":",
                      label="uniform attention (the whole image)" if i == 0 else None)
     if fields:

@@ -3,42 +3,32 @@ the figure it rests on."""
 from __future__ import annotations
 
 import os
-import statistics
 
-from ..textable import pdf_dashes, pipe_table
 from .analysis import DASH, md_escape, result_is_synthetic
+from .stats import spread
+from .tables import md_table
 from .claims import CAPTIONS, CLAIM_FIGURE, CLAIMS, MODE_NAMES, study_points, verdicts
 
 HOW = ("*How:* the data-efficiency runs train ResNet-18 and two ViTs on nested, "
        "class-balanced shares of the training set at matched optimiser steps (the same batch, "
        "steps and warm-up as the full-data run), so only the number of distinct images "
        "changes; the resolution runs fine-tune Swin-Tiny at each input size for the same "
-       "epochs. Verdicts use the report's noise rules: a t-test at 5 % over the seeds when "
-       "every side has two or more, else two standard errors of the test set's sampling.")
+       "epochs. Verdicts use the report's one noise rule (in the header), as the analysis "
+       "of Problems 1 and 2 does.")
 RUN_IT = "Run it with `python -m helpers.run --problems 3` (sizes: `--claims-budget`)."
 
 
-def _spread(values: list[float]) -> str:
-    """'41.00' for one value, '41.00 ± 1.00' (mean ± sd) for several, a dash for none."""
-    if not values:
-        return DASH
-    mean = statistics.fmean(values)
-    return f"{mean:.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
-
-
 def _cell(rs: list[dict], key: str) -> str:
-    return _spread([r[key] for r in rs if r.get(key) is not None])
+    return spread([r[key] for r in rs if r.get(key) is not None])
 
 
 def _gap(rs: list[dict]) -> str:
-    return _spread([r["train_eval_acc"] - r["test_acc"] for r in rs
+    return spread([r["train_eval_acc"] - r["test_acc"] for r in rs
                     if r.get("train_eval_acc") is not None])
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
-    """A study's table, its PDF widths by the report's one rule (textable.pdf_dashes)."""
-    cells = [[md_escape(c) for c in row] for row in rows]
-    return pipe_table(head, cells, "l" * 2 + "r" * (len(head) - 2), pdf_dashes(head, cells))
+    return md_table(head, rows, "l" * 2 + "r" * (len(head) - 2))
 
 
 def data_table(runs: dict) -> str | None:
@@ -74,24 +64,23 @@ def claims_parts(runs: dict, figures: dict[str, str]) -> list[tuple[str, str | N
     p3 = [r for r in runs.values() if r.get("problem") == 3]
     demo = any(result_is_synthetic(r) for r in p3)
     found = verdicts(runs)
-    label = " (demo)" if demo else ""
     out = ["## Problem 3: the homework's claims, tested"]
     if demo:
         out.append("**Demo:** these runs are on synthetic data at demo sizes; the verdicts "
                    "show the pipeline working and say nothing about CIFAR-100.")
     out.append(HOW if p3 else "No Problem 3 run yet. " + RUN_IT)
     head = ["Claim", "Verdict", "Figure"]
-    rows = [[f"{v.claim}. {CLAIMS[v.claim]}", v.verdict + label,
+    rows = [[f"{v.claim}. {CLAIMS[v.claim]}", v.shown,
              CAPTIONS[CLAIM_FIGURE[v.claim]].split(":")[0] if CLAIM_FIGURE[v.claim] in figures
              else DASH] for v in found]
-    out.append(pipe_table(head, rows, "lll", pdf_dashes(head, rows, labels=())))
+    out.append(md_table(head, rows, "lll", labels=()))
     out += [t for t in (data_table(runs), resolution_table(runs)) if t]
     parts: list[tuple[str, str | None]] = [("\n\n".join(out), None)]
     for v in found:
         name = CLAIM_FIGURE[v.claim]
         shown = name in figures and CLAIM_FIGURE.get(v.claim - 1) != name
-        parts.append((f"### Claim {v.claim}: {CLAIMS[v.claim]}\n\n**Verdict: {v.verdict}"
-                      f"{label}.** {md_escape(v.evidence)}", name if shown else None))
+        parts.append((f"### Claim {v.claim}: {CLAIMS[v.claim]}\n\n**Verdict: {v.shown}.** "
+                      f"{md_escape(v.evidence)}", name if shown else None))
     return parts
 
 

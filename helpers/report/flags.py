@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import grid
-from ..config import SWIN_VARIANTS, is_swin
+from ..config import MODELS, models_of
 from .analysis import MODE_PROSE, epochs_of, md_escape, result_is_synthetic, shown_acc
 from .seeds import seed_rows
 
@@ -46,10 +46,9 @@ class Flag:
 
 
 def _family(r: dict) -> str | None:
-    model, mode = r.get("model", ""), (r.get("config") or {}).get("mode", "scratch")
-    if is_swin(model):
-        return f"swin_{mode}" if mode != "scratch" else "swin_scratch"
-    return {"resnet18": "cnn_scratch", "vit": "vit_scratch"}.get(model)
+    """The result's model family and start (helpers.config's ExperimentConfig.family)."""
+    spec = MODELS.get(r.get("model"))
+    return spec and f"{spec.family}_{(r.get('config') or {}).get('mode', 'scratch')}"
 
 
 def ceiling(r: dict) -> float | None:
@@ -83,15 +82,15 @@ def _scratch_beats_finetune(rows: dict) -> list[Flag]:
     """(a) a Swin from scratch beating its pretrained fine-tune within SWIN_SCRATCH_EPOCHS."""
     flags = []
     done_rows = {n: r for n, r in rows.items() if r["status"] == "complete"}
-    for v in SWIN_VARIANTS:
-        sc = done_rows.get(f"p2-swin_{v}-scratch")
+    for v in models_of(2):
+        sc = done_rows.get(grid.run_name_of(model=v, mode="scratch"))
         for mode in ("finetune", "finetune_full"):
-            ft = done_rows.get(f"p2-swin_{v}-{mode}")
+            ft = done_rows.get(grid.run_name_of(model=v, mode=mode))
             if sc and ft and epochs_of(sc) <= SWIN_SCRATCH_EPOCHS and shown_acc(sc) > shown_acc(ft):
                 note = (" On synthetic data ImageNet features need not help, so this may be "
                         "benign here." if result_is_synthetic(sc) else "")
                 flags.append(Flag(
-                    "a", f"Swin-{v.capitalize()} from scratch beats its pretrained "
+                    "a", f"{MODELS[v].label} from scratch beats its pretrained "
                          f"{MODE_PROSE[mode]} within {epochs_of(sc)} epochs",
                     f"`{sc['run_name']}` {shown_acc(sc):.2f} % vs `{ft['run_name']}` "
                     f"{shown_acc(ft):.2f} %.{note}",

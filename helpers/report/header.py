@@ -3,12 +3,13 @@ time went. Every value is read from the result files and the runner's time recor
 from __future__ import annotations
 
 from .. import grid
-from ..config import CIFAR100_CLASSES, CIFAR100_SIZES, NATIVE_IMG_SIZE
+from ..config import CIFAR100_CLASSES, CIFAR100_SIZES, native_img_size
 from ..results import STATUSES, migrate
 from ..textable import pdf_dashes, pipe_table
 from .analysis import result_is_synthetic
 from .flags import Flag
-from .seeds import TEST_NAME, seed_rows
+from .seeds import seed_rows
+from .stats import RULE
 
 DEMO_BANNER = "> **DEMO on synthetic data — these are not CIFAR-100 results.**"
 
@@ -157,11 +158,8 @@ def _provenance_lines(runs: dict, rows: dict) -> list[str]:
         f"- **Dataset:** {_agree({n: _dataset_text(r) for n, r in trained.items()})}",
         f"- **Budget (epochs per run):** "
         f"{_agree({n: (r.get('config') or {}).get('epochs') for n, r in rows.items()})}",
-        f"- **Seeds per row:** {_agree(seeds) if seeds else 'none complete'}; a difference "
-        f"is called real only when {TEST_NAME} on the per-seed accuracies supports it (2 or "
-        "more seeds on both sides); with a single seed, a gap within two standard errors of "
-        "the test set's sampling is called noise, and a larger gap is called beyond that "
-        "noise but marked \"single seed, so not tested across seeds\"",
+        f"- **Seeds per row:** {_agree(seeds) if seeds else 'none complete'}.",
+        f"- **Noise rule** (every comparison in this report, Problems 1-3): {RULE}.",
         f"- **Device(s):** {_agree({n: run_devices(trained[n]) for n in trained})}",
         f"- **Date(s):** {', '.join(dates) or 'unknown'}",
         f"- **Git commit(s):** {_agree(commits)}",
@@ -180,7 +178,7 @@ def _demo_settings_line() -> str:
     return (f"- **Demo settings:** the real runs train on CIFAR-100 ({CIFAR100_CLASSES} classes, "
             f"{real_train:,} train / {real_test:,} test images) for {grid.EPOCHS[1]} epochs "
             f"(Problem 1) and {grid.EPOCHS[2]} (Problem 2), Swin at "
-            f"{NATIVE_IMG_SIZE['swin_tiny']} px. Each demo "
+            f"{native_img_size('swin_tiny')} px. Each demo "
             "row's own setting is in the note under its table, \"Demo setting\": synthetic "
             "classes, train/test images (img), and epochs (ep) and input size (px) where they "
             "differ from the real run")

@@ -13,11 +13,12 @@ import re
 import pandas as pd
 
 from .. import grid
-from ..config import NATIVE_IMG_SIZE, synthetic_classes
+from ..config import MODELS, synthetic_classes
 from ..records import record_problems
 from ..textable import pdf_dashes, pipe_table
 from .analysis import DASH, MODE_LABELS, fmt_fixed, md_escape, result_is_synthetic, table_rows
 from .seeds import seed_rows
+from .stats import fmt_mean_sd
 
 GAP_COLUMN = "Train − test gap (points)"
 TABLE1_COLUMNS = ["Model", "# Params (M)", "MACs (thop, M)", "FLOPs exact (M)",
@@ -99,8 +100,7 @@ def status_text(r: dict | None) -> str | None:
 
 def _spread(r: dict, key: str) -> str:
     """'41.00' for one seed, '41.00 ± 1.00' (mean ± sample sd) for two or more."""
-    sd = r.get(f"{key}_sd")
-    return fmt_fixed(r.get(key)) + ("" if sd is None else f" ± {sd:.2f}")
+    return fmt_mean_sd(r.get(key), r.get(f"{key}_sd"))
 
 
 def generalisation_gap(r: dict) -> float | None:
@@ -138,7 +138,7 @@ def demo_setting(r: dict) -> str | None:
         parts.append(f"{n_train}/{n_test or '?'} img")
     if cfg.get("epochs") is not None and cfg["epochs"] != grid.EPOCHS.get(r.get("problem")):
         parts.append(f"{cfg['epochs']} ep")
-    native = NATIVE_IMG_SIZE.get(r.get("model"))
+    native = MODELS[r["model"]].img_size if r.get("model") in MODELS else None
     if cfg.get("img_size") is not None and native and cfg["img_size"] != native:
         parts.append(f"{cfg['img_size']} px")
     return ", ".join(parts)
@@ -193,17 +193,23 @@ def table2(runs: dict) -> pd.DataFrame:
         MODE_LABELS.get(mode, mode), _millions(r.get("trainable_params"), 2)])
 
 
-def to_markdown(df: pd.DataFrame) -> str:
-    """A pipe table (the index is not shown): text columns left-aligned, numbers right;
-    the dash counts are the PDF's column widths (textable.pdf_dashes)."""
+def md_table(head: list, rows: list[list], align: str, labels=(0,)) -> str:
+    """Every table of the report: a pipe table whose dash counts are the PDF's column
+    widths (textable.pdf_dashes; `labels`: the columns kept on one line). Cells are
+    backslash-escaped: a reason like "pass weights=<file>" would otherwise be read as an
+    HTML tag (and vanish from the PDF), a "|" as a column break."""
     def cell(v):
-        # Backslash-escape markdown syntax: a reason like "pass weights=<file>" would
-        # otherwise be read as an HTML tag (and vanish from the PDF), a "|" as a column break.
         return md_escape(" ".join(str(v).split()))
-    head = [cell(c) for c in df.columns]
-    body = [[cell(v) for v in row] for row in df.itertuples(index=False)]
-    align = "".join("l" if h in TEXT_COLUMNS else "r" for h in head)
-    return pipe_table(head, body, align, pdf_dashes(head, body))
+    head = [cell(c) for c in head]
+    body = [[cell(v) for v in row] for row in rows]
+    return pipe_table(head, body, align, pdf_dashes(head, body, labels=labels))
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A table of the report (the index is not shown): text columns left-aligned, numbers
+    right."""
+    align = "".join("l" if h in TEXT_COLUMNS else "r" for h in df.columns)
+    return md_table(list(df.columns), [list(r) for r in df.itertuples(index=False)], align)
 
 
 def time_note(runs: dict, problem: int) -> str:

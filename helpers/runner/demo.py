@@ -27,8 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..claims import ClaimsSizes
-from ..config import RANDOM_INIT
-from ..grid import problem1_runs
+from ..config import RANDOM_INIT, models_of
+from ..grid import find_entry, problem1_runs, run_name_of
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,7 @@ class DemoPreset:
         if run_name in self.rows:
             return self.rows[run_name]
         if problem == 2:
-            variant = run_name.split("-")[1]            # p2-swin_tiny-finetune -> swin_tiny
-            return self.rows[f"p2-{variant}-scratch"]
+            return self.rows[run_name_of(model=find_entry(run_name)["model"], mode="scratch")]
         raise KeyError(f"demo preset {self.name}: no budget for {run_name}")
 
 
@@ -77,7 +76,7 @@ CPU = DemoPreset(
     name="cpu",
     dataset="synthetic-25",
     rows={**{e["run_name"]: P1_CPU for e in problem1_runs()},
-          "p2-swin_tiny-scratch": P2_CPU, "p2-swin_small-scratch": P2_CPU},
+          **{run_name_of(model=m, mode="scratch"): P2_CPU for m in models_of(2)}},
     claims=CLAIMS_CPU,
     in_process=(3,),
     # The train sample is scored after every epoch like the test set: at its default of
@@ -93,7 +92,7 @@ GPU = DemoPreset(
     name="gpu",
     dataset="synthetic",
     rows={**{e["run_name"]: (20_000, 2_000, 10) for e in problem1_runs()},
-          "p2-swin_tiny-scratch": (5_000, 2_000, 3), "p2-swin_small-scratch": (5_000, 2_000, 3)},
+          **{run_name_of(model=m, mode="scratch"): (5_000, 2_000, 3) for m in models_of(2)}},
     claims=ClaimsSizes(data_images=5_000, data_epochs=10, data_batch=125, res_images=2_000,
                        res_epochs=5, test_images=2_000, weights_default=RANDOM_INIT),
 )
