@@ -66,24 +66,29 @@ class Decision:
     set_aside_result: bool = False      # --force: else the engine would return the result
 
 
-def stale_reasons(result: dict, config: dict) -> list[str]:
-    """Why a complete result no longer stands for `config`, as 'what: old -> new' each."""
-    # One term per kind of reason: another (the training recipe, say) is one more term.
-    return config_changes(result.get("config") or {}, config)
+def stale_reasons(result: dict, config: dict, keep_recipe: bool = False) -> list[str]:
+    """Why a complete result no longer stands for `config`, as 'what: old -> new' each:
+    another config, or another training recipe (unless `keep_recipe`)."""
+    # One term per kind of reason: another is one more term.
+    return (config_changes(result.get("config") or {}, config)
+            + ([] if keep_recipe else recipe_changes(result.get("recipe"))))
 
 
 def decide(config: dict, result: dict | str | None, checkpoint: dict | str | None = None,
-           force: bool = False) -> Decision:
+           force: bool = False, keep_recipe: bool = False) -> Decision:
     """Skip, resume or start over: the one rule, applied by the engine (Experiment.completed)
     and by the grid runner to what a run's files hold. `result`: the result file's record,
     why it cannot be read (a str), or None (no file); `checkpoint`: the config its
     checkpoint was saved with, why it cannot resume this run (a str), or None (none);
-    `force`: train a complete run again (the runner's --force)."""
+    `force`: train a complete run again (the runner's --force); `keep_recipe`: a complete
+    run of another training recipe stands (the runner's --keep-recipes)."""
     if isinstance(result, dict) and result.get("status") == "complete":
-        stale = stale_reasons(result, config)
+        stale = stale_reasons(result, config, keep_recipe)
         if stale:     # a kept checkpoint belongs to the finished run: it cannot resume this
-            return Decision("start", "config changed", "complete, but with another config ("
-                            + "; ".join(stale) + "): training again from scratch", True)
+            what = "config" if config_changes(result.get("config") or {}, config) else "recipe"
+            return Decision("start", f"{what} changed", f"complete, but with another {what} ("
+                            + "; ".join(stale) + "): training again from scratch"
+                            + (" (--keep-recipes keeps it)" if what == "recipe" else ""), True)
         if force:
             return Decision("start", "forced", "--force: training again from scratch (the "
                             "previous result is kept as <run>.json.replaced)", True, True)

@@ -52,10 +52,10 @@ EVAL_SPEEDUP = 3
 # A Swin image costs (px / 224)^2 of a 224-px one in FLOPs, but small inputs leave the GPU
 # bound by kernel launches rather than FLOPs; the model assumes at most this much speed-up.
 MAX_SMALL_INPUT_SPEEDUP = 8
-# Per run, beyond its epochs: kernel start and imports (overlapped by --warm-kernels on a
-# GPU), the data to the device, building and measuring the model, the first epoch's warm-up
-# and the probes. The same files' grid check spent about 4 s per row outside its epochs'
-# steady state without a notebook; 8 s leaves room for the notebook's cells.
+# Per run, beyond its epochs: kernel start and imports, the data to the device, building
+# and measuring the model, the first epoch's warm-up and the probes. The same files' grid
+# check spent about 4 s per row outside its epochs' steady state without a notebook; 8 s
+# leaves room for the notebook's cells.
 RUN_OVERHEAD_S = 8.0
 CIFAR100_TRAIN, CIFAR100_TEST = 50_000, 10_000
 TRAIN_EVAL_IMAGES = ExperimentConfig.train_eval_images    # the fixed train sample's size

@@ -435,3 +435,42 @@ def test_force_trains_a_complete_row_again_and_keeps_the_old_result_aside(tmp_pa
     assert read_result(results / "t-f.json.replaced") == first
     again = read_result(results / "t-f.json")
     assert again["status"] == "complete" and again["history"] != first["history"]
+
+
+def test_a_row_of_another_training_recipe_is_trained_again_unless_kept(tmp_path, capsys):
+    """A complete result whose recipe (results.recipe_id) is not this code's was trained by
+    other code: the runner trains it again and says why, unless --keep-recipes."""
+    import json
+    from helpers.results import recipe_id
+    entries = [dict(TOY_VIT, run_name="t-recipe")]
+    args = TINY_ARGS + dirs_args(tmp_path) + ["--no-notebooks"]
+    path = tmp_path / "results" / "t-recipe.json"
+    assert runner.main(args, entries=entries) == 0
+    assert read_result(path)["recipe"] == recipe_id()
+
+    def plant_old_recipe():
+        r = json.loads(path.read_text())
+        r["recipe"] = "0" * 12
+        path.write_text(json.dumps(r))
+        return mtime(path)
+    planted = plant_old_recipe()
+    capsys.readouterr()
+    assert runner.main(args + ["--keep-recipes"], entries=entries) == 0
+    assert mtime(path) == planted                                   # kept as it is
+    assert "already complete" in capsys.readouterr().out
+    assert runner.main(args, entries=entries) == 0
+    assert f"recipe: {'0' * 12} -> {recipe_id()}" in capsys.readouterr().out
+    assert read_result(path)["recipe"] == recipe_id() and mtime(path) != planted
+
+
+def test_a_result_from_newer_code_stops_the_grid_before_anything_runs(tmp_path):
+    import json
+    from helpers.results import SCHEMA_VERSION
+    entries = [dict(TOY_VIT, run_name="t-first"), dict(TOY_VIT, run_name="t-newer")]
+    results = tmp_path / "results"
+    results.mkdir()
+    newer = results / "t-newer.json"
+    newer.write_text(json.dumps(dict(run_name="t-newer", schema_version=SCHEMA_VERSION + 1)))
+    with pytest.raises(SystemExit, match=f"t-newer.json has schema_version {SCHEMA_VERSION + 1}"):
+        runner.main(TINY_ARGS + dirs_args(tmp_path) + ["--no-notebooks"], entries=entries)
+    assert sorted(os.listdir(results)) == ["t-newer.json"]         # nothing trained or written

@@ -104,7 +104,6 @@ def time_split_md(record: dict | None, runs: dict) -> str | None:
     total = sum(r["wall_s"] for r in rows)
     sums = {k: sum(phase_seconds(r, k) for r in rows) for k in PHASE_LABELS}
     devices = sorted({r.get("device") or "unknown" for r in rows})
-    warm = sum(1 for r in rows if r.get("warm_kernel"))
     table = []
     for key, label in PHASE_LABELS.items():
         if key in OUTSIDE_LABELS and not any(phase_seconds(r, key) for r in rows):
@@ -120,10 +119,7 @@ def time_split_md(record: dict | None, runs: dict) -> str | None:
                         dashes=pdf_dashes(head, table, labels=())), "",
               "From the runner's record (`logs/grid_time.json`): each row's wall time, split "
               "by the clocks its result file carries (`phases`); the device is synchronised "
-              "at each clock. The report and PDF come after and are not included."
-              + (f" {warm} of the {len(rows)} rows ran on a kernel started while the row "
-                 "before them ran (`--warm-kernels`); their kernel line is the wait left."
-                 if warm else "")]
+              "at each clock. The report and PDF come after and are not included."]
     return "\n".join(lines)
 
 

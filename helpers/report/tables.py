@@ -15,6 +15,7 @@ import pandas as pd
 from .. import grid
 from ..config import MODELS, synthetic_classes
 from ..records import record_problems
+from ..results import migrate
 from ..textable import pdf_dashes, pipe_table
 from .analysis import DASH, MODE_LABELS, fmt_fixed, md_escape, result_is_synthetic, table_rows
 from .seeds import seed_rows
@@ -58,6 +59,7 @@ def load_runs(results_dir: str) -> dict[str, dict]:
         if problems:
             raise ValueError(f"{path}: not a result record (helpers.results.ResultRecord): "
                              + "; ".join(problems))
+        r = migrate(r, path)          # an older schema version, brought up to date
         if r["problem"] not in (1, 2, 3):
             raise ValueError(f"{path}: problem={r['problem']!r}; valid problems: 1, 2, 3")
         if r["status"] == "complete" and r.get("test_acc") is None:

@@ -30,13 +30,13 @@ import sys
 import time
 
 from .. import grid as grid_module
-from ..paths import at_home, home
+from ..paths import at_home, home, shown
 from ..records import Outcome, report_paths, write_grid_record
 from ..results import now_iso
 from . import demo as demo_presets
 from .execute import execute, summary_table
 from .locks import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN, left_to_holder, row_holder
-from .plan import Run, make_plan, shown
+from .plan import Run, make_plan, result_on_disk
 from .settings import RunSettings, resolve_settings
 
 
@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_args(ap)
     ap.add_argument("--force", action="store_true",
                     help="train complete runs again from scratch")
+    ap.add_argument("--keep-recipes", action="store_true",
+                    help="keep complete runs made by other training code (another recipe in "
+                         "their result files); by default they are trained again")
     ap.add_argument("--notebooks", action=argparse.BooleanOptionalAction, default=None,
                     help="execute each row's notebook with papermill (default; the CPU "
                          "demo trains Problem 3's 16 small rows in this process, where "
@@ -239,6 +242,7 @@ def main(argv=None, entries: list[dict] | None = None) -> int:
             print(e["run_name"])
         return 0
     plan = make_plan(entries, settings)   # relative paths: from the repo root, as papermill
+    refuse_newer_results(plan)
     where = (f"executed notebooks in {shown(settings.executed_dir)}" if settings.notebooks
              else "no notebooks (--no-notebooks)")
     print(f"{len(plan)} run(s): dataset {settings.dataset}, results in {settings.results_dir}, "
@@ -256,6 +260,18 @@ def main(argv=None, entries: list[dict] | None = None) -> int:
         return 0
     finish(settings, outcomes, t0=t0, started=started)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def refuse_newer_results(plan: list[Run]) -> None:
+    """SystemExit, before any row runs, when a row's result file was written by a newer
+    version of this code (results.ResultVersionError names the file): retrying the row
+    would overwrite a finished run this code cannot read."""
+    from ..results import ResultVersionError
+    for run in plan:
+        try:
+            run.cfg and result_on_disk(run)
+        except ResultVersionError as err:
+            raise SystemExit(f"error: {err}; nothing was run") from None
 
 
 def run_rows(plan: list[Run], settings: RunSettings, outcomes: list[Outcome]) -> bool:

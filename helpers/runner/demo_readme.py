@@ -3,11 +3,11 @@
 defined in helpers/records.py."""
 from __future__ import annotations
 
-from ..atomic import write_text
+from ..atomic import splice
 from ..paths import at_home
 from ..records import read_grid_record, record_path
 
-START, END = "<!-- demo:start -->", "<!-- demo:end -->"
+START, END = "<!-- demo:start -->", "<!-- demo:end -->"     # atomic.splice's "demo" block
 
 
 def demo_summary(results_dir: str) -> str:
@@ -50,15 +50,8 @@ def demo_summary(results_dir: str) -> str:
 
 
 def splice_readme(readme: str, results_dir: str) -> str:
-    """Replace the README's demo block (between START and END) with demo_summary()."""
-    block = f"{START}\n{demo_summary(results_dir)}\n{END}"
-    with open(readme, encoding="utf-8") as f:
-        text = f.read()
-    if not (START in text and END in text and text.index(START) < text.index(END)):
-        raise SystemExit(f"error: {readme} has no {START} ... {END} block")
-    text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
-    write_text(readme, text)
-    return block
+    """Replace the README's demo block with demo_summary() (atomic.splice)."""
+    return splice(readme, "demo", demo_summary(results_dir))
 
 
 def main(argv=None) -> int:

@@ -10,10 +10,10 @@ import time
 
 from ..notebook_exec import cell_seconds, execute_notebook
 from ..notebooks import default_results_dir
-from ..paths import NOTEBOOKS, REPO_ROOT, at_home
+from ..paths import NOTEBOOKS, REPO_ROOT, at_home, shown
 from ..records import Outcome
 from ..textable import plain_table
-from .plan import Run, decision_for, prepare_files, short, shown
+from .plan import Run, decision_for, prepare_files, short
 
 
 def write_failed_result(run: Run, status: str, reason: str, started: str) -> None:

@@ -30,12 +30,12 @@ from unittest import mock
 
 import submitit
 
-from ..paths import REPO_ROOT, at_home
+from ..paths import REPO_ROOT, at_home, shown
 from ..records import Outcome
 from . import locks
 from .execute import execute, write_failed_result
 from .locks import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN, logs_dir
-from .plan import Run, decision_for, short, shown
+from .plan import Run, decision_for, short
 from .settings import RunSettings
 
 

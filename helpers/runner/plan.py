@@ -12,7 +12,7 @@ from ..config import ConfigError, ExperimentConfig, swin_variant
 from ..grid import ENTRY_ONLY_KEYS, entry_problem, seed_run_name
 from ..notebook_exec import config_from_parameters, declared_parameters
 from ..paths import NOTEBOOKS, at_home
-from .settings import RunSettings, repo_path
+from .settings import RunSettings
 
 
 @dataclass
@@ -22,6 +22,7 @@ class Run:
     params: dict
     cfg: ExperimentConfig | None = None
     error: str | None = None           # ConfigError message: the run cannot start
+    keep_recipe: bool = False          # --keep-recipes: a complete run of another recipe stands
 
     @property
     def name(self) -> str:
@@ -30,11 +31,6 @@ class Run:
     @property
     def problem(self) -> int:
         return entry_problem(self.entry)
-
-
-def shown(path: str) -> str:
-    """A path for the log: relative to the repo root when inside it, else absolute."""
-    return os.path.normpath(repo_path(path))
 
 
 def notebook_params(entry: dict, settings: RunSettings, declared: frozenset,
@@ -76,7 +72,8 @@ def make_plan(entries: list[dict], settings: RunSettings) -> list[Run]:
     for entry in entries:
         for seed in settings.seeds:
             params = notebook_params(entry, settings, declared[entry_problem(entry)], seed)
-            run = Run(dict(entry, run_name=params["run_name"]), params)
+            run = Run(dict(entry, run_name=params["run_name"]), params,
+                      keep_recipe=settings.keep_recipes)
             try:
                 run.cfg = config_from_parameters(run.problem, run.params)
             except (ConfigError, TypeError, ValueError) as err:  # a bad row never stops the grid
@@ -115,7 +112,7 @@ def decision_for(run: Run, force: bool, refused: str | None = None) -> Decision:
     """What the run needs, by helpers.changes.decide on what its files hold now. `refused`:
     why the engine has just refused its checkpoint, which therefore cannot resume it."""
     return decide(run.cfg.to_dict(), result_on_disk(run), refused or checkpoint_on_disk(run),
-                  force)
+                  force, run.keep_recipe)
 
 
 def prepare_files(run: Run, decision: Decision) -> None:

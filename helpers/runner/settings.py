@@ -72,6 +72,7 @@ class RunSettings:
     executed_dir: str                           # absolute
     # how
     force: bool
+    keep_recipes: bool                          # complete runs of another training recipe stand
     notebooks: bool
     in_process: tuple[int, ...]                 # problems whose rows train in this process
     report: bool
@@ -195,6 +196,7 @@ def resolve_settings(args: argparse.Namespace) -> RunSettings:
         claims=claims_sizes(demo, args.claims_budget), weights=weights_of(args),
         extra=extra_params(args.param), device=args.device, precision=args.precision,
         demo=demo, results_dir=results_dir, executed_dir=executed_dir, force=args.force,
+        keep_recipes=args.keep_recipes,
         notebooks=args.notebooks is not False,
         in_process=demo.in_process if demo and args.notebooks is None else (),
         report=args.report,
