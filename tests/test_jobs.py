@@ -225,7 +225,7 @@ def test_the_runner_records_the_grid_time_and_the_readme_paragraph_comes_from_it
 
 
 def test_the_time_table_splits_notebook_rows_outside_time_and_keeps_other_rows_whole():
-    from helpers.report.header import PHASE_LABELS, time_split_md
+    from helpers.report.build import PHASE_LABELS, time_split_md
     from helpers.results import PHASES
     from report_fixtures import table_cells
 

@@ -8,7 +8,7 @@ import torch
 from helpers.config import ExperimentConfig
 from helpers.data import datasets, load_dataset
 from helpers.experiment import Experiment
-from helpers.report.header import PHASE_LABELS, time_split_md
+from helpers.report.build import PHASE_LABELS, time_split_md
 from report_fixtures import table_cells
 from helpers.results import PHASES
 

@@ -6,12 +6,11 @@ layout section names the module of each.
 
     python -m helpers.report results/cifar100 --out report.md --figures figures
 """
-from .analysis import md_escape, result_is_synthetic
+from .build import (DEMO_BANNER, Report, build_report, header_md, locate_results, run_devices,
+                    summarise, write_report)
 from .flags import CEILINGS, Flag, ceiling, flags_md, plausibility_flags
-from .build import Report, build_report, locate_results, summarise, write_report
 from .pdf import build_pdf, missing_latex_tools
-from .header import DEMO_BANNER, header_md, run_devices
-from .tables import load_runs, table1, table2
+from .tables import load_runs, md_escape, result_is_synthetic, table1, table2
 
 __all__ = ["CEILINGS", "DEMO_BANNER", "Flag", "Report", "build_report", "ceiling", "flags_md",
            "header_md", "load_runs", "locate_results", "md_escape", "plausibility_flags",

@@ -1,84 +1,15 @@
-"""The written analysis, computed from result dicts, and what the report's parts share.
+"""The written analysis of Problems 1 and 2, computed from result dicts.
 
 Every comparative sentence uses the same (rounded) numbers the report's tables show, so
 prose cannot contradict a table. An explanation appears only when the numbers support it.
 """
 from __future__ import annotations
 
-
 from .. import grid
 from ..config import MODELS, models_of
-from .seeds import seed_rows
 from .stats import Contrast, contrast, diff, steps, trend
-
-MODE_LABELS = {"finetune": "Fine-tuned (frozen backbone)", "finetune_full": "Fine-tuned (full)",
-               "scratch": "From scratch"}
-MODE_PROSE = {"finetune": "frozen-backbone fine-tune", "finetune_full": "full fine-tune",
-              "scratch": "from scratch"}
-DASH = "—"
-
-
-# ----------------------------------------------------------------------------- shared
-# Used by helpers.report's tables too; here because report imports this module, not back.
-def result_is_synthetic(r: dict) -> bool:
-    """True when a result's dataset is synthetic (the demo), from its dataset record."""
-    ds = r.get("dataset") or {}
-    return bool(ds.get("synthetic")) or ds.get("name") == "synthetic"
-
-
-def table_rows(runs: dict, problem: int) -> list[tuple[str, str, str, dict | None]]:
-    """(run_name, label, mode, result or None) in table order: the grid, then extra runs.
-
-    Extra runs (in the folder, not in the grid, e.g. a ViT with patch 8) follow the grid
-    rows in name order; their label gets the run name when it would repeat a grid label.
-    """
-    entries = grid.problem1_runs() if problem == 1 else grid.problem2_runs()
-    rows = [(e["run_name"], e["label"], e.get("mode", "scratch"), runs.get(e["run_name"]))
-            for e in entries]
-    labels = {(label, mode) for _, label, mode, _ in rows}
-    for name in sorted(set(runs) - {e["run_name"] for e in entries}):
-        r = runs[name]
-        if r["problem"] != problem:
-            continue
-        label = r.get("label") or name
-        mode = (r.get("config") or {}).get("mode", "scratch")
-        if (label, mode) in labels:
-            label = f"{label} [{name}]"
-        rows.append((name, label, mode, r))
-    return rows
-
-
-def fmt_fixed(x, digits: int = 2) -> str:
-    return DASH if x is None else f"{x:.{digits}f}"
-
-
-MD_SPECIALS = set("\\`*_<>|[]")
-
-
-def md_escape(text: str) -> str:
-    """Backslash-escape markdown syntax in free text (failure reasons): "weights=<file>"
-    would otherwise read as an HTML tag and vanish from the PDF, "|" as a column break."""
-    return "".join("\\" + ch if ch in MD_SPECIALS else ch for ch in text)
-
-
-def shown_acc(r: dict) -> float:
-    """Accuracy rounded as the tables show it, so every comparison matches the tables."""
-    return round(float(r["test_acc"]), 2)
-
-
-def epochs_of(r: dict) -> int:
-    return (r.get("config") or {}).get("epochs") or len(r.get("history") or [])
-
-
-def _done_rows(runs: dict, problem: int, grid_only: bool = False) -> list:
-    """The complete rows of a table, each with its seeds combined (report/seeds.py)."""
-    names = {e["run_name"] for e in grid.grid()}
-    return [row for row in table_rows(seed_rows(runs), problem) if row[3] and row[3]["status"]
-            == "complete" and (row[0] in names or not grid_only)]
-
-
-def _ratio(a, b) -> str:
-    return "n/a" if a is None or b is None or not b else f"{a / b:.2f}×"
+from .tables import (MODE_LABELS, MODE_PROSE, done_rows, epochs_of, fmt_fixed, ratio,
+                     result_is_synthetic, shown_acc)
 
 
 def _lead(d: float, a: str, b: str, ra: dict | None = None, rb: dict | None = None) -> str:
@@ -142,7 +73,7 @@ def vit_ladder(rows: list) -> list:
 
 def analysis_problem1(runs: dict) -> str:
     out = ["### Problem 1: ResNet-18 vs ViT"]
-    rows = _done_rows(runs, 1)
+    rows = done_rows(runs, 1)
     if not rows:
         return out[0] + "\n\nNo complete Problem 1 run yet, so there is nothing to compare."
     if len(rows) >= 2:
@@ -168,9 +99,9 @@ def analysis_problem1(runs: dict) -> str:
         out.append(f"**{rl} vs the best ViT:** {rl} reaches {shown_acc(res):.2f} % "
                    f"and the best ViT, {vl}, {shown_acc(vr):.2f} %: "
                    f"{_lead(d, rl, vl, res, vr)}. {vl} has "
-                   f"{_ratio(vr.get('params'), res.get('params'))} the parameters, "
-                   f"{_ratio(vr.get('flops'), res.get('flops'))} the exact FLOPs and "
-                   f"{_ratio(vr.get('epoch_time_s'), res.get('epoch_time_s'))} the training "
+                   f"{ratio(vr.get('params'), res.get('params'))} the parameters, "
+                   f"{ratio(vr.get('flops'), res.get('flops'))} the exact FLOPs and "
+                   f"{ratio(vr.get('epoch_time_s'), res.get('epoch_time_s'))} the training "
                    f"time per epoch of {rl}.")
         if synthetic:
             out.append("No explanation is drawn from this: the data is synthetic.")
@@ -182,8 +113,8 @@ def analysis_problem1(runs: dict) -> str:
                        "ViT has to learn from data, and "
                        f"{(res.get('dataset') or {}).get('n_train', 'the')} training images "
                        "are few for that. ResNet-18 wins with "
-                       f"{_ratio(res.get('params'), vr.get('params'))} the parameters and "
-                       f"{_ratio(res.get('flops'), vr.get('flops'))} the FLOPs of {vl}.")
+                       f"{ratio(res.get('params'), vr.get('params'))} the parameters and "
+                       f"{ratio(res.get('flops'), vr.get('flops'))} the FLOPs of {vl}.")
         elif d < 0:
             out.append("This runs against the usual expectation that ResNet-18 beats ViTs "
                        "trained from scratch on small images with a short budget; no "
@@ -195,19 +126,19 @@ def analysis_problem1(runs: dict) -> str:
         out.append(f"**ViT size:** ordered by parameters, {seq}. Test accuracy "
                    f"{TREND[trend([r for *_, r in sized])]}; step by step, "
                    f"{size_steps(sized)}. The largest has "
-                   f"{_ratio(large.get('params'), small.get('params'))} the parameters of "
+                   f"{ratio(large.get('params'), small.get('params'))} the parameters of "
                    "the smallest.")
     return "\n\n".join(out)
 
 
 def analysis_problem2(runs: dict, flags: list = ()) -> str:
     out = ["### Problem 2: Swin, fine-tuned vs from scratch"]
-    done = {row[0]: row[3] for row in _done_rows(runs, 2, grid_only=True)}
+    done = {row[0]: row[3] for row in done_rows(runs, 2, grid_only=True)}
     if not done:
         return out[0] + "\n\nNo complete Problem 2 run yet, so there is nothing to compare."
     synthetic = any(result_is_synthetic(r) for r in done.values())
     if len(done) >= 2:
-        out.append(budget_line(_done_rows(runs, 2, grid_only=True)))
+        out.append(budget_line(done_rows(runs, 2, grid_only=True)))
     flagged = {n for f in flags if f.check == "a" for n in f.runs}
     swins = models_of(2)
     for v in swins:
@@ -220,7 +151,7 @@ def analysis_problem2(runs: dict, flags: list = ()) -> str:
                 lt, ls = MODELS[small].label, MODELS[large].label
                 out.append(f"**{ls} vs {lt}, {label.lower()}:** "
                            + _lead(shown_acc(s) - shown_acc(t), ls, lt, s, t)
-                           + f", at {_ratio(s.get('epoch_time_s'), t.get('epoch_time_s'))} "
+                           + f", at {ratio(s.get('epoch_time_s'), t.get('epoch_time_s'))} "
                              "the time per epoch.")
     sizes = sorted({(r.get("config") or {}).get("img_size") for r in done.values()} - {None})
     if sizes and sizes != [32]:
@@ -277,7 +208,7 @@ def _frozen_vs_full(v: str, done: dict, synthetic: bool) -> list[str]:
     tf, tu = (_round(r.get("epoch_time_s")) for r in (fr, fu))
     d = shown_acc(fu) - shown_acc(fr)
     speed = ("" if tf is None or tu is None or tf == tu else
-             f" (the frozen backbone is {_ratio(max(tf, tu), min(tf, tu))} "
+             f" (the frozen backbone is {ratio(max(tf, tu), min(tf, tu))} "
              f"{'faster' if tf < tu else 'slower'})")
     out = [f"**{MODELS[v].label}, frozen backbone vs full fine-tuning:** {fmt_fixed(tf)} s "
            f"vs {fmt_fixed(tu)} s per epoch{speed}; "

@@ -1,4 +1,5 @@
-"""Problem 3 in the report: a verdict per claim of the homework, computed from the runs.
+"""Problem 3 in the report: a verdict per claim of the homework, computed from the runs,
+and the report's section that shows them beside the studies' tables and figures.
 
 A verdict is one of VERDICTS. Each rests on contrasts of accuracies (a difference, or a
 difference of differences) judged by the report's one noise rule (stats.py), the rule the
@@ -15,10 +16,12 @@ from dataclasses import dataclass
 
 from .. import grid
 from ..config import RANDOM_INIT, models_of
-from .analysis import result_is_synthetic
+from .analysis import vit_ladder
 from .seeds import averageable, by_row
-from .stats import (Contrast, Term, contrast, direction, judged, overall, seed_of, steps,
-                    term)
+from .stats import (DASH, Contrast, Term, contrast, direction, judged, overall, seed_of,
+                    spread, steps, term)
+from .tables import (MODE_PROSE, done_rows, figure_md, md_escape, md_table, pct, ratio,
+                     result_is_synthetic)
 
 VERDICTS = ("supported", "not supported", "within noise", "cannot tell", "not run")
 CLAIMS = {
@@ -33,7 +36,7 @@ CLAIMS = {
 }
 CLAIM_FIGURE = {1: "claims_data", 2: "claims_data", 3: "claims_attention",
                 4: "claims_resolution", 5: "claims_epochs", 6: None}
-CAPTIONS = {
+CLAIM_CAPTIONS = {
     "claims_data": "Problem 3, data efficiency: test accuracy (solid) and accuracy on a fixed "
                    "train sample (dashed) against training images, at matched optimiser steps",
     "claims_attention": "Problem 3, how far models look: each ViT's mean attention distance "
@@ -43,7 +46,6 @@ CAPTIONS = {
     "claims_epochs": "Problem 3, epochs: test accuracy after each epoch, frozen vs full "
                      "fine-tune at the largest input size",
 }
-MODE_NAMES = {"finetune": "frozen backbone", "finetune_full": "full fine-tune"}
 
 
 @dataclass(frozen=True)
@@ -79,10 +81,6 @@ def study_points(runs: dict, study: str, key: str, by: str) -> dict[str, dict]:
         group = rs[0]["label"] if by == "label" else cfg[by]
         out.setdefault(group, {})[cfg[key] or 1.0] = rs
     return out
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.0f} %"
 
 
 # ----------------------------------------------------------------------------- claims 1, 2
@@ -256,11 +254,10 @@ def claim4(runs: dict) -> Verdict:
         return Verdict(4, "not run", "The resolution study has fewer than two input sizes.")
     lo, hi = min(frozen), max(frozen)
     gain = contrast([term(frozen[hi]), term(frozen[lo], sign=-1)])
-    cost = (statistics.fmean(r["epoch_time_s"] for r in frozen[hi])
-            / statistics.fmean(r["epoch_time_s"] for r in frozen[lo]))
+    hi_s, lo_s = (statistics.fmean(r["epoch_time_s"] for r in frozen[px]) for px in (hi, lo))
     return Verdict(4, direction(gain), (
         f"The frozen fine-tune gains {gain.value:.2f} points from {lo} to {hi} px "
-        f"({gain.note}), for {cost:.1f}x the time per epoch."))
+        f"({gain.note}), for {ratio(hi_s, lo_s)} the time per epoch."))
 
 
 def claim5(runs: dict) -> Verdict:
@@ -302,17 +299,14 @@ def claim6(runs: dict) -> Verdict:
     each step up Table 1's ViT sizes (by parameters) and each step up the Swins (full
     fine-tune, else from scratch) gains accuracy beyond noise; not supported when a step
     loses beyond noise; within noise otherwise. The cost of each step is in the evidence.
-    The ViT steps are the analysis's (analysis.size_steps), judged alike."""
-    rows = grouped(runs, lambda r: r.get("problem") in (1, 2))
-    vit_names = [e["run_name"] for e in grid.problem1_runs() if e["model"] == "vit"]
-    vits = sorted((rows[n] for n in vit_names if n in rows and rows[n][0].get("params")),
-                  key=lambda rs: rs[0]["params"])
+    The ViT steps are the analysis's (analysis.vit_ladder), judged alike."""
+    vits = [r for *_, r in vit_ladder(done_rows(runs, 1))]
     ladders = [vits] if len(vits) >= 2 else []
-    swins = models_of(2)
+    swins = {name: r for name, *_, r in done_rows(runs, 2)}
     for mode in ("finetune_full", "scratch"):
-        found = [rows.get(grid.run_name_of(model=m, mode=mode)) for m in swins]
-        if len([rs for rs in found if rs]) >= 2:
-            ladders.append([rs for rs in found if rs])
+        found = [swins.get(grid.run_name_of(model=m, mode=mode)) for m in models_of(2)]
+        if len([r for r in found if r]) >= 2:
+            ladders.append([r for r in found if r])
             break
     if not ladders:
         return Verdict(6, "not run", "It needs two ViT sizes or both Swins of Problems 1-2.")
@@ -320,10 +314,10 @@ def claim6(runs: dict) -> Verdict:
     for ladder in ladders:
         for (small, large), c in zip(zip(ladder, ladder[1:]), steps(ladder)):
             verdicts.append(direction(c))
-            cost = (statistics.fmean(r["epoch_time_s"] for r in large)
-                    / statistics.fmean(r["epoch_time_s"] for r in small))
-            parts.append(f"{large[0]['label']} vs {small[0]['label']}: {c.value:+.2f} points "
-                         f"({c.mark}; {c.note}) at {cost:.1f}x the time per epoch")
+            parts.append(f"{large['label']} vs {small['label']}: {c.value:+.2f} points "
+                         f"({c.mark}; {c.note}) at "
+                         f"{ratio(large.get('epoch_time_s'), small.get('epoch_time_s'))} "
+                         "the time per epoch")
     return Verdict(6, overall(verdicts), "; ".join(parts) + ".")
 
 
@@ -332,3 +326,89 @@ def verdicts(runs: dict) -> list[Verdict]:
     demo = any(result_is_synthetic(r) for r in runs.values() if r.get("status") == "complete")
     found = [claim1(runs), claim2(runs), claim3(runs), claim4(runs), claim5(runs), claim6(runs)]
     return [dataclasses.replace(v, demo=demo) for v in found]
+
+
+# ----------------------------------------------------------------------------- section
+HOW = ("*How:* the data-efficiency runs train ResNet-18 and two ViTs on nested, "
+       "class-balanced shares of the training set at matched optimiser steps (the same batch, "
+       "steps and warm-up as the full-data run), so only the number of distinct images "
+       "changes; the resolution runs fine-tune Swin-Tiny at each input size for the same "
+       "epochs. Verdicts use the report's one noise rule (in the header), as the analysis "
+       "of Problems 1 and 2 does.")
+RUN_IT = "Run it with `python -m helpers.run --problems 3` (sizes: `--claims-budget`)."
+
+
+def _cell(rs: list[dict], key: str) -> str:
+    return spread([r[key] for r in rs if r.get(key) is not None])
+
+
+def _gap(rs: list[dict]) -> str:
+    return spread([r["train_eval_acc"] - r["test_acc"] for r in rs
+                    if r.get("train_eval_acc") is not None])
+
+
+def _study_table(head: list[str], rows: list[list[str]]) -> str:
+    return md_table(head, rows, "l" * 2 + "r" * (len(head) - 2))
+
+
+def data_table(runs: dict) -> str | None:
+    points = study_points(runs, "data_efficiency", "train_fraction", "label")
+    rows = []
+    for label, by_share in sorted(points.items()):
+        for f in sorted(by_share):
+            rs = by_share[f]
+            rows.append([label, pct(f), str(rs[0]["dataset"]["n_train"]),
+                         str(rs[0]["config"]["epochs"]), _cell(rs, "test_acc"),
+                         _cell(rs, "train_eval_acc"), _gap(rs), str(len(rs))])
+    return _study_table(["Model", "Share", "Train images", "Epochs", "Test acc (%)",
+                   "Train-sample acc (%)", "Train − test gap", "Seeds"], rows) if rows else None
+
+
+def resolution_table(runs: dict) -> str | None:
+    points = study_points(runs, "resolution", "img_size", "mode")
+    rows = []
+    for mode, by_px in sorted(points.items()):
+        for px in sorted(by_px):
+            rs = by_px[px]
+            rows.append([f"Swin-Tiny, {MODE_PROSE.get(mode, mode)}", f"{px} px",
+                         _cell(rs, "epoch_time_s"), _cell(rs, "test_acc"), _gap(rs),
+                         str(len(rs))])
+    return _study_table(["Model", "Input", "Time/epoch (s)", "Test acc (%)", "Train − test gap",
+                   "Seeds"], rows) if rows else None
+
+
+def claims_parts(runs: dict, figures: dict[str, str]) -> list[tuple[str, str | None]]:
+    """The section as (markdown, figure name or None) pieces: how, the verdicts table, the
+    studies' tables, then per claim its verdict and evidence, each followed by the figure it
+    rests on (a figure shared by two claims follows the first)."""
+    p3 = [r for r in runs.values() if r.get("problem") == 3]
+    demo = any(result_is_synthetic(r) for r in p3)
+    found = verdicts(runs)
+    out = ["## Problem 3: the homework's claims, tested"]
+    if demo:
+        out.append("**Demo:** these runs are on synthetic data at demo sizes; the verdicts "
+                   "show the pipeline working and say nothing about CIFAR-100.")
+    out.append(HOW if p3 else "No Problem 3 run yet. " + RUN_IT)
+    head = ["Claim", "Verdict", "Figure"]
+    rows = [[f"{v.claim}. {CLAIMS[v.claim]}", v.shown,
+             CLAIM_CAPTIONS[CLAIM_FIGURE[v.claim]].split(":")[0] if CLAIM_FIGURE[v.claim] in figures
+             else DASH] for v in found]
+    out.append(md_table(head, rows, "lll", labels=()))
+    out += [t for t in (data_table(runs), resolution_table(runs)) if t]
+    parts: list[tuple[str, str | None]] = [("\n\n".join(out), None)]
+    for v in found:
+        name = CLAIM_FIGURE[v.claim]
+        shown = name in figures and CLAIM_FIGURE.get(v.claim - 1) != name
+        parts.append((f"### Claim {v.claim}: {CLAIMS[v.claim]}\n\n**Verdict: {v.shown}.** "
+                      f"{md_escape(v.evidence)}", name if shown else None))
+    return parts
+
+
+def claims_md(runs: dict, figures: dict[str, str], base_dir: str = ".") -> str:
+    """claims_parts as markdown, each figure an image relative to base_dir."""
+    out = []
+    for text, name in claims_parts(runs, figures):
+        out.append(text)
+        if name:
+            out.append(figure_md(CLAIM_CAPTIONS[name], figures[name], base_dir))
+    return "\n\n".join(out)

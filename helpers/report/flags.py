@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .. import grid
 from ..config import MODELS, models_of
-from .analysis import MODE_PROSE, epochs_of, md_escape, result_is_synthetic, shown_acc
+from .tables import MODE_PROSE, epochs_of, md_escape, result_is_synthetic, shown_acc
 from .seeds import seed_rows
 
 

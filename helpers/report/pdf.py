@@ -25,11 +25,13 @@ import sys
 from ..notebook_exec import run_notebook
 from ..paths import SUMMARY_NOTEBOOK, at_home
 from ..records import report_paths
+from .tables import DEMO_TITLE
+
 LATEX_TOOLS = ("pandoc", "xelatex")
 # The title of a PDF exported from JupyterLab's File menu is the notebook's metadata.title,
 # which summary.ipynb carries (checked by a test); the LaTeX title block adds the date.
 PDF_TITLE = "Homework 6 report: ResNet-18, ViT and Swin"
-PDF_TITLE_DEMO = "DEMO on synthetic data — these are not CIFAR-100 results"
+PDF_TITLE_DEMO = DEMO_TITLE       # a demo's PDF says so in its first line
 HIDE_TAG = "hide-in-pdf"           # cells with this tag (the notebook's own how-to) are dropped
 APT_PACKAGES = "pandoc texlive-xetex texlive-fonts-recommended texlive-plain-generic"
 INSTALL_HINT = f"""\
@@ -81,9 +83,8 @@ def build_pdf(results_dir: str | None = None, out_pdf: str | None = None, *,
     missing = missing_latex_tools()
     if missing:
         raise LatexToolsMissing(f"not on PATH: {', '.join(missing)}\n{INSTALL_HINT}")
-    from .analysis import result_is_synthetic
     from .build import locate_results
-    from .tables import load_runs
+    from .tables import load_runs, result_is_synthetic
     results_dir = locate_results(results_dir)
     where = report_paths(results_dir)
     out_pdf = at_home(out_pdf) if out_pdf else where["pdf"]

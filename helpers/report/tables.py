@@ -1,8 +1,11 @@
-"""The report's tables, from the result files.
+"""The report's rows and tables, read from the result files, and the markdown every part
+of the report is written with.
 
 Nothing here trains or measures. Every number is read from a
 `<results_dir>/<run_name>.json` file. Rows come from `helpers.grid`, so a run that never
-finished is a marked row, not a gap.
+finished is a marked row, not a gap. A row is a grid row with its seeds combined
+(seeds.py): `table_rows` lists a problem's rows in table order, and `done_rows` its
+complete ones, which every comparison (the analysis, claim 6, the figures) is drawn from.
 """
 from __future__ import annotations
 
@@ -17,10 +20,15 @@ from ..config import MODELS, synthetic_classes
 from ..records import record_problems
 from ..results import migrate
 from ..textable import pdf_dashes, pipe_table
-from .analysis import DASH, MODE_LABELS, fmt_fixed, md_escape, result_is_synthetic, table_rows
 from .seeds import seed_rows
-from .stats import fmt_mean_sd
+from .stats import DASH, fmt_mean_sd
 
+MODE_LABELS = {"finetune": "Fine-tuned (frozen backbone)", "finetune_full": "Fine-tuned (full)",
+               "scratch": "From scratch"}
+MODE_PROSE = {"finetune": "frozen-backbone fine-tune", "finetune_full": "full fine-tune",
+              "scratch": "from scratch"}
+# How the report, and the PDF's title, say that its numbers are not CIFAR-100 results.
+DEMO_TITLE = "DEMO on synthetic data — these are not CIFAR-100 results"
 GAP_COLUMN = "Train − test gap (points)"
 TABLE1_COLUMNS = ["Model", "# Params (M)", "MACs (thop, M)", "FLOPs exact (M)",
                   "Train time/epoch (s)", "Test accuracy (%)", GAP_COLUMN, "Seeds"]
@@ -34,22 +42,28 @@ GAP_NOTE = (" The *train − test gap* is the accuracy on a fixed sample of trai
 
 
 # ----------------------------------------------------------------------------- loading
+def result_files(folder: str) -> list[str]:
+    """The result JSONs directly in `folder` (none when it is not a folder); hidden files
+    (the `.tmp-*.json` of an unfinished atomic write) are not results."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(n for n in os.listdir(folder) if n.endswith(".json")
+                  and not n.startswith(".") and os.path.isfile(os.path.join(folder, n)))
+
+
 def load_runs(results_dir: str) -> dict[str, dict]:
     """run_name -> result dict for every `*.json` directly in `results_dir`.
 
     Read here rather than through helpers.results.load_results: the report needs the
     nested dicts (config, dataset, provenance, history) as they are, and checks each file.
-    Hidden files (the `.tmp-*.json` of an unfinished atomic write) are skipped.
     """
     if not os.path.isdir(results_dir):
         raise FileNotFoundError(f"results_dir={results_dir!r} is not a folder; run the "
                                 "experiments first or point results_dir at the folder "
                                 "holding the <run_name>.json files")
     runs: dict[str, dict] = {}
-    for name in sorted(os.listdir(results_dir)):
+    for name in result_files(results_dir):
         path = os.path.join(results_dir, name)
-        if not name.endswith(".json") or name.startswith(".") or not os.path.isfile(path):
-            continue
         try:
             with open(path) as f:
                 r = json.load(f)
@@ -68,6 +82,98 @@ def load_runs(results_dir: str) -> dict[str, dict]:
             raise ValueError(f"{path}: run_name {r['run_name']!r} also appears in another file")
         runs[r["run_name"]] = r
     return runs
+
+
+# ----------------------------------------------------------------------------- rows
+def result_is_synthetic(r: dict) -> bool:
+    """True when a result's dataset is synthetic (the demo)."""
+    ds = r.get("dataset") or {}
+    return bool(ds.get("synthetic")) or ds.get("name") == "synthetic"
+
+
+def table_rows(runs: dict, problem: int) -> list[tuple[str, str, str, dict | None]]:
+    """(run_name, label, mode, result or None) in table order: the grid, then extra runs.
+
+    Extra runs (in the folder, not in the grid, e.g. a ViT with patch 8) follow the grid
+    rows in name order; their label gets the run name when it would repeat a grid label.
+    """
+    entries = grid.problem1_runs() if problem == 1 else grid.problem2_runs()
+    rows = [(e["run_name"], e["label"], e.get("mode", "scratch"), runs.get(e["run_name"]))
+            for e in entries]
+    labels = {(label, mode) for _, label, mode, _ in rows}
+    for name in sorted(set(runs) - {e["run_name"] for e in entries}):
+        r = runs[name]
+        if r["problem"] != problem:
+            continue
+        label = r.get("label") or name
+        mode = (r.get("config") or {}).get("mode", "scratch")
+        if (label, mode) in labels:
+            label = f"{label} [{name}]"
+        rows.append((name, label, mode, r))
+    return rows
+
+
+def done_rows(runs: dict, problem: int, grid_only: bool = False) -> list:
+    """The complete rows of a problem's table (table_rows), each with its seeds combined."""
+    names = {e["run_name"] for e in grid.grid()}
+    return [row for row in table_rows(seed_rows(runs), problem) if row[3] and row[3]["status"]
+            == "complete" and (row[0] in names or not grid_only)]
+
+
+def shown_acc(r: dict) -> float:
+    """Accuracy rounded as the tables show it, so every comparison matches the tables."""
+    return round(float(r["test_acc"]), 2)
+
+
+def epochs_of(r: dict) -> int:
+    return (r.get("config") or {}).get("epochs") or len(r.get("history") or [])
+
+
+# ----------------------------------------------------------------------------- markdown
+def fmt_fixed(x, digits: int = 2) -> str:
+    return DASH if x is None else f"{x:.{digits}f}"
+
+
+def ratio(a, b) -> str:
+    """'1.23×', how the report writes one quantity against another; 'n/a' without both."""
+    return "n/a" if a is None or b is None or not b else f"{a / b:.2f}×"
+
+
+def pct(share: float) -> str:
+    """A share of the data as the report writes it: 0.1 -> '10 %'."""
+    return f"{100 * share:.0f} %"
+
+
+MD_SPECIALS = set("\\`*_<>|[]")
+
+
+def md_escape(text: str) -> str:
+    """Backslash-escape markdown syntax in free text (failure reasons): "weights=<file>"
+    would otherwise read as an HTML tag and vanish from the PDF, "|" as a column break."""
+    return "".join("\\" + ch if ch in MD_SPECIALS else ch for ch in text)
+
+
+def md_table(head: list, rows: list[list], align: str, labels=(0,)) -> str:
+    """Every table of the report: a pipe table whose dash counts are the PDF's column
+    widths (textable.pdf_dashes; `labels`: the columns kept on one line). Cells are
+    escaped (md_escape)."""
+    def cell(v):
+        return md_escape(" ".join(str(v).split()))
+    head = [cell(c) for c in head]
+    body = [[cell(v) for v in row] for row in rows]
+    return pipe_table(head, body, align, pdf_dashes(head, body, labels=labels))
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A table of the report (the index is not shown): text columns left-aligned, numbers
+    right."""
+    align = "".join("l" if h in TEXT_COLUMNS else "r" for h in df.columns)
+    return md_table(list(df.columns), [list(r) for r in df.itertuples(index=False)], align)
+
+
+def figure_md(caption: str, path: str, base_dir: str) -> str:
+    """A figure in report.md: its image, linked relative to the report's folder."""
+    return f"![{caption}]({os.path.relpath(path, base_dir)})"
 
 
 # ----------------------------------------------------------------------------- tables
@@ -100,7 +206,7 @@ def status_text(r: dict | None) -> str | None:
     return f"{r['status']}, {short}"
 
 
-def _spread(r: dict, key: str) -> str:
+def _mean_sd_cell(r: dict, key: str) -> str:
     """'41.00' for one seed, '41.00 ± 1.00' (mean ± sample sd) for two or more."""
     return fmt_mean_sd(r.get(key), r.get(f"{key}_sd"))
 
@@ -146,7 +252,7 @@ def demo_setting(r: dict) -> str | None:
     return ", ".join(parts)
 
 
-def _table(runs: dict, problem: int, columns: list[str], row_cells) -> pd.DataFrame:
+def _problem_table(runs: dict, problem: int, columns: list[str], row_cells) -> pd.DataFrame:
     """One table as display strings, one row per grid row (its seeds combined), indexed by
     run name: the label, the problem's own cells (`row_cells(mode, result)`), then time per
     epoch, test accuracy, the train - test gap and seeds, shared by both tables. Where runs
@@ -158,8 +264,8 @@ def _table(runs: dict, problem: int, columns: list[str], row_cells) -> pd.DataFr
         names.append(name)
         demo.append(demo_setting(r_))
         rows.append([label, *row_cells(mode, r_),
-                     DASH if status else _spread(r_, "epoch_time_s"),
-                     status or _spread(r_, "test_acc"),
+                     DASH if status else _mean_sd_cell(r_, "epoch_time_s"),
+                     status or _mean_sd_cell(r_, "test_acc"),
                      DASH if status else fmt_fixed(generalisation_gap(r_)),
                      _seeds(r_, status)])
     return pd.DataFrame(rows, columns=columns, index=pd.Index(names, name="run"))
@@ -184,34 +290,15 @@ def demo_note(runs: dict, problem: int) -> str | None:
 
 def table1(runs: dict) -> pd.DataFrame:
     """Problem 1, columns TABLE1_COLUMNS: sizes and FLOPs of each model."""
-    return _table(runs, 1, TABLE1_COLUMNS, lambda mode, r: [
+    return _problem_table(runs, 1, TABLE1_COLUMNS, lambda mode, r: [
         _millions(r.get("params"), 2), _millions(r.get("macs_thop"), 1),
         _millions(r.get("flops"), 1)])
 
 
 def table2(runs: dict) -> pd.DataFrame:
     """Problem 2, columns TABLE2_COLUMNS: training mode and what it trains."""
-    return _table(runs, 2, TABLE2_COLUMNS, lambda mode, r: [
+    return _problem_table(runs, 2, TABLE2_COLUMNS, lambda mode, r: [
         MODE_LABELS.get(mode, mode), _millions(r.get("trainable_params"), 2)])
-
-
-def md_table(head: list, rows: list[list], align: str, labels=(0,)) -> str:
-    """Every table of the report: a pipe table whose dash counts are the PDF's column
-    widths (textable.pdf_dashes; `labels`: the columns kept on one line). Cells are
-    backslash-escaped: a reason like "pass weights=<file>" would otherwise be read as an
-    HTML tag (and vanish from the PDF), a "|" as a column break."""
-    def cell(v):
-        return md_escape(" ".join(str(v).split()))
-    head = [cell(c) for c in head]
-    body = [[cell(v) for v in row] for row in rows]
-    return pipe_table(head, body, align, pdf_dashes(head, body, labels=labels))
-
-
-def to_markdown(df: pd.DataFrame) -> str:
-    """A table of the report (the index is not shown): text columns left-aligned, numbers
-    right."""
-    align = "".join("l" if h in TEXT_COLUMNS else "r" for h in df.columns)
-    return md_table(list(df.columns), [list(r) for r in df.itertuples(index=False)], align)
 
 
 def time_note(runs: dict, problem: int) -> str:
