@@ -9,7 +9,7 @@ from .. import grid
 from ..config import MODELS, models_of
 from .stats import Contrast, contrast, diff, steps, trend
 from .tables import (MODE_LABELS, MODE_PROSE, done_rows, epochs_of, fmt_fixed, ratio,
-                     result_is_synthetic, shown_acc)
+                     result_is_synthetic, section, shown_acc)
 
 
 def _lead(d: float, a: str, b: str, ra: dict | None = None, rb: dict | None = None) -> str:
@@ -75,7 +75,7 @@ def analysis_problem1(runs: dict) -> str:
     out = ["### Problem 1: ResNet-18 vs ViT"]
     rows = done_rows(runs, 1)
     if not rows:
-        return out[0] + "\n\nNo complete Problem 1 run yet, so there is nothing to compare."
+        return section(out[0], "No complete Problem 1 run yet, so there is nothing to compare.")
     if len(rows) >= 2:
         out.append(budget_line(rows))
     synthetic = any(result_is_synthetic(r) for *_, r in rows)
@@ -128,14 +128,14 @@ def analysis_problem1(runs: dict) -> str:
                    f"{size_steps(sized)}. The largest has "
                    f"{ratio(large.get('params'), small.get('params'))} the parameters of "
                    "the smallest.")
-    return "\n\n".join(out)
+    return section(*out)
 
 
 def analysis_problem2(runs: dict, flags: list = ()) -> str:
     out = ["### Problem 2: Swin, fine-tuned vs from scratch"]
     done = {row[0]: row[3] for row in done_rows(runs, 2, grid_only=True)}
     if not done:
-        return out[0] + "\n\nNo complete Problem 2 run yet, so there is nothing to compare."
+        return section(out[0], "No complete Problem 2 run yet, so there is nothing to compare.")
     synthetic = any(result_is_synthetic(r) for r in done.values())
     if len(done) >= 2:
         out.append(budget_line(done_rows(runs, 2, grid_only=True)))
@@ -160,7 +160,7 @@ def analysis_problem2(runs: dict, flags: list = ()) -> str:
                    "native-resolution ImageNet photos, and the blurry upsampled inputs are a "
                    "shift the fine-tune has to absorb, while every epoch pays the compute of "
                    "the larger input for 32 px of information.")
-    return "\n\n".join(out)
+    return section(*out)
 
 
 def _swin(done: dict, model: str, mode: str) -> dict | None:

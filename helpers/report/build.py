@@ -22,9 +22,11 @@ from .flags import Flag, flags_md, plausibility_flags
 from .seeds import seed_rows
 from .stats import RULE
 from .tables import (DEMO_TITLE, demo_note, figure_md, load_runs, result_files,
-                     result_is_synthetic, table1, table2, time_note, to_markdown)
+                     result_is_synthetic, section, table1, table2, time_note, to_markdown)
 
 DEMO_BANNER = f"> **{DEMO_TITLE}.**"
+MACS_NOTE = (" MACs are counted by thop (conv/linear layers); exact FLOPs by PyTorch's FLOP "
+             "counter (2 per multiply-add); both for one image.")
 
 
 # ----------------------------------------------------------------------------- header
@@ -270,22 +272,20 @@ class Report:
         captions = self.captions()
         figs = "\n\n".join(figure_md(captions[k], p, base_dir)
                            for k, p in self.figures.items()) or "*Figures not rendered.*"
-        notes = {p: "".join("\n\n" + n for n in [demo_note(self.runs, p)] if n) for p in (1, 2)}
         return {
             "header": header_md(self.runs, self.flags, self.time_record()),
-            "table1": "## Problem 1: ResNet-18 vs ViT (from scratch)\n\n"
-                      + to_markdown(table1(self.runs)) + "\n\n" + time_note(self.runs, 1)
-                      + " MACs are counted by thop (conv/linear layers); exact FLOPs by "
-                        "PyTorch's FLOP counter (2 per multiply-add); both for one image."
-                      + notes[1],
-            "table2": "## Problem 2: Swin-Tiny and Swin-Small\n\n" + to_markdown(table2(self.runs))
-                      + "\n\n" + time_note(self.runs, 2) + notes[2],
+            "table1": section("## Problem 1: ResNet-18 vs ViT (from scratch)",
+                              to_markdown(table1(self.runs)), time_note(self.runs, 1) + MACS_NOTE,
+                              demo_note(self.runs, 1)),
+            "table2": section("## Problem 2: Swin-Tiny and Swin-Small",
+                              to_markdown(table2(self.runs)), time_note(self.runs, 2),
+                              demo_note(self.runs, 2)),
             "time": time_split_md(self.time_record(), self.runs) or "",
-            "figures": "## Figures\n\n" + figs,
-            "analysis": "## Analysis\n\n" + analysis_problem1(self.runs) + "\n\n"
-                        + analysis_problem2(self.runs, self.flags),
+            "figures": section("## Figures", figs),
+            "analysis": section("## Analysis", analysis_problem1(self.runs),
+                                analysis_problem2(self.runs, self.flags)),
             "claims": claims_md(self.runs, self.claims_figures, base_dir),
-            "flags": "## Plausibility checks\n\n" + flags_md(self.flags, self.runs),
+            "flags": section("## Plausibility checks", flags_md(self.flags, self.runs)),
         }
 
     def markdown(self, base_dir: str = ".") -> str:

@@ -338,7 +338,7 @@ HOW = ("*How:* the data-efficiency runs train ResNet-18 and two ViTs on nested, 
 RUN_IT = "Run it with `python -m helpers.run --problems 3` (sizes: `--claims-budget`)."
 
 
-def _cell(rs: list[dict], key: str) -> str:
+def _spread_of(rs: list[dict], key: str) -> str:
     return spread([r[key] for r in rs if r.get(key) is not None])
 
 
@@ -358,8 +358,8 @@ def data_table(runs: dict) -> str | None:
         for f in sorted(by_share):
             rs = by_share[f]
             rows.append([label, pct(f), str(rs[0]["dataset"]["n_train"]),
-                         str(rs[0]["config"]["epochs"]), _cell(rs, "test_acc"),
-                         _cell(rs, "train_eval_acc"), _gap(rs), str(len(rs))])
+                         str(rs[0]["config"]["epochs"]), _spread_of(rs, "test_acc"),
+                         _spread_of(rs, "train_eval_acc"), _gap(rs), str(len(rs))])
     return _study_table(["Model", "Share", "Train images", "Epochs", "Test acc (%)",
                    "Train-sample acc (%)", "Train − test gap", "Seeds"], rows) if rows else None
 
@@ -371,7 +371,7 @@ def resolution_table(runs: dict) -> str | None:
         for px in sorted(by_px):
             rs = by_px[px]
             rows.append([f"Swin-Tiny, {MODE_PROSE.get(mode, mode)}", f"{px} px",
-                         _cell(rs, "epoch_time_s"), _cell(rs, "test_acc"), _gap(rs),
+                         _spread_of(rs, "epoch_time_s"), _spread_of(rs, "test_acc"), _gap(rs),
                          str(len(rs))])
     return _study_table(["Model", "Input", "Time/epoch (s)", "Test acc (%)", "Train − test gap",
                    "Seeds"], rows) if rows else None

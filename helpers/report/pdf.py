@@ -52,10 +52,8 @@ def missing_latex_tools() -> list[str]:
 
 # ----------------------------------------------------------------------------- export
 def export_pdf(executed_nb: str, out_pdf: str, title: str | None = None) -> str:
-    """`jupyter nbconvert --to pdf --no-input` on an executed notebook; returns out_pdf."""
-    missing = missing_latex_tools()
-    if missing:
-        raise LatexToolsMissing(f"not on PATH: {', '.join(missing)}\n{INSTALL_HINT}")
+    """`jupyter nbconvert --to pdf --no-input` on an executed notebook; returns out_pdf.
+    build_pdf has checked for pandoc and xelatex before the notebook ran."""
     if title:
         # The LaTeX template titles the PDF with metadata.title, else the file name.
         import nbformat

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from ..changes import config_changes
 from ..config import row_name, seed_run_name
-from .stats import mean_sd as _mean_sd
-from .stats import seed_of as _seed
+from .stats import mean_sd, seed_of
 
 
 # ----------------------------------------------------------------------------- grouping
@@ -21,7 +20,7 @@ def by_row(runs: dict, keep=lambda r: True) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for r in runs.values():
         if keep(r):
-            out.setdefault(row_name(r["run_name"], _seed(r)), []).append(r)
+            out.setdefault(row_name(r["run_name"], seed_of(r)), []).append(r)
     return out
 
 
@@ -34,7 +33,7 @@ def _mean_history(histories: list[list[dict]]) -> tuple[list[dict], list[dict]]:
         m, s = {"epoch": histories[0][i]["epoch"]}, {"epoch": histories[0][i]["epoch"]}
         for key in ("test_acc", "test_loss", "train_eval_acc"):
             values = [h[i][key] for h in histories if h[i].get(key) is not None]
-            m[key], s[key] = _mean_sd(values) if values else (None, None)
+            m[key], s[key] = mean_sd(values) if values else (None, None)
         mean.append(m)
         sd.append(s)
     return mean, sd
@@ -64,13 +63,13 @@ def averageable(row: str, results: list[dict]) -> tuple[list[dict], list[dict], 
     config, other sizes, or a second file for the same seed) is left out (plausibility
     check (e))."""
     results = sorted(results,
-                     key=lambda r: (_seed(r), r["run_name"] != seed_run_name(row, _seed(r))))
+                     key=lambda r: (seed_of(r), r["run_name"] != seed_run_name(row, seed_of(r))))
     mismatches, kept, seen = {}, [], set()
     for r in results:
-        if _seed(r) in seen:
-            mismatches[r["run_name"]] = f"a second result for seed {_seed(r)}"
+        if seed_of(r) in seen:
+            mismatches[r["run_name"]] = f"a second result for seed {seed_of(r)}"
         else:
-            seen.add(_seed(r))
+            seen.add(seed_of(r))
             kept.append(r)
     done = [r for r in kept if r["status"] == "complete"]
     for r in done[1:]:
@@ -84,27 +83,27 @@ def combine(row: str, results: list[dict]) -> dict:
     """One row dict from the results of one row's seeds (see the module docstring)."""
     kept, done, mismatches = averageable(row, results)
     base = dict(done[0] if done else kept[0])
-    base.update(run_name=row, seeds=[_seed(r) for r in kept],
+    base.update(run_name=row, seeds=[seed_of(r) for r in kept],
                 seed_runs=[r["run_name"] for r in kept], n_seeds=len(done),
                 n_seed_files=len(results), test_acc_sd=None, epoch_time_s_sd=None,
                 seed_statuses={r["run_name"]: r["status"] for r in results},
                 seed_mismatches=mismatches,
-                test_acc_by_seed={_seed(r): r["test_acc"] for r in done},
-                train_eval_acc_by_seed={_seed(r): r.get("train_eval_acc") for r in done})
+                test_acc_by_seed={seed_of(r): r["test_acc"] for r in done},
+                train_eval_acc_by_seed={seed_of(r): r.get("train_eval_acc") for r in done})
     if len(done) >= 2:
         accs = [r["test_acc"] for r in done]
         base["test_accs"] = accs
-        base["test_acc"], base["test_acc_sd"] = _mean_sd(accs)
+        base["test_acc"], base["test_acc_sd"] = mean_sd(accs)
         train = [r.get("train_eval_acc") for r in done]
         if None not in train:
             base["train_eval_accs"] = train
-            base["train_eval_acc"], base["train_eval_acc_sd"] = _mean_sd(train)
+            base["train_eval_acc"], base["train_eval_acc_sd"] = mean_sd(train)
         else:                          # a gap needs both sides from the same seeds
             base["train_eval_acc"] = None
         times = [r["epoch_time_s"] for r in done if r.get("epoch_time_s") is not None]
         if times:
             base["epoch_times"] = times
-            base["epoch_time_s"], base["epoch_time_s_sd"] = _mean_sd(times)
+            base["epoch_time_s"], base["epoch_time_s_sd"] = mean_sd(times)
         base["history"], base["history_sd"] = _mean_history([r["history"] for r in done])
     return base
 

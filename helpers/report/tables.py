@@ -171,6 +171,12 @@ def to_markdown(df: pd.DataFrame) -> str:
     return md_table(list(df.columns), [list(r) for r in df.itertuples(index=False)], align)
 
 
+def section(heading: str, *parts: str | None) -> str:
+    """A part of the report: its heading ('## ...' or '### ...'), then its parts that are
+    not empty, a blank line between each."""
+    return "\n\n".join([heading, *(p for p in parts if p)])
+
+
 def figure_md(caption: str, path: str, base_dir: str) -> str:
     """A figure in report.md: its image, linked relative to the report's folder."""
     return f"![{caption}]({os.path.relpath(path, base_dir)})"
