@@ -64,6 +64,13 @@ def models_of(problem: int) -> tuple[str, ...]:
     return tuple(m for m, spec in MODELS.items() if spec.problem == problem)
 
 
+def family_of(model: str, mode: str = "scratch") -> str | None:
+    """'cnn_scratch', 'swin_finetune', ...: a model's family and how it starts (None for
+    a model this code does not know, e.g. in an old result file)."""
+    spec = MODELS.get(model) if isinstance(model, str) else None
+    return spec and f"{spec.family}_{mode}"
+
+
 def native_img_size(model: str) -> int:
     return MODELS[model].img_size
 
@@ -242,7 +249,7 @@ class ExperimentConfig:
     @property
     def family(self) -> str:
         """The model family and how it starts: 'cnn_scratch', 'swin_finetune', ..."""
-        return f"{MODELS[self.model].family}_{self.mode}"
+        return family_of(self.model, self.mode)
 
     def default_run_name(self) -> str:
         """p1-resnet18, p1-vit-4L-4H-256, p2-swin_tiny-finetune; in Problem 3 the study and

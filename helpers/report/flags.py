@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import grid
-from ..config import MODELS, models_of
+from ..config import MODELS, family_of, models_of
 from .tables import MODE_PROSE, epochs_of, md_escape, result_is_synthetic, shown_acc
 from .seeds import seed_rows
 
@@ -46,9 +46,7 @@ class Flag:
 
 
 def _family(r: dict) -> str | None:
-    """The result's model family and start (helpers.config's ExperimentConfig.family)."""
-    spec = MODELS.get(r.get("model"))
-    return spec and f"{spec.family}_{(r.get('config') or {}).get('mode', 'scratch')}"
+    return family_of(r.get("model"), (r.get("config") or {}).get("mode", "scratch"))
 
 
 def ceiling(r: dict) -> float | None:
