@@ -21,7 +21,7 @@ from .claims import CLAIM_CAPTIONS, claims_md, claims_parts
 from .flags import Flag, flags_md, plausibility_flags
 from .seeds import seed_rows
 from .stats import RULE
-from .tables import (DEMO_TITLE, demo_note, figure_md, load_runs, result_files,
+from .tables import (DEMO_TITLE, demo_note, figure_md, is_demo, load_runs, result_files,
                      result_is_synthetic, section, table1, table2, time_note, to_markdown)
 
 DEMO_BANNER = f"> **{DEMO_TITLE}.**"
@@ -57,7 +57,7 @@ def report_title(runs: dict) -> str:
     names = {(r.get("dataset") or {}).get("name") for r in runs.values()}
     if not runs:
         return "HW6 report: no results yet"
-    if any(result_is_synthetic(r) for r in runs.values()):
+    if is_demo(runs):
         return "Pipeline demo on synthetic data (not CIFAR-100): ResNet-18, ViT and Swin"
     if names == {"cifar100"}:
         return "CIFAR-100: ResNet-18 vs ViT from scratch, and Swin fine-tuned vs from scratch"

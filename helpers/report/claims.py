@@ -20,8 +20,8 @@ from .analysis import vit_ladder
 from .seeds import averageable, by_row
 from .stats import (DASH, Contrast, Term, contrast, direction, judged, overall, seed_of,
                     spread, steps, term)
-from .tables import (MODE_PROSE, done_rows, figure_md, md_escape, md_table, pct, ratio,
-                     result_is_synthetic)
+from .tables import (MODE_PROSE, done_rows, figure_md, is_demo, md_escape, md_table, pct,
+                     ratio)
 
 VERDICTS = ("supported", "not supported", "within noise", "cannot tell", "not run")
 CLAIMS = {
@@ -323,7 +323,7 @@ def claim6(runs: dict) -> Verdict:
 
 def verdicts(runs: dict) -> list[Verdict]:
     """Every claim's verdict; on synthetic data each is marked as a demo (Verdict.shown)."""
-    demo = any(result_is_synthetic(r) for r in runs.values() if r.get("status") == "complete")
+    demo = is_demo(runs)
     found = [claim1(runs), claim2(runs), claim3(runs), claim4(runs), claim5(runs), claim6(runs)]
     return [dataclasses.replace(v, demo=demo) for v in found]
 
@@ -382,10 +382,9 @@ def claims_parts(runs: dict, figures: dict[str, str]) -> list[tuple[str, str | N
     studies' tables, then per claim its verdict and evidence, each followed by the figure it
     rests on (a figure shared by two claims follows the first)."""
     p3 = [r for r in runs.values() if r.get("problem") == 3]
-    demo = any(result_is_synthetic(r) for r in p3)
     found = verdicts(runs)
     out = ["## Problem 3: the homework's claims, tested"]
-    if demo:
+    if p3 and is_demo(runs):
         out.append("**Demo:** these runs are on synthetic data at demo sizes; the verdicts "
                    "show the pipeline working and say nothing about CIFAR-100.")
     out.append(HOW if p3 else "No Problem 3 run yet. " + RUN_IT)

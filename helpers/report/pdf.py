@@ -82,7 +82,7 @@ def build_pdf(results_dir: str | None = None, out_pdf: str | None = None, *,
     if missing:
         raise LatexToolsMissing(f"not on PATH: {', '.join(missing)}\n{INSTALL_HINT}")
     from .build import locate_results
-    from .tables import load_runs, result_is_synthetic
+    from .tables import is_demo, load_runs
     results_dir = locate_results(results_dir)
     where = report_paths(results_dir)
     out_pdf = at_home(out_pdf) if out_pdf else where["pdf"]
@@ -91,7 +91,7 @@ def build_pdf(results_dir: str | None = None, out_pdf: str | None = None, *,
     executed_nb = executed_nb or where["executed"]
     runs = load_runs(results_dir)                   # a bad result file fails here, not in a kernel
     # The PDF's title is its first line: a synthetic demo must say so before anything else.
-    title = (PDF_TITLE_DEMO if any(result_is_synthetic(r) for r in runs.values()) else PDF_TITLE)
+    title = PDF_TITLE_DEMO if is_demo(runs) else PDF_TITLE
     params = dict(results_dir=os.path.abspath(results_dir),
                   report_path=os.path.abspath(report_path),
                   figures_dir=os.path.abspath(figures_dir))

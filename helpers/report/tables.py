@@ -91,6 +91,12 @@ def result_is_synthetic(r: dict) -> bool:
     return bool(ds.get("synthetic")) or ds.get("name") == "synthetic"
 
 
+def is_demo(runs: dict) -> bool:
+    """Whether a report is a demo: any of its results is on synthetic data. Its title,
+    banner, PDF title and every verdict then say so."""
+    return any(result_is_synthetic(r) for r in runs.values())
+
+
 def table_rows(runs: dict, problem: int) -> list[tuple[str, str, str, dict | None]]:
     """(run_name, label, mode, result or None) in table order: the grid, then extra runs.
 
