@@ -1,5 +1,5 @@
 """Scale-out: rows as submitit jobs (local executor on this CPU, Slurm through submitit's
-own mocked cluster), claims in the results folder, requeue, and the in-process mode.
+own mocked cluster), lock files in the results folder, requeue, and the in-process mode.
 
 The rows are toy ViTs on 64 synthetic images; every local job is a fresh Python process
 (several seconds to import torch), so each test submits few of them.
@@ -17,7 +17,7 @@ import pytest
 from helpers import runner
 from helpers.results import read_result
 from helpers.records import read_grid_record
-from helpers.runner import demo_readme, jobs, locks
+from helpers.runner import demo_readme, jobs
 
 TOY = dict(model="vit", label="ViT (toy)", patch_size=8, dim=32, depth=1, heads=2)
 ENTRIES = [dict(TOY, run_name="t-a"), dict(TOY, run_name="t-b", dim=48)]
@@ -50,16 +50,17 @@ def test_local_executor_gives_each_job_its_own_gpu_and_runs_them_at_once(tmp_pat
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     argv = args_for(tmp_path, "--executor", "local", "--no-notebooks", "--device", "auto")
     assert runner.main(argv, entries=ENTRIES) == 0
-    results, logs = tmp_path / "results", tmp_path / "results" / "logs"
-    text = {n: (logs / f"{n}.log").read_text() for n in ("t-a", "t-b")}
-    pinned = sorted(line.rsplit("=", 1)[1] for t in text.values() for line in t.splitlines()
+    results = tmp_path / "results"
+    # Each job's output is submitit's <job id>_0_log.out.
+    text = [p.read_text() for p in (results / "logs" / "submitit").glob("*_log.out")]
+    pinned = sorted(line.rsplit("=", 1)[1] for t in text for line in t.splitlines()
                     if "CUDA_VISIBLE_DEVICES=" in line)
-    # Both slots were taken: the second job claimed slot 1 while slot 0 was held, so the
+    # Both slots were taken: the second job locked slot 1 while slot 0 was held, so the
     # two rows overlapped in time.
     assert pinned == ["3", "5"], text
     for n in ("t-a", "t-b"):
         assert read_result(results / f"{n}.json")["status"] == "complete"
-    assert not os.listdir(results / "locks")           # every claim released
+    assert not os.listdir(results / "locks")           # every lock released
 
 
 def test_jobs_without_notebooks_match_the_sequential_notebook_runs(tmp_path):
@@ -69,35 +70,36 @@ def test_jobs_without_notebooks_match_the_sequential_notebook_runs(tmp_path):
     assert runner.main(args_for(seq, "--device", "cpu", "--executed-dir", str(seq / "nb")),
                        entries=ENTRIES) == 0
     assert runner.main(args_for(par, "--device", "cpu", "--executor", "local",
-                                "--no-notebooks"), entries=ENTRIES) == 0
+                                "--no-notebooks", "--executed-dir", str(par / "nb")),
+                       entries=ENTRIES) == 0
     for n in ("t-a", "t-b"):
         a = read_result(seq / "results" / f"{n}.json")
         b = read_result(par / "results" / f"{n}.json")
         assert a["status"] == b["status"] == "complete"
         assert trained(a) == trained(b)
     assert (seq / "nb" / "t-a.ipynb").exists()
-    assert not (par / "results" / "logs" / "t-a.ipynb").exists()   # no notebook run
+    assert not (par / "nb").exists()                               # no notebook run
 
 
-def test_a_claimed_row_is_left_to_its_worker_and_a_dead_workers_claim_is_taken_over(
+def test_a_locked_row_is_left_to_its_worker_and_a_dead_workers_lock_is_taken_over(
         tmp_path, capsys):
-    """A live worker's claim is respected by a plain sequential run (which takes no claim
-    of its own) and by a job; a job takes over the claim of a worker that has died."""
+    """A live worker's lock is respected by a plain sequential run (which takes no lock
+    of its own) and by a job; a job takes over the lock of a worker that has died."""
     argv = args_for(tmp_path, "--device", "cpu", "--no-notebooks")
     results = tmp_path / "results"
     lock = results / "locks" / "t-a.lock"
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     settings, [run] = planned(argv + ["--executor", "local"], ENTRIES[:1])
-    spec = jobs.JobSpec(run, None, False, str(results / "logs" / "t-a.log"))
+    spec = jobs.JobSpec(run, None, False)
     try:
         lock.parent.mkdir(parents=True)
         lock.write_text(json.dumps(dict(what="t-a", host=socket.gethostname(),
                                         pid=other.pid, started="earlier", token="x")))
         assert runner.main(argv, entries=ENTRIES[:1]) == 0
         out = capsys.readouterr().out
-        assert "claimed by another worker" in out and f"pid {other.pid}" in out
+        assert "locked by another worker" in out and f"pid {other.pid}" in out
         assert jobs.work(spec).status == "busy"
-        assert "claimed by another worker" in capsys.readouterr().out
+        assert "locked by another worker" in capsys.readouterr().out
         assert not (results / "t-a.json").exists()         # not trained twice
         assert json.loads(lock.read_text())["pid"] == other.pid   # and not touched
     finally:
@@ -105,21 +107,26 @@ def test_a_claimed_row_is_left_to_its_worker_and_a_dead_workers_claim_is_taken_o
         other.wait()
     assert jobs.work(spec).status == "complete"           # the job the row is requeued to
     out = capsys.readouterr().out
-    assert "taking over a stale claim" in out and f"process {other.pid}" in out
+    assert "taking over a stale lock" in out and f"process {other.pid}" in out
     assert read_result(results / "t-a.json")["status"] == "complete"
     assert not lock.exists()
 
 
-def test_claims_are_exclusive_and_stale_only_when_their_owner_is_gone(tmp_path, monkeypatch):
+def test_locks_are_exclusive_and_stale_only_when_their_owner_is_gone(tmp_path, monkeypatch):
     path = str(tmp_path / "x.lock")
-    first = locks.claim(path, "x")
-    assert isinstance(first, locks.Claim)
-    second = locks.claim(path, "x")                       # same process, still held
+    first = jobs.take_lock(path, "x")
+    assert isinstance(first, jobs.Lock)
+    second = jobs.take_lock(path, "x")                    # same process, still held
     assert second["token"] == first.holder["token"]
     first.release()
     assert not os.path.exists(path)
+    # A lock that cannot be read (being written this instant, or damaged) is left alone.
+    with open(path, "w"):
+        pass
+    assert not isinstance(jobs.take_lock(path, "x"), jobs.Lock)
+    assert os.path.exists(path) and os.path.getsize(path) == 0
 
-    # A Slurm task requeued runs as the same job id: it takes over its own claim; another
+    # A Slurm task requeued runs as the same job id: it takes over its own lock; another
     # task of the array does not, while squeue still lists the owner.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -131,11 +138,11 @@ def test_claims_are_exclusive_and_stale_only_when_their_owner_is_gone(tmp_path, 
                   token="y")
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
-    assert "requeued" in locks.stale_reason(holder)
+    assert "requeued" in jobs.stale_reason(holder)
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "4")
-    assert locks.stale_reason(holder) is None
+    assert jobs.stale_reason(holder) is None
     squeue.write_text("#!/bin/sh\nexit 0\n")               # no longer in the queue
-    assert "has ended" in locks.stale_reason(holder)
+    assert "has ended" in jobs.stale_reason(holder)
 
 
 def test_a_job_that_is_preempted_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
@@ -163,13 +170,13 @@ def test_a_job_that_is_preempted_is_requeued_and_resumes_from_its_checkpoint(tmp
     assert "Requeued" in job.stderr() or "requeu" in job.stdout().lower()
 
 
-def test_slurm_submits_one_array_and_each_task_runs_its_row(tmp_path):
+def test_slurm_submits_one_array_and_each_task_runs_its_row(tmp_path, capsys):
     """Against submitit's own mocked Slurm: the sbatch script asks for what the command
-    line says, and a task run as Slurm would run it trains its row."""
+    line says (one GPU per task), and a task run as Slurm would run it trains its row."""
     from submitit.core import submission
     from submitit.slurm.test_slurm import mocked_slurm
-    argv = args_for(tmp_path, "--device", "cpu", "--executor", "slurm", "--no-notebooks",
-                    "--slurm-partition", "gpu", "--gpus-per-run", "1", "--timeout-min", "30",
+    argv = args_for(tmp_path, "--device", "auto", "--executor", "slurm", "--no-notebooks",
+                    "--slurm-partition", "gpu", "--timeout-min", "30",
                     "--parallel", "2", "--slurm-param", "account", "lab")
     settings, plan = planned(argv, ENTRIES)
     assert settings.wait is False                          # slurm: no waiting by default
@@ -184,8 +191,12 @@ def test_slurm_submits_one_array_and_each_task_runs_its_row(tmp_path):
             with mock.job_context(job.job_id):
                 submission.process_job(job.paths.folder)
         outcomes = [jobs.job_outcome(j, s) for j, s in zip(submitted, specs)]
+        # Runs told to train on the CPU ask Slurm for no GPU.
+        on_cpu, cpu_plan = planned(argv + ["--device", "cpu", "--force"], ENTRIES[:1])
+        _, (cpu_job,), _ = jobs.submit(cpu_plan, on_cpu)
+        assert "--gpus-per-node" not in cpu_job.paths.submission_file.read_text()
     assert [o.status for o in outcomes] == ["complete", "complete"]
-    assert "slurm job 12_1" in (tmp_path / "results" / "logs" / "t-b.log").read_text()
+    assert "[t-b] slurm job 12_1 on " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -1,168 +1,103 @@
 """Beyond one process: the grid's runs as submitit jobs, on a Slurm cluster or on this
-machine's GPUs.
+machine's GPUs, and the lock files that keep two workers off one row.
 
-Every (row, seed) run is one job that calls `execute`, exactly as the sequential runner
+Every (row, seed) run is one job that calls rows.execute, exactly as the sequential loop
 does, so a job skips a complete row, resumes an interrupted one and records a failure in
 the same way. The results folder is the state they share:
-- <results>/locks/<run>.lock   the claim of the worker training that row (locks.py);
-- <results>/locks/slot-<k>.lock  local executor only: the job using the k-th visible GPU;
-- <results>/logs/<run>.log       the job's stdout and stderr, named by row (appended to
-                                 by a requeued job), and <run>.ipynb, its executed notebook;
-- <results>/logs/submitit/       submitit's own files (pickles, per-job-id logs).
+- <results>/locks/<run>.lock    the lock of the job training that row;
+- <results>/locks/slot-<k>.lock local executor only: the job using the k-th visible GPU;
+- <results>/logs/submitit/      submitit's files: each job's stdout and stderr
+                                (<job id>_0_log.out, .err) and its pickles.
 
-Slurm: one job array (`--array=0-<n-1>`), one task per run. When Slurm preempts a task or
-its time limit comes, submitit signals it; RowJob is Checkpointable, so submitit requeues
-the same call, and the requeued task takes over its own claim and resumes from the
-checkpoint the engine writes after every epoch (at most one epoch is redone).
+Slurm: one job array (`--array=0-<n-1>`), one task and one GPU per run. When Slurm
+preempts a task or its time limit comes, submitit signals it and requeues the same call
+(RowJob.checkpoint), and the task resumes from the checkpoint the engine writes after
+every epoch (at most one epoch is redone).
 
 Local: one job per run, at most one per visible GPU at a time (one at a time on a CPU).
-submitit's LocalExecutor does not pin GPUs, so each job first claims a slot and then sets
+submitit's LocalExecutor does not pin GPUs, so each job first locks a slot and then sets
 CUDA_VISIBLE_DEVICES to that slot's GPU before anything touches CUDA.
+
+Locks: a lock file is made with an exclusive create (O_CREAT | O_EXCL), so of two workers
+that try at once exactly one gets it; it holds who made it (host, PID, job id, start
+time). A plain sequential run takes none, but leaves alone a row that a live job has
+locked. A lock is stale, and is taken over with a message, when
+- this same Slurm job made it (a task requeued after a hard kill keeps its job id),
+- it was made on this host by a process that no longer runs, or
+- it names a Slurm job that `squeue` no longer lists (cancelled, killed, its node lost).
+Any other lock, one that cannot be read included, is left to its owner.
 """
 from __future__ import annotations
 
-import contextlib
+import json
 import os
+import secrets
 import socket
-import sys
+import subprocess
+import time
 from dataclasses import dataclass
 from unittest import mock
 
-import submitit
-
 from ..paths import REPO_ROOT, at_home, shown
 from ..records import Outcome
-from . import locks
-from .execute import execute, write_failed_result
-from .locks import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN, logs_dir
-from .plan import Run, decision_for, short
+from ..results import now_iso
+from .rows import Run, decision_for, execute, short, write_failed_result
 from .settings import RunSettings
 
 
+# ----------------------------------------------------------------------------- one job
 @dataclass
 class JobSpec:
     """Everything one job needs, pickled by submitit."""
     run: Run
     executed_dir: str | None     # None: train in the job's process (--no-notebooks)
     force: bool
-    log: str                     # <results>/logs/<run>.log
-    slots: int = 0               # local: claim one of this many slots first (0: no slots)
+    slots: int = 0               # local: lock one of this many slots first (0: no slots)
     gpu_ids: tuple = ()          # local: slot k runs on CUDA device gpu_ids[k]
 
 
-class RowJob(submitit.helpers.Checkpointable):
-    """One run as a submitit job. Its `checkpoint` (inherited) resubmits the same call:
-    the state to resume is the engine's own checkpoint file, not anything in memory."""
+class RowJob:
+    """One run as a submitit job."""
 
     def __call__(self, spec: JobSpec) -> Outcome:
         return work(spec)
 
+    def checkpoint(self, spec: JobSpec):
+        """What submitit requeues on preemption or a time limit: the same call, since the
+        state to resume is the engine's own checkpoint file, not anything in memory."""
+        from submitit.helpers import DelayedSubmission
+        return DelayedSubmission(self, spec)
+
 
 def work(spec: JobSpec) -> Outcome:
-    """Claim the row (another live worker's row is left to it) and, on the local executor,
-    a slot; then execute the run. Output also goes to the row's log file."""
-    name, results_dir = spec.run.name, at_home(spec.run.cfg.results_dir)
-    with tee(spec.log):
-        scheduler, job = locks.job_id()
-        print(f"[{name}] {scheduler or 'plain'} job {job or os.getpid()} on "
-              f"{socket.gethostname()}", flush=True)
-        row = locks.claim_row(results_dir, name)
-        if not isinstance(row, locks.Claim):
-            return locks.left_to_holder(name, row)
-        slot = None
-        try:
-            if spec.slots:
-                k, slot = locks.claim_slot(results_dir, spec.slots, name)
-                if spec.gpu_ids:
-                    os.environ["CUDA_VISIBLE_DEVICES"] = str(spec.gpu_ids[k])
-                    print(f"[{name}] slot {k}: CUDA_VISIBLE_DEVICES={spec.gpu_ids[k]}",
-                          flush=True)
-            return execute(spec.run, spec.executed_dir or "", spec.force,
-                           notebooks=spec.executed_dir is not None, log=spec.log)
-        finally:
-            if slot is not None:
-                slot.release()
-            row.release()
+    """Lock the row (another live worker's row is left to it) and, on the local executor,
+    a slot; then execute the run."""
+    name, results_dir = spec.run.name, spec.run.cfg.results_dir
+    scheduler, job = job_id()
+    print(f"[{name}] {scheduler or 'plain'} job {job or os.getpid()} on {socket.gethostname()}",
+          flush=True)
+    row = take_lock(lock_path(results_dir, name), name)
+    if not isinstance(row, Lock):
+        return left_to_holder(name, row)
+    slot = None
+    try:
+        if spec.slots:
+            k, slot = take_slot(results_dir, spec.slots, name)
+            if spec.gpu_ids:
+                os.environ["CUDA_VISIBLE_DEVICES"] = str(spec.gpu_ids[k])
+                print(f"[{name}] slot {k}: CUDA_VISIBLE_DEVICES={spec.gpu_ids[k]}", flush=True)
+        return execute(spec.run, spec.executed_dir, spec.force)
+    finally:
+        if slot is not None:
+            slot.release()
+        row.release()
 
 
-class _Tee:
-    def __init__(self, stream, file):
-        self.stream, self.file = stream, file
-
-    def write(self, text):
-        self.file.write(text)
-        self.file.flush()
-        return self.stream.write(text)
-
-    def flush(self):
-        self.file.flush()
-        self.stream.flush()
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-
-@contextlib.contextmanager
-def tee(path: str):
-    """Within this block, what this process prints also goes to `path` (appended)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        old = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = _Tee(old[0], f), _Tee(old[1], f)
-        try:
-            yield
-        finally:
-            sys.stdout, sys.stderr = old
-
-
-def visible_gpus(device: str) -> tuple:
-    """The CUDA devices the local executor may hand out: those CUDA_VISIBLE_DEVICES names,
-    else all of them; none when the runs are told to use the CPU or MPS."""
-    if device in ("cpu", "mps"):
-        return ()
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return tuple(x.strip() for x in env.split(",") if x.strip() and x.strip() != "-1")
-    import torch
-    return tuple(str(i) for i in range(torch.cuda.device_count()))
-
-
-def make_executor(settings: RunSettings, folder: str):
-    """The submitit executor the settings ask for."""
-    if settings.executor == "slurm":
-        ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues)
-        params = dict(job_name="hw6-grid", time=settings.timeout_min or SLURM_TIMEOUT_MIN,
-                      gpus_per_node=settings.gpus_per_run, cpus_per_task=settings.cpus_per_run,
-                      ntasks_per_node=1, nodes=1)
-        if settings.slurm_partition:
-            params["partition"] = settings.slurm_partition
-        if settings.mem_gb:
-            params["mem"] = f"{settings.mem_gb}GB"
-        if settings.parallel:
-            params["array_parallelism"] = settings.parallel
-        if settings.slurm_params:
-            params["additional_parameters"] = dict(settings.slurm_params)
-        ex.update_parameters(**params)
-        return ex
-    ex = submitit.LocalExecutor(folder=folder, max_num_timeout=settings.max_requeues)
-    # gpus_per_node=0: the controller hides every GPU, and the job then shows itself the
-    # one its slot names (work()).
-    ex.update_parameters(timeout_min=settings.timeout_min or LOCAL_TIMEOUT_MIN, gpus_per_node=0)
-    return ex
-
-
-def local_slots(settings: RunSettings) -> tuple[int, tuple]:
-    """How many rows run at once, and the GPUs their slots hand out."""
-    gpus = visible_gpus(settings.device)
-    if gpus and settings.parallel and settings.parallel > len(gpus):
-        raise SystemExit(f"error: --parallel {settings.parallel}: only {len(gpus)} GPU(s) "
-                         "visible, and the local executor runs at most one row per GPU")
-    return (settings.parallel or len(gpus) or 1), gpus
-
-
+# ----------------------------------------------------------------------------- submitting
 def run_jobs(plan: list[Run], settings: RunSettings) -> list[Outcome] | None:
     """Submit every run that needs work, as one job each; with --wait, wait for them and
     return the outcomes of all runs (those settled without a job included), else None."""
+    import submitit
     settled, jobs, specs = submit(plan, settings)
     if not settings.wait:
         if jobs:
@@ -182,50 +117,234 @@ def submit(plan: list[Run], settings: RunSettings) -> tuple[dict, list, list[Job
     jobs, their specs)."""
     settled, todo = {}, []
     for run in plan:
-        if run.error:
-            settled[run.name] = execute(run, "", settings.force)          # recorded: invalid
-            continue
-        holder = locks.row_holder(at_home(run.cfg.results_dir), run.name)
+        holder = None if run.error else row_holder(run.cfg.results_dir, run.name)
         if holder:
-            settled[run.name] = locks.left_to_holder(run.name, holder)    # not submitted
-        elif decision_for(run, settings.force).action == "skip":
-            settled[run.name] = execute(run, "", settings.force)          # complete: skipped
+            settled[run.name] = left_to_holder(run.name, holder)          # not submitted
+        elif run.error or decision_for(run, settings.force).action == "skip":
+            settled[run.name] = execute(run, None, settings.force)  # recorded, or skipped
         else:
             todo.append(run)
     if not todo:
         return settled, [], []
-    logs = logs_dir(settings.results_dir)
     slots, gpus = local_slots(settings) if settings.executor == "local" else (0, ())
     executed = settings.executed_dir if settings.notebooks else None
-    specs = [JobSpec(run, executed, settings.force, os.path.join(logs, f"{run.name}.log"),
-                     slots, gpus) for run in todo]
+    specs = [JobSpec(run, executed, settings.force, slots, gpus) for run in todo]
+    folder = os.path.join(at_home(settings.results_dir), "logs", "submitit")
     # The jobs import helpers from this checkout, wherever submitit starts them: they
     # inherit the environment they are submitted with.
     pythonpath = os.pathsep.join(
         [REPO_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     with mock.patch.dict(os.environ, {"PYTHONPATH": pythonpath}):
-        executor = make_executor(settings, os.path.join(logs, "submitit"))
-        jobs = executor.map_array(RowJob(), specs)
+        jobs = make_executor(settings, folder).map_array(RowJob(), specs)
     where = (f"{slots} at a time" + (f" on GPU(s) {','.join(gpus)}" if gpus else " (CPU)")
              if settings.executor == "local" else "as one Slurm job array")
-    print(f"submitted {len(jobs)} job(s) {where}; logs in {shown(logs)}/", flush=True)
+    print(f"submitted {len(jobs)} job(s) {where}; their output in {shown(folder)}/",
+          flush=True)
     for job, spec in zip(jobs, specs):
         print(f"  {spec.run.name}: job {job.job_id}", flush=True)
     return settled, jobs, specs
 
 
+def make_executor(settings: RunSettings, folder: str):
+    """The submitit executor the settings ask for."""
+    import submitit
+    if settings.executor == "local":
+        ex = submitit.LocalExecutor(folder=folder, max_num_timeout=settings.max_requeues)
+        # gpus_per_node=0: the controller hides every GPU, and the job then shows itself the
+        # one its slot names (work()).
+        ex.update_parameters(timeout_min=settings.timeout_min, gpus_per_node=0)
+        return ex
+    ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues)
+    params = dict(job_name="hw6-grid", time=settings.timeout_min, nodes=1, ntasks_per_node=1,
+                  cpus_per_task=settings.cpus_per_run)
+    if settings.device not in ("cpu", "mps"):  # one GPU per task; none for the CPU demo
+        params["gpus_per_node"] = 1
+    if settings.slurm_partition:
+        params["partition"] = settings.slurm_partition
+    if settings.mem_gb:
+        params["mem"] = f"{settings.mem_gb}GB"
+    if settings.parallel:
+        params["array_parallelism"] = settings.parallel
+    if settings.slurm_params:
+        params["additional_parameters"] = dict(settings.slurm_params)
+    ex.update_parameters(**params)
+    return ex
+
+
+def local_slots(settings: RunSettings) -> tuple[int, tuple]:
+    """How many rows run at once, and the GPUs their slots hand out: those
+    CUDA_VISIBLE_DEVICES names, else all; none when the runs are told to use the CPU."""
+    if settings.device in ("cpu", "mps"):
+        gpus = ()
+    elif os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+        gpus = tuple(x.strip() for x in os.environ["CUDA_VISIBLE_DEVICES"].split(",")
+                     if x.strip() and x.strip() != "-1")
+    else:
+        import torch
+        gpus = tuple(str(i) for i in range(torch.cuda.device_count()))
+    if gpus and settings.parallel and settings.parallel > len(gpus):
+        raise SystemExit(f"error: --parallel {settings.parallel}: only {len(gpus)} GPU(s) "
+                         "visible, and the local executor runs at most one row per GPU")
+    return (settings.parallel or len(gpus) or 1), gpus
+
+
 def job_outcome(job, spec: JobSpec) -> Outcome:
     """The job's Outcome; a job that died without returning one (killed, out of memory,
-    requeued too often) is recorded as failed, pointing to its log."""
+    requeued too often) is recorded as failed, pointing to its stderr."""
+    log = str(job.paths.stderr)
     try:
         outcome = job.result()
-        outcome.log = outcome.log or spec.log
+        outcome.log = outcome.log or log
         return outcome
     except Exception as err:  # noqa: BLE001  (whatever ended the job: record it, go on)
         reason = f"job {job.job_id} ended without a result: {type(err).__name__}: " \
                  f"{short(err, 300)}"
-        run = spec.run
-        if decision_for(run, force=False).action != "skip":       # no complete result
-            from ..results import now_iso
-            write_failed_result(run, "failed", reason, now_iso())
-        return Outcome(run.name, "failed", "job died", reason=reason, log=spec.log)
+        if decision_for(spec.run, force=False).action != "skip":   # no complete result
+            write_failed_result(spec.run, "failed", reason, now_iso())
+        return Outcome(spec.run.name, "failed", "job died", reason=reason, log=log)
+
+
+# ----------------------------------------------------------------------------- locks
+@dataclass
+class Lock:
+    path: str
+    holder: dict
+
+    def release(self) -> None:
+        """Remove the lock file if it is still ours (a takeover may have replaced it)."""
+        if read_lock(self.path).get("token") == self.holder["token"]:
+            try:
+                os.remove(self.path)
+            except FileNotFoundError:
+                pass
+
+
+def take_lock(path: str, what: str) -> Lock | dict:
+    """Take the lock file `path`; returns the Lock, or the holder's record when someone
+    else holds it and is not known to have stopped. A stale lock is taken over with a
+    message naming its previous owner and why it is stale."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    scheduler, job = job_id()
+    holder = dict(what=what, host=socket.gethostname(), pid=os.getpid(), scheduler=scheduler,
+                  job_id=job, started=now_iso(), token=secrets.token_hex(8))
+    for _ in range(3):                        # a takeover can race another one: try again
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            old = read_lock(path)
+            why = stale_reason(old) if old else None
+            if why is None:   # live, or being written this instant (an unreadable lock)
+                return old or dict(host="?", pid="?", started=f"? (unreadable {path})")
+            if read_lock(path).get("token") != old.get("token"):
+                continue                      # replaced since we read it
+            print(f"[{what}] taking over a stale lock ({describe(old)}): {why}", flush=True)
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(holder, f)
+        return Lock(path, holder)
+    return read_lock(path) or dict(host="?", pid="?", started="?")
+
+
+def take_slot(results_dir: str, n_slots: int, what: str,
+              poll_s: float = 1.0) -> tuple[int, Lock]:
+    """Wait for one of n_slots slots (slot k = the k-th visible GPU) and lock it."""
+    waited = False
+    while True:
+        for k in range(n_slots):
+            got = take_lock(lock_path(results_dir, f"slot-{k}"), what)
+            if isinstance(got, Lock):
+                return k, got
+        if not waited:
+            print(f"[{what}] all {n_slots} slot(s) busy: waiting for one", flush=True)
+            waited = True
+        time.sleep(poll_s)
+
+
+def lock_path(results_dir: str, name: str) -> str:
+    return os.path.join(at_home(results_dir), "locks", f"{name}.lock")
+
+
+def read_lock(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def row_holder(results_dir: str, run_name: str) -> dict | None:
+    """The live owner of a row's lock, or None when it is free or stale (looks only)."""
+    holder = read_lock(lock_path(results_dir, run_name))
+    return holder if holder and stale_reason(holder) is None else None
+
+
+def left_to_holder(run_name: str, holder: dict) -> Outcome:
+    """What a worker reports for a row that another, live, worker holds: it leaves it."""
+    print(f"[{run_name}] locked by another worker ({describe(holder)}): left to it",
+          flush=True)
+    return Outcome(run_name, "busy", "locked elsewhere", reason=describe(holder))
+
+
+def describe(holder: dict) -> str:
+    job = f", {holder['scheduler']} job {holder['job_id']}" if holder.get("job_id") else ""
+    return f"{holder.get('host')} pid {holder.get('pid')}{job}, since {holder.get('started')}"
+
+
+def stale_reason(holder: dict) -> str | None:
+    """Why a lock's owner can no longer be working on it, or None if it may be."""
+    here = holder.get("host") == socket.gethostname()
+    scheduler, me = job_id()
+    if scheduler == holder.get("scheduler") == "slurm" and holder.get("job_id") == me \
+            and not (here and holder.get("pid") == os.getpid()):
+        return f"it was made by an earlier run of this same job (slurm job {me}, requeued)"
+    if here and isinstance(holder.get("pid"), int) and not pid_running(holder["pid"]):
+        return f"its process {holder['pid']} on {holder['host']} has ended"
+    if holder.get("scheduler") == "slurm" and holder.get("job_id") \
+            and slurm_job_ended(holder["job_id"]):
+        return f"its Slurm job {holder['job_id']} has ended"
+    return None
+
+
+def job_id() -> tuple[str | None, str | None]:
+    """(scheduler, job id) of the job this process runs in: Slurm (array task ids as
+    "<array>_<task>", as squeue and submitit name them), submitit's local executor, or
+    (None, None) for a plain process."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return "slurm", f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    if env.get("SLURM_JOB_ID"):
+        return "slurm", env["SLURM_JOB_ID"]
+    if env.get("SUBMITIT_LOCAL_JOB_ID"):
+        return "local", env["SUBMITIT_LOCAL_JOB_ID"]
+    return None, None
+
+
+def pid_running(pid: int) -> bool:
+    """Whether a process with this PID runs on this host (a zombie does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:          # someone else's live process
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):    # no /proc (macOS): kill(0) is the answer
+        return True
+
+
+def slurm_job_ended(job: str) -> bool:
+    """Whether Slurm's queue no longer lists the job (False when squeue cannot answer)."""
+    try:
+        done = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True,
+                              text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):          # no squeue here
+        return False
+    if done.returncode != 0:                               # "Invalid job id": long gone
+        return "invalid job id" in done.stderr.lower()
+    return not done.stdout.strip()

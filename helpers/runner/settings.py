@@ -1,5 +1,5 @@
-"""A grid run's settings: the command line's flags resolved once, per problem and per row,
-into a frozen RunSettings that the plan, the execution and the jobs read.
+"""A grid run's settings: the command line's flags, checked and resolved once into a frozen
+RunSettings that the loop (cli.py), the rows (rows.py) and the jobs (jobs.py) read.
 
 Every default is filled here (the demo preset's where --demo), every flag checked here, so
 a mistake is refused, naming its flag, before anything runs.
@@ -19,31 +19,110 @@ from ..notebooks import default_results_dir
 from ..paths import EXECUTED_DIR, REPO_ROOT
 from . import demo as demo_presets
 from .demo import DemoPreset
-from .locks import logs_dir
 
 # What makes a grid row that row (its run name says so): never changed with -p. Other
 # shapes are one papermill call away: `papermill notebooks/problem1.ipynb ... -p dim 128`.
 IDENTITY_PARAMS = ("run_name", "model", "variant", "mode", "patch_size", "dim", "depth", "heads",
                    "seed")
-POSITIVE_FLAGS = ("parallel", "timeout_min", "gpus_per_run", "cpus_per_run", "mem_gb")
+SLURM_TIMEOUT_MIN = 240          # per task; a task past it is requeued and resumes
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # a local job's clock includes its wait for a free GPU
 
 
-def parse_value(text: str):
-    """A -p value as papermill would read it: None/True/False, a number, else a string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m helpers.run",
+        description="Execute the report's experiment grid through notebooks/problem1.ipynb "
+                    "and problem2.ipynb. Completed runs are skipped, interrupted ones resume.")
+    ap.add_argument("--problems", type=int, nargs="+", choices=(1, 2, 3), default=[1, 2],
+                    help="1: ResNet-18 vs ViT; 2: Swin; 3: the claims studies "
+                         "(helpers/claims.py); default 1 2")
+    ap.add_argument("--claims-budget", type=float, metavar="SECONDS",
+                    help="Problem 3's sizes: the largest whose cost on one H100, by "
+                         "helpers/claims.py's model of measured img/s, fits SECONDS "
+                         "(default 300; --demo: the demo preset's sizes)")
+    ap.add_argument("--only", nargs="+", metavar="RUN_NAME",
+                    help="run only these grid rows (see --list)")
+    ap.add_argument("--list", action="store_true", help="print the grid rows and exit")
+    ap.add_argument("--demo", action="store_true",
+                    help="synthetic data, CPU-sized budgets, results/demo, then the report")
+    add_training_args(ap)
+    ap.add_argument("--force", action="store_true",
+                    help="train complete runs again from scratch")
+    ap.add_argument("--keep-recipes", action="store_true",
+                    help="keep complete runs made by other training code (another recipe in "
+                         "their result files); by default they are trained again")
+    ap.add_argument("--notebooks", action=argparse.BooleanOptionalAction, default=None,
+                    help="execute each row's notebook with papermill (default; the CPU demo "
+                         "trains Problem 3's 16 small rows in this process unless given); "
+                         "--no-notebooks trains each row through the same engine without a "
+                         "Jupyter kernel: the same config and result file")
+    add_scaleout_args(ap)
+    ap.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                    help="at the end, write report.md, figures and (where LaTeX is installed) "
+                         "report.pdf; the demo's go into its results folder")
+    return ap
 
 
-def repo_path(path: str | None) -> str | None:
-    """A path given on the command line, relative to the repo root when it lies inside it
-    (the notebooks work from the repo root, and result configs stay machine-independent)."""
-    if path is None:
-        return None
-    full = os.path.abspath(path)
-    rel = os.path.relpath(full, REPO_ROOT)
-    return full if rel.startswith("..") else rel
+def add_training_args(ap: argparse.ArgumentParser) -> None:
+    """What every row trains on, where it runs and where its files go."""
+    ap.add_argument("--dataset", help="cifar100 (default) | synthetic | path/to/file.npz")
+    for p in (1, 2):
+        ap.add_argument(f"--epochs-p{p}", type=int,
+                        help=f"Problem {p} epochs (default {grid_module.EPOCHS[p]})")
+    ap.add_argument("--train-subset", type=int, help="training images per run (default all)")
+    ap.add_argument("--test-subset", type=int, help="test images per run (default all)")
+    ap.add_argument("--batch-size", type=int, help="training batch (default: per model)")
+    ap.add_argument("--results-dir", help="result JSONs and checkpoints (default "
+                                          "results/<dataset>, e.g. results/cifar100)")
+    ap.add_argument("--executed-dir",
+                    help="executed notebooks (default notebooks/runs/<results-dir name>)")
+    ap.add_argument("--weights-tiny", help="local Swin-Tiny ImageNet weights (default: timm hub)")
+    ap.add_argument("--weights-small", help="local Swin-Small ImageNet weights (default: hub)")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    ap.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32")
+    seeds = ap.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                       help="train every row once per seed, e.g. --seeds 0 1 2; each (row, "
+                            "seed) has its own result file (seed 0 keeps the row's name, "
+                            "others add -seed<k>); the report shows mean ± sd (default: 0)")
+    seeds.add_argument("--seed", type=int, help="one seed (the same as --seeds SEED)")
+    ap.add_argument("-p", "--param", nargs=2, action="append", default=[],
+                    metavar=("NAME", "VALUE"),
+                    help="any other config field for every run, e.g. -p lr 0.1 -p augment False")
+
+
+def add_scaleout_args(ap: argparse.ArgumentParser) -> None:
+    """--executor and the options of the jobs it submits (jobs.py)."""
+    jobs = ap.add_argument_group(
+        "scale-out (submitit)",
+        "--executor local runs rows in parallel on this machine, one per visible GPU (one "
+        "at a time on a CPU); --executor slurm submits them as one Slurm job array, one GPU "
+        "per task. A job locks its row (<results>/locks/), and a job that is preempted or "
+        "reaches its time limit is requeued and resumes from its checkpoint.")
+    jobs.add_argument("--executor", choices=("local", "slurm"),
+                      help="default: none, the rows run one after another in this process")
+    jobs.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
+                      help="wait for the jobs, then print the summary and write the report "
+                           "(default: wait with local, not with slurm)")
+    jobs.add_argument("--parallel", type=int, metavar="N",
+                      help="at most N rows at once (local default: one per visible GPU, 1 "
+                           "on a CPU; slurm: the array's %%N limit)")
+    jobs.add_argument("--timeout-min", type=int, metavar="T",
+                      help="time limit per job in minutes; a job past it is requeued and "
+                           f"resumes (default: slurm {SLURM_TIMEOUT_MIN}, local "
+                           f"{LOCAL_TIMEOUT_MIN}: a local job's clock includes its wait "
+                           "for a GPU)")
+    jobs.add_argument("--max-requeues", type=int, default=3, metavar="K",
+                      help="requeues after a time limit before a job gives up (default 3; "
+                           "preemptions do not count)")
+    jobs.add_argument("--slurm-partition", metavar="P", help="Slurm partition")
+    jobs.add_argument("--cpus-per-run", type=int, default=8, metavar="C",
+                      help="Slurm: CPU cores per job (default 8)")
+    jobs.add_argument("--mem-gb", type=int, metavar="M", help="Slurm: memory per job, GB")
+    jobs.add_argument("--slurm-param", nargs=2, action="append", default=[],
+                      metavar=("NAME", "VALUE"),
+                      help="any other sbatch option, e.g. --slurm-param account mylab "
+                           "--slurm-param qos normal")
 
 
 @dataclass(frozen=True)
@@ -76,22 +155,58 @@ class RunSettings:
     notebooks: bool
     in_process: tuple[int, ...]                 # problems whose rows train in this process
     report: bool
-    # scale-out (submitit)
+    # scale-out (submitit, jobs.py)
     executor: str | None                        # None | local | slurm
     wait: bool
     parallel: int | None
-    timeout_min: int | None
+    timeout_min: int
     max_requeues: int
     slurm_partition: str | None
-    gpus_per_run: int
     cpus_per_run: int
     mem_gb: int | None
     slurm_params: dict[str, str]
 
 
+def parse_settings(argv=None) -> RunSettings:
+    """The command line's settings, resolved (SystemExit on a mistake, naming the flag)."""
+    return resolve_settings(build_parser().parse_args(argv))
+
+
+def resolve_settings(args: argparse.Namespace) -> RunSettings:
+    """The settings the parsed flags ask for (SystemExit, naming the flag, on a mistake)."""
+    check_executor_flags(args)
+    demo = demo_presets.preset_for(args.device) if args.demo else None
+    dataset = args.dataset or (demo.dataset if demo else "cifar100")
+    if dataset.endswith(".npz"):
+        dataset = repo_path(dataset)
+    results_dir = repo_path(args.results_dir or (demo and demo_presets.RESULTS_DIR)
+                            or default_results_dir(dataset))
+    executed_dir = os.path.abspath(args.executed_dir or os.path.join(
+        EXECUTED_DIR, os.path.basename(os.path.normpath(results_dir))))
+    timeout = SLURM_TIMEOUT_MIN if args.executor == "slurm" else LOCAL_TIMEOUT_MIN
+    return RunSettings(
+        problems=tuple(args.problems), only=tuple(args.only) if args.only else None,
+        list_only=args.list, seeds=seeds_of(args), dataset=dataset,
+        epochs={1: args.epochs_p1 or grid_module.EPOCHS[1],
+                2: args.epochs_p2 or grid_module.EPOCHS[2],
+                3: grid_module.EPOCHS[2]},          # Problem 3's rows carry their own epochs
+        train_subset=args.train_subset, test_subset=args.test_subset,
+        batch_size=args.batch_size, run_budget=demo_budgets(demo, args) if demo else {},
+        claims=claims_sizes(demo, args.claims_budget), weights=weights_of(args),
+        extra=extra_params(args.param), device=args.device, precision=args.precision,
+        demo=demo, results_dir=results_dir, executed_dir=executed_dir, force=args.force,
+        keep_recipes=args.keep_recipes, notebooks=args.notebooks is not False,
+        in_process=demo.in_process if demo and args.notebooks is None else (),
+        report=args.report, executor=args.executor,
+        wait=(args.executor == "local") if args.wait is None else args.wait,
+        parallel=args.parallel, timeout_min=args.timeout_min or timeout,
+        max_requeues=args.max_requeues, slurm_partition=args.slurm_partition,
+        cpus_per_run=args.cpus_per_run, mem_gb=args.mem_gb, slurm_params=dict(args.slurm_param))
+
+
 def check_executor_flags(args: argparse.Namespace) -> None:
     """Scale-out options: only with an executor that uses them, and positive numbers."""
-    for flag in POSITIVE_FLAGS:
+    for flag in ("parallel", "timeout_min", "cpus_per_run", "mem_gb"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise SystemExit(f"error: --{flag.replace('_', '-')} {value}: must be at least 1")
@@ -121,7 +236,8 @@ def seeds_of(args: argparse.Namespace) -> tuple[int, ...]:
 
 
 def extra_params(pairs: list) -> dict:
-    """The -p NAME VALUE pairs as config values; a row's identity is not one of them."""
+    """The -p NAME VALUE pairs as config values, each read as papermill would (None, True,
+    a number, else a string); a row's identity is not one of them."""
     settable = set(ExperimentConfig().to_dict()) - set(IDENTITY_PARAMS)
     extra = {}
     for name, value in pairs:
@@ -132,7 +248,10 @@ def extra_params(pairs: list) -> dict:
         if name not in settable:
             raise SystemExit(f"error: -p {name}: unknown; valid names: "
                              f"{', '.join(sorted(settable))}")
-        extra[name] = parse_value(value)
+        try:
+            extra[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            extra[name] = value
     return extra
 
 
@@ -169,40 +288,11 @@ def weights_of(args: argparse.Namespace) -> dict[str, str | None]:
     return weights
 
 
-def resolve_settings(args: argparse.Namespace) -> RunSettings:
-    """The settings the parsed flags ask for (SystemExit, naming the flag, on a mistake)."""
-    check_executor_flags(args)
-    seeds = seeds_of(args)
-    demo = demo_presets.preset_for(args.device) if args.demo else None
-    dataset = args.dataset or (demo.dataset if demo else "cifar100")
-    if dataset.endswith(".npz"):
-        dataset = repo_path(dataset)
-    results_dir = repo_path(args.results_dir or (demo and demo_presets.RESULTS_DIR)
-                            or default_results_dir(dataset))
-    executed_dir = args.executed_dir
-    if executed_dir is None and args.executor:
-        executed_dir = logs_dir(results_dir)   # jobs keep their notebooks beside their logs
-    executed_dir = os.path.abspath(executed_dir or os.path.join(
-        EXECUTED_DIR, os.path.basename(os.path.normpath(results_dir))))
-    return RunSettings(
-        problems=tuple(args.problems), only=tuple(args.only) if args.only else None,
-        list_only=args.list, seeds=seeds, dataset=dataset,
-        epochs={1: args.epochs_p1 or grid_module.EPOCHS[1],
-                2: args.epochs_p2 or grid_module.EPOCHS[2],
-                3: grid_module.EPOCHS[2]},          # Problem 3's rows carry their own epochs
-        train_subset=args.train_subset, test_subset=args.test_subset,
-        batch_size=args.batch_size,
-        run_budget=demo_budgets(demo, args) if demo else {},
-        claims=claims_sizes(demo, args.claims_budget), weights=weights_of(args),
-        extra=extra_params(args.param), device=args.device, precision=args.precision,
-        demo=demo, results_dir=results_dir, executed_dir=executed_dir, force=args.force,
-        keep_recipes=args.keep_recipes,
-        notebooks=args.notebooks is not False,
-        in_process=demo.in_process if demo and args.notebooks is None else (),
-        report=args.report,
-        executor=args.executor,
-        wait=(args.executor == "local") if args.wait is None else args.wait,
-        parallel=args.parallel, timeout_min=args.timeout_min, max_requeues=args.max_requeues,
-        slurm_partition=args.slurm_partition, gpus_per_run=args.gpus_per_run,
-        cpus_per_run=args.cpus_per_run, mem_gb=args.mem_gb,
-        slurm_params=dict(args.slurm_param))
+def repo_path(path: str | None) -> str | None:
+    """A path given on the command line, relative to the repo root when it lies inside it
+    (the notebooks work from the repo root, and result configs stay machine-independent)."""
+    if path is None:
+        return None
+    full = os.path.abspath(path)
+    rel = os.path.relpath(full, REPO_ROOT)
+    return full if rel.startswith("..") else rel
