@@ -320,7 +320,7 @@ def test_a_variant_that_fails_leaves_the_rows_other_variants_and_the_file(tmp_pa
 
 
 def test_a_measurement_past_the_deadline_is_cut_and_the_next_is_not_started():
-    from helpers.bench.row import attempt
+    from helpers.bench.timing import attempt
     t0 = time.monotonic()
     cut = attempt(lambda: time.sleep(30), deadline=t0 + 0.3)
     assert cut["status"] == "failed" and cut["reason"].startswith("TimeoutError")

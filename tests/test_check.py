@@ -87,7 +87,7 @@ def test_a_stale_checkpoint_in_the_grid_folder_does_not_break_a_rerun(tmp_path):
     must not make the next check's row fail with CheckpointMismatchError."""
     import torch
     from helpers.bench import gridrows
-    from helpers.bench.runs import select_runs
+    from helpers.bench.settings import select_runs
     from helpers.checkpoint import save_checkpoint
     grid_dir = tmp_path / "grid"
     (grid_dir / "checkpoints").mkdir(parents=True)
@@ -104,7 +104,7 @@ def test_a_stale_checkpoint_in_the_grid_folder_does_not_break_a_rerun(tmp_path):
 # ----------------------------------------------------------------------------- merging
 def bench_row(run_name: str, measured: str, **ours) -> dict:
     """A benchmark row as one part writes it, with the variants `ours` (name -> img/s)."""
-    from helpers.bench.compare import compare_row
+    from helpers.bench.benchfile import compare_row
     timings = {name: dict(images_per_s=ips, eval_images_per_s=ips * 4, warmup_s=1.0,
                           eval_warmup_s=0.5, compile=name.startswith("compiled"))
                for name, ips in ours.items()}
@@ -114,7 +114,7 @@ def bench_row(run_name: str, measured: str, **ours) -> dict:
 
 def merged_row(*parts: dict) -> dict:
     """The row after each part's file write merged it into what the earlier ones wrote."""
-    from helpers.bench.render import merge_previous
+    from helpers.bench.benchfile import merge_previous
     on_disk = dict(runs=[], data_path=None)
     for row in parts:
         result = dict(device_type="cuda", runs=[row], data_path=None)
@@ -131,9 +131,13 @@ def test_a_merged_row_shows_the_variant_the_grid_trains_not_the_last_parts(grid_
     came last, and new_vs_old compares eager with it."""
     from unittest import mock
     from helpers import speed
+    from helpers.bench.settings import row_overrides
+    from helpers.config import ExperimentConfig
+    from helpers.grid import find_entry
     name = "p1-vit-8L-8H-512"
+    architecture = ExperimentConfig(**row_overrides(find_entry(name))).architecture
     default = speed.Default(grid_compiles, "model", False, "set by this test")
-    with mock.patch.dict(speed.CUDA_DEFAULTS, {name: default}):
+    with mock.patch.dict(speed.CUDA_DEFAULTS, {architecture: default}):
         eager, compiled = bench_row(name, "t1", eager=1000.0), bench_row(
             name, "t2", compiled=2000.0)
         want = "compiled" if grid_compiles else "eager"
@@ -151,7 +155,7 @@ def test_a_compiled_variant_is_charged_its_compile_against_the_grids_epochs():
     """Compiled: 2x eager's training and evaluation img/s, 10 s more training warm-up and
     4 s more evaluation warm-up; Problem 1 trains 20 epochs of 50,000 images and evaluates
     10,000 after each."""
-    from helpers.bench.compare import compare_row
+    from helpers.bench.benchfile import compare_row
     eager = dict(images_per_s=1000.0, eval_images_per_s=5000.0, warmup_s=1.0,
                  eval_warmup_s=1.0, compile=False)
     compiled = dict(eager, images_per_s=2000.0, eval_images_per_s=10_000.0, warmup_s=11.0,
@@ -169,7 +173,7 @@ def test_a_compiled_variant_is_charged_its_compile_against_the_grids_epochs():
 
 
 def test_a_row_measured_again_keeps_what_only_the_first_measurement_took():
-    from helpers.bench.render import merge_previous
+    from helpers.bench.benchfile import merge_previous
     ref = dict(images_per_s=100.0)
     old = dict(runs=[dict(bench_row("p1-resnet18", "t1", eager=400.0), reference=ref)],
                data_path=[1])

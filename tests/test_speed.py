@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import speed
-from helpers.bench.row import uncompile
+from helpers.bench.timing import uncompile
 from helpers.bench.smoke import symbolic_inputs
 from helpers.config import ENTRY_ONLY_KEYS, ConfigError, ExperimentConfig
 from helpers.device import resolve_precision, seed_everything

@@ -45,17 +45,17 @@ import traceback
 import torch
 
 from .. import speed
-from ..atomic import write_text
 from ..claims import architecture
 from ..config import is_swin
 from ..device import device_name, resolve_device
 from ..grid import run_name_of
 from ..paths import REPO_ROOT
 from ..results import now_iso
-from .compare import measured
-from .gridrows import QUICK, grid_part, projection_path
-from .runs import device_slug, run_benchmark, select_runs
-from .settings import BenchSettings, bench_variants
+from .benchfile import bench_file, write_json
+from .benchmark import run_benchmark
+from .gridrows import FULL, QUICK, grid_rows, projection_path
+from .settings import BenchSettings, bench_variants, select_runs
+from .timing import measured
 
 # The share of the budget by which each part must have ended, in the order they run. On the
 # H100 (benchmarks/reference/h100-2026-11-26): the grid's rows took 111 s of wall time for
@@ -79,15 +79,14 @@ DRY_COMPILE_BACKEND = "eager"     # dynamo traces, nothing is generated
 
 @dataclasses.dataclass(frozen=True)
 class CheckSettings:
-    """The check's options, resolved: --dry-run means quick sizes, the CPU and DRY_MODELS.
-    `part` and `started` are set in a part's own process only."""
+    """The check's options, resolved: --dry-run means tiny sizes (the benchmark's quick
+    ones), the CPU and DRY_MODELS. `part` and `started` are set in a part's own process
+    only."""
     budget_s: float = 480.0
     device: str = "auto"
     models: str | None = None
-    quick: bool = False
     dry_run: bool = False
     out_dir: str = "results/gpu-check"
-    readmes: tuple = ()
     part: str | None = None
     started: float | None = None      # time.time() when the check began
 
@@ -95,19 +94,18 @@ class CheckSettings:
         """The command-line options that give these settings (for a part's process)."""
         out = ["--budget-s", repr(self.budget_s), "--device", self.device,
                "--out-dir", self.out_dir]
-        out += (["--models", self.models] if self.models else []) + (
-            ["--quick"] if self.quick else []) + (["--dry-run"] if self.dry_run else [])
-        return out + (["--readme", *self.readmes] if self.readmes else [])
+        return (out + (["--models", self.models] if self.models else [])
+                + (["--dry-run"] if self.dry_run else []))
+
+    def at(self, share: float) -> float:
+        """When `share` of the budget is spent, as a time.monotonic() value (the budget runs
+        from `started`, which each part's process is given too)."""
+        return time.monotonic() - time.time() + self.started + share * self.budget_s
 
     def deadline(self, share: float) -> float:
-        """The soft limit (a time.monotonic() value) of what must end by `share` of the
-        budget: GRACE before the part's process is killed."""
-        until = self.started + (share - GRACE) * self.budget_s
-        return time.monotonic() + until - time.time()
-
-
-def bench_file(out_dir: str, device) -> str:
-    return os.path.join(out_dir, f"{device_slug(device)}.json")
+        """The soft limit of what must end by `share` of the budget: GRACE before the
+        part's process is killed."""
+        return self.at(share - GRACE)
 
 
 # ----------------------------------------------------------------------------- the parts
@@ -119,7 +117,8 @@ def smoke(check: CheckSettings, device, out_dir: str, entries: list, deadline: f
 
 
 def grid(check: CheckSettings, device, out_dir: str, entries: list, deadline: float) -> str:
-    p = grid_part(entries, device, os.path.join(out_dir, "grid"), deadline, quick=check.quick)
+    _, p = grid_rows(entries, QUICK if check.dry_run else FULL, os.path.join(out_dir, "grid"),
+                     device, deadline)
     return f"{p['rows_projected']} of {p['rows_in_grid']} rows projected"
 
 
@@ -127,8 +126,8 @@ def bench_stages(check: CheckSettings, device, out: str, entries: list) -> list[
     """(name, BenchSettings, its rows) of each stage of the bench part, in order; all merge
     into the one benchmark file `out`."""
     base = BenchSettings(
-        device=str(device), out=out, merge=True, readmes=check.readmes, quick=check.quick,
-        img_size=QUICK["p2_img_size"] if check.quick else None, repeats=BENCH_REPEATS,
+        device=str(device), out=out, merge=True, readmes=(), quick=check.dry_run,
+        img_size=QUICK["p2_img_size"] if check.dry_run else None, repeats=BENCH_REPEATS,
         compile_backend=DRY_COMPILE_BACKEND if check.dry_run else speed.COMPILE_BACKEND)
     only_ours = dict(reference=False, feature_cache=False, data_path=False)
     names = [e["run_name"] for e in entries]
@@ -159,7 +158,7 @@ def rows_measured(result: dict, names: list, settings: BenchSettings, device) ->
 
 def bench(check: CheckSettings, device, out_dir: str, entries: list, deadline: float) -> str:
     notes = []
-    for name, settings, names in bench_stages(check, device, bench_file(out_dir, device),
+    for name, settings, names in bench_stages(check, device, bench_file(device, out_dir),
                                               entries):
         stage_deadline = min(deadline, check.deadline(BENCH_STAGE_ENDS[name]))
         if not names or time.monotonic() >= stage_deadline:
@@ -197,24 +196,22 @@ class Summary:
     the parts run, each in a child process killed at the part's deadline."""
 
     def __init__(self, check: CheckSettings, device, ends: dict = PART_ENDS):
-        # The budget runs from check.started, which each part's process is given too.
-        self.t0 = time.monotonic() - (time.time() - check.started)
+        self.t0 = check.at(0)
         self.check, self.ends = check, ends
         self.out_dir = os.path.abspath(check.out_dir)
         self.path = os.path.join(self.out_dir, "gpu_check.json")
         self.data = dict(kind="gpu-check", started=now_iso(), device=device_name(device),
                          torch=torch.__version__, budget_s=check.budget_s,
-                         dry_run=check.dry_run, bench_file=bench_file(self.out_dir, device),
+                         dry_run=check.dry_run, bench_file=bench_file(device, self.out_dir),
                          grid_dir=os.path.join(self.out_dir, "grid"), parts={})
 
     def deadline(self, part: str) -> float:
         """When the part's process is killed (a time.monotonic() value)."""
-        return self.t0 + self.ends[part] * self.check.budget_s
+        return self.check.at(self.ends[part])
 
     def save(self) -> None:
         self.data["elapsed_s"] = time.monotonic() - self.t0
-        os.makedirs(self.out_dir, exist_ok=True)
-        write_text(self.path, json.dumps(self.data, indent=1) + "\n")
+        write_json(self.data, self.path, allow_nan=True)
 
     def run_in_child(self, name: str, cmd: list[str]) -> None:
         """Run the part `name` as `cmd`, in its own process group, which is killed at the
@@ -264,16 +261,12 @@ def parse_args(argv=None) -> CheckSettings:
                    help=f"seconds in all (default {CheckSettings.budget_s:g})")
     p.add_argument("--device", default=CheckSettings.device)
     p.add_argument("--models", help="run names or globs, as helpers.bench (default: the grid)")
-    p.add_argument("--quick", action="store_true",
-                   help="CPU-sized: the benchmark's quick sizes and a tiny grid")
     p.add_argument("--dry-run", action="store_true",
                    help="every part on the CPU at tiny sizes, compile with the "
                         f"{DRY_COMPILE_BACKEND!r} backend (models: {DRY_MODELS} unless --models)")
     p.add_argument("--out-dir", default=CheckSettings.out_dir,
                    help="the one folder everything is written to "
                         f"(default {CheckSettings.out_dir})")
-    p.add_argument("--readme", nargs="*", default=[],
-                   help="READMEs whose benchmark table to refresh (default: none)")
     # Set by the check for each part's own process; not for users.
     p.add_argument("--part", choices=list(PARTS), help=argparse.SUPPRESS)
     p.add_argument("--started", type=float, help=argparse.SUPPRESS)
@@ -283,8 +276,7 @@ def parse_args(argv=None) -> CheckSettings:
     dry = args.dry_run
     return CheckSettings(budget_s=args.budget_s, device="cpu" if dry else args.device,
                          models=args.models or (DRY_MODELS if dry else None),
-                         quick=args.quick or dry, dry_run=dry, out_dir=args.out_dir,
-                         readmes=tuple(args.readme), part=args.part,
+                         dry_run=dry, out_dir=args.out_dir, part=args.part,
                          started=args.started or time.time())
 
 

@@ -8,11 +8,11 @@ import dataclasses
 import os
 
 from ..device import resolve_device
+from .benchfile import bench_file
+from .benchmark import recount_flops, run_benchmark
 from .render import render_readme
-from .row import recount_flops
-from .runs import result_path, run_benchmark
 from .settings import (ATTENTIONS, COMPILE_MODES, COMPILE_SCOPES, COUNT_MINIMUM,
-                       DEFAULT_READMES, PRECISIONS, BenchSettings)
+                       DEFAULT_READMES, PRECISIONS, BenchSettings, flag)
 
 COUNT_HELP = dict(
     img_size="input side of the Swin runs (default: the grid's); a smaller side makes a "
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="Swin window attention: timm's written-out softmax, fused (SDPA), or "
                         "both; auto = both on CUDA, timm elsewhere")
     for name in COUNT_MINIMUM:
-        p.add_argument("--" + name.replace("_", "-"), type=int, help=COUNT_HELP[name])
+        p.add_argument(flag(name), type=int, help=COUNT_HELP[name])
     p.add_argument("--no-reference", action="store_true", help="skip the typical loop")
     p.add_argument("--no-cache", action="store_true", help="skip the feature-cache option")
     p.add_argument("--no-data-path", action="store_true", help="skip the data-path comparison")
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     if action == "measure":
         run_benchmark(settings)
         return 0
-    out_path = result_path(settings, resolve_device(settings.device))
+    out_path = settings.out or bench_file(resolve_device(settings.device))
     if action == "recount":
         recount_flops(out_path)
     for readme in filter(None, settings.readmes):

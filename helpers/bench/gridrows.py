@@ -6,7 +6,6 @@ part killed at its deadline keeps the rows it finished.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -14,12 +13,13 @@ import time
 
 import torch
 
-from ..atomic import write_text
 from ..config import CIFAR100_SIZES, ExperimentConfig, is_swin, swin_variant
 from ..grid import EPOCHS
 from ..records import Outcome, write_grid_record
 from ..results import now_iso
-from .timing import time_limit
+from .benchfile import write_json
+from .settings import row_overrides
+from .timing import attempt, measured, release_memory
 
 FULL = dict(p1=CIFAR100_SIZES, p2=(10_000, 2_000), epochs=2)
 QUICK = dict(p1=(256, 128), p2=(32, 16), epochs=2, p2_img_size=32)
@@ -57,31 +57,41 @@ def projection_path(grid_dir: str) -> str:
     return os.path.join(grid_dir, "logs", "projection.json")
 
 
-def grid_rows(entries: list[dict], sizes: dict, results_dir: str, device: torch.device,
-              deadline: float, log=print, on_row=None) -> tuple[list, dict]:
+def grid_rows(entries: list[dict], sizes: dict, grid_dir: str, device: torch.device,
+              deadline: float) -> tuple[list, dict]:
     """Every row through Experiment(cfg).run(), sharing one synthetic .npz in a temporary
     folder (removed at the end). Each row is measured afresh: its earlier result and
     checkpoint go first, and its checkpoint goes afterwards, so a row cut at the deadline
-    leaves nothing that a rerun would trip over. on_row(outcomes, projection) follows
-    every row. Returns (outcomes for the time record, the projection)."""
-    with tempfile.TemporaryDirectory(prefix="gpu-check-", dir=results_dir) as tmp:
+    leaves nothing that a rerun would trip over. The time record (grid/logs/grid_time.json)
+    and the projection (grid/logs/projection.json) are written after every row. Returns
+    (the rows' outcomes, the projection)."""
+    g0, started = time.perf_counter(), now_iso()
+    outcomes, rows = [], {}
+
+    def write():
+        rows_s = time.perf_counter() - g0
+        write_grid_record(grid_dir, outcomes, rows_s=rows_s, total_s=rows_s, started=started,
+                          finished=now_iso(), settings=dict(kind="gpu-check grid", sizes=sizes))
+        write_json(projection_summary(rows, len(entries)), projection_path(grid_dir),
+                   allow_nan=True)
+    os.makedirs(grid_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gpu-check-", dir=grid_dir) as tmp:
         npz = _synthetic_npz(sizes, tmp)
-        outcomes, rows = [], {}
         for e in entries:
             if time.monotonic() >= deadline:
                 outcomes.append(Outcome(e["run_name"], "not run",
                                         note="the check's budget was spent"))
                 continue
-            params = _row_params(e, sizes, npz, results_dir, device, tmp)
+            params = _row_params(e, sizes, npz, grid_dir, device, tmp)
             r, outcome = _run_row(ExperimentConfig.from_params(**params).resolved(), deadline)
             outcomes.append(outcome)
             if r and r.get("history"):
                 rows[e["run_name"]] = project_row(r, outcome.wall_s)
-            log(f"{e['run_name']:<28} {outcome.status:<8} {outcome.wall_s:6.1f} s {outcome.note}")
-            if on_row:
-                on_row(outcomes, projection_summary(rows, len(entries)))
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+            print(f"{e['run_name']:<28} {outcome.status:<8} {outcome.wall_s:6.1f} s "
+                  f"{outcome.note}", file=sys.stderr, flush=True)
+            write()
+            release_memory(device)
+    write()
     return outcomes, projection_summary(rows, len(entries))
 
 
@@ -112,8 +122,8 @@ def _random_swin_weights(model: str, folder: str) -> str:
 def _row_params(e: dict, sizes: dict, npz: str, results_dir: str, device, tmp: str) -> dict:
     p2 = is_swin(e["model"])
     n_tr, n_te = sizes["p2" if p2 else "p1"]
-    params = {k: v for k, v in e.items() if k not in ("label", "problem")}
-    params.update(dataset=npz, epochs=sizes["epochs"], train_subset=n_tr, test_subset=n_te,
+    params = dict(row_overrides(e), run_name=e["run_name"], dataset=npz,
+                  epochs=sizes["epochs"], train_subset=n_tr, test_subset=n_te,
                   results_dir=results_dir, device=str(device), seed=0)
     if p2 and sizes.get("p2_img_size"):
         params["img_size"] = sizes["p2_img_size"]
@@ -133,32 +143,9 @@ def _run_row(cfg: ExperimentConfig, deadline: float) -> tuple[dict | None, Outco
     from ..experiment import Experiment
     t0 = time.perf_counter()
     _remove(cfg.result_path, cfg.checkpoint_path)
-    try:
-        with time_limit(deadline):
-            r = Experiment(cfg).run(progress=False)
-        status, note = r["status"], ""
-    except Exception as err:  # noqa: BLE001  (record it, go on with the next row)
-        r, status, note = None, "failed", f"{type(err).__name__}: {err}"[:300]
-    finally:
-        _remove(cfg.checkpoint_path)
-    return r, Outcome(cfg.run_name, status, note=note, wall_s=time.perf_counter() - t0)
-
-
-def grid_part(entries: list[dict], device, grid_dir: str, deadline: float, *,
-              quick: bool) -> dict:
-    """The grid part with its time record (grid/logs/grid_time.json) and projection
-    (grid/logs/projection.json), both written after every row; returns the projection."""
-    g0, started = time.perf_counter(), now_iso()
-    os.makedirs(grid_dir, exist_ok=True)
-    sizes = QUICK if quick else FULL
-
-    def write(outcomes, projection):
-        rows_s = time.perf_counter() - g0
-        write_grid_record(grid_dir, outcomes, rows_s=rows_s, total_s=rows_s, started=started,
-                          finished=now_iso(), settings=dict(kind="gpu-check grid", sizes=sizes))
-        write_text(projection_path(grid_dir), json.dumps(projection, indent=1) + "\n")
-    outcomes, projection = grid_rows(entries, sizes, grid_dir, device, deadline,
-                                     log=lambda m: print(m, file=sys.stderr, flush=True),
-                                     on_row=write)
-    write(outcomes, projection)
-    return projection
+    ran = attempt(lambda: dict(result=Experiment(cfg).run(progress=False)), deadline)
+    _remove(cfg.checkpoint_path)
+    wall_s = time.perf_counter() - t0
+    if not measured(ran):                       # it raised, or ran past the deadline
+        return None, Outcome(cfg.run_name, "failed", note=ran["reason"], wall_s=wall_s)
+    return ran["result"], Outcome(cfg.run_name, ran["result"]["status"], wall_s=wall_s)

@@ -21,15 +21,14 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from ..config import BUILTIN_TRAIN_SIZES
 from ..data import DeviceLoader
 from ..device import set_tf32, synchronize, tf32
 from ..models import input_spec
 from ..batches import loader_options
+from .timing import EPOCH_IMAGES
 
 NUM_WORKERS = 2          # what Colab-era tutorials use (Colab has 2 vCPUs)
 CIFAR_SIDE = 32
-EPOCH_IMAGES = BUILTIN_TRAIN_SIZES["cifar100"]   # one CIFAR-100 training epoch
 
 
 class PILImages(torch.utils.data.Dataset):
@@ -49,22 +48,22 @@ class PILImages(torch.utils.data.Dataset):
         return self.transform(img), int(self.y[i])
 
 
-def typical_transform(img_size: int, mean, std, train: bool = True):
-    """The typical homework transform list (see the module docstring), in the order
-    students write it."""
+def typical_transform(img_size: int, mean, std):
+    """The typical homework training transforms (see the module docstring), in the order
+    students write them."""
     from torchvision import transforms as T
-    steps = [T.RandomCrop(CIFAR_SIDE, padding=4), T.RandomHorizontalFlip()] if train else []
+    steps = [T.RandomCrop(CIFAR_SIDE, padding=4), T.RandomHorizontalFlip()]
     if img_size != CIFAR_SIDE:
         steps.append(T.Resize(img_size))            # PIL resize (bilinear, antialiased)
     steps += [T.ToTensor(), T.Normalize(mean, std)]
     return T.Compose(steps)
 
 
-def typical_loader(x, y, *, batch_size: int, img_size: int, mean, std,
-                   num_workers: int = NUM_WORKERS) -> torch.utils.data.DataLoader:
+def typical_loader(x, y, *, batch_size: int, img_size: int, mean,
+                   std) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(
         PILImages(x, y, typical_transform(img_size, mean, std)),
-        batch_size=batch_size, shuffle=True, num_workers=num_workers)
+        batch_size=batch_size, shuffle=True, num_workers=NUM_WORKERS)
 
 
 @contextlib.contextmanager
@@ -138,7 +137,7 @@ def time_typical_loop(model: nn.Module, loader, *, optimizer_name: str, lr: floa
 
 # ----------------------------------------------------------------------------- data path only
 def time_device_loader(x, y, *, batch_size: int, cfg, device: torch.device,
-                       warmup_batches: int = 2) -> dict:
+                       warmup_batches: int) -> dict:
     """Images/s of the engine's training batches (crop, flip, resize, normalise) alone,
     from a DeviceLoader built as make_batches builds it for `cfg`."""
     loader = DeviceLoader(x, y, batch_size=batch_size, train=True, augment=True,
@@ -157,14 +156,13 @@ def time_device_loader(x, y, *, batch_size: int, cfg, device: torch.device,
 
 
 def time_pil_loader(x, y, *, batch_size: int, img_size: int, mean, std,
-                    device: torch.device, warmup_batches: int = 2,
-                    num_workers: int = NUM_WORKERS) -> dict:
+                    device: torch.device, warmup_batches: int) -> dict:
     """Images/s of the typical DataLoader + PIL pipeline alone, after worker start-up.
 
     x must hold at least warmup_batches + 1 batches; the batches after the warm-up are
     timed, including the host-to-device copy a training loop would do."""
     loader = typical_loader(x, y, batch_size=batch_size, img_size=img_size, mean=mean,
-                            std=std, num_workers=num_workers)
+                            std=std)
     if len(loader) <= warmup_batches:
         raise ValueError(f"{len(loader)} batches leave none to time after {warmup_batches} "
                          "warm-up batches")
@@ -179,7 +177,7 @@ def time_pil_loader(x, y, *, batch_size: int, img_size: int, mean, std,
     synchronize(device)
     seconds = time.perf_counter() - t0
     return dict(images=n, seconds=seconds, images_per_s=n / seconds,
-                startup_s=t0 - t_start, num_workers=num_workers)
+                startup_s=t0 - t_start, num_workers=NUM_WORKERS)
 
 
 def data_path_comparison(data, *, cfg, batch_size: int, batches: int,

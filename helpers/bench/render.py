@@ -1,127 +1,21 @@
-"""Benchmark result files -> the markdown table in benchmarks/README.md.
+"""Benchmark result files -> the markdown tables in benchmarks/README.md and README.md.
 
-Every number in the table comes from a benchmarks/results/<device>.json written by
-helpers.bench; nothing is typed by hand. Devices we have targets for but no result file
-yet are listed as "not measured yet", so a missing GPU measurement is never silent.
-Also here: the datasheet peaks MFU is measured against, and writing and merging the
-result file.
+Every number in the tables comes from a benchmarks/results/<device>.json written by
+helpers.bench (helpers/bench/benchfile.py); nothing is typed by hand. Devices we have
+targets for but no result file yet are listed as "not measured yet", so a missing GPU
+measurement is never silent.
 """
 from __future__ import annotations
 
-import copy
-import glob
-import json
-import os
-import re
-
-from ..atomic import splice, write_text
-from ..grid import grid
+from ..atomic import splice
 from ..textable import pipe_table
-from .compare import PLAIN, compare_row, measured
+from .benchfile import PLAIN, read_bench_files
+from .timing import measured
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"     # atomic.splice's "bench" block
 # The GPU the targets in benchmarks/README.md are set for; listed as "not measured yet"
 # until a result file from it exists.
 EXPECTED_GPUS = (("NVIDIA H200", "bf16"),)
-
-# Dense (no 2:4 sparsity) tensor-core peaks in TFLOP/s from NVIDIA's datasheets, for
-# MFU only. fp32 means TF32 tensor cores, which setup_backends switches on (T4: plain FP32).
-# Regexes over torch.cuda.get_device_name(), most specific first.
-PEAK_SOURCE = "NVIDIA datasheet, dense (no sparsity)"
-PEAK_TFLOPS = [
-    (r"H200 NVL", {"bf16": 835.5, "fp16": 835.5, "fp32": 417.5}),
-    (r"H200", {"bf16": 989.4, "fp16": 989.4, "fp32": 494.7}),           # SXM
-    (r"H100 PCIe", {"bf16": 756.5, "fp16": 756.5, "fp32": 378.0}),
-    (r"H100", {"bf16": 989.4, "fp16": 989.4, "fp32": 494.7}),           # SXM
-    (r"A100", {"bf16": 312.0, "fp16": 312.0, "fp32": 156.0}),
-    (r"\bL4\b", {"bf16": 121.0, "fp16": 121.0, "fp32": 60.0}),
-    (r"\bT4\b", {"fp16": 65.0, "fp32": 8.1}),
-]
-
-
-def peak_tflops(name: str, precision: str) -> float | None:
-    """Datasheet peak for this device and precision, or None (CPUs, unknown GPUs)."""
-    for pattern, peaks in PEAK_TFLOPS:
-        if re.search(pattern, name):
-            return peaks.get(precision)
-    return None
-
-
-def write_json(result: dict, path: str) -> str:
-    """Atomic write (temp file + rename), refusing NaN/inf."""
-    write_text(path, json.dumps(result, indent=1, allow_nan=False) + "\n")
-    return path
-
-
-def load_for_merge(path: str, **conditions) -> dict | None:
-    """The previous result file, if it was measured under the same conditions
-    (device_slug, precision, quick): one table must not mix conditions. Checked before
-    any measurement, so a mismatch fails in seconds."""
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        old = json.load(f)
-    for key, value in conditions.items():
-        if old.get(key) != value:
-            raise SystemExit(f"--merge: {path} has {key}={old.get(key)!r} but this run has "
-                             f"{value!r}; measure everything again without --merge")
-    return old
-
-
-def merge_run(old: dict, new: dict, device_type: str) -> dict:
-    """One row measured again, or in another part: every variant either measured is kept
-    (a variant measured both times takes the new figures; a new failure never replaces a
-    measurement), and so are the typical-loop reference and the feature cache the new
-    measurement did not take. Then the row is judged afresh from the merged variants
-    (compare_row): its primary variant, comparison, speed-up and status."""
-    old, new = copy.deepcopy(old), copy.deepcopy(new)
-    merged = {**old, **new}
-    merged["ours"] = {**old.get("ours", {})}
-    for name, timing in new.get("ours", {}).items():
-        if measured(timing) or not measured(merged["ours"].get(name)):
-            merged["ours"][name] = timing
-    for key in ("reference", "feature_cache"):
-        if not measured(new.get(key)) and old.get(key) is not None:
-            merged[key] = old[key]
-    merged["measured_parts"] = sorted({*old.get("measured_parts", [old.get("measured")]),
-                                       new.get("measured")} - {None})
-    return compare_row(merged, device_type)
-
-
-def merge_previous(result: dict, old: dict) -> None:
-    """Fill in what this invocation did not measure from the previous file: a row measured
-    again is merged with its previous figures (merge_run); `kept_from_previous` lists the
-    rows not measured this time."""
-    before = {r["run_name"]: r for r in old.get("runs", [])}
-    runs = [merge_run(before[r["run_name"]], r, result["device_type"])
-            if r["run_name"] in before else r for r in result["runs"]]
-    measured_now = {r["run_name"] for r in result["runs"]}
-    kept = {name: r for name, r in before.items() if name not in measured_now}
-    result["runs"] = in_grid_order(runs + list(kept.values()))
-    if result["data_path"] is None and old.get("data_path"):
-        result["data_path"], kept["data_path"] = old["data_path"], None
-    result["kept_from_previous"] = sorted(kept)
-
-
-def in_grid_order(runs: list[dict]) -> list[dict]:
-    """Rows in the grid's table order (rows of runs no longer in the grid last)."""
-    order = [r["run_name"] for r in grid()]
-    return sorted(runs, key=lambda r: (order.index(r["run_name"])
-                                       if r["run_name"] in order else len(order)))
-
-
-def read_bench_results(folder: str) -> list[dict]:
-    out = []
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
-        with open(path) as f:
-            r = json.load(f)
-        if r.get("kind") == "speed-benchmark":
-            r["_file"] = os.path.basename(path)
-            for run in r["runs"]:              # judged by this version's rules (compare_row)
-                if "ours" in run:
-                    compare_row(run, r["device_type"])
-            out.append(r)
-    return out
 
 
 def fmt(v, digits: int = 3) -> str:
@@ -137,7 +31,7 @@ def _pct(v) -> str:
     return "—" if v is None else f"{100 * v:.1f} %"
 
 
-def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+def table_lines(header: list[str], rows: list[list[str]], align: str) -> list[str]:
     """A markdown table as lines (helpers.textable.pipe_table)."""
     return pipe_table(header, rows, align).splitlines()
 
@@ -207,7 +101,7 @@ def _run_row(run: dict) -> list[str]:
 def runs_table(r: dict) -> list[str]:
     """One row per run with the variant the grid trains (its primary variant), then the
     epoch sum (when every run completed) and what the CPU-use and memory columns mean."""
-    lines = _table(RUNS_HEADER, [_run_row(run) for run in r["runs"]], "llrll" + "r" * 10)
+    lines = table_lines(RUNS_HEADER, [_run_row(run) for run in r["runs"]], "llrll" + "r" * 10)
     done = [run for run in r["runs"] if run.get("status") == "complete"]
     if len(done) == len(r["runs"]):
         total = sum(run["ours"][run["primary"]]["epoch_50k_s"] for run in done)
@@ -228,7 +122,7 @@ def feature_cache_table(r: dict) -> list[str]:
         return []
     lines = ["", "Frozen-backbone option `cache_features=True` (needs `augment=False`; "
                  "an option, not the default method):", ""]
-    return lines + _table(["Run", "Uncached (eager) img/s", "Cached img/s (head only)",
+    return lines + table_lines(["Run", "Uncached (eager) img/s", "Cached img/s (head only)",
                            "One-off feature pass img/s", "Speedup"],
                           [[f"`{x['run_name']}`", fmt(x["ours"][PLAIN]["images_per_s"]),
                             fmt(x["feature_cache"]["train"]["images_per_s"]),
@@ -241,7 +135,7 @@ def data_path_table(r: dict) -> list[str]:
     if not r.get("data_path"):
         return []
     lines = ["", "Data path only (batches, no model):", ""]
-    return lines + _table(["Input px", "Batch", "DeviceLoader img/s",
+    return lines + table_lines(["Input px", "Batch", "DeviceLoader img/s",
                            "DataLoader + PIL (2 workers) img/s", "Speedup", "Others' CPU use"],
                           [[str(d["img_size"]), str(d["batch_size"]),
                             fmt(d["ours"]["images_per_s"]), fmt(d["reference"]["images_per_s"]),
@@ -296,10 +190,10 @@ def variants_table(r: dict) -> list[str]:
                  "evaluation batch) over the eager path's; cold = empty cache, warm = kernels "
                  "already in the on-disk cache. Break-even in 50k-image epochs (training and "
                  "evaluation time saved, `helpers.speed.compile_saving`):", ""]
-    lines += _table(VARIANTS_HEADER, rows, "ll" + "r" * 7 + "l")
+    lines += table_lines(VARIANTS_HEADER, rows, "ll" + "r" * 7 + "l")
     lines += ["", "What the grid trains on this kind of device (`helpers.speed.choose`), "
                   "against the plain path (eager, timm's attention):", ""]
-    return lines + _table(["Run", "Grid epochs", "Grid's variant", "Eager img/s",
+    return lines + table_lines(["Run", "Grid epochs", "Grid's variant", "Eager img/s",
                            "Grid's variant img/s", "Speedup"],
                           [[f"`{x['run_name']}`", str(x["new_vs_old"]["grid_epochs"]),
                             _shown_variant(x), fmt(x["new_vs_old"]["old_images_per_s"]),
@@ -315,7 +209,7 @@ def render_markdown(results: list[dict]) -> str:
     for gpu, prec in EXPECTED_GPUS:
         if not any(r["device"] == gpu for r in results):
             rows.append([gpu, prec, "—", "not measured yet"])
-    lines += _table(["Device", "Precision", "Result file", "Status"], rows, "llll")
+    lines += table_lines(["Device", "Precision", "Result file", "Status"], rows, "llll")
     for r in results:
         lines += [""] + device_section(r)
     return "\n".join(lines)
@@ -323,4 +217,4 @@ def render_markdown(results: list[dict]) -> str:
 
 def render_readme(readme: str, results_dir: str) -> str:
     """Replace the README's bench block (atomic.splice: refused without its markers)."""
-    return splice(readme, "bench", render_markdown(read_bench_results(results_dir)))
+    return splice(readme, "bench", render_markdown(read_bench_files(results_dir)))

@@ -1,5 +1,5 @@
-"""What one benchmark invocation measures, as data: BenchSettings, and the sizes and
-variants it resolves to on a device.
+"""What one benchmark invocation measures, as data: BenchSettings; the grid rows it names
+(select_runs), and the sizes, variants and datasheet peak it resolves to on a device.
 
 The CLI (helpers/bench/cli.py) only turns flags into a BenchSettings; helpers.bench.check
 builds its parts with dataclasses.replace. A bad value is refused here, with the flag it
@@ -8,8 +8,11 @@ comes from, before any measurement.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import os
+import re
 
+from ..grid import ENTRY_ONLY_KEYS, grid
 from ..paths import BENCH_DIR, REPO_ROOT
 from ..speed import COMPILE_BACKEND
 
@@ -111,3 +114,50 @@ def bench_variants(settings: BenchSettings, device) -> list[tuple]:
     fused = {"timm": [False], "fused": [True], "both": [False, True],
              "auto": [False, True] if gpu else [False]}[settings.attention]
     return [(f, c, sc) for f in fused for c in compile for sc in (scopes if c else ["model"])]
+
+
+def select_runs(patterns: str | None) -> list[dict]:
+    """Grid entries whose run name (with or without its 'p1-'/'p2-') matches a pattern, in
+    the order the patterns name them (a glob's matches in grid order): the order they are
+    measured in, so a caller short of time names the rows that matter most first. Result
+    files keep the grid's order whatever it is."""
+    runs = grid()
+    if not patterns:
+        return runs
+    chosen = []
+    for pat in [p.strip() for p in patterns.split(",") if p.strip()]:
+        hits = [r for r in runs if fnmatch.fnmatch(r["run_name"], pat)
+                or fnmatch.fnmatch(r["run_name"][3:], pat)]
+        if not hits:
+            raise SystemExit(f"--models: {pat!r} matches no run; valid run names: "
+                             f"{', '.join(r['run_name'] for r in runs)} (globs allowed)")
+        chosen += [r for r in hits if r not in chosen]
+    return chosen
+
+
+def row_overrides(entry: dict) -> dict:
+    """The config fields a grid entry sets (without its run name, label and problem)."""
+    return {k: v for k, v in entry.items() if k not in ENTRY_ONLY_KEYS}
+
+
+# Dense (no 2:4 sparsity) tensor-core peaks in TFLOP/s from NVIDIA's datasheets, for
+# MFU only. fp32 means TF32 tensor cores, which setup_backends switches on (T4: plain FP32).
+# Regexes over torch.cuda.get_device_name(), most specific first.
+PEAK_SOURCE = "NVIDIA datasheet, dense (no sparsity)"
+PEAK_TFLOPS = [
+    (r"H200 NVL", {"bf16": 835.5, "fp16": 835.5, "fp32": 417.5}),
+    (r"H200", {"bf16": 989.4, "fp16": 989.4, "fp32": 494.7}),           # SXM
+    (r"H100 PCIe", {"bf16": 756.5, "fp16": 756.5, "fp32": 378.0}),
+    (r"H100", {"bf16": 989.4, "fp16": 989.4, "fp32": 494.7}),           # SXM
+    (r"A100", {"bf16": 312.0, "fp16": 312.0, "fp32": 156.0}),
+    (r"\bL4\b", {"bf16": 121.0, "fp16": 121.0, "fp32": 60.0}),
+    (r"\bT4\b", {"fp16": 65.0, "fp32": 8.1}),
+]
+
+
+def peak_tflops(name: str, precision: str) -> float | None:
+    """Datasheet peak for this device and precision, or None (CPUs, unknown GPUs)."""
+    for pattern, peaks in PEAK_TFLOPS:
+        if re.search(pattern, name):
+            return peaks.get(precision)
+    return None

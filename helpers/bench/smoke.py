@@ -19,7 +19,6 @@ its figures say nothing about a GPU.
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -27,11 +26,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..atomic import write_text
+from .. import speed
 from ..device import Precision, device_name, resolve_precision, set_tf32, setup_backends, tf32
 from ..results import now_iso
-from .. import speed
-from .timing import time_limit
+from .benchfile import write_json
+from .timing import attempt, measured, release_memory, uncompile
 
 T4_BYTES = 15 * 1024 ** 3            # what a 16 GB T4 leaves a process
 KERNEL_WORDS = ("attention", "fmha", "flash", "sdpa", "cudnn", "softmax", "efficient")
@@ -246,8 +245,7 @@ def check_static_blocks(device, dry_run: bool) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
-    for block in model.compile_regions():                          # undo the in-place compile
-        block._compiled_call_impl = None
+    uncompile(model)                                               # undo the in-place compile
     speed.reset_compiler()
     return dict(ok=bool(graphs) and not symbolic, graphs=len(graphs),
                 symbolic_inputs=len(symbolic), compile_and_run_s=seconds)
@@ -261,7 +259,7 @@ def smoke_part(device: torch.device, out_path: str, *, dry_run: bool, deadline: 
                   dry_run=dry_run, started=now_iso(), checks={})
 
     def save():
-        write_text(out_path, json.dumps(report, indent=1, default=str) + "\n")
+        write_json(report, out_path, allow_nan=True)
 
     with tempfile.TemporaryDirectory(prefix="smoke-", dir=os.path.dirname(out_path)) as tmp:
         checks = [("tf32", lambda: check_tf32(device, dry_run)),
@@ -278,16 +276,14 @@ def smoke_part(device: torch.device, out_path: str, *, dry_run: bool, deadline: 
                 report["checks"][name] = dict(status="not run", note="the part's time was spent")
                 save()
                 continue
-            try:
-                with time_limit(deadline):
-                    out = check()
+            out = attempt(check, deadline)       # a check that raises: the next one runs
+            if measured(out):
                 status = "ok" if out.pop("ok") else "differs"
-            except Exception as err:  # noqa: BLE001  (record it, run the next check)
-                out, status = dict(error=f"{type(err).__name__}: {err}"[:500]), "failed"
+            else:
+                out, status = dict(error=out["reason"]), "failed"
             report["checks"][name] = dict(status=status, seconds=time.perf_counter() - t0, **out)
             save()
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+            release_memory(device)
     report["finished"] = now_iso()
     save()
     counts = {}

@@ -2,22 +2,27 @@
 
 - the device is synchronised before every clock read (train_epoch does this itself);
 - warm-up steps run first, in their own train_epoch call, and are reported separately
-  (with torch.compile on, they include the compilation);
+  (with torch.compile on, they include the compilation); the steady-state window holds
+  only the timed steps, which the scheduler's step counter confirms;
 - evaluation has its own warm-up and clock;
+- a compiled variant meets a cold compile cache (cold_compile_cache);
 - other processes' CPU use during a measurement is recorded, so a slowed run shows.
-Also here: time_limit, which cuts a measurement at a deadline.
+Also here: a measurement's record (measured, failed) and attempt, which runs one
+measurement under a deadline (time_limit) so that its failure costs only its own figures;
+every part of the GPU check guards its steps with it.
 """
 from __future__ import annotations
 
 import contextlib
-import itertools
 import dataclasses
+import gc
+import itertools
 import os
 import signal
 import statistics
 import tempfile
-from unittest import mock
 import time
+from unittest import mock
 
 import torch
 
@@ -99,6 +104,44 @@ def time_limit(deadline: float | None):
         signal.signal(signal.SIGALRM, old)
 
 
+def measured(timing) -> bool:
+    """A record that holds figures: not missing, not a failed or unmeasured one."""
+    return bool(timing) and timing.get("status") != "failed"
+
+
+def failed(reason: str) -> dict:
+    """The record of a measurement (a variant, the typical loop, a grid row...) that has no
+    figures."""
+    return dict(status="failed", reason=reason)
+
+
+OUT_OF_TIME = "not measured: the time budget was spent"
+
+
+def release_memory(device) -> None:
+    """Free what a measurement left: Python garbage, and CUDA's cached blocks."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def attempt(measure, deadline: float | None) -> dict:
+    """measure()'s record, or a failed one: one measurement's error (a compile that fails,
+    CUDA out of memory) or time-out must not lose the figures measured before it.
+    measure() runs under the soft time limit; after the deadline nothing more is started.
+    Not nestable: time_limit's timer is the process's one SIGALRM."""
+    if deadline is not None and time.monotonic() >= deadline:
+        return failed(OUT_OF_TIME)
+    try:
+        with time_limit(deadline):
+            return measure()
+    except Exception as err:  # noqa: BLE001  (recorded; the next measurement runs)
+        record = failed(f"{type(err).__name__}: {err}"[:500])
+    # What the failed measurement held, e.g. out of memory.
+    release_memory(torch.device("cuda" if torch.cuda.is_initialized() else "cpu"))
+    return record
+
+
 # ----------------------------------------------------------------------------- our path
 def train_state(model, cfg, device, precision, *, total_steps: int, warmup_steps: int,
                 compile: bool, compile_scope: str, backend: str) -> TrainState:
@@ -117,6 +160,14 @@ def forget_compiled() -> None:
     torch.compiler.reset()
     import torch._inductor.utils as inductor_utils     # private; absent in some versions
     getattr(inductor_utils, "clear_caches", lambda: None)()   # in-memory kernel caches
+
+
+def uncompile(model: torch.nn.Module) -> None:
+    """Undo compile_scope='blocks' (nn.Module.compile keeps the compiled call on the
+    module); the benchmark measures several variants on one model."""
+    for block in getattr(model, "compile_regions", list)():
+        if getattr(block, "_compiled_call_impl", None) is not None:
+            block._compiled_call_impl = None
 
 
 @contextlib.contextmanager
@@ -194,20 +245,22 @@ def time_warmup(model, cfg, batches, test_batches, *, device, precision, compile
                         warmup_steps=1, compile=compile, compile_scope=compile_scope,
                         backend=compile_backend)
     _, _, warmup_s, _ = train_epoch(state, FirstBatches(batches, warmup_steps), 0, cfg, device)
+    return dict(warmup_s=warmup_s, eval_warmup_s=eval_warmup_s(state, test_batches, device))
+
+
+def eval_warmup_s(state, test, device) -> float:
+    """Seconds of the engine's evaluate() over one batch: evaluation's warm-up."""
     synchronize(device)
     t0 = time.perf_counter()
-    evaluate(state, FirstBatches(test_batches, 1), device)
+    evaluate(state, FirstBatches(test, 1), device)
     synchronize(device)
-    return dict(warmup_s=warmup_s, eval_warmup_s=time.perf_counter() - t0)
+    return time.perf_counter() - t0
 
 
 def time_eval(state, test, device) -> tuple[float, float]:
-    """(images/s, warm-up seconds) of the engine's evaluate(); the warm-up is one batch."""
-    synchronize(device)
+    """(images/s, warm-up seconds) of the engine's evaluate(), after its warm-up."""
+    warm = eval_warmup_s(state, test, device)
     t0 = time.perf_counter()
-    evaluate(state, FirstBatches(test, 1), device)                          # warm-up
-    synchronize(device)
-    t1 = time.perf_counter()
     evaluate(state, test, device)
     synchronize(device)
-    return test.num_images / (time.perf_counter() - t1), t1 - t0
+    return test.num_images / (time.perf_counter() - t0), warm

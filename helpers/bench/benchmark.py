@@ -1,36 +1,163 @@
-"""One grid row measured: our path's variants, the frozen fine-tune's feature-cache option
-and the typical loop (see helpers/bench/runs.py for the timing rules); and the FLOP
-recount of a result file, which rebuilds each row's model.
+"""Speed benchmark of the grid: run_benchmark(BenchSettings(...)), or the CLI
+`python -m helpers.bench [--quick] [--models ...]` (helpers/bench/cli.py).
+
+For every run of helpers.grid.grid() it times OUR path (DeviceLoader batches through
+the engine's own train_epoch / make_optimizer / make_scheduler / precision; timing rules
+in helpers/bench/timing.py) and the "typical homework loop" (helpers.bench.reference) on
+synthetic CIFAR-shaped images (speed does not depend on pixel values), and writes
+benchmarks/results/<device>.json (helpers/bench/benchfile.py) plus the tables in the
+READMEs (helpers/bench/render.py). Each variant of a row is measured on its own (attempt),
+and the file is written after each, so a failure or a deadline costs only what it cuts.
+Weights are random: fine-tune runs need no download, and the frozen fine-tune is the
+same backbone wrapped frozen, exactly as helpers.models wraps the pretrained one.
+Also here: the FLOP recount of a result file (--recount), which rebuilds each row's model.
 """
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
+import os
+import sys
 import time
 from functools import partial
 
 import torch
 
+from ..batches import make_batches
 from ..config import ExperimentConfig, is_swin
-from ..device import resolve_precision, seed_everything
+from ..data import make_synthetic
+from ..device import (Precision, device_name, resolve_device, resolve_precision,
+                      seed_everything, setup_backends)
 from ..grid import grid
-from .flops import train_step_flops
 from ..models import SwinClassifier, build_model, has_window_attention, input_spec
 from ..results import now_iso
 from ..speed import COMPILE_BACKEND, set_attention, variant_name
-from ..batches import make_batches
 from ..train import place_model
 from . import reference as ref
-from .compare import PLAIN, compare_row, failed, measured
-from .render import write_json
-from .timing import (EPOCH_IMAGES, cold_compile_cache, cpu_snapshot, forget_compiled,
-                     other_cpu_share, time_limit, time_train, time_warmup)
+from .benchfile import (PLAIN, bench_file, compare_row, device_slug, load_for_merge,
+                        write_bench_file, write_json)
+from .flops import train_step_flops
+from .render import render_readme
+from .settings import (DATA_PATH_SIZES, BenchSettings, bench_variants, family_sizes,
+                       peak_tflops, row_overrides, select_runs)
+from .timing import (EPOCH_IMAGES, OUT_OF_TIME, attempt, cold_compile_cache, cpu_snapshot, failed,
+                     forget_compiled, measured, other_cpu_share, release_memory, time_train,
+                     time_warmup, uncompile)
 
 NUM_CLASSES = 100
 RANDOM_WEIGHTS = "random init (speed does not depend on weight values; nothing downloaded)"
 
 
+# ----------------------------------------------------------------------------- a whole run
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """BenchSettings resolved on their device: what run_benchmark settles before it
+    measures anything (a bad --models or --merge fails here, in seconds)."""
+    settings: BenchSettings
+    device: torch.device
+    precision: Precision
+    runs: list
+    sizes: dict             # per family, 'p1' and 'swin'
+    variants: list
+    peak: float | None
+    out_path: str
+    previous: dict | None   # the --out file's result, with --merge
+
+    def family(self, entry: dict) -> dict:
+        return self.sizes["swin" if is_swin(entry["model"]) else "p1"]
+
+
+def resolve(settings: BenchSettings) -> Resolved:
+    device = resolve_device(settings.device)
+    runs = select_runs(settings.models)
+    precision = resolve_precision(settings.precision, device)
+    out_path = settings.out or bench_file(device)
+    previous = load_for_merge(out_path, device_slug=device_slug(device),
+                              precision=precision.name,
+                              quick=settings.quick) if settings.merge else None
+    peak = peak_tflops(device_name(device), precision.name) if device.type == "cuda" else None
+    return Resolved(settings, device, precision, runs, family_sizes(settings),
+                    bench_variants(settings, device), peak, out_path, previous)
+
+
+def _synthetic_for(rs: Resolved):
+    """One synthetic set, large enough for every run (each takes its first images)."""
+    need = [(rs.family(r), run_config(r, rs.family(r), rs.device, rs.precision))
+            for r in rs.runs]
+    n_train = max((s["warmup_steps"] + s["steps"] * s["repeats"]) * c.batch_size
+                  for s, c in need)
+    n_test = max(s["eval_steps"] * c.eval_batch_size for s, c in need)
+    return make_synthetic(n_train, n_test, num_classes=NUM_CLASSES, seed=0)
+
+
+def measure_row(rs: Resolved, entry: dict, data, deadline: float | None,
+                on_progress=None) -> dict:
+    """bench_run of one grid entry (each variant on its own, under attempt), or a failed
+    record when the row cannot even be built (out of time, out of memory)."""
+    t0, s = time.perf_counter(), rs.settings
+    bare = dict(run_name=entry["run_name"], label=entry["label"])
+    if deadline is not None and time.monotonic() >= deadline:
+        r = dict(bare, **failed(OUT_OF_TIME))
+    else:
+        try:
+            r = bench_run(entry, rs.family(entry), data, device=rs.device,
+                          precision=rs.precision, variants=rs.variants,
+                          reference=s.reference, cache=s.feature_cache, peak=rs.peak,
+                          compile_backend=s.compile_backend, deadline=deadline,
+                          on_progress=on_progress)
+        except (RuntimeError, ValueError) as e:   # e.g. CUDA out of memory building it
+            release_memory(rs.device)
+            r = dict(bare, **failed(f"{type(e).__name__}: {e}"))
+    ours = ", ".join(f"{name} {t['images_per_s']:.1f} img/s" if measured(t) else f"{name} failed"
+                     for name, t in r.get("ours", {}).items()) or r.get("reason")
+    speedup = f"; {r['speedup']:.2f}x the typical loop" if r.get("speedup") else ""
+    print(f"{entry['run_name']:<28} {ours}{speedup}  ({time.perf_counter() - t0:.0f} s)",
+          file=sys.stderr)
+    return r
+
+
+def measure_data_path(rs: Resolved) -> list[dict]:
+    """DeviceLoader against DataLoader + PIL, batches only, at each DATA_PATH_SIZES side."""
+    out = []
+    for side, batch, nb in DATA_PATH_SIZES[rs.settings.mode]:
+        model = "swin_tiny" if side > 32 else "resnet18"
+        cfg = ExperimentConfig(model=model, img_size=side, device=str(rs.device)).resolved()
+        dp_data = make_synthetic((nb + 2) * batch, 1, num_classes=NUM_CLASSES, seed=1)
+        snap = cpu_snapshot()
+        out.append(ref.data_path_comparison(dp_data, cfg=cfg, batch_size=batch, batches=nb,
+                                            device=rs.device))
+        out[-1].update(measured=now_iso(), other_cpu_share=other_cpu_share(snap, cpu_snapshot()))
+    return out
+
+
+def run_benchmark(settings: BenchSettings, deadline: float | None = None) -> dict:
+    """Measure what `settings` asks for, write the result file and refresh settings.readmes;
+    returns the result. `deadline` (a time.monotonic() value) stops the measurement there:
+    the variant in progress and the rest are recorded as not measured."""
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    rs = resolve(settings)
+    setup_backends(rs.device)
+    if rs.device.type == "cpu" and not settings.quick:
+        print("note: full sizes are meant for a GPU; on a CPU use --quick", file=sys.stderr)
+    started, load0 = now_iso(), os.getloadavg()
+    write = partial(write_bench_file, rs, started=started, load0=load0)
+    data = _synthetic_for(rs)
+    runs = []
+    for entry in rs.runs:
+        def write_so_far(row):                  # after every variant of this row
+            write(runs + [row], None, finished=False)
+        runs.append(measure_row(rs, entry, data, deadline, on_progress=write_so_far))
+        write(runs, None, finished=False)
+    in_time = deadline is None or time.monotonic() < deadline
+    data_path = measure_data_path(rs) if settings.data_path and in_time else None
+    result = write(runs, data_path, finished=True)
+    for readme in filter(None, settings.readmes):
+        render_readme(readme, os.path.dirname(os.path.abspath(rs.out_path)))
+    return result
+
+
+# ----------------------------------------------------------------------------- one row
 def build_random(cfg: ExperimentConfig) -> torch.nn.Module:
     """The run's architecture with random weights (see the module docstring)."""
     if cfg.is_swin:
@@ -39,20 +166,11 @@ def build_random(cfg: ExperimentConfig) -> torch.nn.Module:
     return build_model(cfg.model, NUM_CLASSES, **cfg.model_kwargs())
 
 
-def uncompile(model: torch.nn.Module) -> None:
-    """Undo compile_scope='blocks' (nn.Module.compile keeps the compiled call on the
-    module); the benchmark measures several variants on one model."""
-    for block in getattr(model, "compile_regions", list)():
-        if getattr(block, "_compiled_call_impl", None) is not None:
-            block._compiled_call_impl = None
-
-
-# ----------------------------------------------------------------------------- one run
 def run_config(entry: dict, sizes: dict, device, precision) -> ExperimentConfig:
     """The grid entry's resolved config, with the benchmark's batch sizes; an unset batch
     is the one the engine picks for a CIFAR-100-sized (50,000-image) training set."""
-    params = {k: v for k, v in entry.items() if k not in ("label", "problem")}
-    params.update(dataset="synthetic", device=str(device), precision=precision.name, seed=0)
+    params = dict(row_overrides(entry), run_name=entry["run_name"], dataset="synthetic",
+                  device=str(device), precision=precision.name, seed=0)
     for key in ("batch_size", "eval_batch_size", "img_size"):
         if sizes.get(key):
             params[key] = sizes[key]
@@ -64,23 +182,6 @@ def _head(data, n_train: int, n_test: int):
     """The first n_train / n_test images of a synthetic set, as a Dataset."""
     return dataclasses.replace(data, x_train=data.x_train[:n_train], y_train=data.y_train[:n_train],
                                x_test=data.x_test[:n_test], y_test=data.y_test[:n_test])
-
-
-def attempt(measure, deadline: float | None) -> dict:
-    """measure()'s record, or a failed one: one variant's error (a compile that fails, CUDA
-    out of memory) or time-out must not lose the figures the row already holds. measure()
-    runs under the soft time limit; after the deadline nothing more is started."""
-    if deadline is not None and time.monotonic() >= deadline:
-        return failed("not measured: the time budget was spent")
-    try:
-        with time_limit(deadline):
-            return measure()
-    except Exception as err:  # noqa: BLE001  (recorded in the row; the next variant runs)
-        record = failed(f"{type(err).__name__}: {err}"[:300])
-    gc.collect()                        # what the failed measurement held, e.g. out of memory
-    if torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
-    return record
 
 
 def time_variant(model, cfg, train_b, test_b, compile: bool, **kw) -> dict:
@@ -195,13 +296,6 @@ def bench_run(entry: dict, sizes: dict, data, *, device, precision, variants,
     out["other_cpu_share"] = other_cpu_share(snap, cpu_snapshot())   # workers are reaped by now
     progress()
     return out
-
-
-def release_memory(device) -> None:
-    """Free what a measured model left: Python garbage, and CUDA's cached blocks."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 # ----------------------------------------------------------------------------- recount
