@@ -111,9 +111,7 @@ def run_rows(plan: list[Run], settings: RunSettings, outcomes: list[Outcome]) ->
         if holder:
             outcomes.append(left_to_holder(run.name, holder))
             continue
-        notebook = settings.notebooks and run.problem not in settings.in_process
-        outcomes.append(execute(run, settings.executed_dir if notebook else None,
-                                settings.force))
+        outcomes.append(execute(run, settings.notebook_dir(run.problem), settings.force))
 
 
 def finish(settings: RunSettings, outcomes: list[Outcome], *, t0: float,

@@ -127,8 +127,8 @@ def submit(plan: list[Run], settings: RunSettings) -> tuple[dict, list, list[Job
     if not todo:
         return settled, [], []
     slots, gpus = local_slots(settings) if settings.executor == "local" else (0, ())
-    executed = settings.executed_dir if settings.notebooks else None
-    specs = [JobSpec(run, executed, settings.force, slots, gpus) for run in todo]
+    specs = [JobSpec(run, settings.notebook_dir(run.problem), settings.force, slots, gpus)
+             for run in todo]
     folder = os.path.join(at_home(settings.results_dir), "logs", "submitit")
     # The jobs import helpers from this checkout, wherever submitit starts them: they
     # inherit the environment they are submitted with.

@@ -166,6 +166,11 @@ class RunSettings:
     mem_gb: int | None
     slurm_params: dict[str, str]
 
+    def notebook_dir(self, problem: int) -> str | None:
+        """Where a row of this problem leaves its executed notebook; None: it trains in
+        this process, without a notebook (--no-notebooks, or the CPU demo's Problem 3)."""
+        return self.executed_dir if self.notebooks and problem not in self.in_process else None
+
 
 def parse_settings(argv=None) -> RunSettings:
     """The command line's settings, resolved (SystemExit on a mistake, naming the flag)."""
