@@ -3,9 +3,9 @@ run_benchmark(BenchSettings(...)) from Python.
 
 settings.py   BenchSettings (every option, as data), the rows it selects, and the sizes,
               variants and datasheet peak it resolves to on a device
-cli.py        the command line: flags -> BenchSettings; --render-only, --recount
+cli.py        the command line: flags -> BenchSettings; --render-only
 benchmark.py  run_benchmark: every selected row measured (our path's variants, the feature
-              cache, the typical loop), the data path; the FLOP recount
+              cache, the typical loop), then the data path
 timing.py     the engine's train_epoch / evaluate, timed honestly; attempt under a deadline
 reference.py  the typical homework loop (DataLoader + PIL transforms) to compare against
 flops.py      FLOPs of one training step, for the model FLOP utilisation

@@ -10,12 +10,10 @@ READMEs (helpers/bench/render.py). Each variant of a row is measured on its own 
 and the file is written after each, so a failure or a deadline costs only what it cuts.
 Weights are random: fine-tune runs need no download, and the frozen fine-tune is the
 same backbone wrapped frozen, exactly as helpers.models wraps the pretrained one.
-Also here: the FLOP recount of a result file (--recount), which rebuilds each row's model.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -28,14 +26,13 @@ from ..config import ExperimentConfig, is_swin
 from ..data import make_synthetic
 from ..device import (Precision, device_name, resolve_device, resolve_precision,
                       seed_everything, setup_backends)
-from ..grid import grid
 from ..models import SwinClassifier, build_model, has_window_attention, input_spec
 from ..results import now_iso
 from ..speed import COMPILE_BACKEND, set_attention, variant_name
 from ..train import place_model
 from . import reference as ref
 from .benchfile import (PLAIN, bench_file, compare_row, device_slug, load_for_merge,
-                        write_bench_file, write_json)
+                        write_bench_file)
 from .flops import train_step_flops
 from .render import render_readme
 from .settings import (DATA_PATH_SIZES, BenchSettings, bench_variants, family_sizes,
@@ -296,38 +293,3 @@ def bench_run(entry: dict, sizes: dict, data, *, device, precision, variants,
     out["other_cpu_share"] = other_cpu_share(snap, cpu_snapshot())   # workers are reaped by now
     progress()
     return out
-
-
-# ----------------------------------------------------------------------------- recount
-def recount_flops(path: str) -> dict:
-    """Recount `train_flops_per_image` of every run in a result file, and re-derive what
-    depends on it (achieved TFLOP/s = FLOPs x measured images/s, and MFU), leaving every
-    measured time as it is. FLOP counts depend on the model only, not on the machine, so
-    this is how a file counted by another version of the counter is corrected without
-    re-measuring.
-    The previous counts are kept in the file under "flops_recount"."""
-    with open(path) as f:
-        result = json.load(f)
-    previous = {}
-    by_name = {e["run_name"]: e for e in grid()}
-    for r in result["runs"]:
-        if r.get("status") == "failed" or r["run_name"] not in by_name:
-            continue
-        entry = by_name[r["run_name"]]
-        sizes = result["sizes"]["swin" if is_swin(entry["model"]) else "p1"]
-        cpu = torch.device("cpu")
-        cfg = run_config(entry, sizes, cpu, resolve_precision("fp32", cpu))
-        seed_everything(0)
-        flops = train_step_flops(build_random(cfg), cfg.img_size, NUM_CLASSES)
-        previous[r["run_name"]] = r.get("train_flops_per_image")
-        r["train_flops_per_image"] = flops
-        peak = result.get("peak", {}).get("tflops")
-        for timing in filter(measured, r.get("ours", {}).values()):
-            timing["achieved_tflops"] = flops * timing["images_per_s"] / 1e12
-            timing["mfu"] = timing["achieved_tflops"] / peak if peak else None
-    result["flops_recount"] = dict(
-        when=now_iso(), torch=torch.__version__,
-        counter="helpers.measure.counting_flops: math SDPA backend, uncountable ops raise",
-        previous_train_flops_per_image=previous)
-    write_json(result, path)
-    return result

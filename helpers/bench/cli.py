@@ -1,6 +1,5 @@
-"""`python -m helpers.bench`: flags -> BenchSettings -> run_benchmark, plus two modes
-that measure nothing: --render-only (refresh the README tables from the result files)
-and --recount (recount a result file's FLOPs)."""
+"""`python -m helpers.bench`: flags -> BenchSettings -> run_benchmark, plus a mode that
+measures nothing: --render-only (refresh the README tables from the result files)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +8,7 @@ import os
 
 from ..device import resolve_device
 from .benchfile import bench_file
-from .benchmark import recount_flops, run_benchmark
+from .benchmark import run_benchmark
 from .render import render_readme
 from .settings import (ATTENTIONS, COMPILE_MODES, COMPILE_SCOPES, COUNT_MINIMUM,
                        DEFAULT_READMES, PRECISIONS, BenchSettings, flag)
@@ -54,15 +53,12 @@ def _parser() -> argparse.ArgumentParser:
                         "--out (default: benchmarks/README.md and README.md; none = leave them)")
     p.add_argument("--render-only", action="store_true",
                    help="only refresh the README table from the existing result files")
-    p.add_argument("--recount", action="store_true",
-                   help="recount the FLOPs of the --out file's runs with this version's counter "
-                        "and re-derive TFLOP/s and MFU from its measured images/s (no timing)")
     return p
 
 
 def parse_args(argv=None) -> tuple[BenchSettings, str]:
-    """(the settings, what to do: "measure", "render" the READMEs only, or "recount" a
-    file's FLOPs); a bad value exits with the flag's name."""
+    """(the settings, what to do: "measure", or "render" the READMEs only); a bad value
+    exits with the flag's name."""
     p = _parser()
     args = p.parse_args(argv)
     same = {f.name for f in dataclasses.fields(BenchSettings)} & set(vars(args))
@@ -73,7 +69,7 @@ def parse_args(argv=None) -> tuple[BenchSettings, str]:
             notes=tuple(args.note), readmes=tuple(args.readme))
     except ValueError as err:
         p.error(str(err))
-    return settings, ("recount" if args.recount else "render" if args.render_only else "measure")
+    return settings, "render" if args.render_only else "measure"
 
 
 def main(argv=None) -> int:
@@ -83,8 +79,6 @@ def main(argv=None) -> int:
         run_benchmark(settings)
         return 0
     out_path = settings.out or bench_file(resolve_device(settings.device))
-    if action == "recount":
-        recount_flops(out_path)
     for readme in filter(None, settings.readmes):
         render_readme(readme, os.path.dirname(os.path.abspath(out_path)))
     return 0

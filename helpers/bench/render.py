@@ -59,11 +59,6 @@ def device_header(r: dict) -> list[str]:
              f"Precision **{r['precision']}**{threads}; {'quick' if r.get('quick') else 'full'} "
              f"sizes; torch {prov.get('torch')}; {_when(r)}; git {commit}.", ""]
     lines += [f"- {n}" for n in r.get("notes", [])]
-    if r.get("flops_recount"):
-        rc = r["flops_recount"]
-        lines.append(f"- FLOPs recounted {rc['when'][:10]} with torch {rc['torch']} "
-                     "(`--recount`: attention counted as matmuls on every torch version); "
-                     "TFLOP/s and MFU re-derived from the measured images/s.")
     peak = r.get("peak") or {}
     lines += [f"- MFU peak: {fmt(peak['tflops'])} TFLOP/s ({peak['source']})" if peak.get("tflops")
               else f"- MFU: {peak.get('note') or 'no peak known'}", ""]
