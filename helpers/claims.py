@@ -29,7 +29,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from .config import ENTRY_ONLY_KEYS, ExperimentConfig, is_swin, row
+from .config import ExperimentConfig, is_swin, row, row_overrides
 from .rules import AUTO_WARMUP_MAX_SHARE
 
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
@@ -120,8 +120,7 @@ def problem3_runs(sizes: ClaimsSizes | None = None) -> list[dict]:
 
 def architecture(entry: dict) -> str:
     """The architecture of a grid entry (helpers.config), the cost model's key."""
-    return ExperimentConfig(**{k: v for k, v in entry.items()
-                               if k not in ENTRY_ONLY_KEYS}).architecture
+    return ExperimentConfig(**row_overrides(entry)).architecture
 
 
 # ---------------------------------------------------------------------------- the arithmetic

@@ -329,9 +329,14 @@ ENTRY_ONLY_KEYS = ("run_name", "label", "problem")
 def row(overrides: dict) -> dict:
     """A grid entry: config overrides with the run name, label and problem that their
     config derives (helpers.grid's tables and helpers.claims' studies are lists of them)."""
-    cfg = ExperimentConfig(**{k: v for k, v in overrides.items() if k not in ENTRY_ONLY_KEYS})
+    cfg = ExperimentConfig(**row_overrides(overrides))
     return dict(overrides, run_name=cfg.default_run_name(), label=cfg.label,
                 problem=cfg.problem)
+
+
+def row_overrides(entry: dict) -> dict:
+    """A grid entry's config overrides: the entry without what describes it."""
+    return {k: v for k, v in entry.items() if k not in ENTRY_ONLY_KEYS}
 
 
 def _bad(cfg: ExperimentConfig, name: str, why: str):

@@ -7,7 +7,7 @@ names, so changing one orphans old results.
 """
 
 from .claims import ClaimsSizes, problem3_runs
-from .config import (ENTRY_ONLY_KEYS, SWIN_MODES, models_of, problem_of, row, row_name,
+from .config import (SWIN_MODES, models_of, problem_of, row, row_name,
                      seed_run_name)
 
 # The budgets of the real grid, in epochs (why: helpers/runner/cli.py). Problem 2 keeps
@@ -70,4 +70,4 @@ def entry_problem(entry: dict) -> int:
 
 __all__ = ["EPOCHS", "VIT_SHAPES", "PROBLEM1", "PROBLEM2", "row", "run_name_of", "grid",
            "find_entry", "problem1_runs", "problem2_runs", "problem3_runs", "seed_run_name",
-           "row_name", "ENTRY_ONLY_KEYS", "entry_problem"]
+           "row_name", "entry_problem"]

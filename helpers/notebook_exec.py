@@ -2,7 +2,7 @@
 clocks papermill leaves in the executed copy.
 
 The runner (each grid row), the PDF export (the summary notebook) and the tests execute
-notebooks through here. It sits beside helpers/records.py, below the runner and the report,
+notebooks through here. It sits beside helpers/gridrun.py, below the runner and the report,
 so both can use it; the core never imports it, and it imports papermill and Jupyter only
 inside the functions that need them.
 """

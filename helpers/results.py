@@ -21,6 +21,8 @@ import subprocess
 from typing import TypedDict
 
 from .atomic import write_text
+from .config import synthetic_classes
+from .fields import field_types, value_problem
 from .paths import REPO_ROOT
 
 STATUSES = ("complete", "failed", "skipped")
@@ -335,7 +337,7 @@ def load_results(results_dir: str):
 # ----------------------------------------------------------------------------- the record
 class ResultRecord(TypedDict):
     """Every result file's keys, whatever its status; what a run never measured is None
-    (records.failed_result: nothing measured, no history)."""
+    (failed_result: nothing measured, no history)."""
     schema_version: int
     run_name: str
     problem: int
@@ -399,3 +401,44 @@ def build_result(*, run_name: str, problem: int, model: str, label: str | None,
     result["recipe"] = recipe or recipe_id()
     result["provenance"] = provenance
     return result
+
+
+# ----------------------------------------------------------------------------- checks
+def _is_synthetic(dataset) -> bool:
+    try:
+        return synthetic_classes(dataset) is not None
+    except ValueError:                   # a malformed synthetic-<C>: the run failed on it
+        return False
+
+
+def failed_result(*, run_name: str, problem: int, model: str, label: str | None,
+                  config: dict, status: str, reason: str, started: str) -> dict:
+    """The record of a run that ended before the engine wrote one (an invalid config, a
+    dead kernel, weights this machine cannot get): nothing measured, no epoch."""
+    dataset = config.get("dataset")
+    return build_result(
+        run_name=run_name, problem=problem, model=model, label=label, config=config,
+        dataset=dict(name=dataset, synthetic=_is_synthetic(dataset)), measured={},
+        history=[], training=None, status=status, reason=reason,
+        provenance=provenance(seed=config.get("seed"), compile=config.get("compile"),
+                              started=started, finished=now_iso()))
+
+
+def record_problems(r: dict) -> list[str]:
+    """What keeps `r` from being a ResultRecord once migrated (results.migrate): a newer
+    schema_version, missing or unknown keys, values of the wrong type, an unknown status.
+    Empty for a valid record, of this schema version or an older one."""
+    try:
+        r = migrate(r)
+    except (ResultVersionError, ValueError) as err:
+        return [str(err)]
+    required, extras = field_types(ResultRecord), field_types(ResultExtras)
+    out = [f"missing key {k}" for k in required if k not in r]
+    out += [f"unknown key {k}" for k in sorted(set(r) - set(required) - set(extras))]
+    for k, (types, can_be_none) in {**required, **extras}.items():
+        problem = value_problem(k, r[k], types, can_be_none) if k in r else None
+        if problem:
+            out.append(problem)
+    if r.get("status") not in STATUSES:
+        out.append(f"status={r.get('status')!r}: valid statuses: {', '.join(STATUSES)}")
+    return out

@@ -171,7 +171,7 @@ def test_the_summary_report_holds_both_runs(journey):
     expected = {CONFIGS[name](**EDITS[name]).run_name for name in EDITS}
     assert set(runs) == expected, f"results written: {sorted(runs)}" + journey.evidence()
     assert all(r["status"] == "complete" for r in runs.values())
-    # A synthetic report stays in its results folder (helpers/records.report_paths).
+    # A synthetic report stays in its results folder (helpers/gridrun.report_paths).
     md = (journey.results_folder() / "report.md").read_text()
     for r in runs.values():
         assert r["label"] in md and f"{r['test_acc']:.2f}" in md, (r["run_name"], md[:2000])

@@ -131,7 +131,7 @@ def test_a_merged_row_shows_the_variant_the_grid_trains_not_the_last_parts(grid_
     came last, and new_vs_old compares eager with it."""
     from unittest import mock
     from helpers import speed
-    from helpers.bench.settings import row_overrides
+    from helpers.config import row_overrides
     from helpers.config import ExperimentConfig
     from helpers.grid import find_entry
     name = "p1-vit-8L-8H-512"

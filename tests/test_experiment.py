@@ -7,7 +7,7 @@ import pytest
 
 from helpers.config import ConfigError, ExperimentConfig
 from helpers.experiment import Experiment
-from helpers.records import record_problems
+from helpers.results import record_problems
 from helpers.results import ResultRecord, load_results, read_result
 
 HISTORY_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_time_s",

@@ -16,7 +16,7 @@ import pytest
 
 from helpers import runner
 from helpers.results import read_result
-from helpers.records import read_grid_record
+from helpers.gridrun import read_time_record
 from helpers.runner import demo_readme, jobs
 
 TOY = dict(model="vit", label="ViT (toy)", patch_size=8, dim=32, depth=1, heads=2)
@@ -218,7 +218,7 @@ def test_the_runner_records_the_grid_time_and_the_readme_paragraph_comes_from_it
     argv.remove("--no-report")
     assert runner.main(argv, entries=ENTRIES) == 0
     results = tmp_path / "results"
-    rec = read_grid_record(str(results))
+    rec = read_time_record(str(results))
     assert [r["run"] for r in rec["rows"]] == ["t-a", "t-b"]
     assert rec["total_s"] >= rec["rows_s"] >= sum(r["wall_s"] for r in rec["rows"]) > 0
     for r in rec["rows"]:

@@ -17,7 +17,7 @@ from helpers import grid
 from helpers.config import ConfigError, ExperimentConfig
 from helpers.notebook_exec import execute_notebook, notebook_parameters
 from helpers.paths import NOTEBOOKS
-from helpers.records import record_problems
+from helpers.results import record_problems
 from helpers.results import read_result
 
 DATASET_KEYS = {"name", "num_classes", "n_train", "n_test", "synthetic"}

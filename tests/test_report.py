@@ -370,7 +370,7 @@ def test_table_cell_says_what_stopped_the_row_in_a_few_words_and_the_flags_give_
 
 
 def test_load_runs_checks_every_key_against_the_result_record(tmp_path):
-    from helpers.records import failed_result
+    from helpers.results import failed_result
     folder = copy_fixture("complete", tmp_path)
     edit(folder, "p1-resnet18", test_acc="61.4")
     with pytest.raises(ValueError, match="test_acc='61.4': must be a number"):

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import results
 from helpers.changes import recipe_changes
-from helpers.records import failed_result, record_problems
+from helpers.results import failed_result, record_problems
 from helpers.report import header_md
 from helpers.report.tables import load_runs
 from helpers.results import (MIGRATIONS, RECIPE_BEFORE_VERSIONS, RECIPE_SOURCES, SCHEMA_VERSION,

@@ -16,9 +16,9 @@ import pytest
 from helpers import grid, runner
 from helpers.changes import config_changes
 from helpers.paths import REPO_ROOT
-from helpers.records import report_paths
-from helpers.records import read_grid_record
-from helpers.records import record_problems
+from helpers.gridrun import report_paths
+from helpers.gridrun import read_time_record
+from helpers.results import record_problems
 from helpers.results import read_result
 
 def tiny_args(epochs_p1=1):
@@ -94,7 +94,7 @@ def test_failures_are_recorded_and_the_grid_carries_on(tmp_path, monkeypatch, ca
     # The notebook's cell clocks bracket its Experiment.run(), inside the row's wall time:
     # starting the kernel and the cells around the run both take time, so neither part of
     # the split is clamped to zero.
-    good_row = {r["run"]: r for r in read_grid_record(str(results))["rows"]}["t-good"]
+    good_row = {r["run"]: r for r in read_time_record(str(results))["rows"]}["t-good"]
     assert good_row["kernel_s"] > 0 and good_row["cells_outside_run_s"] > 0, good_row
 
     # Again: failed runs are retried, the complete one is neither re-executed nor
@@ -103,7 +103,7 @@ def test_failures_are_recorded_and_the_grid_carries_on(tmp_path, monkeypatch, ca
     before = (mtime(good), mtime(good_nb))
     assert runner.main(args, entries=entries[2:]) == 0
     assert (mtime(good), mtime(good_nb)) == before
-    rows = {r["run"]: r for r in read_grid_record(str(results))["rows"]}
+    rows = {r["run"]: r for r in read_time_record(str(results))["rows"]}
     assert rows["t-good"]["wall_s"] is None and rows["t-good"]["note"] == "already complete"
     # A row that cannot get its weights is checked again, and skipped without a kernel.
     assert rows["p2-swin_tiny-finetune"]["status"] == "skipped"
@@ -407,7 +407,7 @@ def test_seeds_run_skip_and_resume_per_seed(tmp_path, capsys):
     assert runner.main(args + ["--seeds", "0", "1", "2"], entries=entries) == 0
     # The grid's time record says what each (row, seed) needed: the finished seeds were
     # not executed this time, seed 2 was, and resumed.
-    rows = {r["run"]: r for r in read_grid_record(str(results))["rows"]}
+    rows = {r["run"]: r for r in read_time_record(str(results))["rows"]}
     assert rows["t-s"]["wall_s"] is None and rows["t-s-seed1"]["wall_s"] is None
     assert rows["t-s-seed2"]["wall_s"] > 0 and rows["t-s-seed2"]["note"] == "resumed"
     assert [os.stat(results / n).st_mtime_ns for n in ("t-s.json", "t-s-seed1.json")] == before
@@ -430,7 +430,7 @@ def test_force_trains_a_complete_row_again_and_keeps_the_old_result_aside(tmp_pa
     assert runner.main(args, entries=entries) == 0
     first = read_result(results / "t-f.json")
     assert runner.main(args + ["--force"], entries=entries) == 0
-    [row] = read_grid_record(str(results))["rows"]
+    [row] = read_time_record(str(results))["rows"]
     assert row["note"] == "forced" and row["wall_s"] > 0
     assert read_result(results / "t-f.json.replaced") == first
     again = read_result(results / "t-f.json")

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from helpers import speed
 from helpers.bench.timing import uncompile
 from helpers.bench.smoke import symbolic_inputs
-from helpers.config import ENTRY_ONLY_KEYS, ConfigError, ExperimentConfig
+from helpers.config import ConfigError, ExperimentConfig, row_overrides
 from helpers.device import resolve_precision, seed_everything
 from helpers.experiment import Experiment
 from helpers.models import build_model
@@ -112,7 +112,7 @@ def vit_cfg(tmp_path, **over):
 
 def grid_cfgs():
     from helpers import grid
-    return [ExperimentConfig(**{k: v for k, v in e.items() if k not in ENTRY_ONLY_KEYS},
+    return [ExperimentConfig(**row_overrides(e),
                              device="cpu").resolved() for e in grid.grid()]
 
 

@@ -21,12 +21,12 @@ import torch
 
 from .. import speed
 from ..atomic import write_text
-from ..config import CIFAR100_SIZES, ExperimentConfig, problem_of
+from ..config import CIFAR100_SIZES, ExperimentConfig, problem_of, row_overrides
 from ..device import device_name
 from ..grid import EPOCHS, find_entry, grid
 from ..paths import BENCH_DIR
 from ..results import now_iso, provenance
-from .settings import PEAK_SOURCE, row_overrides
+from .settings import PEAK_SOURCE
 from .timing import measured
 
 PLAIN = "eager"        # the old path: eager, timm's attention

@@ -22,7 +22,7 @@ from functools import partial
 import torch
 
 from ..batches import make_batches
-from ..config import ExperimentConfig, is_swin
+from ..config import ExperimentConfig, is_swin, row_overrides
 from ..data import make_synthetic
 from ..device import (Precision, device_name, resolve_device, resolve_precision,
                       seed_everything, setup_backends)
@@ -36,7 +36,7 @@ from .benchfile import (PLAIN, bench_file, compare_row, device_slug, load_for_me
 from .flops import train_step_flops
 from .render import render_readme
 from .settings import (DATA_PATH_SIZES, BenchSettings, bench_variants, family_sizes,
-                       peak_tflops, row_overrides, select_runs)
+                       peak_tflops, select_runs)
 from .timing import (EPOCH_IMAGES, OUT_OF_TIME, attempt, cold_compile_cache, cpu_snapshot, failed,
                      forget_compiled, measured, other_cpu_share, release_memory, time_train,
                      time_warmup, uncompile)

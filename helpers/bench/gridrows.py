@@ -13,12 +13,11 @@ import time
 
 import torch
 
-from ..config import CIFAR100_SIZES, ExperimentConfig, is_swin, swin_variant
+from ..config import CIFAR100_SIZES, ExperimentConfig, is_swin, row_overrides, swin_variant
 from ..grid import EPOCHS
-from ..records import Outcome, write_grid_record
+from ..gridrun import Outcome, write_time_record
 from ..results import now_iso
 from .benchfile import write_json
-from .settings import row_overrides
 from .timing import attempt, measured, release_memory
 
 FULL = dict(p1=CIFAR100_SIZES, p2=(10_000, 2_000), epochs=2)
@@ -70,7 +69,7 @@ def grid_rows(entries: list[dict], sizes: dict, grid_dir: str, device: torch.dev
 
     def write():
         rows_s = time.perf_counter() - g0
-        write_grid_record(grid_dir, outcomes, rows_s=rows_s, total_s=rows_s, started=started,
+        write_time_record(grid_dir, outcomes, rows_s=rows_s, total_s=rows_s, started=started,
                           finished=now_iso(), settings=dict(kind="gpu-check grid", sizes=sizes))
         write_json(projection_summary(rows, len(entries)), projection_path(grid_dir),
                    allow_nan=True)

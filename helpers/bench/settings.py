@@ -12,7 +12,7 @@ import fnmatch
 import os
 import re
 
-from ..grid import ENTRY_ONLY_KEYS, grid
+from ..grid import grid
 from ..paths import BENCH_DIR, REPO_ROOT
 from ..speed import COMPILE_BACKEND
 
@@ -134,10 +134,6 @@ def select_runs(patterns: str | None) -> list[dict]:
         chosen += [r for r in hits if r not in chosen]
     return chosen
 
-
-def row_overrides(entry: dict) -> dict:
-    """The config fields a grid entry sets (without its run name, label and problem)."""
-    return {k: v for k, v in entry.items() if k not in ENTRY_ONLY_KEYS}
 
 
 # Dense (no 2:4 sparsity) tensor-core peaks in TFLOP/s from NVIDIA's datasheets, for

@@ -13,7 +13,7 @@ from ..atomic import write_text
 from ..config import CIFAR100_CLASSES, CIFAR100_SIZES, native_img_size
 from ..notebooks import in_notebook
 from ..paths import REAL_DATASET, RESULTS, at_home, home, shown
-from ..records import read_grid_record, report_paths
+from ..gridrun import read_time_record, report_paths
 from ..results import STATUSES, migrate
 from ..textable import pdf_dashes, pipe_table
 from .analysis import analysis_problem1, analysis_problem2
@@ -200,7 +200,7 @@ def _demo_settings_line() -> str:
 def header_md(runs: dict, flags: list[Flag] | None = None,
               time_record: dict | None = None) -> str:
     """Banner (synthetic data), title, and where the numbers came from; `time_record` is
-    the runner's time record of the grid (helpers/records.py), if there is one."""
+    the runner's time record of the grid (helpers/gridrun.py), if there is one."""
     lines = []
     synthetic = [n for n, r in runs.items() if result_is_synthetic(r)]
     if synthetic:
@@ -258,8 +258,8 @@ class Report:
         return report_title(self.runs)
 
     def time_record(self) -> dict | None:
-        """The runner's time record of the grid (helpers/records.py), if there is one."""
-        return read_grid_record(self.results_dir)
+        """The runner's time record of the grid (helpers/gridrun.py), if there is one."""
+        return read_time_record(self.results_dir)
 
     def captions(self) -> dict[str, str]:
         if not self.figures:

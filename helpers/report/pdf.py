@@ -24,7 +24,7 @@ import sys
 
 from ..notebook_exec import run_notebook
 from ..paths import SUMMARY_NOTEBOOK, at_home
-from ..records import report_paths
+from ..gridrun import report_paths
 from .tables import DEMO_TITLE
 
 LATEX_TOOLS = ("pandoc", "xelatex")

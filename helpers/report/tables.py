@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import grid
 from ..config import MODELS, synthetic_classes
-from ..records import record_problems
+from ..results import record_problems
 from ..results import migrate
 from ..textable import pdf_dashes, pipe_table
 from .seeds import seed_rows

@@ -33,7 +33,7 @@ import time
 
 from .. import grid as grid_module
 from ..paths import at_home, shown
-from ..records import Outcome, report_paths, write_grid_record
+from ..gridrun import Outcome, report_paths, write_time_record
 from ..results import now_iso
 from ..textable import plain_table
 from .jobs import left_to_holder, row_holder
@@ -125,12 +125,12 @@ def finish(settings: RunSettings, outcomes: list[Outcome], *, t0: float,
                     executor=settings.executor, notebooks=settings.notebooks,
                     dataset=settings.dataset, seeds=list(settings.seeds),
                     device=settings.device)
-    write_grid_record(settings.results_dir, outcomes, rows_s=rows_s, total_s=None,
+    write_time_record(settings.results_dir, outcomes, rows_s=rows_s, total_s=None,
                       started=started, finished=now_iso(), settings=recorded)
     if settings.report:
         report_at_end(settings.results_dir)
     total_s = time.perf_counter() - t0
-    path = write_grid_record(settings.results_dir, outcomes, rows_s=rows_s, total_s=total_s,
+    path = write_time_record(settings.results_dir, outcomes, rows_s=rows_s, total_s=total_s,
                              started=started, finished=now_iso(), settings=recorded)
     print(f"time record: {shown(path)} ({total_s:.0f} s in all)", flush=True)
 

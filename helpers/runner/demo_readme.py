@@ -1,11 +1,11 @@
 """The README's demo paragraph, from the last demo's time record and result files
 (`make demo-readme` = `python -m helpers.runner demo-readme`). The record itself is
-defined in helpers/records.py."""
+defined in helpers/gridrun.py."""
 from __future__ import annotations
 
 from ..atomic import splice
 from ..paths import at_home
-from ..records import read_grid_record, record_path
+from ..gridrun import read_time_record, time_record_path
 
 START, END = "<!-- demo:start -->", "<!-- demo:end -->"     # atomic.splice's "demo" block
 
@@ -14,9 +14,9 @@ def demo_summary(results_dir: str) -> str:
     """What the last recorded demo showed and how long it took, from its time record and
     the result files of the rows it executed (README: `make demo-readme`)."""
     from ..report import load_runs, run_devices
-    record = read_grid_record(results_dir)
+    record = read_time_record(results_dir)
     if not record or record.get("total_s") is None:
-        raise SystemExit(f"error: no complete time record in {record_path(results_dir)}; "
+        raise SystemExit(f"error: no complete time record in {time_record_path(results_dir)}; "
                          "run `make demo` first")
     executed = {row.get("run") for row in record.get("rows") or []}
     runs = {n: r for n, r in load_runs(at_home(results_dir)).items() if n in executed}

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from unittest import mock
 
 from ..paths import REPO_ROOT, at_home, shown
-from ..records import Outcome
+from ..gridrun import Outcome
 from ..results import now_iso
 from .rows import Run, decision_for, execute, short, write_failed_result
 from .settings import RunSettings

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 from ..changes import Decision, decide
 from ..config import ConfigError, ExperimentConfig, swin_variant
-from ..grid import ENTRY_ONLY_KEYS, entry_problem, seed_run_name
+from ..config import row_overrides
+from ..grid import entry_problem, seed_run_name
 from ..notebook_exec import (cell_seconds, config_from_parameters, declared_parameters,
                              execute_notebook)
 from ..paths import NOTEBOOKS, REPO_ROOT, at_home, shown
-from ..records import Outcome
+from ..gridrun import Outcome
 from ..results import now_iso
 from .settings import RunSettings
 
@@ -71,7 +72,7 @@ def notebook_params(entry: dict, settings: RunSettings, declared: frozenset,
                   precision=settings.precision, seed=seed, batch_size=settings.batch_size)
     # The demo's budget for this row (runner/demo.py): sizes, epochs, Swin's input size.
     params.update(settings.run_budget.get(entry["run_name"], {}))
-    shape = {k: v for k, v in entry.items() if k not in ENTRY_ONLY_KEYS}
+    shape = row_overrides(entry)
     if problem == 2:                               # problem2.ipynb takes the variant
         params.update(variant=swin_variant(shape.pop("model")), **shape)
     else:
@@ -235,7 +236,7 @@ def write_failed_result(run: Run, status: str, reason: str, started: str) -> Non
     """Write the result of a run that died before the engine could write one. What was
     never measured (sizes, metrics, the device) is null rather than guessed."""
     from ..notebooks import default_results_dir
-    from ..records import failed_result
+    from ..results import failed_result
     from ..results import write_result
     config = run.cfg.to_dict() if run.cfg else dict(run.params)
     result = failed_result(run_name=run.name, problem=run.problem, model=run.entry["model"],

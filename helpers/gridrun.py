@@ -1,9 +1,7 @@
-"""Files shared by the runner, the report and the benchmark: the grid's time record
-(<results>/logs/grid_time.json), a row's Outcome, where a results folder's report goes
-(`report_paths`), the result record of a run that ended before the engine wrote one
-(`failed_result`), and the check of a file against helpers.results.ResultRecord
-(`record_problems`). Neutral ground: this module imports only the core, and the runner,
-the report and the benchmark import it.
+"""What a grid run leaves, shared by the runner, the report and the benchmark: each row's
+Outcome, the grid's time record (<results>/logs/grid_time.json) and where a results
+folder's report goes (`report_paths`). Neutral ground: this module imports only the core,
+and the runner, the report and the benchmark import it.
 
 The time record says how long a grid run took, row by row and in all. It is written to
 <results>/logs/grid_time.json, beside the jobs' logs, so the report's loader, which reads
@@ -30,12 +28,9 @@ from dataclasses import dataclass
 
 from .atomic import write_text
 from .paths import EXECUTED_DIR, REAL_DATASET, at_home, home
-from .config import synthetic_classes
-from .fields import field_types, value_problem
-from .results import (STATUSES, ResultExtras, ResultRecord, ResultVersionError, build_result,
-                      git_output, migrate, now_iso, provenance, read_result)
+from .results import git_output, read_result
 
-RECORD = os.path.join("logs", "grid_time.json")
+TIME_RECORD = os.path.join("logs", "grid_time.json")
 
 
 @dataclass
@@ -63,11 +58,11 @@ def report_paths(results_dir: str, executed_dir: str = EXECUTED_DIR) -> dict:
                 executed=os.path.join(executed_dir, base, "summary.ipynb"))
 
 
-def record_path(results_dir: str) -> str:
-    return os.path.join(at_home(results_dir), RECORD)
+def time_record_path(results_dir: str) -> str:
+    return os.path.join(at_home(results_dir), TIME_RECORD)
 
 
-def write_grid_record(results_dir: str, outcomes: list, *, rows_s: float, total_s: float,
+def write_time_record(results_dir: str, outcomes: list, *, rows_s: float, total_s: float,
                       started: str, finished: str, settings: dict) -> str:
     """Write the record (atomically) and return its path."""
     rows = []
@@ -92,54 +87,14 @@ def write_grid_record(results_dir: str, outcomes: list, *, rows_s: float, total_
                   executed=sum(1 for o in outcomes if o.wall_s is not None),
                   git_commit=git_output("rev-parse", "HEAD"), python=platform.python_version(),
                   settings=settings, rows=rows)
-    path = record_path(results_dir)
+    path = time_record_path(results_dir)
     write_text(path, json.dumps(record, indent=1) + "\n")
     return path
 
 
-def read_grid_record(results_dir: str) -> dict | None:
+def read_time_record(results_dir: str) -> dict | None:
     try:
-        with open(record_path(results_dir), encoding="utf-8") as f:
+        with open(time_record_path(results_dir), encoding="utf-8") as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
-
-
-def _is_synthetic(dataset) -> bool:
-    try:
-        return synthetic_classes(dataset) is not None
-    except ValueError:                   # a malformed synthetic-<C>: the run failed on it
-        return False
-
-
-def failed_result(*, run_name: str, problem: int, model: str, label: str | None,
-                  config: dict, status: str, reason: str, started: str) -> dict:
-    """The record of a run that ended before the engine wrote one (an invalid config, a
-    dead kernel, weights this machine cannot get): nothing measured, no epoch."""
-    dataset = config.get("dataset")
-    return build_result(
-        run_name=run_name, problem=problem, model=model, label=label, config=config,
-        dataset=dict(name=dataset, synthetic=_is_synthetic(dataset)), measured={},
-        history=[], training=None, status=status, reason=reason,
-        provenance=provenance(seed=config.get("seed"), compile=config.get("compile"),
-                              started=started, finished=now_iso()))
-
-
-def record_problems(r: dict) -> list[str]:
-    """What keeps `r` from being a ResultRecord once migrated (results.migrate): a newer
-    schema_version, missing or unknown keys, values of the wrong type, an unknown status.
-    Empty for a valid record, of this schema version or an older one."""
-    try:
-        r = migrate(r)
-    except (ResultVersionError, ValueError) as err:
-        return [str(err)]
-    required, extras = field_types(ResultRecord), field_types(ResultExtras)
-    out = [f"missing key {k}" for k in required if k not in r]
-    out += [f"unknown key {k}" for k in sorted(set(r) - set(required) - set(extras))]
-    for k, (types, can_be_none) in {**required, **extras}.items():
-        problem = value_problem(k, r[k], types, can_be_none) if k in r else None
-        if problem:
-            out.append(problem)
-    if r.get("status") not in STATUSES:
-        out.append(f"status={r.get('status')!r}: valid statuses: {', '.join(STATUSES)}")
-    return out
