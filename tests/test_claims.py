@@ -262,10 +262,14 @@ def test_claim3_cannot_tell_when_attention_is_uniform_or_untrained():
     # As far as uniform attention reaches (16.5 px): far beyond ResNet-18's 5 px radius,
     # and still no evidence that anything was learned.
     uniform = claim3(probe_runs([3.0, 16.5], 0.2))
-    assert uniform.verdict == "cannot tell" and "16.5 px" in uniform.evidence
+    assert uniform.verdict == "cannot tell" and "16.50 px" in uniform.evidence
     # Measurably not uniform, but where the same ViT untrained already looked.
     as_untrained = claim3(probe_runs([3.0, 12.0], 0.2, untrained=(3.0, 12.1)))
     assert as_untrained.verdict == "cannot tell"
+    # Beyond noise (a tiny standard error) but a fraction of a pixel: not another way of
+    # attending.
+    nudged = claim3(probe_runs([3.0, 16.8], 0.01, untrained=(3.0, 12.0)))
+    assert nudged.verdict == "cannot tell" and "under 1 px" in nudged.evidence
     # A result without the untrained probe (written before it existed).
     assert claim3(probe_runs([3.0, 12.0], 0.2, untrained=None)).verdict == "cannot tell"
 
