@@ -379,7 +379,8 @@ def data_table(runs: dict) -> str | None:
                          str(rs[0]["config"]["epochs"]), _spread_of(rs, "test_acc"),
                          _spread_of(rs, "train_eval_acc"), _gap(rs), str(len(rs))])
     return _study_table(["Model", "Share", "Train images", "Epochs", "Test acc (%)",
-                   "Train-sample acc (%)", "Train − test gap", "Seeds"], rows) if rows else None
+                         "Train-sample acc (%)", "Train − test gap", "Seeds"],
+                        rows) if rows else None
 
 
 def resolution_table(runs: dict) -> str | None:
@@ -388,11 +389,11 @@ def resolution_table(runs: dict) -> str | None:
     for mode, by_px in sorted(points.items()):
         for px in sorted(by_px):
             rs = by_px[px]
-            rows.append([f"Swin-Tiny, {MODE_PROSE.get(mode, mode)}", f"{px} px",
+            rows.append([f"{rs[0]['label']}, {MODE_PROSE.get(mode, mode)}", f"{px} px",
                          _spread_of(rs, "epoch_time_s"), _spread_of(rs, "test_acc"), _gap(rs),
                          str(len(rs))])
     return _study_table(["Model", "Input", "Time/epoch (s)", "Test acc (%)", "Train − test gap",
-                   "Seeds"], rows) if rows else None
+                         "Seeds"], rows) if rows else None
 
 
 def claims_parts(runs: dict, figures: dict[str, str]) -> list[tuple[str, str | None]]:
