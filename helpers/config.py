@@ -33,6 +33,11 @@ MODELS = {"resnet18": ModelSpec("ResNet-18", 1, 32, "cnn"),
           "swin_small": ModelSpec("Swin-Small", 2, 224, "swin")}
 SWIN_VARIANTS = ("tiny", "small")
 SWIN_MODES = ("finetune", "finetune_full", "scratch")   # in the order of Table 2
+# How each mode is written: in Table 2's column, in a sentence, and in a plot legend.
+MODE_WORDS = {"finetune": ("Fine-tuned (frozen backbone)", "frozen-backbone fine-tune",
+                           "frozen FT"),
+              "finetune_full": ("Fine-tuned (full)", "full fine-tune", "full FT"),
+              "scratch": ("From scratch", "from scratch", "scratch")}
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 OPTIMIZERS = ("adamw", "sgd")
 BUILTIN_DATASETS = ("cifar100", "synthetic")

@@ -14,9 +14,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .config import is_swin
+from .config import MODE_WORDS, is_swin
 
-MODE_SHORT = {"finetune": "frozen FT", "finetune_full": "full FT", "scratch": "scratch"}
+MODE_SHORT = {mode: legend for mode, (_, _, legend) in MODE_WORDS.items()}
 
 
 def legend_label(r: dict) -> str:

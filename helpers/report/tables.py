@@ -16,17 +16,15 @@ import re
 import pandas as pd
 
 from .. import grid
-from ..config import MODELS, synthetic_classes
+from ..config import MODE_WORDS, MODELS, synthetic_classes
 from ..results import record_problems
 from ..results import migrate
 from ..textable import pdf_dashes, pipe_table
 from .seeds import seed_rows
 from .stats import DASH, fmt_mean_sd
 
-MODE_LABELS = {"finetune": "Fine-tuned (frozen backbone)", "finetune_full": "Fine-tuned (full)",
-               "scratch": "From scratch"}
-MODE_PROSE = {"finetune": "frozen-backbone fine-tune", "finetune_full": "full fine-tune",
-              "scratch": "from scratch"}
+MODE_LABELS = {mode: table for mode, (table, _, _) in MODE_WORDS.items()}
+MODE_PROSE = {mode: prose for mode, (_, prose, _) in MODE_WORDS.items()}
 # How the report, and the PDF's title, say that its numbers are not CIFAR-100 results.
 DEMO_TITLE = "DEMO on synthetic data — these are not CIFAR-100 results"
 GAP_COLUMN = "Train − test gap (points)"
