@@ -15,8 +15,9 @@ from .rules import AUTO_WARMUP_MAX_SHARE, auto_batch_size
 
 # Every name of the homework is defined here, once: a model's row label, its problem and
 # its native input side (MODELS), its training defaults (TRAIN_DEFAULTS), and the rule that
-# derives a run's name and label from its config (`ExperimentConfig.row`). Nothing else
-# builds or parses a run name. helpers.models registers the same model names (a test keeps
+# derives a run's name, label and family from its config (ExperimentConfig's architecture,
+# label, family and default_run_name; `row` for a grid entry). Nothing else builds or
+# parses a run name. helpers.models registers the same model names (a test keeps
 # them equal); validating a config must not import torch/timm, so a typo in a notebook
 # fails in milliseconds.
 @dataclass(frozen=True)
