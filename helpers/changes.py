@@ -7,16 +7,16 @@ from dataclasses import dataclass
 
 from .config import ExperimentConfig
 from .fields import field_types
-from .results import RECIPE_BEFORE_VERSIONS, recipe_id
+from .results import RECIPE_BEFORE_VERSIONS, REMOVED_CONFIG_FIELDS, recipe_id
 from .rules import warmup_steps
 
 # Config fields that only say *where/how fast* a run executes. They may change between an
 # interrupted run and its resumption (a new Colab GPU, a bigger eval batch), and a result
-# made on another GPU still counts as done: they do not change what is trained.
-EXECUTION_FIELDS = frozenset({"device", "precision", "compile", "compile_scope",
-                              "fused_attention", "eval_batch_size", "train_eval_images",
-                              "eval_every", "results_dir", "data_dir", "weights",
-                              "keep_checkpoints"})
+# made on another GPU still counts as done: they do not change what is trained. Neither do
+# the fields an old checkpoint's config may still hold (results.REMOVED_CONFIG_FIELDS).
+EXECUTION_FIELDS = frozenset({"device", "precision", "compile", "eval_batch_size",
+                              "train_eval_images", "eval_every", "results_dir", "data_dir",
+                              "weights", "keep_checkpoints", *REMOVED_CONFIG_FIELDS})
 
 
 def config_changes(old: dict, new: dict) -> list[str]:

@@ -42,7 +42,6 @@ MODE_WORDS = {"finetune": ("Fine-tuned (frozen backbone)", "frozen-backbone fine
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 OPTIMIZERS = ("adamw", "sgd")
 BUILTIN_DATASETS = ("cifar100", "synthetic")
-COMPILE_SCOPES = ("model", "blocks")  # torch.compile the whole model, or its repeated blocks
 # Problem 3 tests the homework's claims; a run of it belongs to one study (helpers/claims.py).
 STUDIES = ("data_efficiency", "resolution")
 # weights=RANDOM_INIT fine-tunes a randomly initialised Swin: the offline demo's stand-in for
@@ -183,10 +182,7 @@ class ExperimentConfig:
     seed: int = 0                    # seeds data order, augmentation and init
     device: str = "auto"             # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"          # auto (bf16 > fp16 > fp32 by device) | bf16 | fp16 | fp32
-    compile: bool | None = None      # torch.compile; None = decided from this device's benchmark
-    compile_scope: str | None = None  # model | blocks (each repeated block); None = as measured
-    fused_attention: bool | None = None  # Swin: window attention in SDPA; None = as measured
-    cache_features: bool = False     # frozen fine-tune without augmentation: backbone runs once
+    compile: bool = False            # torch.compile the whole model (not timed as epochs)
     run_name: str | None = None      # result file name; None = derived from the model
     results_dir: str = "results"     # result JSONs; checkpoints go to <results_dir>/checkpoints
     keep_checkpoints: bool = False   # keep the checkpoint after the run completes
@@ -387,15 +383,10 @@ def _check_choices(cfg: ExperimentConfig) -> None:
     if not (cfg.device == "auto" or cfg.device in ("cpu", "mps", "cuda")
             or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit())):
         _bad(cfg, "device", "valid devices: auto, cpu, cuda, cuda:N, mps")
-    if cfg.compile_scope is not None and cfg.compile_scope not in COMPILE_SCOPES:
-        _bad(cfg, "compile_scope", f"valid scopes: {', '.join(COMPILE_SCOPES)}, or None")
 
 
 def _check_model_fields(cfg: ExperimentConfig) -> None:
     """Fields that only some models use fit the model."""
-    if cfg.fused_attention and not cfg.is_swin:
-        _bad(cfg, "fused_attention", f"only Swin has window attention to fuse; {cfg.model} "
-                                     "already runs its attention in SDPA (leave it None)")
     if cfg.mode not in SWIN_MODES:
         _bad(cfg, "mode", f"valid modes: {', '.join(SWIN_MODES)}")
     if not cfg.is_swin and cfg.mode != "scratch":
@@ -404,9 +395,6 @@ def _check_model_fields(cfg: ExperimentConfig) -> None:
         _bad(cfg, "weights", f"file not found (or {RANDOM_INIT!r} for a random init)")
     if cfg.study is not None and cfg.study not in STUDIES:
         _bad(cfg, "study", f"valid studies: {', '.join(STUDIES)}, or None")
-    if cfg.cache_features and (cfg.mode != "finetune" or cfg.augment):
-        _bad(cfg, "cache_features", "only valid for mode='finetune' with augment=False "
-                                    "(features are computed once, so images must not change)")
     if cfg.model == "vit":
         if cfg.dim % cfg.heads:
             _bad(cfg, "heads", f"must divide dim={cfg.dim}")

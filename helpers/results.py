@@ -45,7 +45,7 @@ def git_output(*args) -> str | None:
 def provenance(*, device: str | None = None, device_type: str | None = None,
                precision: str | None = None, compile: bool | None = None,
                seed: int | None = None, started: str | None = None,
-               finished: str | None = None, devices: list[str] | None = None) -> dict:
+               finished: str | None = None) -> dict:
     """Where a result came from: code version, libraries, machine, seed and times."""
     import torch
     versions = {}
@@ -61,8 +61,7 @@ def provenance(*, device: str | None = None, device_type: str | None = None,
         "python": platform.python_version(),
         "torch": torch.__version__,
         **versions,
-        "device": device,                  # this process's device
-        "devices": devices if devices else ([device] if device else []),  # every epoch's
+        "device": device,                  # this process's; every epoch's: result["devices"]
         "device_type": device_type,
         "precision": precision,
         "compile": compile,
@@ -197,34 +196,6 @@ def epoch_time_summary(history: list[dict]) -> dict:
                 total_train_time_s=sum(h["epoch_time_s"] for h in history), devices=devices)
 
 
-PHASES = ("data_s", "build_measure_s", "setup_s", "compile_warmup_s", "train_s", "eval_s",
-          "checkpoint_s", "other_s")
-
-
-def phase_summary(history: list[dict], *, steps_per_epoch: int, run_s: float,
-                  data_s: float, build_measure_s: float, setup_s: float,
-                  checkpoint_s: float) -> dict:
-    """Where this process's Experiment.run() spent its seconds until the result was ready.
-    compile_warmup_s: the first step's excess over a steady step (compile, autotuning,
-    allocator warm-up); train_s the rest of training, eval_s the evaluations, other_s what
-    no clock covers."""
-    segment = max((h.get("segment", 1) for h in history), default=1)
-    mine = [h for h in history if h.get("segment", 1) == segment]
-    warm = 0.0
-    if mine and mine[0].get("first_step_s") is not None and steps_per_epoch > 1:
-        first, epoch = mine[0]["first_step_s"], mine[0]["epoch_time_s"]
-        warm = max(0.0, first - (epoch - first) / (steps_per_epoch - 1))
-    train = sum(h["epoch_time_s"] for h in mine) - warm
-    evals = sum(h["eval_time_s"] for h in mine)
-    out = dict(data_s=data_s, build_measure_s=build_measure_s, setup_s=setup_s,
-               compile_warmup_s=warm, train_s=train, eval_s=evals, checkpoint_s=checkpoint_s)
-    out["other_s"] = max(0.0, run_s - sum(out.values()))
-    out["run_s"] = run_s
-    out["note"] = ("seconds of this process's Experiment.run(), up to writing the result; "
-                   "device synchronised at every clock")
-    return out
-
-
 def _nonfinite_to_null(value, path: str, found: dict):
     """A copy of `value` with NaN/inf floats replaced by None; their paths go into `found`."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -264,7 +235,7 @@ def write_result(result: dict, results_dir: str | None = None) -> str:
 # Version 1 added schema_version and recipe. A file without schema_version is version 0:
 # written by the code version 1 starts from, whose recipe was RECIPE_BEFORE_VERSIONS
 # (recipe_id() at the commit that added versions).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RECIPE_BEFORE_VERSIONS = "ef6238c15a42"
 
 
@@ -277,9 +248,26 @@ def _add_version_and_recipe(r: dict) -> dict:
     return {**r, "recipe": r.get("recipe") or RECIPE_BEFORE_VERSIONS}
 
 
-# MIGRATIONS[v] turns a version-v record into a version v + 1 record. A new required key
-# is a new version: SCHEMA_VERSION += 1 and one step here that fills it in old files.
-MIGRATIONS = (_add_version_and_recipe,)
+# Version 2 dropped the config fields of speed and caching options the engine no longer
+# has; none of them changed what a run trains, and every run had them off ("compile" was
+# None where no one chose: eager). It also dropped "phases", a run's time split by clocks.
+REMOVED_CONFIG_FIELDS = ("compile_scope", "fused_attention", "cache_features")
+
+
+def _drop_removed_fields(r: dict) -> dict:
+    """1 -> 2: no "phases"; the config without REMOVED_CONFIG_FIELDS, `compile` a bool."""
+    r = {k: v for k, v in r.items() if k != "phases"}
+    if not isinstance(r.get("config"), dict):
+        return r
+    config = {k: v for k, v in r["config"].items() if k not in REMOVED_CONFIG_FIELDS}
+    if "compile" in config:
+        config["compile"] = bool(config["compile"])
+    return {**r, "config": config}
+
+
+# MIGRATIONS[v] turns a version-v record into a version v + 1 record. A new required key,
+# or a config field removed, is a new version: SCHEMA_VERSION += 1 and one step here.
+MIGRATIONS = (_add_version_and_recipe, _drop_removed_fields)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -368,8 +356,7 @@ class ResultRecord(TypedDict):
 
 
 class ResultExtras(TypedDict, total=False):
-    """Keys only some results have (a run that trained, non-finite values, probes)."""
-    phases: dict
+    """Keys only some results have (non-finite values, probes)."""
     nonfinite_metrics: dict
     probes: dict
 
@@ -380,7 +367,7 @@ MEASURED_FIELDS = ("params", "trainable_params", "macs_thop", "flops")
 def build_result(*, run_name: str, problem: int, model: str, label: str | None,
                  config: dict, dataset: dict, measured: dict, history: list[dict],
                  training: dict | None, status: str, reason: str | None, provenance: dict,
-                 phases: dict | None = None, probes: dict | None = None,
+                 probes: dict | None = None,
                  recipe: str | None = None) -> dict:
     """One run's result record: its identity, config, measurements, the history and what
     follows from it (epoch times, final accuracies), status, the recipe (this code's
@@ -394,8 +381,6 @@ def build_result(*, run_name: str, problem: int, model: str, label: str | None,
                   test_acc=last.get("test_acc"), train_acc=last.get("train_acc"),
                   train_eval_acc=last.get("train_eval_acc"),
                   training=training, status=status, reason=reason)
-    if phases is not None:
-        result["phases"] = phases
     if probes is not None:
         result["probes"] = probes
     result["recipe"] = recipe or recipe_id()

@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 
 from . import speed
 from .checkpoint import resume, save_checkpoint
-from .config import SWIN_PATCH
 from .batches import make_batches, train_sample_batches
 from .device import Precision, device_name, eval_kernels, rng_state, synchronize
+from .models import prefers_channels_last
 from .rules import AUTO_WARMUP_MAX_SHARE, MIN_AUTO_BATCH, MIN_STEPS_PER_EPOCH, warmup_steps
 
 
@@ -72,7 +72,7 @@ def make_scheduler(optimizer, total_steps: int, warmup_steps: int):
 @dataclass(frozen=True)
 class TrainingPlan:
     """What a run trains with once the data size and the device are known: the values the
-    config may leave to a rule (batch sizes, warm-up, the speed options of helpers.speed).
+    config may leave to a rule (batch sizes, warm-up), and whether it is compiled.
     Recorded in the result and in every checkpoint, which resumes only under the same
     schedule (checkpoint.SCHEDULE_FIELDS)."""
     batch_size: int
@@ -82,35 +82,11 @@ class TrainingPlan:
     warmup_steps: int
     warmup_rule: str
     compile: bool
-    compile_scope: str = "model"
-    fused_attention: bool = False
-    speed_reasons: tuple = ()
     eval_batch_size: int = 1024
     eval_batch_rule: str = "eval_batch_size in the config"
 
-    @property
-    def speed(self) -> speed.SpeedChoice:
-        return speed.SpeedChoice(self.compile, self.compile_scope, self.fused_attention,
-                                 list(self.speed_reasons))
-
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def eval_batch(cfg, device, fused: bool, memory_eval_batch=None) -> tuple[int, str]:
-    """The evaluation batch and why: eval_batch_size, capped where fused window attention
-    cannot take it on this torch (speed.fused_window_batch_cap), then lowered to fit the
-    GPU (`memory_eval_batch`: (batch, why) from helpers.memory)."""
-    batch, rule = cfg.eval_batch_size, "eval_batch_size in the config"
-    cap = (speed.fused_window_batch_cap(cfg.img_size, SWIN_PATCH, speed.torch_version())
-           if fused and torch.device(device).type == "cuda" else None)
-    if cap is not None and batch > cap:
-        batch = 1 << (cap.bit_length() - 1)                  # a power of two below the cap
-        rule = (f"lowered from {cfg.eval_batch_size} to {batch}: fused window attention on "
-                f"torch {torch.__version__} takes at most {cap} images at {cfg.img_size} px")
-    if memory_eval_batch is not None and memory_eval_batch[0] < batch:
-        batch, rule = memory_eval_batch
-    return batch, rule
 
 
 def plan_training(cfg, n_train: int, device, precision: str | None = None, *,
@@ -149,17 +125,18 @@ def plan_training(cfg, n_train: int, device, precision: str | None = None, *,
     warmup = warmup_steps(cfg.warmup_epochs, steps, total)
     warmup_rule = (f"automatic: 1 epoch, at most {AUTO_WARMUP_MAX_SHARE * 100:.0f} % of the steps"
                    if cfg.warmup_epochs is None else f"warmup_epochs={cfg.warmup_epochs}")
-    choice = speed.choose(cfg, device=device)
-    eval_b, eval_rule = eval_batch(cfg, device, choice.fused_attention, memory_eval_batch)
-    return TrainingPlan(batch, batch_rule, steps, total, warmup, warmup_rule, choice.compile,
-                        choice.compile_scope, choice.fused_attention, tuple(choice.reasons),
+    eval_b, eval_rule = cfg.eval_batch_size, "eval_batch_size in the config"
+    if memory_eval_batch is not None and memory_eval_batch[0] < eval_b:
+        eval_b, eval_rule = memory_eval_batch
+    return TrainingPlan(batch, batch_rule, steps, total, warmup, warmup_rule, cfg.compile,
                         eval_b, eval_rule)
 
 
-def place_model(model: nn.Module, device) -> nn.Module:
-    """Move the model to the device, in the memory format it asks for there."""
+def place_model(model: nn.Module, device, name: str) -> nn.Module:
+    """Move the model (registered as `name`) to the device, in the memory format it wants
+    there (models.prefers_channels_last)."""
     model.to(device)
-    if device.type == "cuda" and getattr(model, "channels_last", False):
+    if device.type == "cuda" and prefers_channels_last(name):
         model.to(memory_format=torch.channels_last)
     return model
 
@@ -170,8 +147,7 @@ class TrainState:
     """Everything one training step touches, passed around as one object.
 
     `model` holds the weights (what a checkpoint saves, what eval/train mode is set on);
-    `forward` is what a step calls: the model itself, its torch.compile wrapper, or, for
-    the frozen fine-tune with cached features, only its head."""
+    `forward` is what a step calls: the model itself or its torch.compile wrapper."""
     model: nn.Module
     forward: Callable
     optimizer: torch.optim.Optimizer
@@ -183,13 +159,11 @@ class TrainState:
 
     @classmethod
     def create(cls, model: nn.Module, cfg, device, precision: Precision, *, total_steps: int,
-               warmup_steps: int, compile: bool, compile_scope: str = "model") -> "TrainState":
+               warmup_steps: int, compile: bool) -> "TrainState":
         optimizer = make_optimizer(model, cfg, device)
-        step_model = speed.compiled_forward(model, compile, compile_scope)
-        forward = model.forward_head if cfg.cache_features else step_model
-        return cls(model, forward, optimizer, make_scheduler(optimizer, total_steps, warmup_steps),
-                   precision.make_scaler(), precision,
-                   [p for p in model.parameters() if p.requires_grad])
+        return cls(model, speed.compiled_forward(model, compile), optimizer,
+                   make_scheduler(optimizer, total_steps, warmup_steps), precision.make_scaler(),
+                   precision, [p for p in model.parameters() if p.requires_grad])
 
 
 # ----------------------------------------------------------------------------- epochs
@@ -262,7 +236,7 @@ def checkpoint_state(state: TrainState, history: list[dict], config: dict,
 
 def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True,
         checkpoint_path: str | None = None, on_epoch=None,
-        plan: TrainingPlan | None = None, phases: dict | None = None) -> list[dict]:
+        plan: TrainingPlan | None = None) -> list[dict]:
     """Train `model` on `data` for cfg.epochs and return the history, one dict per epoch:
     train loss/accuracy (running, over the augmented batches), test and train-sample
     (train_eval_*) loss/accuracy when evaluated, train time and throughput, and the
@@ -270,35 +244,26 @@ def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True
 
     An existing `checkpoint_path` is resumed (same config; device and precision may
     differ), and a new checkpoint is written atomically after every epoch, then
-    `on_epoch(history)` is called. `plan` defaults to plan_training(...); `phases`, if
-    given, receives the seconds outside the training and evaluation clocks: setup_s and
-    checkpoint_s.
+    `on_epoch(history)` is called. `plan` defaults to plan_training(...).
     """
     with contextlib.ExitStack() as stack:
         return _fit(stack, model, data, cfg, device=device, precision=precision,
                     progress=progress, checkpoint_path=checkpoint_path, on_epoch=on_epoch,
-                    plan=plan or plan_training(cfg, len(data.y_train), device, precision.name),
-                    phases={} if phases is None else phases)
+                    plan=plan or plan_training(cfg, len(data.y_train), device, precision.name))
 
 
 def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_path, on_epoch,
-         plan, phases) -> list[dict]:
-    t_setup = time.perf_counter()
+         plan) -> list[dict]:
     run_cfg = dataclasses.replace(cfg, batch_size=plan.batch_size,      # batches as planned
                                   eval_batch_size=plan.eval_batch_size)
-    place_model(model, device)
-    speed.set_attention(model, plan.fused_attention)
-    train_batches, test_batches, cache_time = make_batches(model, data, run_cfg, device,
-                                                           precision)
-    sample_batches = train_sample_batches(data, run_cfg, device, train_batches)
-    graphs_before = 0
+    place_model(model, device, cfg.model)
+    train_batches, test_batches = make_batches(data, run_cfg, device)
+    sample_batches = train_sample_batches(data, run_cfg, device)
     if plan.compile:   # kernels compile in the first steps: the cache must be set till the end
         stack.enter_context(speed.compile_cache(cfg.results_dir))
         speed.reset_compiler()
-        graphs_before = speed.compiled_graphs()
     state = TrainState.create(model, run_cfg, device, precision, total_steps=plan.total_steps,
-                              warmup_steps=plan.warmup_steps, compile=plan.compile,
-                              compile_scope=plan.compile_scope)
+                              warmup_steps=plan.warmup_steps, compile=plan.compile)
     config = cfg.to_dict()
 
     history, start_epoch = [], 1
@@ -308,7 +273,6 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
                  device=device_name(device), precision=precision.name,
                  batch_size=plan.batch_size)
 
-    phases.update(setup_s=time.perf_counter() - t_setup, checkpoint_s=0.0)
     epochs = tqdm(range(start_epoch, cfg.epochs + 1), desc=cfg.run_name or "fit",
                   disable=not progress, initial=start_epoch - 1, total=cfg.epochs)
     for epoch in epochs:
@@ -329,17 +293,11 @@ def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_pat
                       epoch_time_s=seconds, images_per_s=seen / seconds,
                       eval_time_s=time.perf_counter() - t0, first_step_s=state.first_step_s,
                       **where)
-        if epoch == start_epoch and cache_time:
-            record["feature_cache_time_s"] = cache_time
-        if epoch == start_epoch and plan.compile:   # what compiling actually produced
-            record["compiled_graphs"] = speed.compiled_graphs() - graphs_before
         history.append(record)
         epochs.set_postfix(loss=f"{tr_loss:.3f}",
                            test_acc="-" if te_acc is None else f"{te_acc:.1f}%")
         if checkpoint_path:
-            t0 = time.perf_counter()
             save_checkpoint(checkpoint_path, checkpoint_state(state, history, config, plan))
-            phases["checkpoint_s"] += time.perf_counter() - t0
         if on_epoch:
             on_epoch(list(history))
     return history

@@ -15,8 +15,9 @@ import torch
 
 from helpers import bench
 from helpers.bench import cli
-from helpers.bench.render import END, START, fmt
-from helpers.bench.settings import BenchSettings
+from helpers.bench.render import END, START, compile_saving, compile_table, fmt
+from helpers.bench.settings import BenchSettings, peak_tflops, select_runs
+from helpers.bench.timing import time_train
 from helpers.config import ExperimentConfig
 from helpers.data import make_synthetic
 from helpers.device import resolve_precision
@@ -60,7 +61,7 @@ def test_json_schema_and_provenance(quick):
     result, on_disk, _ = quick
     assert on_disk == json.loads(json.dumps(result))          # what was returned was written
     for key in ("schema_version", "device", "device_type", "device_slug", "precision", "runs",
-                "data_path", "peak", "notes", "provenance", "load_average", "sizes"):
+                "data_path", "peak", "notes", "provenance", "sizes"):
         assert key in on_disk, key
     assert on_disk["device_type"] == "cpu" and on_disk["precision"] == "fp32"
     assert on_disk["device_slug"] == "cpu-" + platform.machine().lower()
@@ -77,7 +78,8 @@ def test_reported_figures_follow_from_the_clocks(quick):
         assert run["status"] == "complete", run.get("reason")
         o, ref = run["ours"]["eager"], run["reference"]
         B = run["batch_size"]
-        assert B == 4 and run["primary"] == "eager"
+        assert B == 4 and set(run["ours"]) == {"eager"}                 # no compile on a CPU
+        assert o["peak_memory_mib"] is None                             # CUDA only
         # Warm-up excluded: the timed window holds exactly steps x repeats optimizer steps.
         assert o["warmup_steps"] == 1
         assert o["timed_steps"] == o["steps"] * o["repeats"] == 2
@@ -146,7 +148,7 @@ def test_merge_remeasures_only_the_named_runs(quick, tmp_path):
     row, ref = merged["runs"][1], first["runs"][1]["reference"]
     assert row["reference"] == ref
     assert row["speedup"] == pytest.approx(
-        row["ours"][row["primary"]]["images_per_s"] / ref["images_per_s"])
+        row["ours"]["eager"]["images_per_s"] / ref["images_per_s"])
     assert merged["data_path"] == first["data_path"]
     assert merged["kept_from_previous"] == ["data_path", "p1-resnet18"]
     with pytest.raises(SystemExit, match="precision"):
@@ -155,10 +157,10 @@ def test_merge_remeasures_only_the_named_runs(quick, tmp_path):
 
 def test_the_cli_turns_every_flag_into_a_setting():
     settings, _ = cli.parse_args(["--quick", "--models", "resnet18", "--steps", "3",
-                                  "--warmup-steps", "0", "--no-cache", "--no-reference",
+                                  "--warmup-steps", "0", "--no-reference", "--compile", "on",
                                   "--note", "a", "--note", "b", "--readme"])
     assert settings == BenchSettings(quick=True, models="resnet18", steps=3, warmup_steps=0,
-                                     feature_cache=False, reference=False, notes=("a", "b"),
+                                     compile="on", reference=False, notes=("a", "b"),
                                      readmes=())
     default, action = cli.parse_args([])
     assert default == BenchSettings() and action == "measure"
@@ -167,8 +169,7 @@ def test_the_cli_turns_every_flag_into_a_setting():
 
 @pytest.mark.parametrize("field, value, flag", [
     ("steps", 0, "--steps"), ("warmup_steps", -1, "--warmup-steps"),
-    ("eval_batch_size", 0, "--eval-batch-size"), ("compile", "sometimes", "--compile"),
-    ("attention", "flash", "--attention")])
+    ("eval_batch_size", 0, "--eval-batch-size"), ("compile", "sometimes", "--compile")])
 def test_a_bad_setting_is_refused_with_its_flag(field, value, flag, capsys):
     with pytest.raises(ValueError, match=f"^{flag}="):
         BenchSettings(**{field: value})
@@ -202,10 +203,10 @@ def test_warmup_steps_fall_outside_every_timed_window():
     model = build_model("vit", 10, **cfg.model_kwargs())
     calls = []
     model.register_forward_pre_hook(lambda m, a: calls.append((time.perf_counter(), m.training)))
-    train_b, test_b, _ = make_batches(model, data, cfg, CPU, FP32)
-    res, windows = bench.time_train(model, cfg, train_b, test_b, device=CPU, precision=FP32,
-                                    compile=False, warmup_steps=2, repeats=2, peak=None,
-                                    flops_per_image=None)
+    train_b, test_b = make_batches(data, cfg, CPU)
+    res, windows = time_train(model, cfg, train_b, test_b, device=CPU, precision=FP32,
+                              compile=False, warmup_steps=2, repeats=2, peak=None,
+                              flops_per_image=None)
     assert len(windows) == 2 and res["warmup_steps"] == 2 and res["timed_steps"] == 6
     train_calls = [t for t, training in calls if training]
     assert len(train_calls) == 2 + 2 * 3
@@ -216,67 +217,25 @@ def test_warmup_steps_fall_outside_every_timed_window():
     assert res["achieved_tflops"] is None and res["mfu"] is None
 
 
-TINY_SIZES = dict(batch_size=2, eval_batch_size=2, steps=2, warmup_steps=1, eval_steps=1,
-                  repeats=1)
-
-
-def tiny_swin_bench(mode: str, variants: list, cache: bool):
-    """bench_run of Swin-T at 64 px on 8 synthetic images: (the grid entry, the record)."""
-    entry = dict(run_name=f"p2-swin_tiny-{mode}", model="swin_tiny", mode=mode,
-                 label="Swin-Tiny", img_size=64)
-    data = make_synthetic(8, 4, num_classes=100, seed=0)
-    return entry, bench.bench_run(entry, TINY_SIZES, data, device=CPU, precision=FP32,
-                                  variants=variants, reference=False, cache=cache, peak=None)
-
-
-def test_the_benchmark_measures_fused_attention_side_by_side():
-    _, run = tiny_swin_bench("scratch", [(False, False, "model"), (True, False, "model")],
-                             cache=False)
-    ours = run["ours"]
-    assert set(ours) == {"eager", "fused-eager"}
-    assert ours["fused-eager"]["fused_attention"] and not ours["eager"]["fused_attention"]
-    # The row shows what the grid trains on a CPU (helpers.speed.choose: the plain path),
-    # whichever variant was faster here.
-    new = run["new_vs_old"]
-    assert run["grid_variant"] == run["primary"] == new["new"] == "eager" == new["old"]
-    assert new["speedup"] == 1.0
-
-
-def test_feature_cache_is_measured_as_an_option_for_the_frozen_finetune():
-    entry, run = tiny_swin_bench("finetune", [(False, False, "model")], cache=True)
-    sizes = TINY_SIZES
-    fc = run["feature_cache"]
-    assert fc["feature_pass_images"] == 2 * 2 + 2      # the train and test images used
-    assert fc["train"]["timed_steps"] == 2 and positive_finite(fc["feature_images_per_s"])
-    assert fc["speedup_vs_uncached"] == pytest.approx(
-        fc["train"]["images_per_s"] / run["ours"]["eager"]["images_per_s"])
-    assert fc["speedup_vs_uncached"] > 1                # a Linear vs a whole Swin forward
-    # Frozen backbone: the step's FLOPs are the forward plus only the head's backward.
-    full = bench.build_random(bench.run_config(dict(entry, mode="finetune_full"), sizes, CPU,
-                                               FP32))
-    from helpers.bench.flops import train_step_flops
-    assert run["train_flops_per_image"] < 0.5 * train_step_flops(full, 64, 100)
-
-
 def test_peak_table_matches_names_precisely():
-    assert bench.peak_tflops("cpu (x86_64, 2 threads)", "fp32") is None
-    assert bench.peak_tflops("NVIDIA L40S", "bf16") is None             # not the L4
-    assert bench.peak_tflops("Tesla T4", "bf16") is None                # T4 has no bf16
-    assert bench.peak_tflops("Tesla T4", "fp16") > bench.peak_tflops("Tesla T4", "fp32")
-    sxm = bench.peak_tflops("NVIDIA H200", "bf16")
-    nvl = bench.peak_tflops("NVIDIA H200 NVL", "bf16")
+    assert peak_tflops("cpu (x86_64, 2 threads)", "fp32") is None
+    assert peak_tflops("NVIDIA L40S", "bf16") is None             # not the L4
+    assert peak_tflops("Tesla T4", "bf16") is None                # T4 has no bf16
+    assert peak_tflops("Tesla T4", "fp16") > peak_tflops("Tesla T4", "fp32")
+    sxm = peak_tflops("NVIDIA H200", "bf16")
+    nvl = peak_tflops("NVIDIA H200 NVL", "bf16")
     assert sxm > nvl > 0                                                # NVL runs at lower power
-    assert bench.peak_tflops("NVIDIA H100 PCIe", "bf16") < bench.peak_tflops(
+    assert peak_tflops("NVIDIA H100 PCIe", "bf16") < peak_tflops(
         "NVIDIA H100 80GB HBM3", "bf16")
 
 
 def test_model_selection_by_name_and_glob():
-    assert [r["run_name"] for r in bench.select_runs("resnet18")] == ["p1-resnet18"]
-    swin_t = [r["run_name"] for r in bench.select_runs("p2-swin_tiny-*")]
+    assert [r["run_name"] for r in select_runs("resnet18")] == ["p1-resnet18"]
+    swin_t = [r["run_name"] for r in select_runs("p2-swin_tiny-*")]
     assert swin_t == [r["run_name"] for r in grid() if r["run_name"].startswith("p2-swin_tiny")]
-    assert len(bench.select_runs(None)) == len(grid())
+    assert len(select_runs(None)) == len(grid())
     with pytest.raises(SystemExit, match="valid run names: p1-resnet18"):
-        bench.select_runs("resnet50")
+        select_runs("resnet50")
 
 
 def test_cold_compile_cache_points_the_caches_at_a_fresh_folder_and_restores_them(monkeypatch):
@@ -306,13 +265,13 @@ def test_a_variant_that_fails_leaves_the_rows_other_variants_and_the_file(tmp_pa
         raise RuntimeError("this compiler is broken")
     settings = dataclasses.replace(QUICK, models="vit-2L-2H-128", compile="both",
                                    compile_backend=broken_backend, reference=False,
-                                   feature_cache=False, data_path=False, out=str(out),
+                                   data_path=False, out=str(out),
                                    readmes=())
     bench.run_benchmark(settings)
     (before,) = on_disk_at_compile[0]["runs"]
     assert set(before["ours"]) == {"eager"} and before["status"] == "complete"
     (row,) = json.loads(out.read_text())["runs"]
-    assert row["status"] == "complete" and row["primary"] == "eager"
+    assert row["status"] == "complete"
     assert positive_finite(row["ours"]["eager"]["images_per_s"])
     compiled = row["ours"]["compiled"]
     assert compiled["status"] == "failed" and "this compiler is broken" in compiled["reason"]
@@ -326,3 +285,35 @@ def test_a_measurement_past_the_deadline_is_cut_and_the_next_is_not_started():
     assert time.monotonic() - t0 < 5
     late = attempt(lambda: pytest.fail("started after the deadline"), deadline=t0)
     assert late == dict(status="failed", reason="not measured: the time budget was spent")
+
+
+def test_compile_saving_counts_training_and_evaluation_compile_once():
+    # eager 100 img/s train, 400 eval; compiled 200 and 800. 10 epochs of 1,000 images:
+    # 10 x (10 - 5) = 50 s saved in training, 10 x (0.25 - 0.125) = 1.25 s in 100-image evaluations.
+    eager = dict(images_per_s=100.0, eval_images_per_s=400.0, warmup_s=1.0, eval_warmup_s=0.5)
+    compiled = dict(images_per_s=200.0, eval_images_per_s=800.0, warmup_s=31.0,
+                    eval_warmup_s=20.5)
+    v = compile_saving(eager, compiled, epochs=10, train_images=1000, test_images=100)
+    assert v["saved_s"] == pytest.approx(51.25) and v["cost_s"] == pytest.approx(30.0 + 20.0)
+    assert v["pays"] and v["net_s"] == pytest.approx(1.25)
+    slower_eval = dict(compiled, eval_warmup_s=22.5)               # 2 s more: no longer pays
+    assert not compile_saving(eager, slower_eval, epochs=10, train_images=1000,
+                              test_images=100)["pays"]
+
+
+def test_the_compile_table_charges_the_compile_against_the_grids_epochs():
+    """Compiled: 2x eager's training and evaluation img/s, 10 s more training warm-up and
+    4 s more evaluation warm-up; Problem 1 trains 20 epochs of 50,000 images and evaluates
+    10,000 after each. Variants of older files under other names are left out."""
+    from helpers.grid import EPOCHS
+    eager = dict(images_per_s=1000.0, eval_images_per_s=5000.0, warmup_s=1.0, eval_warmup_s=1.0)
+    compiled = dict(eager, images_per_s=2000.0, eval_images_per_s=10_000.0, warmup_s=11.0,
+                    eval_warmup_s=5.0, mfu=None, warm=dict(warmup_s=3.0))
+    row = dict(run_name="p1-resnet18", model="resnet18", status="complete",
+               ours={"eager": eager, "compiled": compiled, "compiled-blocks": eager})
+    (line,) = [cells(x) for x in compile_table(dict(runs=[row])) if x.startswith("| `")]
+    per_epoch = (50_000 / 1000 - 50_000 / 2000) + (10_000 / 5000 - 10_000 / 10_000)   # 26 s
+    assert EPOCHS[1] == 20
+    assert line == ["`p1-resnet18`", "1,000", "2,000", "—", "2×", fmt(14.0),
+                    fmt(14.0 / per_epoch), f"saves {fmt(20 * per_epoch - 14.0)} s over 20"]
+    assert compile_table(dict(runs=[dict(row, ours={"eager": eager})])) == []

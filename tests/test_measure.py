@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers.grid import VIT_SHAPES
-from helpers.bench.flops import train_step_flops
+from helpers.bench.benchmark import train_step_flops
 from helpers.measure import (UncountedOpError, is_compute_op, count_params, counting_flops,
                              exact_flops, measure, thop_macs)
 from helpers.models import SwinClassifier, build_model
@@ -128,7 +128,7 @@ def test_measuring_keeps_train_eval_mode(resnet):
     resnet.train()
     exact_flops(resnet, 32)
     thop_macs(resnet, 32)
-    train_step_flops(resnet, 32, C)
+    train_step_flops(resnet, 32)
     assert all(m.training for m in resnet.modules())
     assert all(p.grad is None for p in resnet.parameters())
     resnet.eval()
@@ -140,7 +140,7 @@ def test_resnet18_train_step_is_three_forwards_minus_stem_input_grad(resnet):
     # Backward of each conv/linear costs two forwards (grad wrt input and wrt weight),
     # except the stem conv, whose input (the image) needs no gradient.
     stem = 2 * 32 * 32 * 64 * 3 * 3 * 3
-    assert train_step_flops(resnet, 32, C) == 3 * 2 * resnet18_macs() - stem
+    assert train_step_flops(resnet, 32) == 3 * 2 * resnet18_macs() - stem
 
 
 def test_frozen_swin_train_step_counts_only_the_head_backward():
@@ -151,15 +151,10 @@ def test_frozen_swin_train_step_counts_only_the_head_backward():
     forward = exact_flops(frozen, 64)
     # Only the head's weight gradient runs: (C x 1) @ (1 x 768) -> 2 * 768 * C FLOPs;
     # no gradient flows into the features, so nothing of the backbone is differentiated.
-    assert train_step_flops(frozen, 64, C) == forward + 2 * 768 * C
+    assert train_step_flops(frozen, 64) == forward + 2 * 768 * C
     full = SwinClassifier(timm.create_model("swin_tiny_patch4_window7_224", num_classes=C,
                                             img_size=64), frozen_backbone=False)
-    assert train_step_flops(full, 64, C) > 2.5 * forward
-
-
-def test_train_step_flops_checks_num_classes(resnet):
-    with pytest.raises(ValueError, match="expected"):
-        train_step_flops(resnet, 32, 10)
+    assert train_step_flops(full, 64) > 2.5 * forward
 
 
 # ----------------------------------------------------------------------------- attention
@@ -218,4 +213,4 @@ def test_vit_train_step_is_three_forwards_minus_the_patch_embedding_input_grad(p
     forward = 2 * (linear + attention)
     p = shape["patch_size"]
     patch_embed = 2 * (32 // p) ** 2 * shape["dim"] * 3 * p * p
-    assert train_step_flops(model, 32, C) == 3 * forward - patch_embed
+    assert train_step_flops(model, 32) == 3 * forward - patch_embed

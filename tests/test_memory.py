@@ -125,34 +125,6 @@ def test_after_the_tf32_setup_every_legacy_and_new_reader_agrees():
             assert (values["conv_fp32"] == "tf32") is conv
 
 
-def test_the_frozen_backbones_feature_pass_runs_with_evaluations_kernels(monkeypatch):
-    """The feature cache's one pass uses eval-sized batches: like evaluate(), it must run
-    inside eval_kernels (no cuDNN autotune of shapes training never uses)."""
-    import contextlib
-    from helpers import features
-    from helpers.data import DeviceLoader, make_synthetic
-    inside = []
-
-    @contextlib.contextmanager
-    def spy(device):
-        inside.append(True)
-        yield
-        inside.append(False)
-    monkeypatch.setattr(features, "eval_kernels", spy)
-    seen = []
-
-    class Backbone(torch.nn.Module):
-        def forward_features(self, x):
-            seen.append(inside[-1] if inside else False)
-            return x.mean((2, 3))
-    data = make_synthetic(8, 4, num_classes=2, seed=0)
-    loader = DeviceLoader(data.x_train, data.y_train, batch_size=4, device="cpu", train=False,
-                          mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-    from helpers.device import Precision
-    feats = features.backbone_features(Backbone(), loader, Precision("fp32", "cpu"))
-    assert feats.shape == (8, 3) and seen and all(seen)
-
-
 # ----------------------------------------------------------------------------- fake GPUs
 class FakeGPU:
     """A meter (helpers.memory's interface) for a GPU that is not here: the probed step
@@ -224,36 +196,6 @@ def test_evaluation_is_probed_beside_what_training_leaves_resident(tmp_path):
     exp.meter = FakeGPU(capacity=capacity, per_image=per_image)
     exp.prepare()
     assert exp.plan.eval_batch_size == 512 and exp.plan.batch_size == 64
-
-
-@pytest.mark.parametrize("version, img_size, cap", [((2, 4), 224, 1023), ((2, 7), 224, 1023),
-                                                     ((2, 7), 112, 4095), ((2, 7), 32, 16383),
-                                                     ((2, 8), 224, None), ((3, 0), 224, None)])
-def test_fused_window_attention_caps_the_batch_where_sdpa_cannot_take_it(version, img_size, cap):
-    # windows per image at 224 px: (224 / 4 / 7)^2 = 64; at 112: 16; at 32: 8 patches,
-    # padded to two 7-patch windows per side = 4.
-    from helpers import speed
-    assert speed.fused_window_batch_cap(img_size, 4, version) == cap
-
-
-@pytest.mark.parametrize("version, fused, device, expected", [
-    ((2, 7), True, "cuda", 512), ((2, 8), True, "cuda", 1024), ((2, 7), False, "cuda", 1024),
-    ((2, 7), True, "cpu", 1024)])
-def test_the_evaluation_batch_of_fused_swin_follows_the_window_cap(monkeypatch, version, fused,
-                                                                   device, expected):
-    from helpers import speed
-    monkeypatch.setattr(speed, "torch_version", lambda v=None: version)
-    cfg = ExperimentConfig(model="swin_tiny", mode="scratch", dataset="synthetic", epochs=1,
-                           device="cpu", fused_attention=fused).resolved()
-    plan = plan_training(cfg, 5000, torch.device(device), "fp32")
-    assert plan.eval_batch_size == expected
-    assert ("fused window attention" in plan.eval_batch_rule) == (expected != 1024)
-
-
-def test_torch_version_reads_local_builds():
-    from helpers import speed
-    assert speed.torch_version("2.7.1+cu126") == (2, 7)
-    assert speed.torch_version("2.10.0a0+git1234") == (2, 10)
 
 
 @pytest.mark.parametrize("device_type, capability, expected", [

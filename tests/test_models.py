@@ -179,8 +179,8 @@ def test_every_model_forward_backward(name, kwargs, size):
     ("resnet18", {}, 32, 512), ("vit", dict(dim=64, depth=2, heads=4), 32, 64),
     ("swin_tiny", dict(img_size=64), 64, 768)])
 def test_every_model_has_the_same_api(name, kwargs, size, width):
-    """forward == forward_head(forward_features): the trainer, the feature cache and the
-    FLOP counter use these without knowing the model; `channels_last` says its layout."""
+    """forward == forward_head(forward_features): the trainer and the FLOP counter use
+    these without knowing the model; only the ResNet wants channels_last."""
     torch.manual_seed(0)
     model = build_model(name, C, **kwargs).eval()
     x = torch.randn(2, 3, size, size)
@@ -188,7 +188,7 @@ def test_every_model_has_the_same_api(name, kwargs, size, width):
         features = model.forward_features(x)
         assert features.shape == (2, width)
         assert torch.allclose(model.forward_head(features), model(x), atol=1e-5)
-    assert prefers_channels_last(name) is type(model).channels_last is (name == "resnet18")
+    assert prefers_channels_last(name) is (name == "resnet18")
 
 
 # ----------------------------------------------------------------------------- pretrained

@@ -12,7 +12,7 @@ import pytest
 from helpers import results
 from helpers.changes import recipe_changes
 from helpers.results import failed_result, record_problems
-from helpers.report import header_md
+from helpers.report.build import header_md
 from helpers.report.tables import load_runs
 from helpers.results import (MIGRATIONS, RECIPE_BEFORE_VERSIONS, RECIPE_SOURCES, SCHEMA_VERSION,
                              ResultVersionError, migrate, read_result, read_results,
@@ -84,6 +84,28 @@ def test_migration_is_one_step_per_version_in_order(monkeypatch):
     assert "schema_version" not in old                         # the input is not changed
     current = dict(old, schema_version=SCHEMA_VERSION, recipe="abc")
     assert results.migrate(current)["recipe"] == "abc"         # only the missing steps run
+
+
+def test_a_version_1_file_with_removed_speed_fields_loads_migrated_and_still_counts(tmp_path):
+    """Version 2 dropped compile_scope, fused_attention and cache_features and made compile
+    a bool. A version-1 result of the same run that has them (compile=None: the engine chose
+    eager) loads without them and is complete for the runner; a checkpoint whose config
+    still has them resumes."""
+    from helpers.changes import decide
+    from helpers.config import ExperimentConfig
+    cfg = ExperimentConfig(model="resnet18", dataset="synthetic", epochs=2).resolved().to_dict()
+    old_cfg = dict(cfg, compile=None, compile_scope="blocks", fused_attention=True,
+                   cache_features=False)
+    v1 = dict(raw(os.path.join(FIXTURES, "results_complete", "p1-resnet18.json")),
+              schema_version=1, recipe=recipe_id(), config=old_cfg)
+    path = tmp_path / "p1-resnet18.json"
+    path.write_text(json.dumps(v1))
+    r = read_result(str(path))
+    assert r["schema_version"] == SCHEMA_VERSION and record_problems(r) == []
+    assert r["config"] == {**{k: v for k, v in cfg.items()
+                              if k not in results.REMOVED_CONFIG_FIELDS}, "compile": False}
+    assert decide(cfg, r).action == "skip"
+    assert decide(cfg, None, checkpoint=old_cfg).action == "resume"
 
 
 def test_new_results_record_the_version_and_this_codes_recipe():

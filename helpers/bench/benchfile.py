@@ -1,12 +1,10 @@
 """The benchmark's result file, benchmarks/results/<device-slug>.json: where it lives, how it
 is written, merged with an earlier one and read back, and how each of its rows is judged.
 
-A row is judged from the variants it holds (compare_row): the variant the grid trains on
-the row's device (helpers.speed.choose) against the plain path, what each compiled variant
-costs and saves over the grid's budget (helpers.speed.compile_saving), the speed-up over
-the typical loop, and the row's status. bench_run judges a row after every variant it
-times, and merge_run and read_bench_files judge it again on what it holds, so these
-figures always follow from the row's variants, whichever part measured them.
+A row is judged from what it holds (judge_row): its status, complete once the plain
+(eager) variant is measured, and its speed-up over the typical loop. bench_run judges a row
+after every measurement, and merge_run and read_bench_files judge it again, so both always
+follow from the row's figures, whichever part measured them.
 """
 from __future__ import annotations
 
@@ -19,73 +17,28 @@ import re
 
 import torch
 
-from .. import speed
 from ..atomic import write_text
-from ..config import CIFAR100_SIZES, ExperimentConfig, problem_of, row_overrides
 from ..device import device_name
-from ..grid import EPOCHS, find_entry, grid
+from ..grid import grid
 from ..paths import BENCH_DIR
 from ..results import now_iso, provenance
-from .settings import PEAK_SOURCE
+from .settings import PEAK_SOURCE, VARIANTS
 from .timing import measured
 
-PLAIN = "eager"        # the old path: eager, timm's attention
+PLAIN = VARIANTS[False]        # the plain path: eager
 
 
-def grid_variant(run_name: str, device_type: str) -> str | None:
-    """The variant the grid trains this row with on this kind of device, or None for a run
-    that is not in the grid."""
-    try:
-        cfg = ExperimentConfig.from_params(**row_overrides(find_entry(run_name)))
-    except KeyError:
-        return None
-    return speed.choose(cfg, device=torch.device(device_type)).variant
-
-
-def compile_costs(eager: dict, compiled: dict, epochs: int) -> dict:
-    """A compiled variant's one-off cost, break-even (in CIFAR-100 epochs) and saving over
-    `epochs` epochs of 50,000 training and 10,000 test images, with an empty compile cache
-    (cold) and with its kernels on disk (warm, where measured)."""
-    out = dict(grid_epochs=epochs)
-    warm = {**compiled, **compiled["warm"]} if compiled.get("warm") else None
-    for kind, timing in (("cold", compiled), ("warm", warm)):
-        s = None if timing is None else speed.compile_saving(
-            eager, timing, epochs=epochs, train_images=CIFAR100_SIZES[0],
-            test_images=CIFAR100_SIZES[1])
-        per_epoch = s["saved_s"] / epochs if s else 0.0
-        out[f"compile_{kind}_s"] = None if s is None else s["cost_s"]
-        out[f"break_even_epochs_{kind}"] = s["cost_s"] / per_epoch if per_epoch > 0 else None
-        out[f"saving_{kind}"] = s                 # saved_s, cost_s, net_s, pays
-    return out
-
-
-def compare_row(row: dict, device_type: str) -> dict:
-    """Set the row's primary variant (the grid's, else the plain one), its comparison with
-    the plain path (new_vs_old), each compiled variant's costs, the speed-up over the typical
-    loop and the status: complete when the plain variant was measured. Returns the row."""
-    ours = {name: t for name, t in row.get("ours", {}).items() if measured(t)}
-    want = grid_variant(row["run_name"], device_type)
-    primary = want if want in ours else PLAIN if PLAIN in ours else None
-    row.update(grid_variant=want, primary=primary, new_vs_old=None, speedup=None)
-    eager = ours.get(PLAIN)
-    if eager:
-        epochs = EPOCHS[problem_of(row["model"])]
-        for t in ours.values():
-            if t.get("compile"):
-                t.update(compile_costs(eager, t, epochs))
-        new = ours[primary]
-        row["new_vs_old"] = dict(
-            old=PLAIN, new=primary, grid_epochs=epochs, old_images_per_s=eager["images_per_s"],
-            new_images_per_s=new["images_per_s"],
-            speedup=new["images_per_s"] / eager["images_per_s"])
-    if primary and measured(row.get("reference")):
-        row["speedup"] = ours[primary]["images_per_s"] / row["reference"]["images_per_s"]
-    if eager:
+def judge_row(row: dict) -> dict:
+    """Set the row's speed-up over the typical loop (its eager variant's images/s over the
+    loop's) and its status: complete when the eager variant was measured. Returns the row."""
+    eager = row.get("ours", {}).get(PLAIN)
+    row["speedup"] = (eager["images_per_s"] / row["reference"]["images_per_s"]
+                      if measured(eager) and measured(row.get("reference")) else None)
+    if measured(eager):
         row["status"], row["reason"] = "complete", None
     else:
-        plain = row.get("ours", {}).get(PLAIN) or {}
         row["status"] = "failed"
-        row["reason"] = (plain.get("reason") or row.get("reason")
+        row["reason"] = ((eager or {}).get("reason") or row.get("reason")
                          or "the plain (eager) variant was not measured")
     return row
 
@@ -106,32 +59,28 @@ def bench_file(device, folder: str = RESULTS_DIR) -> str:
     return os.path.join(folder, f"{device_slug(device)}.json")
 
 
-def write_bench_file(resolved, runs: list, data_path, *, finished: bool, started: str,
-                     load0) -> dict:
+def write_bench_file(resolved, runs: list, data_path, *, finished: bool, started: str) -> dict:
     """Write the result file as it stands to resolved.out_path (after every variant of
     every run, so a run cut or killed keeps what it measured), merged with
     resolved.previous under --merge; returns it. `resolved`: the benchmark's Resolved
-    settings (helpers/bench/benchmark.py). Schema 2: a variant, the
-    typical loop or the feature cache that failed is a {"status": "failed", "reason"}
-    record; files of schema 1 are read as they are (read_bench_files judges their rows
-    afresh)."""
+    settings (helpers/bench/benchmark.py). Schema 2: a variant or the typical loop that
+    failed is a {"status": "failed", "reason"} record; files of schema 1 are read as they
+    are (read_bench_files judges their rows afresh)."""
     s, device, name = resolved.settings, resolved.device, device_name(resolved.device)
     notes = (["CPU only: no GPU figure is in this file."] if device.type == "cpu" else [])
     result = dict(
         schema_version=2, kind="speed-benchmark", device=name, device_type=device.type,
         device_slug=device_slug(device), precision=resolved.precision.name,
         threads=torch.get_num_threads() if device.type == "cpu" else None,
-        quick=s.quick, sizes=resolved.sizes, variants=[speed.variant_name(*v)
-                                                  for v in resolved.variants],
+        quick=s.quick, sizes=resolved.sizes, variants=[VARIANTS[c] for c in resolved.variants],
         peak=dict(tflops=resolved.peak, precision=resolved.precision.name,
                   source=PEAK_SOURCE if resolved.peak else None,
                   note=None if resolved.peak else f"no datasheet peak for {name!r}: MFU is null"),
-        notes=notes + list(s.notes), load_average=dict(start=list(load0),
-                                                       end=list(os.getloadavg())),
-        runs=in_grid_order(runs), data_path=data_path, complete=finished,
+        notes=notes + list(s.notes), runs=in_grid_order(runs), data_path=data_path,
+        complete=finished,
         provenance=provenance(device=name, device_type=device.type,
                               precision=resolved.precision.name,
-                              compile=all(v[1] for v in resolved.variants), seed=0,
+                              compile=all(resolved.variants), seed=0,
                               started=started, finished=now_iso()))
     if resolved.previous:
         merge_previous(result, resolved.previous)
@@ -162,24 +111,20 @@ def load_for_merge(path: str, **conditions) -> dict | None:
     return old
 
 
-def merge_run(old: dict, new: dict, device_type: str) -> dict:
+def merge_run(old: dict, new: dict) -> dict:
     """One row measured again, or in another part: every variant either measured is kept
     (a variant measured both times takes the new figures; a new failure never replaces a
-    measurement), and so are the typical-loop reference and the feature cache the new
-    measurement did not take. Then the row is judged afresh from the merged variants
-    (compare_row): its primary variant, comparison, speed-up and status."""
+    measurement), and so is the typical-loop reference the new measurement did not take.
+    Then the row is judged afresh (judge_row): its speed-up and status."""
     old, new = copy.deepcopy(old), copy.deepcopy(new)
     merged = {**old, **new}
     merged["ours"] = {**old.get("ours", {})}
     for name, timing in new.get("ours", {}).items():
         if measured(timing) or not measured(merged["ours"].get(name)):
             merged["ours"][name] = timing
-    for key in ("reference", "feature_cache"):
-        if not measured(new.get(key)) and old.get(key) is not None:
-            merged[key] = old[key]
-    merged["measured_parts"] = sorted({*old.get("measured_parts", [old.get("measured")]),
-                                       new.get("measured")} - {None})
-    return compare_row(merged, device_type)
+    if not measured(new.get("reference")) and old.get("reference") is not None:
+        merged["reference"] = old["reference"]
+    return judge_row(merged)
 
 
 def merge_previous(result: dict, old: dict) -> None:
@@ -187,8 +132,8 @@ def merge_previous(result: dict, old: dict) -> None:
     again is merged with its previous figures (merge_run); `kept_from_previous` lists the
     rows not measured this time."""
     before = {r["run_name"]: r for r in old.get("runs", [])}
-    runs = [merge_run(before[r["run_name"]], r, result["device_type"])
-            if r["run_name"] in before else r for r in result["runs"]]
+    runs = [merge_run(before[r["run_name"]], r) if r["run_name"] in before else r
+            for r in result["runs"]]
     measured_now = {r["run_name"] for r in result["runs"]}
     kept = {name: r for name, r in before.items() if name not in measured_now}
     result["runs"] = in_grid_order(runs + list(kept.values()))
@@ -214,6 +159,6 @@ def read_bench_files(folder: str) -> list[dict]:
             r["_file"] = os.path.basename(path)
             for run in r["runs"]:
                 if "ours" in run:
-                    compare_row(run, r["device_type"])
+                    judge_row(run)
             out.append(r)
     return out

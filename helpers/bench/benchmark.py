@@ -6,13 +6,15 @@ the engine's own train_epoch / make_optimizer / make_scheduler / precision; timi
 in helpers/bench/timing.py) and the "typical homework loop" (helpers.bench.reference) on
 synthetic CIFAR-shaped images (speed does not depend on pixel values), and writes
 benchmarks/results/<device>.json (helpers/bench/benchfile.py) plus the tables in the
-READMEs (helpers/bench/render.py). Each variant of a row is measured on its own (attempt),
-and the file is written after each, so a failure or a deadline costs only what it cuts.
+READMEs (helpers/bench/render.py). Each variant of a row (eager, compiled) is measured on
+its own (attempt), and the file is written after each, so a failure or a deadline costs
+only what it cuts.
 Weights are random: fine-tune runs need no download, and the frozen fine-tune is the
 same backbone wrapped frozen, exactly as helpers.models wraps the pretrained one.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import sys
@@ -20,26 +22,25 @@ import time
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 
 from ..batches import make_batches
 from ..config import ExperimentConfig, is_swin, row_overrides
 from ..data import make_synthetic
 from ..device import (Precision, device_name, resolve_device, resolve_precision,
                       seed_everything, setup_backends)
-from ..models import SwinClassifier, build_model, has_window_attention, input_spec
+from ..measure import counting_flops, example_batch
+from ..models import SwinClassifier, build_model, input_spec
 from ..results import now_iso
-from ..speed import COMPILE_BACKEND, set_attention, variant_name
+from ..speed import COMPILE_BACKEND
 from ..train import place_model
 from . import reference as ref
-from .benchfile import (PLAIN, bench_file, compare_row, device_slug, load_for_merge,
-                        write_bench_file)
-from .flops import train_step_flops
+from .benchfile import bench_file, device_slug, judge_row, load_for_merge, write_bench_file
 from .render import render_readme
-from .settings import (DATA_PATH_SIZES, BenchSettings, bench_variants, family_sizes,
+from .settings import (DATA_PATH_SIZES, VARIANTS, BenchSettings, bench_variants, family_sizes,
                        peak_tflops, select_runs)
 from .timing import (EPOCH_IMAGES, OUT_OF_TIME, attempt, cold_compile_cache, cpu_snapshot, failed,
-                     forget_compiled, measured, other_cpu_share, release_memory, time_train,
-                     time_warmup, uncompile)
+                     measured, other_cpu_share, release_memory, time_train)
 
 NUM_CLASSES = 100
 RANDOM_WEIGHTS = "random init (speed does not depend on weight values; nothing downloaded)"
@@ -99,7 +100,7 @@ def measure_row(rs: Resolved, entry: dict, data, deadline: float | None,
         try:
             r = bench_run(entry, rs.family(entry), data, device=rs.device,
                           precision=rs.precision, variants=rs.variants,
-                          reference=s.reference, cache=s.feature_cache, peak=rs.peak,
+                          reference=s.reference, peak=rs.peak,
                           compile_backend=s.compile_backend, deadline=deadline,
                           on_progress=on_progress)
         except (RuntimeError, ValueError) as e:   # e.g. CUDA out of memory building it
@@ -137,8 +138,7 @@ def run_benchmark(settings: BenchSettings, deadline: float | None = None) -> dic
     setup_backends(rs.device)
     if rs.device.type == "cpu" and not settings.quick:
         print("note: full sizes are meant for a GPU; on a CPU use --quick", file=sys.stderr)
-    started, load0 = now_iso(), os.getloadavg()
-    write = partial(write_bench_file, rs, started=started, load0=load0)
+    write = partial(write_bench_file, rs, started=now_iso())
     data = _synthetic_for(rs)
     runs = []
     for entry in rs.runs:
@@ -181,52 +181,36 @@ def _head(data, n_train: int, n_test: int):
                                x_test=data.x_test[:n_test], y_test=data.y_test[:n_test])
 
 
+def train_step_flops(model: torch.nn.Module, img_size: int) -> int:
+    """FLOPs of forward + backward for one training image, counting only what runs
+    (helpers.measure's version-independent counter), for the model FLOP utilisation.
+
+    Cross-entropy on one label, then loss.backward(). A frozen backbone runs under
+    no_grad, so its backward is never executed and only the head's gradient is counted.
+    Works on a deep copy, so the model's modes and gradients are untouched.
+    """
+    clone = copy.deepcopy(model).train()
+    x = example_batch(clone, img_size)
+    y = torch.zeros(1, dtype=torch.long, device=x.device)
+    with counting_flops() as counter:
+        F.cross_entropy(clone(x), y).backward()            # logits (1, num_classes)
+    return int(counter.get_total_flops())
+
+
 def time_variant(model, cfg, train_b, test_b, compile: bool, **kw) -> dict:
-    """One variant of our path; a compiled one is timed with a cold compile cache, then its
-    warm-up again with the kernels that run left on disk."""
+    """One variant of our path; a compiled one meets a cold compile cache."""
     if not compile:
-        timing, _ = time_train(model, cfg, train_b, test_b, compile=False, **kw)
-        return timing
+        return time_train(model, cfg, train_b, test_b, compile=False, **kw)[0]
     with cold_compile_cache():
-        try:
-            timing, _ = time_train(model, cfg, train_b, test_b, compile=True, **kw)  # cold
-            uncompile(model)
-            forget_compiled()              # in memory only: the on-disk cache stays
-            timing["warm"] = time_warmup(model, cfg, train_b, test_b, compile=True, **kw)
-        finally:
-            uncompile(model)               # the next variant starts from the plain model
-    return timing
+        return time_train(model, cfg, train_b, test_b, compile=True, **kw)[0]
 
 
-def time_variants(model, cfg, train_b, test_b, variants, *, compile_backend: str,
-                  deadline: float | None = None, **common):
+def time_variants(model, cfg, train_b, test_b, variants, *, deadline: float | None = None,
+                  **kw):
     """Each variant of our path on one model: yields (name, its timing or failed record)."""
-    for fused, compile, scope in variants:
-        if fused and not has_window_attention(cfg.model):
-            continue
-        set_attention(model, fused)
-        kw = dict(compile_scope=scope, compile_backend=compile_backend, **common)
-        timing = attempt(partial(time_variant, model, cfg, train_b, test_b, compile, **kw),
-                         deadline)
-        if measured(timing):
-            timing.update(fused_attention=fused, compile_scope=scope if compile else None)
-        yield variant_name(fused, compile, scope), timing
-    set_attention(model, False)
-
-
-def time_feature_cache(model, data, cfg, *, device, precision, base_images_per_s: float,
-                       **common) -> dict:
-    """The frozen fine-tune with cache_features=True: the one-off feature pass, then the
-    head's training on the cached features."""
-    ccfg = dataclasses.replace(cfg, cache_features=True, augment=False)
-    ccfg.validate()
-    feats_b, feats_test, cache_s = make_batches(model, data, ccfg, device, precision)
-    n = len(data.y_train) + len(data.y_test)
-    cached, _ = time_train(model, ccfg, feats_b, feats_test, device=device, precision=precision,
-                           compile=False, flops_per_image=None, **common)
-    return dict(option="cache_features=True, augment=False (features computed once)",
-                feature_pass_s=cache_s, feature_pass_images=n, feature_images_per_s=n / cache_s,
-                train=cached, speedup_vs_uncached=cached["images_per_s"] / base_images_per_s)
+    for compile in variants:
+        yield VARIANTS[compile], attempt(partial(time_variant, model, cfg, train_b, test_b,
+                                                 compile, **kw), deadline)
 
 
 def time_reference(cfg, data, sizes: dict, device) -> dict:
@@ -248,12 +232,12 @@ def time_reference(cfg, data, sizes: dict, device) -> dict:
 
 
 def bench_run(entry: dict, sizes: dict, data, *, device, precision, variants,
-              reference: bool, cache: bool, peak: float | None,
+              reference: bool, peak: float | None,
               compile_backend: str = COMPILE_BACKEND, deadline: float | None = None,
               on_progress=None) -> dict:
-    """Every measurement of one grid run: our path's variants, the frozen fine-tune's
-    feature-cache option, and the typical loop, each on its own (see attempt). After each
-    one, on_progress(row) gets the row as it stands, so it can be written at once."""
+    """Every measurement of one grid run: our path's variants and the typical loop, each
+    on its own (see attempt). After each one, on_progress(row) gets the row as it stands,
+    so it can be written at once."""
     cfg = run_config(entry, sizes, device, precision)
     out = dict(run_name=cfg.run_name, label=entry["label"], model=cfg.model,
                mode=cfg.mode if cfg.is_swin else None, img_size=cfg.img_size,
@@ -262,29 +246,23 @@ def bench_run(entry: dict, sizes: dict, data, *, device, precision, variants,
                measured=now_iso(), ours={})
 
     def progress():
-        compare_row(out, device.type)
+        judge_row(out)
         if on_progress:
             on_progress(out)
     snap = cpu_snapshot()
     seed_everything(0)
     model = build_random(cfg)
-    flops = train_step_flops(model, cfg.img_size, NUM_CLASSES)   # on the CPU, before .to()
+    flops = train_step_flops(model, cfg.img_size)                 # on the CPU, before .to()
     out["train_flops_per_image"] = flops
-    place_model(model, device)                                      # as fit() does
+    place_model(model, device, cfg.model)                           # as fit() does
     ours = _head(data, sizes["steps"] * cfg.batch_size, sizes["eval_steps"] * cfg.eval_batch_size)
-    train_b, test_b, _ = make_batches(model, ours, cfg, device, precision)
+    train_b, test_b = make_batches(ours, cfg, device)
     common = dict(device=device, precision=precision, warmup_steps=sizes["warmup_steps"],
                   repeats=sizes["repeats"], peak=peak)
     for name, timing in time_variants(model, cfg, train_b, test_b, variants,
                                       flops_per_image=flops, compile_backend=compile_backend,
                                       deadline=deadline, **common):
         out["ours"][name] = timing
-        progress()
-    eager = out["ours"].get(PLAIN)
-    if cache and cfg.mode == "finetune" and measured(eager):
-        out["feature_cache"] = attempt(partial(
-            time_feature_cache, model, ours, cfg, base_images_per_s=eager["images_per_s"],
-            **common), deadline)
         progress()
     del model, train_b, test_b
     release_memory(device)

@@ -7,11 +7,10 @@ its own process and each written as it goes:
      synthetic CIFAR-shaped data (Problem 1 at 50k/10k images, Problem 2 at 10k/2k; the
      Swin fine-tunes load a randomly initialised weights file), and the grid at its default
      budget projected from them (gridrows.py) -> grid/;
-  3. bench: the benchmark of every row (eager, and fused attention for Swin) with the
-     typical loop, the feature cache and the data path; then torch.compile of the Problem 1
-     rows (whole model; ViT-8L and ResNet-18 first); then Swin-T's block compile, the
-     slowest and least needed, last. All merged per row into one file, which is written
-     after every variant -> <device-slug>.json.
+  3. bench: the benchmark of every row (eager) with the typical loop and the data path;
+     then torch.compile of the Problem 1 rows (whole model; ResNet-18 and ViT-8L first).
+     All merged per row into one file, which is written after every variant
+     -> <device-slug>.json.
 Each part must end by its share of the budget (PART_ENDS): the part's process has that time
 as its own soft limit (time_limit, a little before), and is killed, with whatever it
 started, when it is reached, so a compile that the soft limit cannot interrupt (a backward
@@ -45,34 +44,32 @@ import traceback
 import torch
 
 from .. import speed
-from ..claims import architecture
 from ..config import is_swin
 from ..device import device_name, resolve_device
-from ..grid import run_name_of
 from ..paths import REPO_ROOT
 from ..results import now_iso
 from .benchfile import bench_file, write_json
 from .benchmark import run_benchmark
 from .gridrows import FULL, QUICK, grid_rows, projection_path
-from .settings import BenchSettings, bench_variants, select_runs
+from .settings import VARIANTS, BenchSettings, bench_variants, select_runs
 from .timing import measured
 
 # The share of the budget by which each part must have ended, in the order they run. On the
 # H100 (benchmarks/reference/h100-2026-11-26): the grid's rows took 111 s of wall time for
 # 2 epochs (grid_rows.json), the eager benchmark ~200 s for every row with the typical loop
-# at 3 timed passes (all.log; 2 here), a cold-then-warm whole-model compile ~30 s per
-# Problem 1 row (bench_compile.json); and each part's process spends seconds importing
-# torch and starting CUDA. Not everything fits in 8 minutes: Swin's compile gets only
-# what the others leave. The smoke part has no GPU timing yet: its costliest checks are a
-# Swin-S fp16 run through one evaluation and a cold inductor compile of one matmul.
+# at 3 timed passes (all.log; 2 here), a cold and a warm whole-model compile ~30 s
+# together per Problem 1 row (bench_compile.json; only the cold one is measured now); and
+# each part's process spends seconds importing torch and starting CUDA. Not everything
+# fits in 8 minutes: the compiled rows get what the eager benchmark leaves. The smoke part
+# has no GPU timing yet: its costliest checks are a Swin-S fp16 run through one evaluation
+# and a cold inductor compile of one matmul.
 PART_ENDS = {"smoke": 0.20, "grid": 0.50, "bench": 1.0}
 # Within the bench part, the share of the budget by which each stage must have ended.
-BENCH_STAGE_ENDS = {"eager": 0.85, "compile_p1": 0.98, "compile_swin": 1.0}
+BENCH_STAGE_ENDS = {"eager": 0.85, "compile_p1": 1.0}
 GRACE = 0.01            # a part's own soft limit falls this share of the budget before its kill
 BENCH_REPEATS = 2       # timed passes per variant in the bench part
-# Compiled first: Problem 1's rows with a measured compile default (speed.CUDA_DEFAULTS),
-# and Swin-T from scratch, the one Swin row whose block compile is measured.
-SWIN_COMPILE_ROW = dict(model="swin_tiny", mode="scratch")
+# Compiled first: the rows the H100 measured compiled (bench_compile.json), to compare.
+COMPILE_FIRST = ("p1-resnet18", "p1-vit-8L-8H-512")
 DRY_MODELS = "resnet18,vit-2L-2H-128,swin_tiny-scratch,swin_tiny-finetune"
 DRY_COMPILE_BACKEND = "eager"     # dynamo traces, nothing is generated
 
@@ -89,13 +86,6 @@ class CheckSettings:
     out_dir: str = "results/gpu-check"
     part: str | None = None
     started: float | None = None      # time.time() when the check began
-
-    def argv(self) -> list[str]:
-        """The command-line options that give these settings (for a part's process)."""
-        out = ["--budget-s", repr(self.budget_s), "--device", self.device,
-               "--out-dir", self.out_dir]
-        return (out + (["--models", self.models] if self.models else [])
-                + (["--dry-run"] if self.dry_run else []))
 
     def at(self, share: float) -> float:
         """When `share` of the budget is spent, as a time.monotonic() value (the budget runs
@@ -129,30 +119,21 @@ def bench_stages(check: CheckSettings, device, out: str, entries: list) -> list[
         device=str(device), out=out, merge=True, readmes=(), quick=check.dry_run,
         img_size=QUICK["p2_img_size"] if check.dry_run else None, repeats=BENCH_REPEATS,
         compile_backend=DRY_COMPILE_BACKEND if check.dry_run else speed.COMPILE_BACKEND)
-    only_ours = dict(reference=False, feature_cache=False, data_path=False)
     names = [e["run_name"] for e in entries]
-    p1 = [e for e in entries if not is_swin(e["model"])]
-    p1 = [e["run_name"] for e in sorted(p1, key=lambda e: architecture(e) not in
-                                        speed.CUDA_DEFAULTS)]      # stable: grid order kept
-    swin = [n for n in names if n == run_name_of(**SWIN_COMPILE_ROW)]
+    p1 = sorted((n for e, n in zip(entries, names) if not is_swin(e["model"])),
+                key=lambda n: n not in COMPILE_FIRST)            # stable: grid order kept
     return [
-        ("eager", dataclasses.replace(base, models=",".join(names), compile="off",
-                                      attention="both"), names),
+        ("eager", dataclasses.replace(base, models=",".join(names), compile="off"), names),
         ("compile_p1", dataclasses.replace(base, models=",".join(p1), compile="on",
-                                           attention="timm", **only_ours), p1),
-        ("compile_swin", dataclasses.replace(base, models=",".join(swin), compile="on",
-                                             compile_scope="blocks", attention="both",
-                                             **only_ours), swin),
+                                           reference=False, data_path=False), p1),
     ]
 
 
 def rows_measured(result: dict, names: list, settings: BenchSettings, device) -> int:
-    """How many of the rows `names` hold every variant `settings` measures (fused ones on
-    Swin only)."""
+    """How many of the rows `names` hold every variant `settings` measures."""
     rows = {r["run_name"]: r for r in result["runs"]}
-    variants = bench_variants(settings, device)
-    return sum(all(measured(rows[n].get("ours", {}).get(speed.variant_name(*v)))
-                   for v in variants if is_swin(rows[n].get("model", "")) or not v[0])
+    return sum(all(measured(rows[n].get("ours", {}).get(VARIANTS[c]))
+                   for c in bench_variants(settings, device))
                for n in names if n in rows)
 
 
@@ -283,6 +264,7 @@ def parse_args(argv=None) -> CheckSettings:
 def main(argv=None):
     """Every part in order, each in its own process, within the budget; returns what
     gpu_check.json holds (in a part's own process: its exit status)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     check = parse_args(argv)
     if check.part:
         return run_part(check)
@@ -291,9 +273,8 @@ def main(argv=None):
     summary = Summary(check, device)
     summary.save()
     for name in PART_ENDS:
-        summary.run_in_child(name, [sys.executable, "-m", "helpers.bench", "check",
-                                    *check.argv(), "--part", name,
-                                    "--started", repr(check.started)])
+        summary.run_in_child(name, [sys.executable, "-m", "helpers.bench", "check", *argv,
+                                    "--part", name, "--started", repr(check.started)])
         if name == "grid" and os.path.exists(projection_path(summary.data["grid_dir"])):
             with open(projection_path(summary.data["grid_dir"])) as f:
                 summary.data["projection"] = json.load(f)

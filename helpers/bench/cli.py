@@ -10,8 +10,7 @@ from ..device import resolve_device
 from .benchfile import bench_file
 from .benchmark import run_benchmark
 from .render import render_readme
-from .settings import (ATTENTIONS, COMPILE_MODES, COMPILE_SCOPES, COUNT_MINIMUM,
-                       DEFAULT_READMES, PRECISIONS, BenchSettings, flag)
+from .settings import COMPILE_MODES, COUNT_MINIMUM, DEFAULT_READMES, PRECISIONS, BenchSettings, flag
 
 COUNT_HELP = dict(
     img_size="input side of the Swin runs (default: the grid's); a smaller side makes a "
@@ -32,16 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=PRECISIONS)
     p.add_argument("--compile", default="auto", choices=COMPILE_MODES,
                    help="torch.compile for our path; auto = both on CUDA, off elsewhere")
-    p.add_argument("--compile-scope", default="model", choices=COMPILE_SCOPES,
-                   help="what is compiled: the whole model, or each repeated block "
-                        "(compile_scope='blocks'); both = measure each")
-    p.add_argument("--attention", default="auto", choices=ATTENTIONS,
-                   help="Swin window attention: timm's written-out softmax, fused (SDPA), or "
-                        "both; auto = both on CUDA, timm elsewhere")
     for name in COUNT_MINIMUM:
         p.add_argument(flag(name), type=int, help=COUNT_HELP[name])
     p.add_argument("--no-reference", action="store_true", help="skip the typical loop")
-    p.add_argument("--no-cache", action="store_true", help="skip the feature-cache option")
     p.add_argument("--no-data-path", action="store_true", help="skip the data-path comparison")
     p.add_argument("--note", action="append", default=[], help="a note stored with the result")
     p.add_argument("--merge", action="store_true",
@@ -65,7 +57,7 @@ def parse_args(argv=None) -> tuple[BenchSettings, str]:
     try:
         settings = BenchSettings(
             **{k: getattr(args, k) for k in same}, reference=not args.no_reference,
-            feature_cache=not args.no_cache, data_path=not args.no_data_path,
+            data_path=not args.no_data_path,
             notes=tuple(args.note), readmes=tuple(args.readme))
     except ValueError as err:
         p.error(str(err))

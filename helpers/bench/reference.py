@@ -93,9 +93,6 @@ def time_typical_loop(model: nn.Module, loader, *, optimizer_name: str, lr: floa
     and model together (batches the workers prefetched during warm-up are a small
     advantage to the baseline).
     """
-    if len(loader) < warmup_steps + steps:
-        raise ValueError(f"the loader has {len(loader)} batches; need warmup_steps + steps = "
-                         f"{warmup_steps + steps}")
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer_name == "sgd":
@@ -163,9 +160,6 @@ def time_pil_loader(x, y, *, batch_size: int, img_size: int, mean, std,
     timed, including the host-to-device copy a training loop would do."""
     loader = typical_loader(x, y, batch_size=batch_size, img_size=img_size, mean=mean,
                             std=std)
-    if len(loader) <= warmup_batches:
-        raise ValueError(f"{len(loader)} batches leave none to time after {warmup_batches} "
-                         "warm-up batches")
     batches = iter(loader)
     t_start = time.perf_counter()
     for _ in range(warmup_batches):
@@ -186,9 +180,7 @@ def data_path_comparison(data, *, cfg, batch_size: int, batches: int,
     speedup = DeviceLoader / DataLoader+PIL. "ours" is the DeviceLoader make_batches builds
     for cfg (on a CPU at 224 px: the matrix-product resize into a kept buffer)."""
     warm = 2
-    n = (batches + warm) * batch_size
-    if len(data.y_train) < n:
-        raise ValueError(f"data has {len(data.y_train)} training images; need {n}")
+    n = (batches + warm) * batch_size               # the caller's data holds at least n
     x, y = data.x_train[:n], data.y_train[:n]
     ours = time_device_loader(x[:batches * batch_size], y[:batches * batch_size],
                               batch_size=batch_size, cfg=cfg, device=device,

@@ -8,9 +8,14 @@ measurement is never silent.
 from __future__ import annotations
 
 from ..atomic import splice
+from ..config import CIFAR100_SIZES, problem_of
+from ..grid import EPOCHS
 from ..textable import pipe_table
 from .benchfile import PLAIN, read_bench_files
+from .settings import VARIANTS
 from .timing import measured
+
+COMPILED = VARIANTS[True]
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"     # atomic.splice's "bench" block
 # The GPU the targets in benchmarks/README.md are set for; listed as "not measured yet"
@@ -29,11 +34,6 @@ def fmt(v, digits: int = 3) -> str:
 
 def _pct(v) -> str:
     return "—" if v is None else f"{100 * v:.1f} %"
-
-
-def table_lines(header: list[str], rows: list[list[str]], align: str) -> list[str]:
-    """A markdown table as lines (helpers.textable.pipe_table)."""
-    return pipe_table(header, rows, align).splitlines()
 
 
 def _when(r: dict) -> str:
@@ -65,135 +65,113 @@ def device_header(r: dict) -> list[str]:
     return lines
 
 
-RUNS_HEADER = ["Model", "Run", "Input px", "Batch train / eval", "Variant", "Ours train img/s",
-               "50k-image epoch (s)", "Warm-up (s)", "Eval img/s", "Memory (MiB)", "TFLOP/s",
-               "MFU", "Typical loop img/s", "Speedup", "Others' CPU use"]
+RUNS_HEADER = ["Model", "Run", "Input px", "Batch train / eval", "Ours train img/s",
+               "50k-image epoch (s)", "Warm-up (s)", "Eval img/s", "CUDA memory (MiB)",
+               "TFLOP/s", "MFU", "Typical loop img/s", "Speedup", "Others' CPU use"]
 
 
-def _shown_variant(run: dict) -> str:
-    """The variant a row's figures are of: the grid's, or the plain one where the grid's
-    was not measured."""
-    grid_variant = run.get("grid_variant")
-    if grid_variant in (None, run["primary"]):
-        return run["primary"]
-    return f"{run['primary']} ({grid_variant} not measured)"
-
-
-def _run_row(run: dict) -> list[str]:
+def _run_row(run: dict, cuda: bool) -> list[str]:
     if run.get("status") != "complete":
         return ([run["label"], f"`{run['run_name']}`"] + ["—"] * (len(RUNS_HEADER) - 3)
                 + [f"failed: {run.get('reason')}"])
-    o = run["ours"][run["primary"]]
+    o = run["ours"][PLAIN]
     ref = run.get("reference") or {}
     return [run["label"], f"`{run['run_name']}`", str(run["img_size"]),
-            f"{run['batch_size']} / {run['eval_batch_size']}", _shown_variant(run),
+            f"{run['batch_size']} / {run['eval_batch_size']}",
             fmt(o["images_per_s"]), fmt(o["epoch_50k_s"]), fmt(o["warmup_s"]),
-            fmt(o["eval_images_per_s"]), fmt(o["peak_memory_mib"]), fmt(o["achieved_tflops"]),
-            _pct(o["mfu"]), fmt(ref.get("images_per_s")), _times(run.get("speedup")),
-            _pct(run.get("other_cpu_share"))]
+            fmt(o["eval_images_per_s"]), fmt(o.get("peak_memory_mib") if cuda else None),
+            fmt(o["achieved_tflops"]), _pct(o["mfu"]), fmt(ref.get("images_per_s")),
+            _times(run.get("speedup")), _pct(run.get("other_cpu_share"))]
 
 
 def runs_table(r: dict) -> list[str]:
-    """One row per run with the variant the grid trains (its primary variant), then the
-    epoch sum (when every run completed) and what the CPU-use and memory columns mean."""
-    lines = table_lines(RUNS_HEADER, [_run_row(run) for run in r["runs"]], "llrll" + "r" * 10)
+    """One row per run with the eager path the grid trains, then the epoch sum (when every
+    run completed) and what the memory and CPU-use columns mean."""
+    cuda = r["device_type"] == "cuda"
+    lines = pipe_table(RUNS_HEADER, [_run_row(run, cuda) for run in r["runs"]],
+                       "llrl" + "r" * 10).splitlines()
     done = [run for run in r["runs"] if run.get("status") == "complete"]
     if len(done) == len(r["runs"]):
-        total = sum(run["ours"][run["primary"]]["epoch_50k_s"] for run in done)
+        total = sum(run["ours"][PLAIN]["epoch_50k_s"] for run in done)
         lines += ["", f"One 50k-image training epoch of every run above, summed (evaluation "
                       f"and warm-up excluded): {fmt(total)} s."]
-    lines += ["", "Variant: the one the grid trains on this kind of device "
-                  "(`helpers.speed.choose`). Others' CPU use: the share of the machine's CPU "
-                  "time that other processes took while the run was measured (/proc/stat); "
-                  "well above 0 % means the timings were slowed by other jobs."]
-    mem_kinds = {run["ours"][run["primary"]]["memory_kind"] for run in done}
-    return lines + (["", "Memory column: " + "; ".join(sorted(mem_kinds)) + "."]
-                    if mem_kinds else [])
-
-
-def feature_cache_table(r: dict) -> list[str]:
-    cached = [x for x in r["runs"] if measured(x.get("feature_cache"))]
-    if not cached:
-        return []
-    lines = ["", "Frozen-backbone option `cache_features=True` (needs `augment=False`; "
-                 "an option, not the default method):", ""]
-    return lines + table_lines(["Run", "Uncached (eager) img/s", "Cached img/s (head only)",
-                           "One-off feature pass img/s", "Speedup"],
-                          [[f"`{x['run_name']}`", fmt(x["ours"][PLAIN]["images_per_s"]),
-                            fmt(x["feature_cache"]["train"]["images_per_s"]),
-                            fmt(x["feature_cache"]["feature_images_per_s"]),
-                            _times(x["feature_cache"]["speedup_vs_uncached"])] for x in cached],
-                          "lrrrr")
+    return lines + ["", "Ours: eager, as the grid trains by default. CUDA memory: "
+                        "`torch.cuda.max_memory_allocated` over the warm-up and timed steps "
+                        "(— on a CPU). Others' CPU use: the share of the machine's CPU time "
+                        "that other processes took while the run was measured (/proc/stat); "
+                        "well above 0 % means the timings were slowed by other jobs."]
 
 
 def data_path_table(r: dict) -> list[str]:
     if not r.get("data_path"):
         return []
     lines = ["", "Data path only (batches, no model):", ""]
-    return lines + table_lines(["Input px", "Batch", "DeviceLoader img/s",
-                           "DataLoader + PIL (2 workers) img/s", "Speedup", "Others' CPU use"],
-                          [[str(d["img_size"]), str(d["batch_size"]),
-                            fmt(d["ours"]["images_per_s"]), fmt(d["reference"]["images_per_s"]),
-                            _times(d["speedup"]), _pct(d.get("other_cpu_share"))]
-                           for d in r["data_path"]], "rrrrrr")
+    return lines + pipe_table(["Input px", "Batch", "DeviceLoader img/s",
+                               "DataLoader + PIL (2 workers) img/s", "Speedup",
+                               "Others' CPU use"],
+                              [[str(d["img_size"]), str(d["batch_size"]),
+                                fmt(d["ours"]["images_per_s"]),
+                                fmt(d["reference"]["images_per_s"]), _times(d["speedup"]),
+                                _pct(d.get("other_cpu_share"))]
+                               for d in r["data_path"]], "rrrrrr").splitlines()
 
 
 def device_section(r: dict) -> list[str]:
     """The tables for one result file."""
-    return (device_header(r) + runs_table(r) + variants_table(r) + feature_cache_table(r)
-            + data_path_table(r))
+    return device_header(r) + runs_table(r) + compile_table(r) + data_path_table(r)
 
 
-VARIANTS_HEADER = ["Run", "Variant", "Train img/s", "MFU", "vs eager", "Cold compile (s)",
-                   "Warm compile (s)", "Break-even cold", "Break-even warm",
-                   "Pays over the grid's epochs (cold)"]
+def compile_saving(eager: dict, compiled: dict, *, epochs: int, train_images: int,
+                   test_images: int) -> dict:
+    """What compiling a run saves, from two timings of it (keys images_per_s,
+    eval_images_per_s, warmup_s, eval_warmup_s): `epochs` epochs of `train_images`, each
+    followed by an evaluation of `test_images`. The cost is the compiled variant's extra
+    one-off warm-up, of its training graphs and of its evaluation graphs, with an empty
+    compile cache. Returns saved_s, cost_s, net_s (saved - cost) and pays."""
+    saved = epochs * (train_images / eager["images_per_s"]
+                      - train_images / compiled["images_per_s"])
+    if eager.get("eval_images_per_s") and compiled.get("eval_images_per_s"):
+        saved += epochs * (test_images / eager["eval_images_per_s"]
+                           - test_images / compiled["eval_images_per_s"])
+    cost = (max(0.0, compiled["warmup_s"] - eager["warmup_s"])
+            + max(0.0, compiled.get("eval_warmup_s", 0.0) - eager.get("eval_warmup_s", 0.0)))
+    return dict(saved_s=saved, cost_s=cost, net_s=saved - cost, pays=saved > cost)
 
 
-def _pays(t: dict) -> str:
-    """'yes (saves 12 s)' / 'no (costs 3 s)': a compiled variant's net over the grid's
-    epochs with an empty compile cache."""
-    s = t.get("saving_cold")
-    if not s:
-        return "—"
-    return f"yes (saves {fmt(s['net_s'])} s)" if s["pays"] else f"no (costs {fmt(-s['net_s'])} s)"
+COMPILE_HEADER = ["Run", "Eager img/s", "Compiled img/s", "MFU (compiled)", "vs eager",
+                  "Compile (s)", "Break-even (epochs)", "Over the grid's epochs"]
 
 
-def _variant_row(x: dict, name: str, t: dict) -> list[str]:
-    if not measured(t):
-        return ([f"`{x['run_name']}`", name] + ["—"] * (len(VARIANTS_HEADER) - 3)
-                + [f"failed: {t.get('reason')}"])
-    base = x["ours"].get(PLAIN)
-    vs = t["images_per_s"] / base["images_per_s"] if measured(base) else None
-    compiled = [fmt(t.get(k)) for k in ("compile_cold_s", "compile_warm_s",
-                                        "break_even_epochs_cold", "break_even_epochs_warm")]
-    return ([f"`{x['run_name']}`", name, fmt(t["images_per_s"]), _pct(t.get("mfu")), _times(vs)]
-            + (compiled + [_pays(t)] if t.get("compile") else ["—"] * 5))
+def _compile_row(x: dict) -> list[str]:
+    eager, compiled = x["ours"][PLAIN], x["ours"][COMPILED]
+    if not measured(compiled):
+        return ([f"`{x['run_name']}`", fmt(eager["images_per_s"])]
+                + ["—"] * (len(COMPILE_HEADER) - 3) + [f"failed: {compiled.get('reason')}"])
+    epochs = EPOCHS[problem_of(x["model"])]
+    s = compile_saving(eager, compiled, epochs=epochs, train_images=CIFAR100_SIZES[0],
+                       test_images=CIFAR100_SIZES[1])
+    per_epoch = s["saved_s"] / epochs
+    net = f"saves {fmt(s['net_s'])} s" if s["pays"] else f"costs {fmt(-s['net_s'])} s"
+    return [f"`{x['run_name']}`", fmt(eager["images_per_s"]), fmt(compiled["images_per_s"]),
+            _pct(compiled.get("mfu")), _times(compiled["images_per_s"] / eager["images_per_s"]),
+            fmt(s["cost_s"]), fmt(s["cost_s"] / per_epoch if per_epoch > 0 else None),
+            f"{net} over {epochs}"]
 
 
-def variants_table(r: dict) -> list[str]:
-    """Every variant of our path against the plain one (timm's attention, eager), with each
-    compiled variant's cold and warm compile cost, break-even and net over the grid's
-    epochs; then, per run, the variant the grid trains against the plain one. Runs with one
-    variant are left out."""
-    multi = [x for x in r["runs"] if x.get("status") == "complete" and len(x["ours"]) > 1]
-    if not multi:
+def compile_table(r: dict) -> list[str]:
+    """The runs also measured with `torch.compile` of the whole model: its speed against
+    eager, its one-off cost with an empty compile cache, the break-even and the net over
+    the grid's epochs (compile_saving). Variants under other names, which older files may
+    hold, are left out."""
+    rows = [x for x in r["runs"] if x.get("status") == "complete" and COMPILED in x["ours"]]
+    if not rows:
         return []
-    rows = [_variant_row(x, name, t) for x in multi for name, t in x["ours"].items()]
-    lines = ["", "Variants of our path (`compiled`: `torch.compile` of the whole model; "
-                 "`-blocks`: each repeated block compiled on its own; `fused-`: Swin window "
-                 "attention in SDPA). Compile cost = extra warm-up (training + first "
-                 "evaluation batch) over the eager path's; cold = empty cache, warm = kernels "
-                 "already in the on-disk cache. Break-even in 50k-image epochs (training and "
-                 "evaluation time saved, `helpers.speed.compile_saving`):", ""]
-    lines += table_lines(VARIANTS_HEADER, rows, "ll" + "r" * 7 + "l")
-    lines += ["", "What the grid trains on this kind of device (`helpers.speed.choose`), "
-                  "against the plain path (eager, timm's attention):", ""]
-    return lines + table_lines(["Run", "Grid epochs", "Grid's variant", "Eager img/s",
-                           "Grid's variant img/s", "Speedup"],
-                          [[f"`{x['run_name']}`", str(x["new_vs_old"]["grid_epochs"]),
-                            _shown_variant(x), fmt(x["new_vs_old"]["old_images_per_s"]),
-                            fmt(x["new_vs_old"]["new_images_per_s"]),
-                            _times(x["new_vs_old"]["speedup"])] for x in multi], "lrlrrr")
+    lines = ["", "`torch.compile` of the whole model (`compile=True`). Compile: its extra "
+                 "warm-up (training and the first evaluation batch) over eager's, with an "
+                 "empty compile cache. Break-even and net in 50k-image epochs, each followed "
+                 "by an evaluation of 10k images (`helpers.bench.render.compile_saving`):", ""]
+    return lines + pipe_table(COMPILE_HEADER, [_compile_row(x) for x in rows],
+                              "l" + "r" * 6 + "l").splitlines()
 
 
 def render_markdown(results: list[dict]) -> str:
@@ -204,7 +182,8 @@ def render_markdown(results: list[dict]) -> str:
     for gpu, prec in EXPECTED_GPUS:
         if not any(r["device"] == gpu for r in results):
             rows.append([gpu, prec, "—", "not measured yet"])
-    lines += table_lines(["Device", "Precision", "Result file", "Status"], rows, "llll")
+    lines += pipe_table(["Device", "Precision", "Result file", "Status"], rows,
+                        "llll").splitlines()
     for r in results:
         lines += [""] + device_section(r)
     return "\n".join(lines)

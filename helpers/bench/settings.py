@@ -18,8 +18,7 @@ from ..speed import COMPILE_BACKEND
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 COMPILE_MODES = ("auto", "off", "on", "both")          # both = eager and compiled
-COMPILE_SCOPES = ("model", "blocks", "both")
-ATTENTIONS = ("auto", "timm", "fused", "both")
+VARIANTS = {False: "eager", True: "compiled"}   # our path's variants, by torch.compile off/on
 DEFAULT_READMES = (os.path.join(BENCH_DIR, "README.md"), os.path.join(REPO_ROOT, "README.md"))
 # The least value of each count a run can take; None leaves the mode's size.
 COUNT_MINIMUM = dict(img_size=1, batch_size=1, eval_batch_size=1, steps=1, warmup_steps=0,
@@ -57,8 +56,6 @@ class BenchSettings:
     device: str = "auto"               # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"            # one of PRECISIONS
     compile: str = "auto"              # one of COMPILE_MODES; auto = both on CUDA, else off
-    compile_scope: str = "model"       # one of COMPILE_SCOPES
-    attention: str = "auto"            # one of ATTENTIONS; auto = both on CUDA, else timm
     img_size: int | None = None        # input side of the Swin runs; None = the grid's
     batch_size: int | None = None      # training batch of every run
     eval_batch_size: int | None = None
@@ -68,7 +65,6 @@ class BenchSettings:
     repeats: int | None = None         # timed passes; images/s is their median
     threads: int | None = None         # torch CPU threads
     reference: bool = True             # time the typical loop too
-    feature_cache: bool = True         # time the frozen fine-tune's feature-cache option
     data_path: bool = True             # time the data path alone
     notes: tuple = ()                  # stored with the result
     merge: bool = False                # keep what the existing --out file has and this lacks
@@ -77,8 +73,7 @@ class BenchSettings:
     compile_backend: str = COMPILE_BACKEND   # torch.compile's backend ("eager": no codegen)
 
     def __post_init__(self):
-        for name, allowed in (("precision", PRECISIONS), ("compile", COMPILE_MODES),
-                              ("compile_scope", COMPILE_SCOPES), ("attention", ATTENTIONS)):
+        for name, allowed in (("precision", PRECISIONS), ("compile", COMPILE_MODES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{flag(name)}={getattr(self, name)!r}: must be one of "
                                  f"{', '.join(allowed)}")
@@ -104,16 +99,11 @@ def family_sizes(settings: BenchSettings) -> dict:
     return sizes
 
 
-def bench_variants(settings: BenchSettings, device) -> list[tuple]:
-    """(fused_attention, compile, compile_scope) of every variant of our path to measure,
-    the plain one (timm's attention, eager) first. Fused variants apply to Swin only."""
+def bench_variants(settings: BenchSettings, device) -> list[bool]:
+    """torch.compile off or on, for every variant of our path to measure, eager first."""
     gpu = device.type == "cuda"
-    compile = {"off": [False], "on": [True], "both": [False, True],
-               "auto": [False, True] if gpu else [False]}[settings.compile]
-    scopes = ["model", "blocks"] if settings.compile_scope == "both" else [settings.compile_scope]
-    fused = {"timm": [False], "fused": [True], "both": [False, True],
-             "auto": [False, True] if gpu else [False]}[settings.attention]
-    return [(f, c, sc) for f in fused for c in compile for sc in (scopes if c else ["model"])]
+    return {"off": [False], "on": [True], "both": [False, True],
+            "auto": [False, True] if gpu else [False]}[settings.compile]
 
 
 def select_runs(patterns: str | None) -> list[dict]:

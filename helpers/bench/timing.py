@@ -34,14 +34,6 @@ from ..train import TrainState, evaluate, train_epoch
 EPOCH_IMAGES = BUILTIN_TRAIN_SIZES["cifar100"]   # one CIFAR-100 training epoch
 
 
-def _rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return None
-
-
 def cpu_snapshot() -> tuple[float, float, float] | None:
     """(wall s, CPU-busy seconds of the whole machine, CPU seconds of this process and its
     finished children), for other_cpu_share. None where /proc/stat is missing."""
@@ -71,8 +63,6 @@ class FirstBatches:
     fewer: a fixed-length warm-up pass that train_epoch/evaluate take like a DeviceLoader."""
 
     def __init__(self, batches, n: int):
-        if len(batches) == 0:
-            raise ValueError("the batch source yields no batches")
         self.batches, self.n = batches, n
         self.num_images = n * batches.batch_size
 
@@ -144,15 +134,13 @@ def attempt(measure, deadline: float | None) -> dict:
 
 # ----------------------------------------------------------------------------- our path
 def train_state(model, cfg, device, precision, *, total_steps: int, warmup_steps: int,
-                compile: bool, compile_scope: str, backend: str) -> TrainState:
+                compile: bool, backend: str) -> TrainState:
     """TrainState.create as fit() calls it, with torch.compile's backend chosen by the
     caller (the GPU check's dry run uses "eager": dynamo traces, nothing is generated)."""
     state = TrainState.create(model, cfg, device, precision, total_steps=total_steps,
                               warmup_steps=warmup_steps, compile=False)
-    if not compile or cfg.cache_features:      # cached features: the step is the head only
-        return state
-    return dataclasses.replace(state, forward=speed.compiled_forward(
-        model, True, compile_scope, backend=backend))
+    return dataclasses.replace(state, forward=speed.compiled_forward(model, compile,
+                                                                     backend=backend))
 
 
 def forget_compiled() -> None:
@@ -160,14 +148,6 @@ def forget_compiled() -> None:
     torch.compiler.reset()
     import torch._inductor.utils as inductor_utils     # private; absent in some versions
     getattr(inductor_utils, "clear_caches", lambda: None)()   # in-memory kernel caches
-
-
-def uncompile(model: torch.nn.Module) -> None:
-    """Undo compile_scope='blocks' (nn.Module.compile keeps the compiled call on the
-    module); the benchmark measures several variants on one model."""
-    for block in getattr(model, "compile_regions", list)():
-        if getattr(block, "_compiled_call_impl", None) is not None:
-            block._compiled_call_impl = None
 
 
 @contextlib.contextmanager
@@ -189,7 +169,7 @@ def cold_compile_cache():
 
 def time_train(model, cfg, batches, test_batches, *, device, precision, compile: bool,
                warmup_steps: int, repeats: int, peak: float | None, flops_per_image: int | None,
-               compile_scope: str = "model", compile_backend: str = speed.COMPILE_BACKEND):
+               compile_backend: str = speed.COMPILE_BACKEND):
     """Warm up, then time `repeats` passes over `batches` with the engine's train_epoch;
     then evaluation over `test_batches` with the engine's evaluate, after its own warm-up.
 
@@ -199,10 +179,9 @@ def time_train(model, cfg, batches, test_batches, *, device, precision, compile:
     total = warmup_steps + repeats * len(batches)
     state = train_state(model, cfg, device, precision, total_steps=total,
                         warmup_steps=max(1, total // 10), compile=compile,
-                        compile_scope=compile_scope, backend=compile_backend)
+                        backend=compile_backend)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    rss0 = _rss_bytes()
 
     warm = FirstBatches(batches, warmup_steps)
     _, _, warmup_s, _ = train_epoch(state, warm, 0, cfg, device)
@@ -217,12 +196,7 @@ def time_train(model, cfg, batches, test_batches, *, device, precision, compile:
     timed_steps = state.scheduler.last_epoch - warmup_done
     per_window = [images / repeats / s for s in seconds]
     ips = statistics.median(per_window)
-    if device.type == "cuda":
-        mem, mem_kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda max_memory_allocated"
-    else:
-        rss1 = _rss_bytes()
-        mem = (rss1 - rss0) / 2**20 if rss0 is not None and rss1 is not None else None
-        mem_kind = "resident-set growth over the timed training (not a peak)"
+    mem = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     eval_ips, eval_warm = time_eval(state, test_batches, device)
     achieved = flops_per_image * ips / 1e12 if flops_per_image else None
     result = dict(compile=compile, warmup_steps=warmup_done, warmup_s=warmup_s,
@@ -230,37 +204,19 @@ def time_train(model, cfg, batches, test_batches, *, device, precision, compile:
                   timed_images=images, train_s=seconds, images_per_s_windows=per_window,
                   images_per_s=ips, step_ms=1000 * cfg.batch_size / ips,
                   epoch_50k_s=EPOCH_IMAGES / ips, eval_images_per_s=eval_ips,
-                  eval_warmup_s=eval_warm, peak_memory_mib=mem, memory_kind=mem_kind,
+                  eval_warmup_s=eval_warm, peak_memory_mib=mem,
                   achieved_tflops=achieved,
                   mfu=achieved / peak if achieved is not None and peak else None)
     return result, windows
 
 
-def time_warmup(model, cfg, batches, test_batches, *, device, precision, compile: bool,
-                warmup_steps: int, compile_scope: str = "model",
-                compile_backend: str = speed.COMPILE_BACKEND, **_) -> dict:
-    """Only the one-off part of time_train: the warm-up steps and the first evaluation
-    batch, e.g. a compile that finds its kernels in the on-disk cache."""
-    state = train_state(model, cfg, device, precision, total_steps=warmup_steps + 1,
-                        warmup_steps=1, compile=compile, compile_scope=compile_scope,
-                        backend=compile_backend)
-    _, _, warmup_s, _ = train_epoch(state, FirstBatches(batches, warmup_steps), 0, cfg, device)
-    return dict(warmup_s=warmup_s, eval_warmup_s=eval_warmup_s(state, test_batches, device))
-
-
-def eval_warmup_s(state, test, device) -> float:
-    """Seconds of the engine's evaluate() over one batch: evaluation's warm-up."""
+def time_eval(state, test, device) -> tuple[float, float]:
+    """(images/s, warm-up seconds) of the engine's evaluate(), after a one-batch warm-up."""
     synchronize(device)
     t0 = time.perf_counter()
     evaluate(state, FirstBatches(test, 1), device)
     synchronize(device)
-    return time.perf_counter() - t0
-
-
-def time_eval(state, test, device) -> tuple[float, float]:
-    """(images/s, warm-up seconds) of the engine's evaluate(), after its warm-up."""
-    warm = eval_warmup_s(state, test, device)
-    t0 = time.perf_counter()
+    t1 = time.perf_counter()
     evaluate(state, test, device)
     synchronize(device)
-    return test.num_images / (time.perf_counter() - t0), warm
+    return test.num_images / (time.perf_counter() - t1), t1 - t0

@@ -4,11 +4,8 @@
 API, so the trainer, the FLOP counter and the benchmark never name a model:
   forward(x)             normalised images (B, 3, S, S) -> logits (B, num_classes)
   forward_features(x)    -> pooled features (B, C);  forward_head(features) -> logits
-  channels_last          whether its batches should be NHWC on CUDA
-  compile_regions()      its repeated blocks, for compile_scope="blocks"
-  window_attention       whether it has Swin window attention, which set_fused_attention(on)
-                         switches between timm's written-out softmax and SDPA
-and `input_spec(name)` says the native image side and normalisation it expects.
+and `input_spec(name)` says the native image side and normalisation it expects;
+`prefers_channels_last(name)` whether its weights and batches should be NHWC on CUDA.
 """
 from __future__ import annotations
 
@@ -23,16 +20,9 @@ from .resnet import CifarResNet18, resnet18
 from .swin import SWIN_TAGS, SwinClassifier, swin_small, swin_tiny, weights_problem
 from .vit import ViT, vit
 
-# A constructor may be the model class itself (its class attributes then answer
-# prefers_channels_last and has_window_attention); a function names its class in _CLASSES.
 MODELS = {"resnet18": resnet18, "vit": vit, "swin_tiny": swin_tiny, "swin_small": swin_small}
-_CLASSES = {"resnet18": CifarResNet18, "vit": ViT, "swin_tiny": SwinClassifier,
-            "swin_small": SwinClassifier}
-
-
-def _model_class(name: str) -> type:
-    _known(name)
-    return _CLASSES.get(name) or MODELS[name]
+# The models trained in channels_last (NHWC) on CUDA: cuDNN's fast convolution kernels want it.
+CHANNELS_LAST = ("resnet18",)
 
 
 def _known(name: str) -> None:
@@ -69,16 +59,11 @@ def input_spec(name: str) -> dict:
 
 
 def prefers_channels_last(name: str) -> bool:
-    """Whether the model's batches should be channels_last (NHWC) on CUDA; the model's
-    class says so (`channels_last`), so this needs no model instance."""
-    return _model_class(name).channels_last
+    """Whether the model's weights and batches should be channels_last (NHWC) on CUDA."""
+    _known(name)
+    return name in CHANNELS_LAST
 
 
-def has_window_attention(name: str) -> bool:
-    """Whether the model has window attention with a fused/unfused switch (the Swins)."""
-    return _model_class(name).window_attention
-
-
-__all__ = ["MODELS", "SWIN_TAGS", "CifarResNet18", "SwinClassifier", "ViT",
-           "WeightsUnavailableError", "build_model", "has_window_attention", "input_spec",
+__all__ = ["CHANNELS_LAST", "MODELS", "SWIN_TAGS", "CifarResNet18", "SwinClassifier", "ViT",
+           "WeightsUnavailableError", "build_model", "input_spec",
            "prefers_channels_last", "weights_problem"]

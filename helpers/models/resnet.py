@@ -14,8 +14,6 @@ class CifarResNet18(ResNet):
     Same modules and state_dict keys as torchvision's resnet18, plus the uniform API:
     forward_features (pooled (B, 512) features) and forward_head.
     """
-    channels_last = True       # cuDNN's fast convolution kernels want NHWC on CUDA
-    window_attention = False
 
     def __init__(self, num_classes: int):
         super().__init__(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
@@ -34,10 +32,6 @@ class CifarResNet18(ResNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def compile_regions(self) -> list[nn.Module]:
-        """The eight residual blocks: what compile_scope='blocks' compiles one by one."""
-        return [b for layer in (self.layer1, self.layer2, self.layer3, self.layer4) for b in layer]
 
 
 def resnet18(num_classes: int) -> CifarResNet18:

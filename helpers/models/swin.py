@@ -35,15 +35,11 @@ SWIN_TAGS = {"swin_tiny": "swin_tiny_patch4_window7_224.ms_in1k",
 class SwinClassifier(nn.Module):
     """A timm Swin with a uniform fine-tuning interface.
 
-    forward(x) == forward_head(forward_features(x)). `forward_features` returns the
-    pooled (B, C) backbone features, so a frozen backbone's features can be cached
-    and only `forward_head` (one Linear) runs per training step.
+    forward(x) == forward_head(forward_features(x)): `forward_features` returns the
+    pooled (B, C) backbone features, `forward_head` (one Linear) the logits.
     With `frozen_backbone`, only the head trains; the backbone stays in eval mode and
     runs under no_grad, so no activations are kept for a backward that never comes.
     """
-
-    channels_last = False
-    window_attention = True    # has timm WindowAttention modules: see set_fused_attention
 
     def __init__(self, backbone: nn.Module, frozen_backbone: bool):
         super().__init__()
@@ -78,32 +74,6 @@ class SwinClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def compile_regions(self) -> list[nn.Module]:
-        """The repeated blocks (timm SwinTransformerBlock), what compile_scope='blocks'
-        compiles one by one: blocks of the same shape share one compiled graph."""
-        from timm.models.swin_transformer import SwinTransformerBlock
-        return [m for m in self.backbone.modules() if isinstance(m, SwinTransformerBlock)]
-
-    def set_fused_attention(self, on: bool) -> int:
-        """Window attention through F.scaled_dot_product_attention (on) or timm's written-out
-        softmax(q k^T * scale + bias) v (off, timm's default). Same parameters, same maths:
-        the relative-position bias (and the shift mask) go in as SDPA's attn_mask.
-        Returns how many attention modules were switched."""
-        from timm.models.swin_transformer import WindowAttention
-        mods = [m for m in self.backbone.modules() if isinstance(m, WindowAttention)]
-        if not mods or not all(hasattr(m, "fused_attn") for m in mods):
-            raise RuntimeError("this timm version's Swin WindowAttention has no fused_attn "
-                               "switch; upgrade timm (requirements.txt) or leave "
-                               "fused_attention unset")
-        for m in mods:
-            m.fused_attn = bool(on)
-        return len(mods)
-
-    def uses_fused_attention(self) -> bool:
-        from timm.models.swin_transformer import WindowAttention
-        return any(getattr(m, "fused_attn", False) for m in self.backbone.modules()
-                   if isinstance(m, WindowAttention))
 
 
 def _swin(variant: str, num_classes: int, img_size: int | None, mode: str,

@@ -47,9 +47,6 @@ class ViT(nn.Module):
     LayerNorm -> linear head on the class token.
     """
 
-    channels_last = False
-    window_attention = False   # its attention already runs inside SDPA
-
     def __init__(self, num_classes: int = 100, *, img_size: int | None = 32, patch_size: int = 4,
                  dim: int = 256, depth: int = 4, heads: int = 4):
         img_size = 32 if img_size is None else img_size
@@ -98,10 +95,6 @@ class ViT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def compile_regions(self) -> list[nn.Module]:
-        """The encoder blocks: what compile_scope='blocks' compiles (one graph for all)."""
-        return list(self.blocks)
 
 
 def vit(num_classes: int, *, img_size: int | None = 32, patch_size: int = 4, dim: int = 256,
