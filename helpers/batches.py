@@ -1,12 +1,8 @@
-"""The batch sources of a run, built on the device: training, test, and the fixed train
-sample, as DeviceLoaders (or, for a frozen backbone with cached features, FeatureBatches)."""
+"""The batch sources of a run, built on the device as DeviceLoaders: training, test, and
+the fixed train sample."""
 from __future__ import annotations
 
-import time
-
 from .data import DeviceLoader, train_sample
-from .device import synchronize
-from .features import FeatureBatches, backbone_features
 from .models import input_spec, prefers_channels_last
 
 
@@ -24,40 +20,24 @@ def loader_options(cfg, device) -> dict:
     spec = input_spec(cfg.model)
     return dict(device=device, mean=spec["mean"], std=spec["std"], img_size=cfg.img_size,
                 seed=cfg.seed, channels_last=uses_channels_last(cfg, device),
-                reuse_output=True)   # train_epoch/evaluate/backbone_features use a batch at a time
+                reuse_output=True)   # train_epoch and evaluate use a batch at a time
 
 
-def make_batches(model, data, cfg, device, precision):
-    """Training and test batch sources for this run, plus the one-off caching time."""
+def make_batches(data, cfg, device):
+    """Training and test batch sources for this run."""
     common = loader_options(cfg, device)
     test = DeviceLoader(data.x_test, data.y_test, batch_size=cfg.eval_batch_size,
                         train=False, **common)
     train = DeviceLoader(data.x_train, data.y_train, batch_size=cfg.batch_size,
                          train=True, augment=cfg.augment, **common)
-    if not cfg.cache_features:
-        return train, test, 0.0
-    synchronize(device)
-    t0 = time.perf_counter()
-    in_order = DeviceLoader(data.x_train, data.y_train, batch_size=cfg.eval_batch_size,
-                            train=False, **common)
-    train_f = backbone_features(model, in_order, precision)      # (N_train, C)
-    test_f = backbone_features(model, test, precision)           # (N_test, C)
-    synchronize(device)
-    cache_time = time.perf_counter() - t0
-    return (FeatureBatches(train_f, train.y, train), FeatureBatches(test_f, test.y, test),
-            cache_time)
+    return train, test
 
 
-def train_sample_batches(data, cfg, device, train_batches):
+def train_sample_batches(data, cfg, device):
     """Evaluation batches of the run's fixed train sample (data.train_sample), unaugmented;
-    None when cfg.train_eval_images is 0. With cached features they are the sample's rows
-    of the cached training features, as the training batches are."""
+    None when cfg.train_eval_images is 0."""
     idx = train_sample(len(data.y_train), cfg.train_eval_images, cfg.seed)
     if idx is None:
         return None
-    images = DeviceLoader(data.x_train[idx], data.y_train[idx], batch_size=cfg.eval_batch_size,
-                          train=False, **loader_options(cfg, device))
-    if isinstance(train_batches, FeatureBatches):
-        rows = idx.to(train_batches.x.device)
-        return FeatureBatches(train_batches.x[rows], train_batches.y[rows], images)
-    return images
+    return DeviceLoader(data.x_train[idx], data.y_train[idx], batch_size=cfg.eval_batch_size,
+                        train=False, **loader_options(cfg, device))

@@ -58,8 +58,8 @@ SCHEDULE_FIELDS = ("batch_size", "steps_per_epoch", "total_steps", "warmup_steps
 
 def saved_plan(path: str, config: dict) -> dict | None:
     """The training plan of the checkpoint at `path` if it was made with `config`; None
-    when there is no readable checkpoint, it predates plans or belongs to another config
-    or recipe (resume() then says why). Memory-mapped: reads little of a large file."""
+    when there is no readable checkpoint or it belongs to another config or recipe
+    (resume() then says why). Memory-mapped: reads little of a large file."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001  (missing, truncated, foreign)
@@ -70,17 +70,10 @@ def saved_plan(path: str, config: dict) -> dict | None:
 
 
 def check_schedule(saved: dict, plan: dict, path: str) -> None:
-    """Refuse a checkpoint whose schedule differs from this run's plan. A checkpoint
-    without a plan is checked by its step counter: epochs done x steps per epoch."""
-    if saved.get("plan") is not None:
-        diff = [f"{k} {saved['plan'].get(k)} -> {plan[k]}" for k in SCHEDULE_FIELDS
-                if saved["plan"].get(k) != plan[k]]
-    else:
-        steps = saved.get("scheduler", {}).get("last_epoch")
-        expected = saved.get("epoch", 0) * plan["steps_per_epoch"]
-        diff = ([] if steps == expected else
-                [f"{steps} steps taken in {saved.get('epoch')} epochs, but "
-                 f"{plan['steps_per_epoch']} steps per epoch now"])
+    """Refuse a checkpoint whose schedule differs from this run's plan; one without a plan
+    differs in every field."""
+    old = saved.get("plan") or {}
+    diff = [f"{k} {old.get(k)} -> {plan[k]}" for k in SCHEDULE_FIELDS if old.get(k) != plan[k]]
     if diff:
         raise CheckpointUnusableError(
             f"checkpoint {path} was trained under another schedule (checkpoint -> now: "

@@ -8,7 +8,6 @@ artefact of an interrupted run is its checkpoint, which is what resumes it.
 from __future__ import annotations
 
 import os
-import time
 
 import torch
 
@@ -25,8 +24,7 @@ from .memory import (eval_peak, fit_batch, meter_for, optimizer_state_bytes,
                      resident_after_training_bytes, step_peak)
 from .models import build_model
 from .probes import receptive_fields, uniform_attention_distance, vit_attention_distances
-from .results import (build_result, epoch_time_summary, now_iso, phase_summary, provenance,
-                      read_result, write_result)
+from .results import build_result, now_iso, provenance, read_result, write_result
 from .batches import loader_options, uses_channels_last
 from .train import NonFiniteLossError, fit, place_model, plan_training
 
@@ -71,17 +69,12 @@ class Experiment:
         self.meter = meter_for(self.device)       # the memory rule's GPU; None: not checked
         self.resume_batch: tuple[int, str] | None = None
         self.summary: dict | None = None
-        self.prepare_s = dict(data_s=0.0, build_measure_s=0.0)
-        self.fit_s: dict = {}
-        self.t_run: float | None = None
-        self.before_run_s = 0.0
 
     def prepare(self) -> dict:
         """Load data, build and measure the model. Returns what the notebook shows first."""
         if self.summary is not None:
             return self.summary
         cfg = self.cfg
-        t0 = time.perf_counter()
         setup_backends(self.device)
         seed_everything(cfg.seed)
         self.data = with_train_fraction(
@@ -97,7 +90,6 @@ class Experiment:
             self.plan = plan_training(cfg, n_train, self.device, self.precision.name,
                                       resume_batch=self.resume_batch)
         overlap = check_overlap(self.data)
-        t1 = time.perf_counter()
         seed_everything(cfg.seed)                 # init does not depend on data loading
         self.model = build_model(cfg.model, self.data.num_classes, **cfg.model_kwargs())
         if self.meter is not None:                # the batches must also fit the GPU
@@ -106,18 +98,7 @@ class Experiment:
         dataset["synthetic"] = synthetic_classes(cfg.dataset) is not None
         dataset["train_test_overlap"] = overlap
         self.summary = dict(dataset=dataset, **measure(self.model, cfg.img_size))
-        self.prepare_s = dict(data_s=t1 - t0, build_measure_s=time.perf_counter() - t1)
         return self.summary
-
-    def _training(self, history) -> dict:
-        """The plan, and with compile on, whether compiled graphs really ran: dynamo may fall
-        back to eager (a graph break, a full cache), which the plan alone would not show."""
-        training = self.plan.to_dict()
-        if self.plan.compile:
-            graphs = [h["compiled_graphs"] for h in history if "compiled_graphs" in h]
-            training["compiled_graphs"] = sum(graphs) if graphs else None
-            training["compile_used"] = bool(sum(graphs)) if graphs else None
-        return training
 
     def _resume_batch(self) -> tuple[int, str] | None:
         """(batch, why) when batch_size is unset and this run has a checkpoint made with
@@ -137,7 +118,7 @@ class Experiment:
         """The plan with its training and evaluation batches checked against the GPU
         (helpers.memory's rule, through self.meter)."""
         cfg, meter, n_train = self.cfg, self.meter, len(self.data.y_train)
-        place_model(self.model, self.device)
+        place_model(self.model, self.device, cfg.model)
         probe = dict(img_size=cfg.img_size, precision=self.precision, device=self.device,
                      channels_last=uses_channels_last(cfg, self.device), meter=meter)
         kept = self.resume_batch is not None
@@ -169,25 +150,16 @@ class Experiment:
 
     def _result(self, history, status, reason, started, probed=None) -> dict:
         cfg = self.cfg
-        phases = None
-        if self.t_run is not None and self.fit_s:
-            phases = phase_summary(
-                history, steps_per_epoch=self.plan.steps_per_epoch,
-                run_s=time.perf_counter() - self.t_run + self.before_run_s, **self.prepare_s,
-                setup_s=self.fit_s.get("setup_s", 0.0),
-                checkpoint_s=self.fit_s.get("checkpoint_s", 0.0))
         summary = dict(self.summary)
         dataset = summary.pop("dataset")
-        devices = epoch_time_summary(history)["devices"]      # every epoch's, in order
         return build_result(
             run_name=cfg.run_name, problem=cfg.problem, model=cfg.model, label=cfg.label,
             config=cfg.to_dict(), dataset=dataset, measured=summary, history=history,
-            training=self._training(history), status=status, reason=reason, phases=phases,
-            probes=probed,
+            training=self.plan.to_dict(), status=status, reason=reason, probes=probed,
             provenance=provenance(
                 device=device_name(self.device), device_type=self.device.type,
                 precision=self.precision.name, compile=self.plan.compile, seed=cfg.seed,
-                started=started, finished=now_iso(), devices=devices))
+                started=started, finished=now_iso()))
 
     def completed(self) -> dict | None:
         """This run's result, if it is on disk and changes.decide skips it (complete, made
@@ -208,9 +180,6 @@ class Experiment:
                   "training again (delete it, or pick another run_name, to start over)")
             return done
         started = now_iso()
-        self.t_run = time.perf_counter()
-        # A notebook may prepare() in an earlier cell: its seconds count, the gap does not.
-        self.before_run_s = sum(self.prepare_s.values()) if self.summary is not None else 0.0
         self.prepare()
         for path in (self.cfg.result_path, self.cfg.checkpoint_path):
             for orphan in remove_orphans(path):          # left by a killed earlier attempt
@@ -224,7 +193,7 @@ class Experiment:
             history = fit(self.model, self.data, self.cfg, device=self.device,
                           precision=self.precision, progress=progress,
                           checkpoint_path=self.cfg.checkpoint_path, on_epoch=keep,
-                          plan=self.plan, phases=self.fit_s)
+                          plan=self.plan)
         except NonFiniteLossError as err:
             write_result(self._result(history, "failed", str(err), started))
             raise

@@ -7,8 +7,7 @@ names, so changing one orphans old results.
 """
 
 from .claims import ClaimsSizes, problem3_runs
-from .config import (SWIN_MODES, models_of, problem_of, row, row_name,
-                     seed_run_name)
+from .config import SWIN_MODES, models_of, problem_of, row
 
 # The budgets of the real grid, in epochs (why: helpers/runner/cli.py). Problem 2 keeps
 # the homework's 5; Problem 1's models are small enough for 20.
@@ -68,6 +67,5 @@ def entry_problem(entry: dict) -> int:
     return entry.get("problem") or problem_of(entry["model"])
 
 
-__all__ = ["EPOCHS", "VIT_SHAPES", "PROBLEM1", "PROBLEM2", "row", "run_name_of", "grid",
-           "find_entry", "problem1_runs", "problem2_runs", "problem3_runs", "seed_run_name",
-           "row_name", "entry_problem"]
+__all__ = ["EPOCHS", "VIT_SHAPES", "PROBLEM1", "PROBLEM2", "run_name_of", "grid", "find_entry",
+           "problem1_runs", "problem2_runs", "problem3_runs", "entry_problem"]

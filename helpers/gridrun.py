@@ -9,15 +9,8 @@ the folder's *.json result files, never mistakes it for a result.
 
 Each row's wall time is what the runner measured around it (kernel or job start, data,
 model, measurement, training, evaluation, result writing); its training and evaluation
-seconds come from its result file, and so does its split into phases (the result's
-"phases": data, build and measure, setup, compile and warm-up, training, evaluation,
-checkpoint writes). What the row's wall time holds beyond Experiment.run() is
-`outside_run_s`: kernel start and imports, the notebook's other cells, writing the result
-and the executed notebook. For a notebook row it is split in two from the executed
-notebook's cell clocks: `kernel_s` (the row's wall time minus its code cells: kernel start
-and papermill's reading and writing) and
-`cells_outside_run_s` (the cells around Experiment.run(): imports, plots). `total_s` runs
-from the runner's start to the end of the report (PDF included when one was built).
+seconds come from its result file. `total_s` runs from the runner's start to the end of
+the report (PDF included when one was built).
 """
 from __future__ import annotations
 
@@ -44,7 +37,6 @@ class Outcome:
     wall_s: float | None = None         # None: not executed this time
     reason: str | None = None
     log: str | None = None              # where to read what happened: notebook or log file
-    cells_s: float | None = None        # the executed notebook's code cells, summed
 
 
 def report_paths(results_dir: str, executed_dir: str = EXECUTED_DIR) -> dict:
@@ -72,17 +64,8 @@ def write_time_record(results_dir: str, outcomes: list, *, rows_s: float, total_
             r = read_result(path)
         except (OSError, ValueError):
             r = {}
-        phases = r.get("phases") if o.wall_s is not None else None   # only rows run now
-        outside = (max(0.0, o.wall_s - phases["run_s"])
-                   if phases and phases.get("run_s") is not None else None)
-        cells = o.cells_s
-        split = outside is not None and cells is not None
         rows.append(dict(run=o.run, status=o.status, note=o.note, wall_s=o.wall_s,
-                         train_s=r.get("total_train_time_s"), eval_s=r.get("eval_time_s"),
-                         device=(r.get("provenance") or {}).get("device"),
-                         phases=phases, outside_run_s=outside,
-                         kernel_s=max(0.0, o.wall_s - cells) if split else None,
-                         cells_outside_run_s=max(0.0, cells - phases["run_s"]) if split else None))
+                         train_s=r.get("total_train_time_s"), eval_s=r.get("eval_time_s")))
     record = dict(started=started, finished=finished, rows_s=rows_s, total_s=total_s,
                   executed=sum(1 for o in outcomes if o.wall_s is not None),
                   git_commit=git_output("rev-parse", "HEAD"), python=platform.python_version(),

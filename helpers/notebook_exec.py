@@ -1,5 +1,4 @@
-"""Executing notebooks: papermill on a kernel that runs this interpreter, and the cell
-clocks papermill leaves in the executed copy.
+"""Executing notebooks: papermill on a kernel that runs this interpreter.
 
 The runner (each grid row), the PDF export (the summary notebook) and the tests execute
 notebooks through here. It sits beside helpers/gridrun.py, below the runner and the report,
@@ -137,18 +136,3 @@ def run_notebook(input_path: str, output_path: str, parameters: dict,
                                    shutdown_kernel="immediate")
     return output_path
 
-
-def cell_seconds(path: str) -> float | None:
-    """Seconds papermill recorded for an executed notebook's code cells, summed (None when
-    it has no such record): the row's wall time minus this is kernel start and papermill's
-    own work."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            cells = json.load(f)["cells"]
-        durations = [c["metadata"]["papermill"]["duration"] for c in cells
-                     if c["cell_type"] == "code"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not durations or any(d is None for d in durations):
-        return None
-    return float(sum(durations))

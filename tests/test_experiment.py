@@ -30,7 +30,7 @@ def test_result_file_has_every_field(tmp_path):
     assert on_disk == result
     assert record_problems(result) == []
     extras = set(result) - set(ResultRecord.__annotations__)
-    assert extras == {"phases", "probes"}                       # a ViT has probes
+    assert extras == {"probes"}                                 # a ViT has probes
     assert result["problem"] == 1 and result["status"] == "complete"
     assert len(result["history"]) == 2 and all(HISTORY_KEYS <= set(h) for h in result["history"])
     assert PROVENANCE_KEYS <= set(result["provenance"])
@@ -162,7 +162,7 @@ def test_provenance_records_what_was_used(tmp_path):
     assert prov["compile"] is False and prov["precision"] == "fp32"       # resolved, not None
     assert training["compile"] is False and training["batch_size"] == 32
     assert training["warmup_steps"] == min(128 // 32, int(0.2 * 2 * 128 // 32))  # 20 % cap
-    assert prov["devices"] == [prov["device"]] == result["devices"]
+    assert [prov["device"]] == result["devices"]
     assert all(h["segment"] == 1 and h["device"] == prov["device"] for h in result["history"])
 
 

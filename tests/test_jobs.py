@@ -235,24 +235,6 @@ def test_the_runner_records_the_grid_time_and_the_readme_paragraph_comes_from_it
     assert "10 synthetic classes (chance 10 %)" in block
 
 
-def test_the_time_table_splits_notebook_rows_outside_time_and_keeps_other_rows_whole():
-    from helpers.report.build import PHASE_LABELS, time_split_md
-    from helpers.results import PHASES
-    from report_fixtures import table_cells
-
-    def row(run, outside, kernel=None, cells=None):
-        phases = {k: 1.0 for k in PHASES}
-        return dict(run=run, wall_s=outside + len(PHASES), outside_run_s=outside, device="cpu",
-                    phases=phases, kernel_s=kernel, cells_outside_run_s=cells)
-    both = dict(rows=[row("nb", 5.0, kernel=1.5, cells=3.5), row("job", 2.0)])
-    cells = table_cells(time_split_md(both, {"nb": {}, "job": {}}))
-    assert cells[PHASE_LABELS["kernel_s"]][0] == "1.5"
-    assert cells[PHASE_LABELS["cells_outside_run_s"]][0] == "3.5"
-    assert cells[PHASE_LABELS["outside_run_s"]][0] == "2.0"        # the job's, not split
-    only_nb = time_split_md(dict(rows=both["rows"][:1]), {"nb": {}})
-    assert PHASE_LABELS["outside_run_s"] not in only_nb             # no unsplit row: no line
-
-
 def test_no_notebooks_needs_neither_jupyter_nor_thop(tmp_path):
     """--no-notebooks runs where only torch, torchvision and timm are installed (a GPU
     image, a cluster node): papermill, Jupyter, thop and submitit are made unimportable."""

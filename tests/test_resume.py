@@ -271,7 +271,7 @@ def test_a_resume_where_the_checkpoints_batch_does_not_fit_is_refused_clearly(tm
 
 def test_fit_refuses_a_checkpoint_made_under_another_schedule(tmp_path):
     """The core's own guard, whatever the caller planned: a plan with another batch, and a
-    checkpoint from before plans were saved, checked by its step counter."""
+    checkpoint without a plan (written by code older than plans)."""
     import dataclasses
     from helpers.train import plan_training
     cfg = cfg_at(tmp_path, batch_size=None)
@@ -286,10 +286,10 @@ def test_fit_refuses_a_checkpoint_made_under_another_schedule(tmp_path):
             checkpoint_path=cfg.checkpoint_path, plan=other)
     old = load_checkpoint(cfg.checkpoint_path)
     del old["plan"]                                    # as written before plans were saved
-    save_checkpoint(cfg.checkpoint_path, old)
-    with pytest.raises(CheckpointUnusableError, match="steps per epoch"):
+    save_checkpoint(str(tmp_path / "old.pt"), old)
+    with pytest.raises(CheckpointUnusableError, match=r"another schedule.*batch_size None"):
         fit(model, DATA, cfg, device=CPU, precision=Precision("fp32", "cpu"), progress=False,
-            checkpoint_path=cfg.checkpoint_path, plan=other)
+            checkpoint_path=str(tmp_path / "old.pt"), plan=plan)
     history = fit(model, DATA, cfg, device=CPU, precision=Precision("fp32", "cpu"),
                   progress=False, checkpoint_path=cfg.checkpoint_path, plan=plan)
     assert [h["epoch"] for h in history] == [1, 2, 3]

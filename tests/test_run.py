@@ -91,11 +91,6 @@ def test_failures_are_recorded_and_the_grid_carries_on(tmp_path, monkeypatch, ca
     assert (tmp_path / "executed" / "t-bad-data.ipynb").exists()    # traceback kept
     if os.path.isdir("/proc"):
         assert kernel_processes() == set()                          # no kernel left running
-    # The notebook's cell clocks bracket its Experiment.run(), inside the row's wall time:
-    # starting the kernel and the cells around the run both take time, so neither part of
-    # the split is clamped to zero.
-    good_row = {r["run"]: r for r in read_time_record(str(results))["rows"]}["t-good"]
-    assert good_row["kernel_s"] > 0 and good_row["cells_outside_run_s"] > 0, good_row
 
     # Again: failed runs are retried, the complete one is neither re-executed nor
     # rewritten, and skipped runs alone do not make the exit status non-zero.

@@ -92,7 +92,7 @@ def _read_cifar_pickles(folder: str) -> dict:
     return out
 
 
-def load_cifar100(data_dir: str = "data", *, download: bool = True) -> Dataset:
+def load_cifar100(data_dir: str = "data") -> Dataset:
     """CIFAR-100 from the uint8 cache, else the extracted pickles, else the tar.gz, else
     torchvision's download (after a quick reachability probe)."""
     cache = os.path.join(data_dir, CIFAR100_CACHE)
@@ -115,8 +115,6 @@ def load_cifar100(data_dir: str = "data", *, download: bool = True) -> Dataset:
                           "incomplete - delete it and download it again")) from e
         have_pickles = True
     if not have_pickles:
-        if not download:
-            raise DataUnavailableError(_unavailable_message(data_dir, "download=False"))
         if not reachable(PROBE_URL, PROBE_TIMEOUT_S):
             raise DataUnavailableError(_unavailable_message(
                 data_dir, f"{PROBE_URL} cannot be reached (offline?)"))

@@ -4,16 +4,14 @@ train/test overlap check.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import os
 import warnings
 
 import numpy as np
 import torch
 
 from ..config import SYNTHETIC_DEFAULT_SIZES, SYNTHETIC_MAX_CLASSES, synthetic_classes
-from .arrays import Dataset, DatasetFormatError, load_npz, save_npz_atomic
+from .arrays import Dataset, load_npz
 from .cifar100 import load_cifar100
 from .synthetic import COLOURS, SHAPES, TEXTURES, synthetic_class, synthetic_split
 
@@ -50,16 +48,6 @@ def _subset(x, y, n, seed, split):
     return x[keep], y[keep]
 
 
-# The grid's rows share one dataset: in one process (the runner's --no-notebooks mode, the
-# GPU check) it is loaded once and kept (the last one only, to bound memory); a row gets a
-# copy of the record sharing the tensors, which nothing in the engine writes to.
-_LOADED: dict = {}
-# Synthetic sets at least this large are kept on disk in <data_dir>/synthetic/ (generating
-# 60,000 images takes seconds, loading them a fraction of one), for notebook runs, where
-# each row is a new process. Smaller ones are generated faster than they would load.
-SYNTHETIC_DISK_CACHE_MIN = 20_000
-
-
 def load_dataset(spec: str, data_dir: str = "data", *, train_subset: int | None = None,
                  test_subset: int | None = None, seed: int = 0) -> Dataset:
     """spec: 'cifar100' | 'synthetic' | 'synthetic-<C>' | path/to/file.npz. Subsets are a
@@ -71,43 +59,10 @@ def load_dataset(spec: str, data_dir: str = "data", *, train_subset: int | None 
     for name, v in (("train_subset", train_subset), ("test_subset", test_subset)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f"{name}={v!r}: must be a positive integer or None")
-    try:
-        stamp = os.stat(spec).st_mtime_ns if str(spec).endswith(".npz") else None
-    except OSError:
-        stamp = None
-    key = (spec, os.path.abspath(data_dir), train_subset, test_subset, seed, stamp)
-    if key not in _LOADED:
-        ds = _load(spec, data_dir, train_subset, test_subset, seed)
-        _LOADED.clear()
-        _LOADED[key] = ds
-    return dataclasses.replace(_LOADED[key])
-
-
-def _synthetic(classes: int, n_train: int, n_test: int, seed: int, data_dir: str) -> Dataset:
-    if n_train + n_test < SYNTHETIC_DISK_CACHE_MIN:
-        return make_synthetic(n_train, n_test, classes, seed=seed)
-    path = os.path.join(data_dir, "synthetic", f"{classes}c-{n_train}-{n_test}-seed{seed}.npz")
-    if os.path.exists(path):
-        try:
-            return load_npz(path, name="synthetic")
-        except (DatasetFormatError, OSError, ValueError):
-            pass                                   # a damaged cache: make it again
-    ds = make_synthetic(n_train, n_test, classes, seed=seed)
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        save_npz_atomic(path, x_train=ds.x_train.numpy(), y_train=ds.y_train.numpy(),
-                         x_test=ds.x_test.numpy(), y_test=ds.y_test.numpy(),
-                         classes=np.array(ds.classes))
-    except OSError:                                # a read-only data folder: no cache
-        pass
-    return ds
-
-
-def _load(spec, data_dir, train_subset, test_subset, seed) -> Dataset:
     classes = synthetic_classes(spec)
     if classes:
-        return _synthetic(classes, train_subset or SYNTHETIC_DEFAULT_SIZES[0],
-                          test_subset or SYNTHETIC_DEFAULT_SIZES[1], seed, data_dir)
+        return make_synthetic(train_subset or SYNTHETIC_DEFAULT_SIZES[0],
+                              test_subset or SYNTHETIC_DEFAULT_SIZES[1], classes, seed=seed)
     if spec == "cifar100":
         ds = load_cifar100(data_dir)
     elif str(spec).endswith(".npz"):

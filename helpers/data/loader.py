@@ -109,11 +109,6 @@ class DeviceLoader:
         g = self._generator(epoch)
         return g, torch.randperm(self.num_images, generator=g, device=self.device)
 
-    def order(self, epoch: int) -> torch.Tensor:
-        """The training permutation of `epoch`: what `epoch()` iterates over. Anything that
-        must visit the images in the same order (e.g. cached features) uses this."""
-        return self._shuffle(epoch)[1]
-
     def epoch(self, epoch: int):
         """Iterator of (x float32 (B, 3, S, S) normalised, y int64 (B,)), both on the device."""
         n, b = self.num_images, self.batch_size

@@ -10,11 +10,9 @@ import time
 from dataclasses import dataclass
 
 from ..changes import Decision, decide
-from ..config import ConfigError, ExperimentConfig, swin_variant
-from ..config import row_overrides
-from ..grid import entry_problem, seed_run_name
-from ..notebook_exec import (cell_seconds, config_from_parameters, declared_parameters,
-                             execute_notebook)
+from ..config import ConfigError, ExperimentConfig, row_overrides, seed_run_name, swin_variant
+from ..grid import entry_problem
+from ..notebook_exec import config_from_parameters, declared_parameters, execute_notebook
 from ..paths import NOTEBOOKS, REPO_ROOT, at_home, shown
 from ..gridrun import Outcome
 from ..results import now_iso
@@ -63,7 +61,7 @@ def notebook_params(entry: dict, settings: RunSettings, declared: frozenset,
     """The papermill parameters of one seed of a grid entry: common options, the demo's
     budget, the entry's own shape/mode, then the -p extras; a config field the notebook
     does not declare goes through its `overrides`. The run name says the seed
-    (grid.seed_run_name)."""
+    (config.seed_run_name)."""
     problem = entry_problem(entry)
     params = dict(run_name=seed_run_name(entry["run_name"], seed),
                   epochs=settings.epochs[problem], dataset=settings.dataset,
@@ -163,16 +161,13 @@ def execute(run: Run, executed_dir: str | None, force: bool = False) -> Outcome:
     print(f"[{run.name}] {decision.why}; {how}", flush=True)
     t0 = time.perf_counter()
     status, reason, ename = attempt(run, output, started)
-    retried = ename in UNUSABLE_CHECKPOINT
-    if retried:      # resuming it again would fail again, so the row starts over, once
+    if ename in UNUSABLE_CHECKPOINT:      # resuming it again would fail again: start over, once
         decision = decision_for(run, force, refused=short(reason, 300))
         prepare_files(run, decision)
         print(f"[{run.name}] {decision.why}", flush=True)
         status, reason, ename = attempt(run, output, started)
     out = outcome_from_file(run, decision.note, time.perf_counter() - t0)
     out.log = output
-    if output and not retried:                # one execution: its cells are the row's
-        out.cells_s = cell_seconds(output)
     if status is not None:
         print(f"[{run.name}] {status}: {short(reason, 300)}", flush=True)
         out.reason = out.reason or reason
