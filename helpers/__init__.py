@@ -10,7 +10,7 @@ The public API, what a notebook or a user imports:
     problem1_config, problem2_config, problem3_config, default_results_dir, show_config,
     show_measurements, show_probes  the notebooks' parameters -> config (notebooks.py)
     grid.grid(), VIT_SHAPES         the rows of Tables 1 and 2, and Problem 3's (grid.py,
-                                    claims.py: the claims studies and their cost)
+                                    claims.py: the claims studies and their sizes)
     load_results, read_results      result files -> DataFrame / dicts   (results.py)
     plot_curves                     a run's learning curves            (curves.py)
     write_report                    the report                          (report/)

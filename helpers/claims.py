@@ -1,4 +1,4 @@
-"""Problem 3: experiments that test the homework's own explanations, sized to a GPU budget.
+"""Problem 3: experiments that test the homework's own explanations.
 
 The homework explains its results with six claims and tests none of them:
   1. ViTs trail a CNN on small data (no inductive bias) and close the gap with more data.
@@ -25,11 +25,9 @@ budget goes into steps.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
 
-from .config import ExperimentConfig, is_swin, row, row_overrides
+from .config import CIFAR100_SIZES, row
 from .rules import AUTO_WARMUP_MAX_SHARE
 
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
@@ -37,29 +35,6 @@ RESOLUTIONS = (32, 64, 112, 224)
 FINETUNE_MODES = ("finetune", "finetune_full")
 DATA_VITS = (dict(patch_size=4, depth=2, heads=2, dim=128),      # Table 1's two smallest
              dict(patch_size=4, depth=4, heads=4, dim=256))
-
-# ---------------------------------------------------------------------------- the cost model
-# Training images per second on one H100 (bf16, eager), measured by `python -m helpers.bench`
-# and committed in benchmarks/reference/h100-2026-11-26/ (a test keeps these equal to the
-# files), by the run's architecture (helpers.config). An H200 is at least as fast, so a
-# plan that fits an H100 fits both.
-H100_TRAIN_IMG_S = {"resnet18": 42_223, "vit-2L-2H-128": 69_416, "vit-4L-4H-256": 41_269,
-                    "swin_tiny-finetune": 5_175, "swin_tiny-finetune_full": 1_970}  # Swin: 224 px
-SWIN_MEASURED_PX = 224
-# Evaluation is a forward pass only: the same files show 4.5-6x the training rate for the
-# Problem 1 models; the cost model assumes 3x.
-EVAL_SPEEDUP = 3
-# A Swin image costs (px / 224)^2 of a 224-px one in FLOPs, but small inputs leave the GPU
-# bound by kernel launches rather than FLOPs; the model assumes at most this much speed-up.
-MAX_SMALL_INPUT_SPEEDUP = 8
-# Per run, beyond its epochs: kernel start and imports, the data to the device, building
-# and measuring the model, the first epoch's warm-up and the probes. The same files' grid
-# check spent about 4 s per row outside its epochs' steady state without a notebook; 8 s
-# leaves room for the notebook's cells.
-RUN_OVERHEAD_S = 8.0
-CIFAR100_TRAIN, CIFAR100_TEST = 50_000, 10_000
-TRAIN_EVAL_IMAGES = ExperimentConfig.train_eval_images    # the fixed train sample's size
-DEFAULT_BUDGET_S = 300.0           # the family's share of one GPU: 5 minutes
 
 
 @dataclass(frozen=True)
@@ -84,7 +59,14 @@ class ClaimsSizes:
             raise ValueError(f"data_epochs={self.data_epochs}: at least 2 (one for warm-up)")
 
 
-def data_rows(s: ClaimsSizes, n_train: int = CIFAR100_TRAIN) -> list[dict]:
+# The default sizes, a choice rather than a measurement: all 50,000 training images for 5
+# epochs of the 100 % runs, and 9,000 images per resolution run for the homework's 5
+# epochs, meant as a few minutes of one H100. The runner's --demo presets have their own.
+DEFAULT_SIZES = ClaimsSizes(data_images=None, data_epochs=5, data_batch=512, res_images=9_000,
+                            res_epochs=5, test_images=None)
+
+
+def data_rows(s: ClaimsSizes, n_train: int = CIFAR100_SIZES[0]) -> list[dict]:
     """The data-efficiency runs: every model at every share, at the 100 % run's steps."""
     s.check(n_train)
     full = s.data_images or n_train
@@ -118,64 +100,3 @@ def problem3_runs(sizes: ClaimsSizes | None = None) -> list[dict]:
     return data_rows(s) + resolution_rows(s)
 
 
-def architecture(entry: dict) -> str:
-    """The architecture of a grid entry (helpers.config), the cost model's key."""
-    return ExperimentConfig(**row_overrides(entry)).architecture
-
-
-# ---------------------------------------------------------------------------- the arithmetic
-def train_img_s(entry: dict) -> float:
-    """The cost model's training images per second of one row on an H100."""
-    ips = H100_TRAIN_IMG_S[architecture(entry)]
-    if entry.get("img_size") and is_swin(entry["model"]):
-        ips *= min((SWIN_MEASURED_PX / entry["img_size"]) ** 2, MAX_SMALL_INPUT_SPEEDUP)
-    return ips
-
-
-def row_cost_s(row: dict, n_train: int = CIFAR100_TRAIN, n_test: int = CIFAR100_TEST) -> float:
-    """Seconds one row costs by the model: overhead, its epochs' training images, and at
-    every evaluation the test set and the fixed train sample at EVAL_SPEEDUP times the rate."""
-    images = round((row.get("train_subset") or n_train) * row.get("train_fraction", 1.0))
-    steps = images // row["batch_size"] if row.get("batch_size") else None
-    trained = steps * row["batch_size"] if steps else images            # drop_last
-    evals = (row.get("test_subset") or n_test) + min(TRAIN_EVAL_IMAGES, images)
-    ips = train_img_s(row)
-    n_evals = math.ceil(row["epochs"] / row.get("eval_every", 1))
-    return RUN_OVERHEAD_S + row["epochs"] * trained / ips + n_evals * evals / (EVAL_SPEEDUP * ips)
-
-
-def claims_cost_s(sizes: ClaimsSizes) -> float:
-    """What the whole family costs on one H100 by the model above."""
-    return sum(row_cost_s(r) for r in problem3_runs(sizes))
-
-
-def sizes_for_budget(budget_s: float) -> ClaimsSizes:
-    """The largest sizes whose claims_cost_s fits budget_s: the per-run overhead first, then
-    half of what is left to each study, spent on the data-efficiency epochs (all 50,000
-    images, batch 512) and on the resolution runs' training images (the homework's 5
-    epochs, whole thousands). ValueError when not even the smallest sizes fit."""
-    if not (isinstance(budget_s, (int, float)) and math.isfinite(budget_s) and budget_s > 0):
-        raise ValueError(f"claims budget {budget_s!r}: must be a positive number of seconds")
-    base = ClaimsSizes(data_images=None, data_epochs=2, data_batch=512, res_images=1_000,
-                       res_epochs=5, test_images=None)
-    least = claims_cost_s(base)
-    if least > budget_s:
-        raise ValueError(f"claims budget {budget_s:g} s: too small; the smallest sizes "
-                         f"(2 epochs, 1,000 images per resolution run) cost {least:.0f} s")
-    overhead = RUN_OVERHEAD_S * len(problem3_runs(base))
-    half = (budget_s - overhead) / 2
-
-    def study_cost(s: ClaimsSizes, study: str) -> float:
-        return sum(row_cost_s(r) - RUN_OVERHEAD_S for r in problem3_runs(s)
-                   if r["study"] == study)
-
-    epochs, images = 2, 1_000
-    while study_cost(dataclasses.replace(base, data_epochs=epochs + 1), "data_efficiency") <= half:
-        epochs += 1
-    while (images < CIFAR100_TRAIN and study_cost(
-            dataclasses.replace(base, res_images=images + 1_000), "resolution") <= half):
-        images += 1_000
-    return dataclasses.replace(base, data_epochs=epochs, res_images=images)
-
-
-DEFAULT_SIZES = sizes_for_budget(DEFAULT_BUDGET_S)

@@ -57,11 +57,6 @@ def _unbreakable(text: str, at_hyphens: bool) -> int:
                 for w in text.split()] or [0])
 
 
-def _whole(cell: str) -> int:
-    """A label cell's width: the label on one line ("ViT (2L-2H-128)" never wraps)."""
-    return len(cell)
-
-
 def pdf_dashes(header, rows, cap: int = 30, labels: tuple = (0,)) -> list[int]:
     """Dash counts for pipe_table that make the PDF's columns fit its line. A `labels`
     column (by index; the first by default) gets its longest label, so a row's name is
@@ -72,7 +67,7 @@ def pdf_dashes(header, rows, cap: int = 30, labels: tuple = (0,)) -> list[int]:
     header, rows, _ = _checked(header, rows, None)
     cols = [[header[i]] + [r[i] for r in rows] for i in range(len(header))]
     line = (PDF_LINE_PT - PDF_GAP_PT * (len(header) - 1)) / PDF_CHAR_PT
-    need = [max([_unbreakable(col[0], False)] + [_whole(c) for c in col[1:]]) if i in labels
+    need = [max([_unbreakable(col[0], False)] + [len(c) for c in col[1:]]) if i in labels
             else max(_unbreakable(c, False) for c in col) for i, col in enumerate(cols)]
     floor = [n if i in labels else max(_unbreakable(c, True) for c in col)
              for i, (n, col) in enumerate(zip(need, cols))]

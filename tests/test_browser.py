@@ -25,7 +25,7 @@ import pytest
 from browser_support import Student, chromium_path, jupyter_lab, missing_tools
 from helpers.notebooks import default_results_dir, problem1_config, problem2_config
 from helpers.paths import REPO_ROOT
-from helpers.report import result_is_synthetic
+from helpers.report.tables import result_is_synthetic
 from helpers.report.pdf import PDF_TITLE, PDF_TITLE_DEMO
 from test_journey import edit_parameters, fresh_copy
 

@@ -21,7 +21,7 @@ from nbclient.exceptions import CellExecutionError
 from helpers.notebook_exec import python_kernel
 from helpers.notebooks import problem1_config
 from helpers.paths import HOME_ENV, REPO_ROOT
-from helpers.report import locate_results
+from helpers.report.build import locate_results
 from helpers.report.pdf import missing_latex_tools
 
 NOTEBOOK_NAMES = ("grid", "problem1", "problem2", "summary")

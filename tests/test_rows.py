@@ -12,14 +12,13 @@ import torch.nn as nn
 from helpers import config, grid, models, report
 from helpers.experiment import run_experiment
 from helpers.paths import REPO_ROOT
+from helpers.report.tables import table1
 
 PKG = os.path.join(REPO_ROOT, "helpers")
 
 
 class Toy(nn.Module):
     """The smallest model with the registry's uniform API: one conv, pooled, one linear."""
-    channels_last = False
-    window_attention = False
 
     def __init__(self, num_classes: int, width: int = 8):
         super().__init__()
@@ -34,9 +33,6 @@ class Toy(nn.Module):
 
     def forward(self, x):
         return self.forward_head(self.forward_features(x))
-
-    def compile_regions(self):
-        return [self.conv]
 
 
 def test_a_new_model_family_is_three_edits_in_three_files(tmp_path, monkeypatch):
@@ -66,7 +62,7 @@ def test_a_new_model_family_is_three_edits_in_three_files(tmp_path, monkeypatch)
     assert r["status"] == "complete" and r["label"] == "Toy-CNN"
     losses = [h["test_loss"] for h in r["history"]]
     assert losses[-1] < losses[0] and r["test_acc"] > 100 / 4   # it learns: above chance
-    table = report.table1(report.load_runs(str(results)))
+    table = table1(report.load_runs(str(results)))
     assert table.loc["p1-toy", "Model"] == "Toy-CNN"
     assert table.loc["p1-toy", "Test accuracy (%)"] == f"{r['test_acc']:.2f}"
 

@@ -13,11 +13,13 @@ import re
 
 import pytest
 
-from helpers import grid, report
+from helpers import config, grid, report
 from helpers.curves import plot_curves
 from helpers.report.figures import scatter_figure
+from helpers.report.flags import plausibility_flags
 from helpers.report.seeds import seed_rows
 from helpers.report.stats import Term, contrast
+from helpers.report.tables import table1
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPLETE = os.path.join(ROOT, "tests", "fixtures", "results_complete")
@@ -41,7 +43,7 @@ def seeded_folder(tmp_path, offsets: dict, default=(0.0,)):
     for row, r in base().items():
         for seed, off in enumerate(offsets.get(row, default)):
             s = json.loads(json.dumps(r))
-            s["run_name"] = grid.seed_run_name(row, seed)
+            s["run_name"] = config.seed_run_name(row, seed)
             s["config"] = dict(s["config"], seed=seed, run_name=s["run_name"])
             s["test_acc"] = r["test_acc"] + off
             s["epoch_time_s"] = r["epoch_time_s"] * (1 + seed / 100)
@@ -96,7 +98,7 @@ def test_seeds_combine_into_one_row(tmp_path):
     assert sorted(rows) == sorted(e["run_name"] for e in grid.grid())
     res = rows["p1-resnet18"]
     base_acc = base()["p1-resnet18"]["test_acc"]
-    assert res["n_seeds"] == 3 and res["seeds"] == [0, 1, 2]
+    assert res["n_seeds"] == 3 and sorted(res["test_acc_by_seed"]) == [0, 1, 2]
     assert res["test_acc"] == pytest.approx(base_acc) and res["test_acc_sd"] == pytest.approx(0.5)
     assert seed_rows(rows) is rows                                     # idempotent
 
@@ -107,18 +109,19 @@ def test_seeds_that_cannot_be_averaged_are_left_out_and_flagged(tmp_path):
     runs["p1-vit-2L-2H-128-seed1"]["config"]["epochs"] += 10            # another budget
     rows = seed_rows(runs)
     res, vit = rows["p1-resnet18"], rows["p1-vit-2L-2H-128"]
-    assert (res["n_seeds"], res["test_accs"]) == (2, [base()["p1-resnet18"]["test_acc"],
-                                                      base()["p1-resnet18"]["test_acc"] + 0.5])
+    # seed 2 left out: the mean is over seeds 0 and 1 (offsets 0 and +0.5)
+    assert res["n_seeds"] == 2
+    assert res["test_acc"] == pytest.approx(base()["p1-resnet18"]["test_acc"] + 0.25)
     assert "params" in res["seed_mismatches"]["p1-resnet18-seed2"]
     assert "epochs" in vit["seed_mismatches"]["p1-vit-2L-2H-128-seed1"]
-    assert report.table1(runs).loc["p1-resnet18", "Seeds"] == "2 of 3 seeds"
-    [left_out] = [f for f in report.plausibility_flags(runs) if f.check == "e"]
+    assert table1(runs).loc["p1-resnet18", "Seeds"] == "2 of 3 seeds"
+    [left_out] = [f for f in plausibility_flags(runs) if f.check == "d"]
     assert sorted(left_out.runs) == ["p1-resnet18-seed2", "p1-vit-2L-2H-128-seed1"]
 
 
 def test_tables_show_mean_sd_and_n(tmp_path):
     folder = three_seeds(tmp_path)
-    t1 = report.table1(report.load_runs(str(folder)))
+    t1 = table1(report.load_runs(str(folder)))
     assert list(t1.index) == [e["run_name"] for e in grid.problem1_runs()]   # no seed rows
     r = base()["p1-resnet18"]
     times = [r["epoch_time_s"] * (1 + s / 100) for s in range(3)]
@@ -134,7 +137,7 @@ def test_tables_show_mean_sd_and_n(tmp_path):
 def test_mixed_seed_counts(tmp_path):
     folder = seeded_folder(tmp_path, {"p1-resnet18": THREE})
     text = report.build_report(str(folder), figures_dir=None).markdown()
-    t1 = report.table1(report.load_runs(str(folder)))
+    t1 = table1(report.load_runs(str(folder)))
     vit = base()["p1-vit-6L-8H-384"]
     assert t1.loc["p1-vit-6L-8H-384", "Test accuracy (%)"] == f"{vit['test_acc']:.2f}"
     assert t1.loc["p1-vit-6L-8H-384", "Seeds"] == "1 seed"
@@ -185,8 +188,8 @@ def test_a_flag_raised_by_one_seed_names_that_seed(tmp_path):
     r = json.load(open(path))
     r["test_acc"] = 1.5                                # at chance (100 classes)
     json.dump(r, open(path, "w"))
-    flags = report.plausibility_flags(report.load_runs(str(folder)))
-    chance = [f for f in flags if f.check == "c"]
+    flags = plausibility_flags(report.load_runs(str(folder)))
+    chance = [f for f in flags if f.check == "b"]
     assert [f.runs for f in chance] == [["p1-vit-2L-2H-128-seed2"]]
 
 

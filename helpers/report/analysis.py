@@ -12,24 +12,13 @@ from .tables import (MODE_LABELS, MODE_PROSE, done_rows, epochs_of, fmt_fixed, r
                      result_is_synthetic, section, shown_acc)
 
 
-def _lead(d: float, a: str, b: str, ra: dict | None = None, rb: dict | None = None) -> str:
+def _lead(d: float, a: str, b: str, c: Contrast) -> str:
     """'a is ahead by 1.23 points (beyond noise)' / 'b is ahead ...' / 'a and b tie';
-    d = acc(a) - acc(b), as the tables round them; the mark by the report's noise rule
-    (stats.RULE, stated once in the report's header)."""
+    d = acc(a) - acc(b), as the tables round them; c the same comparison judged by the
+    report's noise rule (stats.RULE, stated once in the report's header), which marks it."""
     if d == 0:
         return f"{a} and {b} tie"
-    mark = f" ({_compare(ra, rb).mark})" if ra and rb else ""
-    return f"{a if d > 0 else b} is ahead by {abs(d):.2f} points{mark}"
-
-
-def _compare(ra: dict, rb: dict) -> Contrast:
-    """acc(ra) - acc(rb), judged by the noise rule."""
-    return contrast(diff(ra, rb))
-
-
-def _noisy(ra: dict, rb: dict) -> bool:
-    """Whether no explanation may be drawn from the gap: it is within noise."""
-    return not _compare(ra, rb).beyond_noise
+    return f"{a if d > 0 else b} is ahead by {abs(d):.2f} points ({c.mark})"
 
 
 TREND = {"supported": "rises with size, every step beyond noise",
@@ -90,22 +79,22 @@ def analysis_problem1(runs: dict) -> str:
         (_, sl, _, sr), d = rest[0], shown_acc(br) - shown_acc(rest[0][3])
         out.append(f"**Best model:** {bl} with {shown_acc(br):.2f} % test accuracy, "
                    f"{d:.2f} points ahead of the runner-up, {sl}, at {shown_acc(sr):.2f} % "
-                   f"({_compare(br, sr).mark}).")
+                   f"({contrast(diff(br, sr)).mark}).")
     res = next((row[3] for row in rows if row[3].get("model") == "resnet18"), None)
     vits = [row for row in rows if row[3].get("model") == "vit"]
     if res and vits:
         _, vl, _, vr = max(vits, key=lambda row: shown_acc(row[3]))
-        d, rl = shown_acc(res) - shown_acc(vr), res["label"]
+        d, rl, c = shown_acc(res) - shown_acc(vr), res["label"], contrast(diff(res, vr))
         out.append(f"**{rl} vs the best ViT:** {rl} reaches {shown_acc(res):.2f} % "
                    f"and the best ViT, {vl}, {shown_acc(vr):.2f} %: "
-                   f"{_lead(d, rl, vl, res, vr)}. {vl} has "
+                   f"{_lead(d, rl, vl, c)}. {vl} has "
                    f"{ratio(vr.get('params'), res.get('params'))} the parameters, "
                    f"{ratio(vr.get('flops'), res.get('flops'))} the exact FLOPs and "
                    f"{ratio(vr.get('epoch_time_s'), res.get('epoch_time_s'))} the training "
                    f"time per epoch of {rl}.")
         if synthetic:
             out.append("No explanation is drawn from this: the data is synthetic.")
-        elif _noisy(res, vr):
+        elif not c.beyond_noise:
             out.append("No explanation is drawn from a gap within noise.")
         elif d > 0:
             out.append("This matches the usual picture for small images and modest data: "
@@ -131,7 +120,7 @@ def analysis_problem1(runs: dict) -> str:
     return section(*out)
 
 
-def analysis_problem2(runs: dict, flags: list = ()) -> str:
+def analysis_problem2(runs: dict) -> str:
     out = ["### Problem 2: Swin, fine-tuned vs from scratch"]
     done = {row[0]: row[3] for row in done_rows(runs, 2, grid_only=True)}
     if not done:
@@ -139,10 +128,9 @@ def analysis_problem2(runs: dict, flags: list = ()) -> str:
     synthetic = any(result_is_synthetic(r) for r in done.values())
     if len(done) >= 2:
         out.append(budget_line(done_rows(runs, 2, grid_only=True)))
-    flagged = {n for f in flags if f.check == "a" for n in f.runs}
     swins = models_of(2)
     for v in swins:
-        out += _scratch_vs_finetune(v, done, synthetic, flagged)
+        out += _scratch_vs_finetune(v, done, synthetic)
         out += _frozen_vs_full(v, done, synthetic)
     for m, label in MODE_LABELS.items():
         for small, large in zip(swins, swins[1:]):
@@ -150,7 +138,7 @@ def analysis_problem2(runs: dict, flags: list = ()) -> str:
             if t and s:
                 lt, ls = MODELS[small].label, MODELS[large].label
                 out.append(f"**{ls} vs {lt}, {label.lower()}:** "
-                           + _lead(shown_acc(s) - shown_acc(t), ls, lt, s, t)
+                           + _lead(shown_acc(s) - shown_acc(t), ls, lt, contrast(diff(s, t)))
                            + f", at {ratio(s.get('epoch_time_s'), t.get('epoch_time_s'))} "
                              "the time per epoch.")
     sizes = sorted({(r.get("config") or {}).get("img_size") for r in done.values()} - {None})
@@ -168,7 +156,7 @@ def _swin(done: dict, model: str, mode: str) -> dict | None:
     return done.get(grid.run_name_of(model=model, mode=mode))
 
 
-def _scratch_vs_finetune(v: str, done: dict, synthetic: bool, flagged: set) -> list[str]:
+def _scratch_vs_finetune(v: str, done: dict, synthetic: bool) -> list[str]:
     """Paragraphs comparing Swin `v` from scratch with its best fine-tune."""
     name, get = MODELS[v].label, (lambda m: _swin(done, v, m))
     sc, fts = get("scratch"), [(m, get(m)) for m in ("finetune_full", "finetune") if get(m)]
@@ -180,23 +168,21 @@ def _scratch_vs_finetune(v: str, done: dict, synthetic: bool, flagged: set) -> l
         return [f"**{name}, fine-tuned vs from scratch:** not comparable yet; "
                 f"{', '.join(lacking)} did not complete."]
     bm, bft = max(fts, key=lambda mr: shown_acc(mr[1]))
-    d = shown_acc(bft) - shown_acc(sc)
+    d, c = shown_acc(bft) - shown_acc(sc), contrast(diff(bft, sc))
     parts = ", ".join(f"{MODE_PROSE[m]} {shown_acc(r):.2f} %" for m, r in fts)
     out = [f"**{name}, fine-tuned vs from scratch:** {parts}; from scratch "
            f"{shown_acc(sc):.2f} %. " + _cap(_lead(d, f"the {MODE_PROSE[bm]}",
-                                              "training from scratch", bft, sc)) + "."]
-    if d > 0 and not synthetic and not _noisy(bft, sc):
+                                              "training from scratch", c)) + "."]
+    if d > 0 and not synthetic and c.beyond_noise:
         out.append(f"Pretraining transfers: ImageNet features give the fine-tune a head "
                    f"start that a Swin trained from scratch on "
                    f"{(sc.get('dataset') or {}).get('n_train', 'these')} images does "
                    f"not make up within {epochs_of(sc)} epochs.")
-    elif d < 0 and not _noisy(bft, sc):
-        see = ("flag (a) under " if sc["run_name"] in flagged else "") + \
-            "the plausibility checks below"
-        out.append(f"No explanation is drawn from this: the data is synthetic "
-                   f"(see {see})." if synthetic else "This contradicts the usual "
-                   "expectation that ImageNet pretraining wins at this budget; rather "
-                   f"than explain it, see {see}.")
+    elif d < 0 and c.beyond_noise:
+        out.append("No explanation is drawn from this: the data is synthetic." if synthetic
+                   else "This contradicts the usual expectation that ImageNet pretraining "
+                   "wins at this budget; rather than explain it, check that the pretrained "
+                   "weights were loaded (config.weights) and the 1000-class head replaced.")
     return out
 
 
@@ -206,19 +192,19 @@ def _frozen_vs_full(v: str, done: dict, synthetic: bool) -> list[str]:
     if not (fr and fu):
         return []
     tf, tu = (_round(r.get("epoch_time_s")) for r in (fr, fu))
-    d = shown_acc(fu) - shown_acc(fr)
+    d, c = shown_acc(fu) - shown_acc(fr), contrast(diff(fu, fr))
     speed = ("" if tf is None or tu is None or tf == tu else
              f" (the frozen backbone is {ratio(max(tf, tu), min(tf, tu))} "
              f"{'faster' if tf < tu else 'slower'})")
     out = [f"**{MODELS[v].label}, frozen backbone vs full fine-tuning:** {fmt_fixed(tf)} s "
            f"vs {fmt_fixed(tu)} s per epoch{speed}; "
-           + _lead(d, "full fine-tuning", "the frozen backbone", fu, fr) + "."]
-    if d > 0 and not synthetic and not _noisy(fu, fr):
+           + _lead(d, "full fine-tuning", "the frozen backbone", c) + "."]
+    if d > 0 and not synthetic and c.beyond_noise:
         out.append("A frozen backbone only learns a linear read-out of fixed ImageNet "
                    "features, which cannot adapt to new classes and upsampled images; "
                    "full fine-tuning adapts them, paying for a backward pass through "
                    "the whole network.")
-    elif d < 0 and not synthetic and not _noisy(fu, fr):
+    elif d < 0 and not synthetic and c.beyond_noise:
         out.append("Full fine-tuning usually wins given enough epochs; that it does "
                    "not here is not explained, see the plausibility checks below.")
     return out

@@ -6,22 +6,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-import pandas as pd
-
 from .. import grid
 from ..atomic import write_text
-from ..config import CIFAR100_CLASSES, CIFAR100_SIZES, native_img_size
 from ..notebooks import in_notebook
 from ..paths import REAL_DATASET, RESULTS, at_home, home, shown
 from ..gridrun import read_time_record, report_paths
-from ..results import STATUSES, migrate
-from ..textable import pdf_dashes, pipe_table
+from ..results import STATUSES
 from .analysis import analysis_problem1, analysis_problem2
 from .claims import CLAIM_CAPTIONS, claims_md, claims_parts
 from .flags import Flag, flags_md, plausibility_flags
 from .seeds import seed_rows
 from .stats import RULE
-from .tables import (DEMO_TITLE, demo_note, figure_md, is_demo, load_runs, result_files,
+from .tables import (DEMO_TITLE, figure_md, is_demo, load_runs, result_files,
                      result_is_synthetic, section, table1, table2, time_note, to_markdown)
 
 DEMO_BANNER = f"> **{DEMO_TITLE}.**"
@@ -46,9 +42,8 @@ def _agree(values: dict[str, object]) -> str:
 
 def run_devices(r: dict) -> str | None:
     """The device a run trained on; 'A + B' when a resume moved its epochs to another."""
-    devices = r.get("devices") or (r.get("provenance") or {}).get("devices")
-    if devices:
-        return " + ".join(devices)
+    if r.get("devices"):
+        return " + ".join(r["devices"])
     return (r.get("provenance") or {}).get("device")
 
 
@@ -83,61 +78,6 @@ def time_record_line(time_record: dict | None, runs: dict) -> str | None:
             f"training {train:.0f} s, evaluation {ev:.0f} s, and {rest:.0f} s of kernel or "
             "job starts, data, model building and counting; report and PDF not included "
             "(runner's record: `logs/grid_time.json`)")
-
-
-OUTSIDE_LABELS = {  # a row's time outside Experiment.run(): split for notebook rows
-    "kernel_s": "Kernel start and papermill (wall time minus the notebook's cells)",
-    "cells_outside_run_s": "Notebook cells around the run (imports, plots)",
-    "outside_run_s": "Outside the run, not split (job or process start, imports, writes)"}
-PHASE_LABELS = {**OUTSIDE_LABELS,
-                "data_s": "Data (load or generate, check)",
-                "build_measure_s": "Model build, parameter and FLOP count",
-                "setup_s": "Setup (device placement, batches, optimiser, resume)",
-                "compile_warmup_s": "Compile and warm-up (first step beyond a steady one)",
-                "train_s": "Training", "eval_s": "Evaluation", "checkpoint_s": "Checkpoint writes",
-                "other_s": "Other (inside the run, no clock)"}
-
-
-def phase_seconds(row: dict, key: str) -> float:
-    """One time-record row's seconds in one PHASE_LABELS line; a row whose outside time is
-    split counts it under the split keys only."""
-    split = row.get("kernel_s") is not None
-    if key == "outside_run_s":
-        return 0.0 if split else row["outside_run_s"]
-    if key in OUTSIDE_LABELS:
-        return row[key] if split else 0.0
-    return row["phases"].get(key) or 0.0
-
-
-def time_split_md(time_record: dict | None, runs: dict) -> str | None:
-    """Where the grid's time went: each phase summed over the rows the last runner
-    executed, from its time record and their results' phase clocks."""
-    if not time_record:
-        return None
-    rows = [r for r in time_record.get("rows") or [] if r.get("run") in runs and r.get("phases")
-            and r.get("outside_run_s") is not None]
-    if not rows:
-        return None
-    total = sum(r["wall_s"] for r in rows)
-    sums = {k: sum(phase_seconds(r, k) for r in rows) for k in PHASE_LABELS}
-    devices = sorted({r.get("device") or "unknown" for r in rows})
-    table = []
-    for key, label in PHASE_LABELS.items():
-        if key in OUTSIDE_LABELS and not any(phase_seconds(r, key) for r in rows):
-            continue                       # this grid has no row of that kind
-        top = max(rows, key=lambda r: phase_seconds(r, key))
-        share = sums[key] / total if total else 0.0
-        table.append([label, f"{sums[key]:.1f}", f"{100 * share:.1f} %", f"`{top['run']}`"])
-    table.append(["**Rows in all (runner's wall clock)**", f"**{total:.1f}**", "100 %", ""])
-    head = ["Phase", "Seconds", "Share", "Most in"]
-    lines = [f"### Where the time went ({len(rows)} row(s), {', '.join(devices)})", "",
-             # Its first column is a description that wraps, not a row label.
-             pipe_table(head, table, align="lrrl",
-                        dashes=pdf_dashes(head, table, labels=())), "",
-              "From the runner's record (`logs/grid_time.json`): each row's wall time, split "
-              "by the clocks its result file carries (`phases`); the device is synchronised "
-              "at each clock. The report and PDF come after and are not included."]
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- header
@@ -176,25 +116,13 @@ def _provenance_lines(runs: dict, rows: dict) -> list[str]:
         f"- **Device(s):** {_agree({n: run_devices(trained[n]) for n in trained})}",
         f"- **Date(s):** {', '.join(dates) or 'unknown'}",
         f"- **Git commit(s):** {_agree(commits)}",
-        f"- **Recipe(s):** {_agree({n: migrate(r)['recipe'] for n, r in runs.items()})} "
+        f"- **Recipe(s):** {_agree({n: r['recipe'] for n, r in runs.items()})} "
         "(`recipe`: the training code's id, results.recipe_id)",
         f"- **Runs:** {len(grid_names)} in the grid: {counts['complete']} complete, "
         f"{counts['failed']} failed, {counts['skipped']} skipped, {missing} missing"
         + (f"; {extra} extra run(s) outside the grid" if extra else "")
         + (f"; {claims} Problem 3 row(s), in their own section" if claims else ""),
     ]
-
-
-def _demo_settings_line() -> str:
-    """What the real runs are, for a reader of a synthetic-data report."""
-    real_train, real_test = CIFAR100_SIZES
-    return (f"- **Demo settings:** the real runs train on CIFAR-100 ({CIFAR100_CLASSES} classes, "
-            f"{real_train:,} train / {real_test:,} test images) for {grid.EPOCHS[1]} epochs "
-            f"(Problem 1) and {grid.EPOCHS[2]} (Problem 2), Swin at "
-            f"{native_img_size('swin_tiny')} px. Each demo "
-            "row's own setting is in the note under its table, \"Demo setting\": synthetic "
-            "classes, train/test images (img), and epochs (ep) and input size (px) where they "
-            "differ from the real run")
 
 
 def header_md(runs: dict, flags: list[Flag] | None = None,
@@ -213,8 +141,6 @@ def header_md(runs: dict, flags: list[Flag] | None = None,
     timing = time_record_line(time_record, runs)
     if timing:
         lines.append(timing)
-    if synthetic:
-        lines.append(_demo_settings_line())
     weights = [n for n, r in rows.items() if r["status"] == "skipped"
                and str(r.get("reason") or "").startswith("WeightsUnavailableError")]
     if weights:
@@ -228,23 +154,6 @@ def header_md(runs: dict, flags: list[Flag] | None = None,
 
 
 # ----------------------------------------------------------------------------- report
-class Table:
-    """A table that shows as a DataFrame (HTML) in Jupyter and as a pipe table in
-    markdown, which nbconvert's LaTeX exporter turns into a real table in the PDF."""
-
-    def __init__(self, df: pd.DataFrame):
-        self.df = df
-
-    def _repr_html_(self):
-        return self.df.to_html()
-
-    def _repr_markdown_(self):
-        return to_markdown(self.df)
-
-    def __repr__(self):
-        return self.df.to_string()
-
-
 @dataclass
 class Report:
     results_dir: str
@@ -275,15 +184,12 @@ class Report:
         return {
             "header": header_md(self.runs, self.flags, self.time_record()),
             "table1": section("## Problem 1: ResNet-18 vs ViT (from scratch)",
-                              to_markdown(table1(self.runs)), time_note(self.runs, 1) + MACS_NOTE,
-                              demo_note(self.runs, 1)),
+                              to_markdown(table1(self.runs)), time_note(self.runs, 1) + MACS_NOTE),
             "table2": section("## Problem 2: Swin-Tiny and Swin-Small",
-                              to_markdown(table2(self.runs)), time_note(self.runs, 2),
-                              demo_note(self.runs, 2)),
-            "time": time_split_md(self.time_record(), self.runs) or "",
+                              to_markdown(table2(self.runs)), time_note(self.runs, 2)),
             "figures": section("## Figures", figs),
             "analysis": section("## Analysis", analysis_problem1(self.runs),
-                                analysis_problem2(self.runs, self.flags)),
+                                analysis_problem2(self.runs)),
             "claims": claims_md(self.runs, self.claims_figures, base_dir),
             "flags": section("## Plausibility checks", flags_md(self.flags, self.runs)),
         }
@@ -295,13 +201,8 @@ class Report:
         """Display one part in a notebook: header, tables, figures, analysis or flags."""
         from IPython.display import Image, Markdown, display
         s = self.sections()
-        if part == "tables":
-            for p, df in ((1, table1(self.runs)), (2, table2(self.runs))):
-                text = s[f"table{p}"]
-                display(Markdown(text.split("\n\n")[0]), Table(df),
-                        Markdown(text.split("\n\n", 2)[2]))
-            if s["time"]:                              # where the grid's time went
-                display(Markdown(s["time"]))
+        if part == "tables":                           # pipe tables: real tables in the PDF
+            display(Markdown(s["table1"]), Markdown(s["table2"]))
         elif part == "figures":
             display(Markdown("## Figures"))
             captions = self.captions()

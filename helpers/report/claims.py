@@ -353,7 +353,7 @@ HOW = ("*How:* the data-efficiency runs train ResNet-18 and two ViTs on nested, 
        "changes; the resolution runs fine-tune Swin-Tiny at each input size for the same "
        "epochs. Verdicts use the report's one noise rule (in the header), as the analysis "
        "of Problems 1 and 2 does.")
-RUN_IT = "Run it with `python -m helpers.run --problems 3` (sizes: `--claims-budget`)."
+RUN_IT = "Run it with `python -m helpers.run --problems 3` (sizes: `helpers/claims.py`)."
 
 
 def _spread_of(rs: list[dict], key: str) -> str:

@@ -19,9 +19,9 @@ from .tables import MODE_PROSE, table_rows
 MODE_MARKERS = {"finetune": "s", "finetune_full": "D", "scratch": "o"}
 
 
-def _complete(runs: dict, problems=(1, 2)) -> list[dict]:
+def _complete(runs: dict) -> list[dict]:
     """The complete results among `runs`, in the tables' order (tables.table_rows)."""
-    return [r for p in problems for *_, r in table_rows(runs, p)
+    return [r for p in (1, 2) for *_, r in table_rows(runs, p)
             if r and r["status"] == "complete"]
 
 

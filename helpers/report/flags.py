@@ -1,16 +1,17 @@
 """Plausibility checks: results to look at before believing them. They prove nothing.
 
-(a) a Swin from scratch beating its pretrained fine-tune within a few epochs; (b) accuracy
-above a credible ceiling for the model family and budget; (c) accuracy at chance; (d) a
-failed, skipped or missing run; (e) a seed that cannot be averaged with its row's others.
+(a) accuracy above a credible ceiling for the model family and budget; (b) accuracy at
+chance; (c) a failed, skipped or missing run; (d) a seed that cannot be averaged with its
+row's others. A Swin from scratch beating its fine-tune is no flag: the analysis calls
+it a contradiction and says what to check.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from .. import grid
-from ..config import MODELS, family_of, models_of
-from .tables import MODE_PROSE, epochs_of, md_escape, result_is_synthetic, shown_acc
+from ..config import family_of
+from .tables import epochs_of, md_escape, result_is_synthetic, shown_acc
 from .seeds import seed_rows
 
 
@@ -30,7 +31,6 @@ CEILINGS = {
     "swin_finetune_full": ((None, 94.0),),
 }
 CHANCE_MARGIN = 3.0          # points above 100/num_classes that still count as "at chance"
-SWIN_SCRATCH_EPOCHS = 10     # a scratch Swin beating a pretrained one this fast is suspect
 LEAKAGE_CHECK = ("test-set leakage (test images or labels reaching training; the recorded "
                  "train/test overlap is {overlap}), evaluation on the test split rather than "
                  "the training split, and accuracy computed in percent of the whole test set.")
@@ -38,7 +38,7 @@ LEAKAGE_CHECK = ("test-set leakage (test images or labels reaching training; the
 
 @dataclass
 class Flag:
-    check: str                   # "a" .. "e", as listed in the report
+    check: str                   # "a" .. "d", as listed in the report
     title: str
     detail: str
     what_to_check: str
@@ -67,59 +67,36 @@ def _overlap(r: dict) -> str:
 
 
 def plausibility_flags(runs: dict) -> list[Flag]:
-    """Every flag raised on `runs`, in check order (a) to (e); see the module docstring.
-    (a), "missing" and (e) are about grid rows (their seeds combined); (b), (c), failed and
+    """Every flag raised on `runs`, in check order (a) to (d); see the module docstring.
+    "missing" and (d) are about grid rows (their seeds combined); (a), (b), failed and
     skipped are about each run, so a flag raised by one seed of several names that seed."""
     rows = seed_rows(runs)
     done = {n: r for n, r in runs.items() if r["status"] == "complete"}
-    return (_scratch_beats_finetune(rows) + _above_ceiling(done) + _at_chance(done)
-            + _not_complete(runs, rows) + _seeds_left_out(rows))
-
-
-def _scratch_beats_finetune(rows: dict) -> list[Flag]:
-    """(a) a Swin from scratch beating its pretrained fine-tune within SWIN_SCRATCH_EPOCHS."""
-    flags = []
-    done_rows = {n: r for n, r in rows.items() if r["status"] == "complete"}
-    for v in models_of(2):
-        sc = done_rows.get(grid.run_name_of(model=v, mode="scratch"))
-        for mode in ("finetune", "finetune_full"):
-            ft = done_rows.get(grid.run_name_of(model=v, mode=mode))
-            if sc and ft and epochs_of(sc) <= SWIN_SCRATCH_EPOCHS and shown_acc(sc) > shown_acc(ft):
-                note = (" On synthetic data ImageNet features need not help, so this may be "
-                        "benign here." if result_is_synthetic(sc) else "")
-                flags.append(Flag(
-                    "a", f"{MODELS[v].label} from scratch beats its pretrained "
-                         f"{MODE_PROSE[mode]} within {epochs_of(sc)} epochs",
-                    f"`{sc['run_name']}` {shown_acc(sc):.2f} % vs `{ft['run_name']}` "
-                    f"{shown_acc(ft):.2f} %.{note}",
-                    "were the pretrained weights really loaded (config.weights, timm tag) and "
-                    "is it the intended ImageNet checkpoint; was the 1000-class head replaced "
-                    "by a fresh one; " + LEAKAGE_CHECK.format(overlap=_overlap(sc)),
-                    [sc["run_name"], ft["run_name"]]))
-    return flags
+    return (_above_ceiling(done) + _at_chance(done) + _not_complete(runs, rows)
+            + _seeds_left_out(rows))
 
 
 def _above_ceiling(done: dict) -> list[Flag]:
-    """(b) accuracy above the credibility ceiling, on CIFAR-100 only."""
+    """(a) accuracy above the credibility ceiling, on CIFAR-100 only."""
     flags = []
     for n, r in done.items():
         ceil = ceiling(r) if _ceilings_apply(r) else None
         if ceil is not None and shown_acc(r) > ceil:
             flags.append(Flag(
-                "b", f"`{n}` is above the credible ceiling for its model and budget",
+                "a", f"`{n}` is above the credible ceiling for its model and budget",
                 f"{shown_acc(r):.2f} % after {epochs_of(r)} epochs; ceiling {ceil:.0f} % "
                 f"({_family(r)}).", LEAKAGE_CHECK.format(overlap=_overlap(r)), [n]))
     return flags
 
 
 def _at_chance(done: dict) -> list[Flag]:
-    """(c) accuracy within CHANCE_MARGIN points of chance."""
+    """(b) accuracy within CHANCE_MARGIN points of chance."""
     flags = []
     for n, r in done.items():
         chance = 100.0 / ((r.get("dataset") or {}).get("num_classes") or 100)
         if shown_acc(r) <= chance + CHANCE_MARGIN:
             flags.append(Flag(
-                "c", f"`{n}` is at chance", f"{shown_acc(r):.2f} % vs chance {chance:.2f} %.",
+                "b", f"`{n}` is at chance", f"{shown_acc(r):.2f} % vs chance {chance:.2f} %.",
                 "does the training loss fall at all; is the learning rate too high "
                 "(divergence) or too low; are labels aligned with images; is the input "
                 "normalised; for a fine-tune, were pretrained weights loaded.", [n]))
@@ -127,7 +104,7 @@ def _at_chance(done: dict) -> list[Flag]:
 
 
 def _not_complete(runs: dict, rows: dict) -> list[Flag]:
-    """(d) grid rows missing, and runs failed or skipped, each kind with its reasons."""
+    """(c) grid rows missing, and runs failed or skipped, each kind with its reasons."""
     flags = []
     grid_names = [e["run_name"] for e in grid.grid()]
     for label, names, hint in (
@@ -148,18 +125,18 @@ def _not_complete(runs: dict, rows: dict) -> list[Flag]:
                     reasons.setdefault(reason, []).append(n)
             for reason, which in reasons.items():
                 detail += f" Reason (`{'`, `'.join(which)}`): {md_escape(reason)}"
-            flags.append(Flag("d", f"{len(names)} run(s) {label}", detail, hint, names))
+            flags.append(Flag("c", f"{len(names)} run(s) {label}", detail, hint, names))
     return flags
 
 
 def _seeds_left_out(rows: dict) -> list[Flag]:
-    """(e) seed runs that cannot be averaged with their row's others."""
+    """(d) seed runs that cannot be averaged with their row's others."""
     left_out = {n: why for r in rows.values()
                 for n, why in (r.get("seed_mismatches") or {}).items()}
     if not left_out:
         return []
     return [Flag(
-        "e", f"{len(left_out)} seed run(s) left out of their row's mean",
+        "d", f"{len(left_out)} seed run(s) left out of their row's mean",
         " ".join(f"`{n}`: {md_escape(why)}." for n, why in left_out.items()),
         "train every seed of a row with the same config (the runner does, for one "
         "--seeds list); sizes and FLOPs never depend on the seed, so differing ones mean "
@@ -177,13 +154,11 @@ def flags_md(flags: list[Flag], runs: dict) -> str:
         why = ("the data is synthetic, where high accuracy is easy and says nothing about "
                "CIFAR-100" if all(result_is_synthetic(runs[n]) for n in exempt) else
                "the ceilings are calibrated for CIFAR-100 only")
-        lines.append(f"\n*Check (b), the credibility ceilings, is not applied{scope}: {why}.*")
-    lines.append(f"\n*The checks:* (a) a Swin trained from scratch for at most "
-                 f"{SWIN_SCRATCH_EPOCHS} epochs beating its pretrained fine-tune; (b) test "
-                 "accuracy above a credible ceiling for the model family and epoch budget "
-                 "(documented in `helpers/report/flags.py`); (c) test accuracy within "
-                 f"{CHANCE_MARGIN:.0f} points of chance (100 / number of classes); (d) a "
-                 "failed, skipped or missing run; (e) a seed run that cannot be averaged with "
-                 "its row's other seeds (another config, other sizes, or a second file for "
-                 "the same seed), so it is left out of the row's mean.")
+        lines.append(f"\n*Check (a), the credibility ceilings, is not applied{scope}: {why}.*")
+    lines.append("\n*The checks:* (a) test accuracy above a credible ceiling for the model "
+                 "family and epoch budget (documented in `helpers/report/flags.py`); (b) test "
+                 f"accuracy within {CHANCE_MARGIN:.0f} points of chance (100 / number of "
+                 "classes); (c) a failed, skipped or missing run; (d) a seed run that cannot "
+                 "be averaged with its row's other seeds (another config, other sizes, or a "
+                 "second file for the same seed), so it is left out of the row's mean.")
     return "\n".join(lines)

@@ -3,15 +3,16 @@
     make pdf        # = python -m helpers.report pdf: the results summary.ipynb finds
                     #   (build.locate_results), the PDF beside their report.md
 
-The notebook's own cells carry `"transient": {"remove_source": true}`, which nbconvert's
-templates honour, so a plain `jupyter nbconvert --to pdf notebooks/summary.ipynb` on the
-notebook executed and saved in JupyterLab gives the same submission without any flag.
+The code is hidden one way: every cell of the notebook carries `"transient":
+{"remove_source": true}`, which nbconvert's templates honour, so a plain `jupyter nbconvert
+--to pdf notebooks/summary.ipynb` on the notebook executed and saved in JupyterLab gives
+the same submission without any flag.
 
 Steps, cheapest check first: (1) pandoc and xelatex must be on PATH, else print how to
 install them and exit non-zero; (2) the results folder is read once, so a bad result file
 fails before a kernel starts; (3) papermill executes notebooks/summary.ipynb into
-notebooks/runs/summary.ipynb (this also writes report.md and the figures); (4)
-`jupyter nbconvert --to pdf --no-input` turns the executed notebook into the PDF.
+notebooks/runs/<folder>/summary.ipynb (this also writes report.md and the figures beside
+the PDF); (4) `jupyter nbconvert --to pdf` turns the executed notebook into the PDF.
 
 The notebook runs on this interpreter's kernel (helpers.notebook_exec.run_notebook).
 """
@@ -32,7 +33,6 @@ LATEX_TOOLS = ("pandoc", "xelatex")
 # which summary.ipynb carries (checked by a test); the LaTeX title block adds the date.
 PDF_TITLE = "Homework 6 report: ResNet-18, ViT and Swin"
 PDF_TITLE_DEMO = DEMO_TITLE       # a demo's PDF says so in its first line
-HIDE_TAG = "hide-in-pdf"           # cells with this tag (the notebook's own how-to) are dropped
 APT_PACKAGES = "pandoc texlive-xetex texlive-fonts-recommended texlive-plain-generic"
 INSTALL_HINT = f"""\
 To export the PDF, nbconvert needs pandoc and XeLaTeX. Install them, then rerun `make pdf`:
@@ -51,20 +51,18 @@ def missing_latex_tools() -> list[str]:
 
 
 # ----------------------------------------------------------------------------- export
-def export_pdf(executed_nb: str, out_pdf: str, title: str | None = None) -> str:
-    """`jupyter nbconvert --to pdf --no-input` on an executed notebook; returns out_pdf.
+def export_pdf(executed_nb: str, out_pdf: str, title: str) -> str:
+    """`jupyter nbconvert --to pdf` on an executed notebook, titled `title`; returns out_pdf.
     build_pdf has checked for pandoc and xelatex before the notebook ran."""
-    if title:
-        # The LaTeX template titles the PDF with metadata.title, else the file name.
-        import nbformat
-        nb = nbformat.read(executed_nb, as_version=4)
-        nb.metadata["title"] = title
-        nbformat.write(nb, executed_nb)
-    out_pdf = os.path.abspath(out_pdf)
+    import nbformat
+    nb = nbformat.read(executed_nb, as_version=4)
+    # The LaTeX template titles the PDF with metadata.title, else the file name.
+    nb.metadata["title"] = title
+    for cell in nb.cells:       # papermill's injected parameters cell lacks the flag
+        cell.metadata["transient"] = {"remove_source": True}
+    nbformat.write(nb, executed_nb)
     os.makedirs(os.path.dirname(out_pdf), exist_ok=True)
-    cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "pdf", "--no-input",
-           "--TagRemovePreprocessor.enabled=True",
-           f"--TagRemovePreprocessor.remove_cell_tags={HIDE_TAG}",
+    cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "pdf",
            "--output", os.path.splitext(os.path.basename(out_pdf))[0],
            "--output-dir", os.path.dirname(out_pdf), executed_nb]
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -73,11 +71,10 @@ def export_pdf(executed_nb: str, out_pdf: str, title: str | None = None) -> str:
     return out_pdf
 
 
-def build_pdf(results_dir: str | None = None, out_pdf: str | None = None, *,
-              report_path: str | None = None, figures_dir: str | None = None,
-              executed_nb: str | None = None) -> str:
-    """Execute summary.ipynb on results_dir (writing report.md and figures), export the PDF.
-    None: the summary's own defaults (build.locate_results, paths.report_paths)."""
+def build_pdf(results_dir: str | None = None, out_pdf: str | None = None) -> str:
+    """Execute summary.ipynb on results_dir, writing report.md and figures/ beside out_pdf,
+    and export the PDF. None: the summary's own defaults (build.locate_results,
+    gridrun.report_paths)."""
     missing = missing_latex_tools()
     if missing:
         raise LatexToolsMissing(f"not on PATH: {', '.join(missing)}\n{INSTALL_HINT}")
@@ -85,18 +82,16 @@ def build_pdf(results_dir: str | None = None, out_pdf: str | None = None, *,
     from .tables import is_demo, load_runs
     results_dir = locate_results(results_dir)
     where = report_paths(results_dir)
-    out_pdf = at_home(out_pdf) if out_pdf else where["pdf"]
-    report_path = report_path or where["md"]
-    figures_dir = figures_dir or where["figures"]
-    executed_nb = executed_nb or where["executed"]
+    out_pdf = os.path.abspath(at_home(out_pdf) if out_pdf else where["pdf"])
     runs = load_runs(results_dir)                   # a bad result file fails here, not in a kernel
     # The PDF's title is its first line: a synthetic demo must say so before anything else.
     title = PDF_TITLE_DEMO if is_demo(runs) else PDF_TITLE
+    beside = os.path.dirname(out_pdf)
     params = dict(results_dir=os.path.abspath(results_dir),
-                  report_path=os.path.abspath(report_path),
-                  figures_dir=os.path.abspath(figures_dir))
-    run_notebook(SUMMARY_NOTEBOOK, executed_nb, params)
-    return export_pdf(executed_nb, out_pdf, title)
+                  report_path=os.path.join(beside, "report.md"),
+                  figures_dir=os.path.join(beside, "figures"))
+    run_notebook(SUMMARY_NOTEBOOK, where["executed"], params)
+    return export_pdf(where["executed"], out_pdf, title)
 
 
 def main(argv=None) -> int:
@@ -106,15 +101,12 @@ def main(argv=None) -> int:
                                              "to PDF with the code hidden.")
     ap.add_argument("--results-dir", default=None,
                     help="default: what notebooks/summary.ipynb reads at its defaults")
-    ap.add_argument("--out", default=None, help="default: report.pdf beside report.md")
-    ap.add_argument("--report", default=None, help="report.md written on the way")
-    ap.add_argument("--figures", default=None)
-    ap.add_argument("--executed", default=None, help="executed notebook copy "
-                                                     "(default: notebooks/runs/<folder>/)")
+    ap.add_argument("--out", default=None, help="the PDF, with report.md and figures/ written "
+                                                "beside it (default: where the summary "
+                                                "writes report.md)")
     args = ap.parse_args(argv)
     try:
-        path = build_pdf(args.results_dir, args.out, report_path=args.report,
-                         figures_dir=args.figures, executed_nb=args.executed)
+        path = build_pdf(args.results_dir, args.out)
     except LatexToolsMissing as err:
         print(f"error: cannot build the PDF, {err}", file=sys.stderr)
         return 2

@@ -3,9 +3,10 @@
 A result file is one (row, seed) run (helpers.config.seed_run_name). `by_row` groups them,
 and `averageable` says which of a row's seeds may be averaged; Problems 1-3 use both.
 `seed_rows` makes one row dict that reads like a result (so tables, prose and figures take
-either) plus the spread: test_acc and epoch_time_s become the means over the complete
-seeds, with `*_sd` (sample standard deviation), `n_seeds`, the per-seed values beside them,
-and `test_acc_by_seed` / `train_eval_acc_by_seed` for the report's test (stats.py).
+either) plus the spread: test_acc, train_eval_acc and epoch_time_s become the means over
+the complete seeds, with `test_acc_sd` and `epoch_time_s_sd` (sample standard deviation),
+`n_seeds`, and `test_acc_by_seed` / `train_eval_acc_by_seed` for the report's test
+(stats.py).
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def averageable(row: str, results: list[dict]) -> tuple[list[dict], list[dict], 
     """(one result per seed, the complete ones that may be averaged, {run name: why left
     out}): a seed that cannot be averaged with the row's first complete seed (another
     config, other sizes, or a second file for the same seed) is left out (plausibility
-    check (e))."""
+    check (d))."""
     results = sorted(results,
                      key=lambda r: (seed_of(r), r["run_name"] != seed_run_name(row, seed_of(r))))
     mismatches, kept, seen = {}, [], set()
@@ -83,26 +84,17 @@ def combine(row: str, results: list[dict]) -> dict:
     """One row dict from the results of one row's seeds (see the module docstring)."""
     kept, done, mismatches = averageable(row, results)
     base = dict(done[0] if done else kept[0])
-    base.update(run_name=row, seeds=[seed_of(r) for r in kept],
-                seed_runs=[r["run_name"] for r in kept], n_seeds=len(done),
-                n_seed_files=len(results), test_acc_sd=None, epoch_time_s_sd=None,
-                seed_statuses={r["run_name"]: r["status"] for r in results},
-                seed_mismatches=mismatches,
+    base.update(run_name=row, n_seeds=len(done), n_seed_files=len(results),
+                test_acc_sd=None, epoch_time_s_sd=None, seed_mismatches=mismatches,
                 test_acc_by_seed={seed_of(r): r["test_acc"] for r in done},
                 train_eval_acc_by_seed={seed_of(r): r.get("train_eval_acc") for r in done})
     if len(done) >= 2:
-        accs = [r["test_acc"] for r in done]
-        base["test_accs"] = accs
-        base["test_acc"], base["test_acc_sd"] = mean_sd(accs)
+        base["test_acc"], base["test_acc_sd"] = mean_sd([r["test_acc"] for r in done])
         train = [r.get("train_eval_acc") for r in done]
-        if None not in train:
-            base["train_eval_accs"] = train
-            base["train_eval_acc"], base["train_eval_acc_sd"] = mean_sd(train)
-        else:                          # a gap needs both sides from the same seeds
-            base["train_eval_acc"] = None
+        # A gap needs both sides from the same seeds.
+        base["train_eval_acc"] = None if None in train else mean_sd(train)[0]
         times = [r["epoch_time_s"] for r in done if r.get("epoch_time_s") is not None]
         if times:
-            base["epoch_times"] = times
             base["epoch_time_s"], base["epoch_time_s_sd"] = mean_sd(times)
         base["history"], base["history_sd"] = _mean_history([r["history"] for r in done])
     return base

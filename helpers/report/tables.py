@@ -16,9 +16,8 @@ import re
 import pandas as pd
 
 from .. import grid
-from ..config import MODE_WORDS, MODELS, synthetic_classes
-from ..results import record_problems
-from ..results import migrate
+from ..config import MODE_WORDS
+from ..results import ResultVersionError, read_result, record_problems
 from ..textable import pdf_dashes, pipe_table
 from .seeds import seed_rows
 from .stats import DASH, fmt_mean_sd
@@ -50,11 +49,8 @@ def result_files(folder: str) -> list[str]:
 
 
 def load_runs(results_dir: str) -> dict[str, dict]:
-    """run_name -> result dict for every `*.json` directly in `results_dir`.
-
-    Read here rather than through helpers.results.load_results: the report needs the
-    nested dicts (config, dataset, provenance, history) as they are, and checks each file.
-    """
+    """run_name -> result dict (results.read_result: migrated to the current schema) for
+    every `*.json` directly in `results_dir`, each checked before the report reads it."""
     if not os.path.isdir(results_dir):
         raise FileNotFoundError(f"results_dir={results_dir!r} is not a folder; run the "
                                 "experiments first or point results_dir at the folder "
@@ -63,15 +59,15 @@ def load_runs(results_dir: str) -> dict[str, dict]:
     for name in result_files(results_dir):
         path = os.path.join(results_dir, name)
         try:
-            with open(path) as f:
-                r = json.load(f)
+            r = read_result(path)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not valid JSON ({err})") from err
-        problems = record_problems(r) if isinstance(r, dict) else ["not a JSON object"]
+        except ResultVersionError as err:          # written by newer code; names the file
+            raise ValueError(str(err)) from err
+        problems = record_problems(r)
         if problems:
             raise ValueError(f"{path}: not a result record (helpers.results.ResultRecord): "
                              + "; ".join(problems))
-        r = migrate(r, path)          # an older schema version, brought up to date
         if r["problem"] not in (1, 2, 3):
             raise ValueError(f"{path}: problem={r['problem']!r}; valid problems: 1, 2, 3")
         if r["status"] == "complete" and r.get("test_acc") is None:
@@ -193,7 +189,7 @@ def _millions(x, digits: int) -> str:
 
 # What a row that did not complete shows for its accuracy, by the error that stopped it:
 # a few plain words that fit a PDF column; the full reason is under the plausibility
-# checks, flag (d).
+# checks, flag (c).
 SHORT_REASONS = {"WeightsUnavailableError": "no weights", "DataUnavailableError": "no data",
                  "NonFiniteLossError": "loss not finite", "OutOfMemoryError": "out of memory",
                  "ConfigError": "bad config", "TimeoutError": "out of time",
@@ -231,71 +227,27 @@ def generalisation_gap(r: dict) -> float | None:
 
 def _seeds(r: dict, status: str | None) -> str:
     """'1 seed', '3 seeds', or '2 of 3 seeds' when some of the row's seed runs did not
-    complete or were left out (flags (d) and (e) say which)."""
+    complete or were left out (flags (c) and (d) say which)."""
     if status:
         return DASH
     n, files = r.get("n_seeds", 1), r.get("n_seed_files", 1)
     return (f"{n} of {files} seeds" if files > n else f"{n} seed" + ("s" if n != 1 else ""))
 
 
-def demo_setting(r: dict) -> str | None:
-    """How a synthetic-data (demo) run is set up where it differs from the real CIFAR-100
-    run of its row, compactly (the header gives the real values): classes, train/test
-    images, and epochs and input size where they differ. None for a run on real data."""
-    if not r or not result_is_synthetic(r):
-        return None
-    d, cfg = r.get("dataset") or {}, r.get("config") or {}
-    try:                            # a run that never loaded its data: its config says
-        classes = d.get("num_classes") or synthetic_classes(cfg.get("dataset") or "")
-    except ValueError:
-        classes = None
-    parts = [f"{classes or '?'} classes"]
-    n_train, n_test = d.get("n_train", cfg.get("train_subset")), d.get("n_test",
-                                                                      cfg.get("test_subset"))
-    if n_train is not None:
-        parts.append(f"{n_train}/{n_test or '?'} img")
-    if cfg.get("epochs") is not None and cfg["epochs"] != grid.EPOCHS.get(r.get("problem")):
-        parts.append(f"{cfg['epochs']} ep")
-    native = MODELS[r["model"]].img_size if r.get("model") in MODELS else None
-    if cfg.get("img_size") is not None and native and cfg["img_size"] != native:
-        parts.append(f"{cfg['img_size']} px")
-    return ", ".join(parts)
-
-
 def _problem_table(runs: dict, problem: int, columns: list[str], row_cells) -> pd.DataFrame:
     """One table as display strings, one row per grid row (its seeds combined), indexed by
     run name: the label, the problem's own cells (`row_cells(mode, result)`), then time per
-    epoch, test accuracy, the train - test gap and seeds, shared by both tables. Where runs
-    are on synthetic data, a last column says how each differs from the real run
-    (demo_setting)."""
-    rows, names, demo = [], [], []
+    epoch, test accuracy, the train - test gap and seeds, shared by both tables."""
+    rows, names = [], []
     for name, label, mode, r in table_rows(seed_rows(runs), problem):
         r_, status = r or {}, status_text(r)
         names.append(name)
-        demo.append(demo_setting(r_))
         rows.append([label, *row_cells(mode, r_),
                      DASH if status else _mean_sd_cell(r_, "epoch_time_s"),
                      status or _mean_sd_cell(r_, "test_acc"),
                      DASH if status else fmt_fixed(generalisation_gap(r_)),
                      _seeds(r_, status)])
     return pd.DataFrame(rows, columns=columns, index=pd.Index(names, name="run"))
-
-
-def demo_note(runs: dict, problem: int) -> str | None:
-    """How the table's demo runs differ from the real CIFAR-100 runs (demo_setting), one
-    line under the table: 'every row' when they share a setting, else per row label.
-    None when no run of the problem is on synthetic data."""
-    by_setting: dict[str, list[str]] = {}
-    for _name, label, _mode, r in table_rows(seed_rows(runs), problem):
-        setting = demo_setting(r or {})
-        if setting:
-            by_setting.setdefault(setting, []).append(label)
-    if not by_setting:
-        return None
-    if len(by_setting) == 1:
-        return f"*Demo setting (every row):* {next(iter(by_setting))}."
-    return "*Demo settings:* " + "; ".join(f"{', '.join(labels)}: {setting}"
-                                           for setting, labels in by_setting.items()) + "."
 
 
 def table1(runs: dict) -> pd.DataFrame:

@@ -158,21 +158,21 @@ def summary_table(outcomes: list[Outcome]) -> str:
 
 
 def report_at_end(results_dir: str) -> None:
-    """report.md and figures from the results; the PDF too where LaTeX is installed."""
+    """report.md and figures from the results; where LaTeX is installed, the PDF, whose
+    summary notebook writes them on the way."""
     # Imported here: the report needs pandas and matplotlib, which a --no-report run on a
     # bare GPU image or cluster node may not have.
     from ..report import build_pdf, missing_latex_tools, write_report
     out = report_paths(results_dir)
-    rep = write_report(at_home(results_dir), out["md"], out["figures"])
-    print(f"\nwrote {shown(out['md'])} ({len(rep.runs)} result files, "
-          f"{len(rep.flags)} flag(s)), figures in {shown(out['figures'])}/", flush=True)
     missing = missing_latex_tools()
     if missing:
+        rep = write_report(at_home(results_dir), out["md"], out["figures"])
+        print(f"\nwrote {shown(out['md'])} ({len(rep.runs)} result files, "
+              f"{len(rep.flags)} flag(s)), figures in {shown(out['figures'])}/", flush=True)
         print(f"no PDF: {', '.join(missing)} not installed (see `make pdf`)")
         return
-    pdf = build_pdf(at_home(results_dir), out["pdf"], report_path=out["md"],
-                    figures_dir=out["figures"], executed_nb=out["executed"])
-    print(f"wrote {shown(pdf)}")
+    pdf = build_pdf(at_home(results_dir))
+    print(f"\nwrote {shown(out['md'])}, figures in {shown(out['figures'])}/ and {shown(pdf)}")
 
 
 # ----------------------------------------------------------------------------- grid.ipynb

@@ -16,10 +16,9 @@ every row's wall time, and the demo's result files keep each row's curve):
   parameter count then differs slightly from the real one (smaller relative-position
   tables in the last stages).
 
-Every deviation from the real configuration is recorded in each result's config and
-shown in the "Demo setting" note under each of the demo report's tables and in its
-header. On a CUDA device the GPU preset is used instead: more classes, more images, more
-epochs, Swin at its real size.
+Every deviation from the real configuration is recorded in each result's config; the
+demo report's header gives the dataset and epochs. On a CUDA device the GPU preset is
+used instead: more classes, more images, more epochs, Swin at its real size.
 The results folder, results/demo, keeps the demo apart from the real grid.
 """
 from __future__ import annotations

@@ -11,9 +11,8 @@ import ast
 import os
 from dataclasses import dataclass
 
-from .. import claims as claims_module
 from .. import grid as grid_module
-from ..claims import ClaimsSizes
+from ..claims import DEFAULT_SIZES, ClaimsSizes
 from ..config import ExperimentConfig, problem_of
 from ..notebooks import default_results_dir
 from ..paths import EXECUTED_DIR, REPO_ROOT
@@ -36,10 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--problems", type=int, nargs="+", choices=(1, 2, 3), default=[1, 2],
                     help="1: ResNet-18 vs ViT; 2: Swin; 3: the claims studies "
                          "(helpers/claims.py); default 1 2")
-    ap.add_argument("--claims-budget", type=float, metavar="SECONDS",
-                    help="Problem 3's sizes: the largest whose cost on one H100, by "
-                         "helpers/claims.py's model of measured img/s, fits SECONDS "
-                         "(default 300; --demo: the demo preset's sizes)")
     ap.add_argument("--only", nargs="+", metavar="RUN_NAME",
                     help="run only these grid rows (see --list)")
     ap.add_argument("--list", action="store_true", help="print the grid rows and exit")
@@ -197,7 +192,7 @@ def resolve_settings(args: argparse.Namespace) -> RunSettings:
                 3: grid_module.EPOCHS[2]},          # Problem 3's rows carry their own epochs
         train_subset=args.train_subset, test_subset=args.test_subset,
         batch_size=args.batch_size, run_budget=demo_budgets(demo, args) if demo else {},
-        claims=claims_sizes(demo, args.claims_budget), weights=weights_of(args),
+        claims=demo.claims if demo else DEFAULT_SIZES, weights=weights_of(args),
         extra=extra_params(args.param), device=args.device, precision=args.precision,
         demo=demo, results_dir=results_dir, executed_dir=executed_dir, force=args.force,
         keep_recipes=args.keep_recipes, notebooks=args.notebooks is not False,
@@ -271,18 +266,6 @@ def demo_budgets(demo: DemoPreset, args: argparse.Namespace) -> dict[str, dict]:
             epochs=(args.epochs_p1 if p == 1 else args.epochs_p2) or epochs,
             **demo.problem_params.get(p, {}))
     return budgets
-
-
-def claims_sizes(demo: DemoPreset | None, budget: float | None) -> ClaimsSizes:
-    """Problem 3's sizes: the demo preset's, else the largest that fit --claims-budget
-    seconds on one H100 by helpers.claims' cost model (default: its DEFAULT_BUDGET_S)."""
-    if demo is not None and budget is None:
-        return demo.claims
-    try:
-        return claims_module.sizes_for_budget(
-            claims_module.DEFAULT_BUDGET_S if budget is None else budget)
-    except ValueError as err:
-        raise SystemExit(f"error: --claims-budget {budget}: {err}") from None
 
 
 def weights_of(args: argparse.Namespace) -> dict[str, str | None]:
