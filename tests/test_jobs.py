@@ -176,7 +176,7 @@ def test_slurm_submits_one_array_and_each_task_runs_its_row(tmp_path, capsys):
     from submitit.core import submission
     from submitit.slurm.test_slurm import mocked_slurm
     argv = args_for(tmp_path, "--device", "auto", "--executor", "slurm", "--no-notebooks",
-                    "--slurm-partition", "gpu", "--timeout-min", "30",
+                    "--slurm-param", "partition", "gpu", "--timeout-min", "30",
                     "--parallel", "2", "--slurm-param", "account", "lab")
     settings, plan = planned(argv, ENTRIES)
     assert settings.wait is False                          # slurm: no waiting by default
@@ -199,11 +199,20 @@ def test_slurm_submits_one_array_and_each_task_runs_its_row(tmp_path, capsys):
     assert "[t-b] slurm job 12_1 on " in capsys.readouterr().out
 
 
+def test_a_misspelled_slurm_parameter_is_refused_naming_it(tmp_path):
+    from submitit.slurm.test_slurm import mocked_slurm
+    argv = args_for(tmp_path, "--executor", "slurm", "--no-notebooks",
+                    "--slurm-param", "acount", "lab")
+    settings, plan = planned(argv, ENTRIES)
+    with mocked_slurm(), pytest.raises(SystemExit, match=r"--slurm-param.*'acount'"):
+        jobs.submit(plan, settings)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--executor", "local", "--parallel", "0"], "--parallel 0: must be at least 1"),
     (["--executor", "slurm", "--timeout-min", "-5"], "--timeout-min -5: must be at least 1"),
-    (["--slurm-partition", "gpu"], "add --executor slurm"),
-    (["--executor", "local", "--mem-gb", "8"], "add --executor slurm"),
+    (["--slurm-param", "partition", "gpu"], "add --executor slurm"),
+    (["--executor", "local", "--slurm-param", "mem", "8GB"], "add --executor slurm"),
     (["--wait"], "options of --executor"),
 ])
 def test_scale_out_mistakes_are_refused_before_anything_runs(tmp_path, extra, message):

@@ -209,7 +209,7 @@ def test_the_problem_notebooks_reach_only_the_core():
 # budget per module or function (that split code to meet it): a total for the package and
 # one for the runner, which should read as a loop. Issue 30 asks for at most 8,000 and 800;
 # these are the sizes reached so far, so the package may shrink but not grow.
-PACKAGE_LINES = {"helpers": 11_050, "helpers/runner": 1_340}
+PACKAGE_LINES = {"helpers": 9_880, "helpers/runner": 1_300}
 
 
 def lines_under(folder: str) -> int:

@@ -42,7 +42,7 @@ from ..paths import REPO_ROOT, at_home, shown
 from ..gridrun import Outcome
 from ..results import now_iso
 from .rows import Run, decision_for, execute, short, write_failed_result
-from .settings import RunSettings
+from .settings import SLURM_CPUS_PER_TASK, RunSettings
 
 
 # ----------------------------------------------------------------------------- one job
@@ -156,18 +156,15 @@ def make_executor(settings: RunSettings, folder: str):
         return ex
     ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues)
     params = dict(job_name="hw6-grid", time=settings.timeout_min, nodes=1, ntasks_per_node=1,
-                  cpus_per_task=settings.cpus_per_run)
+                  cpus_per_task=SLURM_CPUS_PER_TASK)
     if settings.device not in ("cpu", "mps"):  # one GPU per task; none for the CPU demo
         params["gpus_per_node"] = 1
-    if settings.slurm_partition:
-        params["partition"] = settings.slurm_partition
-    if settings.mem_gb:
-        params["mem"] = f"{settings.mem_gb}GB"
     if settings.parallel:
         params["array_parallelism"] = settings.parallel
-    if settings.slurm_params:
-        params["additional_parameters"] = dict(settings.slurm_params)
-    ex.update_parameters(**params)
+    try:                                       # submitit names the valid parameters
+        ex.update_parameters(**{**params, **settings.slurm_params})
+    except ValueError as err:
+        raise SystemExit(f"error: --slurm-param: {err}") from None
     return ex
 
 

@@ -24,6 +24,7 @@ from .demo import DemoPreset
 IDENTITY_PARAMS = ("run_name", "model", "variant", "mode", "patch_size", "dim", "depth", "heads",
                    "seed")
 SLURM_TIMEOUT_MIN = 240          # per task; a task past it is requeued and resumes
+SLURM_CPUS_PER_TASK = 8          # data lives on the GPU: the cores feed the kernels only
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # a local job's clock includes its wait for a free GPU
 
 
@@ -75,12 +76,10 @@ def add_training_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--weights-small", help="local Swin-Small ImageNet weights (default: hub)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     ap.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32")
-    seeds = ap.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
-                       help="train every row once per seed, e.g. --seeds 0 1 2; each (row, "
-                            "seed) has its own result file (seed 0 keeps the row's name, "
-                            "others add -seed<k>); the report shows mean ± sd (default: 0)")
-    seeds.add_argument("--seed", type=int, help="one seed (the same as --seeds SEED)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED",
+                    help="train every row once per seed, e.g. --seeds 0 1 2; each (row, "
+                         "seed) has its own result file (seed 0 keeps the row's name, "
+                         "others add -seed<k>); the report shows mean ± sd (default: 0)")
     ap.add_argument("-p", "--param", nargs=2, action="append", default=[],
                     metavar=("NAME", "VALUE"),
                     help="any other config field for every run, e.g. -p lr 0.1 -p augment False")
@@ -110,14 +109,12 @@ def add_scaleout_args(ap: argparse.ArgumentParser) -> None:
     jobs.add_argument("--max-requeues", type=int, default=3, metavar="K",
                       help="requeues after a time limit before a job gives up (default 3; "
                            "preemptions do not count)")
-    jobs.add_argument("--slurm-partition", metavar="P", help="Slurm partition")
-    jobs.add_argument("--cpus-per-run", type=int, default=8, metavar="C",
-                      help="Slurm: CPU cores per job (default 8)")
-    jobs.add_argument("--mem-gb", type=int, metavar="M", help="Slurm: memory per job, GB")
     jobs.add_argument("--slurm-param", nargs=2, action="append", default=[],
                       metavar=("NAME", "VALUE"),
-                      help="any other sbatch option, e.g. --slurm-param account mylab "
-                           "--slurm-param qos normal")
+                      help="a parameter of submitit's SlurmExecutor (an sbatch option, "
+                           "with _ for -), e.g. --slurm-param partition gpu --slurm-param "
+                           "mem 32GB --slurm-param account mylab; default cpus_per_task "
+                           f"{SLURM_CPUS_PER_TASK}")
 
 
 @dataclass(frozen=True)
@@ -156,10 +153,7 @@ class RunSettings:
     parallel: int | None
     timeout_min: int
     max_requeues: int
-    slurm_partition: str | None
-    cpus_per_run: int
-    mem_gb: int | None
-    slurm_params: dict[str, str]
+    slurm_params: dict[str, str]                # submitit SlurmExecutor parameters
 
     def notebook_dir(self, problem: int) -> str | None:
         """Where a row of this problem leaves its executed notebook; None: it trains in
@@ -200,23 +194,19 @@ def resolve_settings(args: argparse.Namespace) -> RunSettings:
         report=args.report, executor=args.executor,
         wait=(args.executor == "local") if args.wait is None else args.wait,
         parallel=args.parallel, timeout_min=args.timeout_min or timeout,
-        max_requeues=args.max_requeues, slurm_partition=args.slurm_partition,
-        cpus_per_run=args.cpus_per_run, mem_gb=args.mem_gb, slurm_params=dict(args.slurm_param))
+        max_requeues=args.max_requeues, slurm_params=dict(args.slurm_param))
 
 
 def check_executor_flags(args: argparse.Namespace) -> None:
     """Scale-out options: only with an executor that uses them, and positive numbers."""
-    for flag in ("parallel", "timeout_min", "cpus_per_run", "mem_gb"):
+    for flag in ("parallel", "timeout_min"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise SystemExit(f"error: --{flag.replace('_', '-')} {value}: must be at least 1")
     if args.max_requeues < 0:
         raise SystemExit(f"error: --max-requeues {args.max_requeues}: must be 0 or more")
-    slurm_only = [f for f, v in (("--slurm-partition", args.slurm_partition),
-                                 ("--mem-gb", args.mem_gb),
-                                 ("--slurm-param", args.slurm_param)) if v]
-    if slurm_only and args.executor != "slurm":
-        raise SystemExit(f"error: {', '.join(slurm_only)}: Slurm options; add --executor slurm")
+    if args.slurm_param and args.executor != "slurm":
+        raise SystemExit("error: --slurm-param: a Slurm option; add --executor slurm")
     if args.executor is None:
         given = [f for f, v in (("--wait", args.wait is not None), ("--parallel", args.parallel),
                                 ("--timeout-min", args.timeout_min)) if v]
@@ -228,7 +218,7 @@ def check_executor_flags(args: argparse.Namespace) -> None:
 
 
 def seeds_of(args: argparse.Namespace) -> tuple[int, ...]:
-    seeds = tuple(args.seeds or [0 if args.seed is None else args.seed])
+    seeds = tuple(args.seeds)
     if min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise SystemExit(f"error: --seeds {' '.join(map(str, seeds))}: seeds must be "
                          "distinct non-negative integers")
