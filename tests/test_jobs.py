@@ -177,7 +177,8 @@ def test_slurm_submits_one_array_and_each_task_runs_its_row(tmp_path, capsys):
     from submitit.slurm.test_slurm import mocked_slurm
     argv = args_for(tmp_path, "--device", "auto", "--executor", "slurm", "--no-notebooks",
                     "--slurm-param", "partition", "gpu", "--timeout-min", "30",
-                    "--parallel", "2", "--slurm-param", "account", "lab")
+                    "--parallel", "2", "--slurm-param", "account", "lab",
+                    "--slurm-param", "sbatch:reservation", "res1")
     settings, plan = planned(argv, ENTRIES)
     assert settings.wait is False                          # slurm: no waiting by default
     with mocked_slurm() as mock:
@@ -185,7 +186,7 @@ def test_slurm_submits_one_array_and_each_task_runs_its_row(tmp_path, capsys):
         assert [j.job_id for j in submitted] == ["12_0", "12_1"]    # one array
         script = submitted[0].paths.submission_file.read_text()
         for line in ("--array=0-1%2", "--partition=gpu", "--gpus-per-node=1", "--time=30",
-                     "--account=lab", "--signal=USR2"):
+                     "--account=lab", "--reservation=res1", "--signal=USR2"):
             assert f"#SBATCH {line}" in script, line
         for job in submitted:
             with mock.job_context(job.job_id):
@@ -214,6 +215,9 @@ def test_a_misspelled_slurm_parameter_is_refused_naming_it(tmp_path):
     (["--slurm-param", "partition", "gpu"], "add --executor slurm"),
     (["--executor", "local", "--slurm-param", "mem", "8GB"], "add --executor slurm"),
     (["--wait"], "options of --executor"),
+    (["--executor", "slurm", "--slurm-param", "time", "60"], "time: set by --timeout-min"),
+    (["--executor", "slurm", "--slurm-param", "sbatch:array-parallelism", "4"],
+     "set by --parallel"),
 ])
 def test_scale_out_mistakes_are_refused_before_anything_runs(tmp_path, extra, message):
     with pytest.raises(SystemExit, match=message):

@@ -42,7 +42,7 @@ from ..paths import REPO_ROOT, at_home, shown
 from ..gridrun import Outcome
 from ..results import now_iso
 from .rows import Run, decision_for, execute, short, write_failed_result
-from .settings import SLURM_CPUS_PER_TASK, RunSettings
+from .settings import SBATCH_PREFIX, SLURM_CPUS_PER_TASK, RunSettings
 
 
 # ----------------------------------------------------------------------------- one job
@@ -161,10 +161,16 @@ def make_executor(settings: RunSettings, folder: str):
         params["gpus_per_node"] = 1
     if settings.parallel:
         params["array_parallelism"] = settings.parallel
+    raw = {k.removeprefix(SBATCH_PREFIX): v for k, v in settings.slurm_params.items()
+           if k.startswith(SBATCH_PREFIX)}
+    checked = {k: v for k, v in settings.slurm_params.items() if not k.startswith(SBATCH_PREFIX)}
+    if raw:
+        params["additional_parameters"] = raw
     try:                                       # submitit names the valid parameters
-        ex.update_parameters(**{**params, **settings.slurm_params})
+        ex.update_parameters(**{**params, **checked})
     except ValueError as err:
-        raise SystemExit(f"error: --slurm-param: {err}") from None
+        raise SystemExit(f"error: --slurm-param: {err} (an sbatch option submitit does not "
+                         f"name: --slurm-param {SBATCH_PREFIX}NAME VALUE)") from None
     return ex
 
 

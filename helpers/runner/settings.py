@@ -26,6 +26,8 @@ IDENTITY_PARAMS = ("run_name", "model", "variant", "mode", "patch_size", "dim", 
 SLURM_TIMEOUT_MIN = 240          # per task; a task past it is requeued and resumes
 SLURM_CPUS_PER_TASK = 8          # data lives on the GPU: the cores feed the kernels only
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # a local job's clock includes its wait for a free GPU
+SBATCH_PREFIX = "sbatch:"        # --slurm-param sbatch:NAME: a raw sbatch option, unchecked
+SLURM_FLAGS = {"time": "--timeout-min", "array_parallelism": "--parallel"}  # set by own flag
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,7 +116,9 @@ def add_scaleout_args(ap: argparse.ArgumentParser) -> None:
                       help="a parameter of submitit's SlurmExecutor (an sbatch option, "
                            "with _ for -), e.g. --slurm-param partition gpu --slurm-param "
                            "mem 32GB --slurm-param account mylab; default cpus_per_task "
-                           f"{SLURM_CPUS_PER_TASK}")
+                           f"{SLURM_CPUS_PER_TASK}. An sbatch option submitit does not "
+                           f"name goes in unchecked with {SBATCH_PREFIX}, e.g. "
+                           f"--slurm-param {SBATCH_PREFIX}reservation myres")
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,10 @@ def check_executor_flags(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: --max-requeues {args.max_requeues}: must be 0 or more")
     if args.slurm_param and args.executor != "slurm":
         raise SystemExit("error: --slurm-param: a Slurm option; add --executor slurm")
+    for name, _ in args.slurm_param:
+        own = SLURM_FLAGS.get(name.removeprefix(SBATCH_PREFIX).replace("-", "_"))
+        if own:
+            raise SystemExit(f"error: --slurm-param {name}: set by {own}; use that flag")
     if args.executor is None:
         given = [f for f, v in (("--wait", args.wait is not None), ("--parallel", args.parallel),
                                 ("--timeout-min", args.timeout_min)) if v]
