@@ -80,7 +80,7 @@ RESULTS_DIR ?=
 report: $(VENV_OK)
 	$(PY) -m helpers.report $(RESULTS_DIR)
 
-# report.pdf: executes notebooks/summary.ipynb (papermill) -> notebooks/runs/summary.ipynb,
+# report.pdf: executes notebooks/summary.ipynb (papermill) -> notebooks/runs/<results folder>/summary.ipynb,
 # then nbconvert --to pdf. Needs pandoc + xelatex (it says how to install them).
 pdf: $(VENV_OK)
 	$(PY) -m helpers.report pdf $(if $(RESULTS_DIR),--results-dir $(RESULTS_DIR))

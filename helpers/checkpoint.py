@@ -70,9 +70,14 @@ def saved_plan(path: str, config: dict) -> dict | None:
 
 
 def check_schedule(saved: dict, plan: dict, path: str) -> None:
-    """Refuse a checkpoint whose schedule differs from this run's plan; one without a plan
-    differs in every field."""
-    old = saved.get("plan") or {}
+    """Refuse a checkpoint whose schedule differs from this run's plan, or that records
+    none (written by code older than the plan): its schedule cannot be checked."""
+    old = saved.get("plan")
+    if not old:
+        raise CheckpointUnusableError(
+            f"checkpoint {path} records no training plan (older code wrote it), so its "
+            "schedule cannot be checked against this run's; delete it to start over (the "
+            "grid runner does this itself).")
     diff = [f"{k} {old.get(k)} -> {plan[k]}" for k in SCHEDULE_FIELDS if old.get(k) != plan[k]]
     if diff:
         raise CheckpointUnusableError(

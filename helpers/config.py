@@ -182,7 +182,7 @@ class ExperimentConfig:
     seed: int = 0                    # seeds data order, augmentation and init
     device: str = "auto"             # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"          # auto (bf16 > fp16 > fp32 by device) | bf16 | fp16 | fp32
-    compile: bool = False            # torch.compile the whole model (not timed as epochs)
+    compile: bool = False            # torch.compile the whole model (compiled in epoch 1)
     run_name: str | None = None      # result file name; None = derived from the model
     results_dir: str = "results"     # result JSONs; checkpoints go to <results_dir>/checkpoints
     keep_checkpoints: bool = False   # keep the checkpoint after the run completes

@@ -84,11 +84,10 @@ class Experiment:
         # Batch size and warm-up fitted to the data; a batch that cannot work stops here,
         # before the model is built. An unset batch resumes at its checkpoint's batch.
         n_train = len(self.data.y_train)
-        self.plan = plan_training(cfg, n_train, self.device, self.precision.name)
+        self.plan = plan_training(cfg, n_train)
         self.resume_batch = self._resume_batch()
         if self.resume_batch is not None:
-            self.plan = plan_training(cfg, n_train, self.device, self.precision.name,
-                                      resume_batch=self.resume_batch)
+            self.plan = plan_training(cfg, n_train, resume_batch=self.resume_batch)
         overlap = check_overlap(self.data)
         seed_everything(cfg.seed)                 # init does not depend on data loading
         self.model = build_model(cfg.model, self.data.num_classes, **cfg.model_kwargs())
@@ -143,7 +142,7 @@ class Experiment:
             where=meter.name, field="eval_batch_size")
         if why is None and eval_why is None:
             return self.plan
-        return plan_training(cfg, n_train, self.device, self.precision.name,
+        return plan_training(cfg, n_train,
                              memory_batch=(batch, why) if why else None,
                              memory_eval_batch=(eval_b, eval_why) if eval_why else None,
                              resume_batch=self.resume_batch)

@@ -89,13 +89,12 @@ class TrainingPlan:
         return dataclasses.asdict(self)
 
 
-def plan_training(cfg, n_train: int, device, precision: str | None = None, *,
+def plan_training(cfg, n_train: int, *,
                   memory_batch: tuple[int, str] | None = None,
                   memory_eval_batch: tuple[int, str] | None = None,
                   resume_batch: tuple[int, str] | None = None) -> TrainingPlan:
-    """The plan for `n_train` training images on `device`; ConfigError if an explicit
-    batch size cannot work. Cheap: call it right after the data loads. `precision`
-    (a name) defaults to what cfg.precision resolves to on `device`. `memory_batch` and
+    """The plan for `n_train` training images; ConfigError if an explicit batch size
+    cannot work. Cheap: call it right after the data loads. `memory_batch` and
     `memory_eval_batch`: (batch, why) when helpers.memory lowered a batch to fit the GPU;
     `resume_batch`: (batch, why) for an unset batch_size whose checkpoint trained at
     another batch, which the schedule must keep."""
@@ -249,7 +248,7 @@ def fit(model: nn.Module, data, cfg, *, device, precision, progress: bool = True
     with contextlib.ExitStack() as stack:
         return _fit(stack, model, data, cfg, device=device, precision=precision,
                     progress=progress, checkpoint_path=checkpoint_path, on_epoch=on_epoch,
-                    plan=plan or plan_training(cfg, len(data.y_train), device, precision.name))
+                    plan=plan or plan_training(cfg, len(data.y_train)))
 
 
 def _fit(stack, model, data, cfg, *, device, precision, progress, checkpoint_path, on_epoch,

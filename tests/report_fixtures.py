@@ -15,10 +15,3 @@ def raw(name):
     d = fixture(name)
     return {f[:-5]: json.load(open(os.path.join(d, f)))
             for f in os.listdir(d) if f.endswith(".json")}
-
-
-def table_cells(md: str) -> dict[str, list[str]]:
-    """A markdown pipe table's rows: first cell -> the other cells, stripped."""
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
-            for line in md.splitlines() if line.startswith("|")]
-    return {r[0]: r[1:] for r in rows}

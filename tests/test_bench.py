@@ -308,9 +308,9 @@ def test_the_compile_table_charges_the_compile_against_the_grids_epochs():
     from helpers.grid import EPOCHS
     eager = dict(images_per_s=1000.0, eval_images_per_s=5000.0, warmup_s=1.0, eval_warmup_s=1.0)
     compiled = dict(eager, images_per_s=2000.0, eval_images_per_s=10_000.0, warmup_s=11.0,
-                    eval_warmup_s=5.0, mfu=None, warm=dict(warmup_s=3.0))
+                    eval_warmup_s=5.0, mfu=None)
     row = dict(run_name="p1-resnet18", model="resnet18", status="complete",
-               ours={"eager": eager, "compiled": compiled, "compiled-blocks": eager})
+               ours={"eager": eager, "compiled": compiled})
     (line,) = [cells(x) for x in compile_table(dict(runs=[row])) if x.startswith("| `")]
     per_epoch = (50_000 / 1000 - 50_000 / 2000) + (10_000 / 5000 - 10_000 / 10_000)   # 26 s
     assert EPOCHS[1] == 20

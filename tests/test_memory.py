@@ -75,8 +75,7 @@ def test_optimizer_state_is_counted_per_trainable_parameter():
 def test_the_plan_records_the_batch_lowered_for_memory():
     cfg = ExperimentConfig(model="resnet18", dataset="synthetic", epochs=2,
                            device="cpu").resolved()
-    plan = plan_training(cfg, 5000, torch.device("cpu"), "fp32",
-                         memory_batch=(64, "halved to fit"))
+    plan = plan_training(cfg, 5000, memory_batch=(64, "halved to fit"))
     assert plan.batch_size == 64 and plan.steps_per_epoch == 5000 // 64
     assert plan.batch_rule == "halved to fit"
 

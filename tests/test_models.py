@@ -240,7 +240,7 @@ def test_finetune_loads_file_freezes_backbone_and_trains_head(tiny_weights):
             assert not torch.equal(p, before[name]), name
         else:
             assert p.grad is None and torch.equal(p, before[name]), name
-    with torch.no_grad():  # the trainer's feature cache path gives the same logits
+    with torch.no_grad():  # forward_head(forward_features(x)) is forward(x)
         assert torch.allclose(model.forward_head(model.forward_features(x)), model(x))
 
 

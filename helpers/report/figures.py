@@ -120,7 +120,7 @@ def make_figures(runs: dict, figures_dir: str) -> dict[str, str]:
     p2_points = pts(p2, "epoch_time_s",
                     lambda r: MODE_MARKERS.get((r.get("config") or {}).get("mode"), "o"))
     times = [p[0] for p in p2_points]
-    # A frozen backbone (or cached features) can be orders of magnitude faster per epoch
+    # A frozen backbone can be orders of magnitude faster per epoch
     # than full training; a log axis keeps both ends readable then.
     wide = bool(times) and max(times) / min(times) > 20
     drawn["p2_time_vs_acc"] = scatter_figure(
