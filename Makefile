@@ -21,7 +21,7 @@ test: $(VENV_OK) lint
 
 .PHONY: lint
 lint: $(VENV_OK)
-	$(PY) -m ruff check helpers tests
+	$(PY) -m ruff check helpers benchmarks tests
 
 # The torch-sensitive tests on the oldest torch/torchvision that requirements.txt allows,
 # in a second venv (requirements/oldest.lock), so the lower bounds are tested too.
@@ -57,14 +57,14 @@ lock: $(VENV_OK)
 
 # Speed benchmark of the grid (benchmarks/README.md). On a CPU: make bench BENCH_ARGS=--quick
 bench: $(VENV_OK)
-	$(PY) -m helpers.bench $(BENCH_ARGS)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 # One sitting on a GPU (at most 8 minutes): benchmark, the grid end to end for 2 epochs,
 # compile variants (benchmarks/README.md). Needs only torch, torchvision and timm, so on
-# a bare GPU image run `python3 -m helpers.bench check` directly.
+# a bare GPU image run `python3 -m benchmarks check` directly.
 .PHONY: gpu-check
 gpu-check: $(VENV_OK)
-	$(PY) -m helpers.bench check $(BENCH_ARGS)
+	$(PY) -m benchmarks check $(BENCH_ARGS)
 
 # report.md + figures/ from the result JSONs (reads results only, never trains).
 # Point every notebook's setup cell (REPO_URL) and the README's Colab badges at this

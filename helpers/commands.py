@@ -1,13 +1,14 @@
-"""One command-line convention for every part: `python -m helpers.<part> [TOOL] [options]`.
+"""One command-line convention for every part: `python -m helpers.<part> [TOOL] [options]`
+(and the same for the benchmark beside the package, `python -m benchmarks`).
 
 A part's own command runs when the first argument is not one of its tools:
 
     python -m helpers.runner   (= helpers.run)   the grid;   tool: demo-readme
     python -m helpers.report                      the report; tool: pdf
-    python -m helpers.bench                       the speed benchmark; tool: check
+    python -m benchmarks                          the speed benchmark; tool: check
     python -m helpers.colab                       point the notebooks at a fork
 
-Each tool is also its own module: `python -m helpers.bench.check` and so on.
+Each tool is also its own module: `python -m helpers.report.pdf`, `python -m benchmarks.check`.
 """
 from __future__ import annotations
 

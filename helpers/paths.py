@@ -14,7 +14,6 @@ NOTEBOOKS = {p: os.path.join(REPO_ROOT, "notebooks", f"problem{p}.ipynb") for p 
 SUMMARY_NOTEBOOK = os.path.join(REPO_ROOT, "notebooks", "summary.ipynb")
 GRID_NOTEBOOK = os.path.join(REPO_ROOT, "notebooks", "grid.ipynb")
 EXECUTED_DIR = os.path.join(REPO_ROOT, "notebooks", "runs")
-BENCH_DIR = os.path.join(REPO_ROOT, "benchmarks")
 
 HOME_ENV = "HW6_HOME"
 DRIVE_MOUNT_ENV = "HW6_DRIVE_MOUNT"     # where Google Drive is mounted; Colab's default below

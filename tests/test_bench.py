@@ -1,4 +1,4 @@
-"""helpers.bench: the CPU quick mode end to end, honest timing windows, the table.
+"""benchmarks: the CPU quick mode end to end, honest timing windows, the table.
 
 Timings are noisy on shared cores, so nothing here asserts a speed; the checks are on
 the bookkeeping that turns clocks into the reported figures, recomputed by hand.
@@ -13,11 +13,11 @@ import time
 import pytest
 import torch
 
-from helpers import bench
-from helpers.bench import cli
-from helpers.bench.render import END, START, compile_saving, compile_table, fmt
-from helpers.bench.settings import BenchSettings, peak_tflops, select_runs
-from helpers.bench.timing import time_train
+import benchmarks as bench
+from benchmarks import cli
+from benchmarks.render import END, START, compile_saving, compile_table, fmt
+from benchmarks.settings import BenchSettings, peak_tflops, select_runs
+from benchmarks.timing import time_train
 from helpers.config import ExperimentConfig
 from helpers.data import make_synthetic
 from helpers.device import resolve_precision
@@ -239,7 +239,7 @@ def test_model_selection_by_name_and_glob():
 
 
 def test_cold_compile_cache_points_the_caches_at_a_fresh_folder_and_restores_them(monkeypatch):
-    from helpers.bench.timing import cold_compile_cache
+    from benchmarks.timing import cold_compile_cache
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/kept/inductor")
     monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
     with cold_compile_cache():
@@ -278,7 +278,7 @@ def test_a_variant_that_fails_leaves_the_rows_other_variants_and_the_file(tmp_pa
 
 
 def test_a_measurement_past_the_deadline_is_cut_and_the_next_is_not_started():
-    from helpers.bench.timing import attempt
+    from benchmarks.timing import attempt
     t0 = time.monotonic()
     cut = attempt(lambda: time.sleep(30), deadline=t0 + 0.3)
     assert cut["status"] == "failed" and cut["reason"].startswith("TimeoutError")

@@ -1,4 +1,4 @@
-"""helpers.bench.check, the GPU check in one command, on a CPU at tiny sizes: it writes
+"""benchmarks.check, the GPU check in one command, on a CPU at tiny sizes: it writes
 the benchmark file, the grid time record and its summary with only torch, torchvision
 and timm importable, and its projection adds up over the rows it measured."""
 import importlib.util
@@ -31,7 +31,7 @@ def check(tmp_path_factory):
         (tmp / "absent" / name / "__init__.py").write_text(
             f"raise ImportError('{name} is not installed on the GPU machine')\n")
     script = f"""
-from helpers.bench import check
+from benchmarks import check
 check.main(["--dry-run", "--budget-s", "1500", "--out-dir", {str(tmp / "out")!r}])
 print("ok")
 """
@@ -43,8 +43,8 @@ print("ok")
 
 
 def smoke_is_written() -> bool:
-    """Whether helpers/bench/smoke.py (the smoke part) exists in this checkout."""
-    return importlib.util.find_spec("helpers.bench.smoke") is not None
+    """Whether benchmarks/smoke.py (the smoke part) exists in this checkout."""
+    return importlib.util.find_spec("benchmarks.smoke") is not None
 
 
 def test_the_dry_run_goes_through_every_part_into_one_folder(check):
@@ -73,7 +73,7 @@ def test_the_dry_run_goes_through_every_part_into_one_folder(check):
 
 def test_the_smoke_part_runs_first_and_writes_its_file(check):
     if not smoke_is_written():
-        pytest.skip("helpers/bench/smoke.py is not in this checkout yet")
+        pytest.skip("benchmarks/smoke.py is not in this checkout yet")
     summary = json.loads((check / "gpu_check.json").read_text())
     assert summary["parts"]["smoke"]["status"] == "done", summary["parts"]["smoke"]
     assert (check / "smoke.json").exists()
@@ -83,8 +83,8 @@ def test_a_stale_checkpoint_in_the_grid_folder_does_not_break_a_rerun(tmp_path):
     """A row cut at the deadline by an earlier check (other sizes, so another config)
     must not make the next check's row fail with CheckpointMismatchError."""
     import torch
-    from helpers.bench import gridrows
-    from helpers.bench.settings import select_runs
+    from benchmarks import gridrows
+    from benchmarks.settings import select_runs
     from helpers.checkpoint import save_checkpoint
     grid_dir = tmp_path / "grid"
     (grid_dir / "checkpoints").mkdir(parents=True)
@@ -101,7 +101,7 @@ def test_a_stale_checkpoint_in_the_grid_folder_does_not_break_a_rerun(tmp_path):
 # ----------------------------------------------------------------------------- merging
 def bench_row(run_name: str, measured: str, **ours) -> dict:
     """A benchmark row as one part writes it, with the variants `ours` (name -> img/s)."""
-    from helpers.bench.benchfile import judge_row
+    from benchmarks.benchfile import judge_row
     timings = {name: dict(images_per_s=ips, eval_images_per_s=ips * 4, warmup_s=1.0,
                           eval_warmup_s=0.5, compile=name.startswith("compiled"))
                for name, ips in ours.items()}
@@ -111,7 +111,7 @@ def bench_row(run_name: str, measured: str, **ours) -> dict:
 
 def merged_row(*parts: dict) -> dict:
     """The row after each part's file write merged it into what the earlier ones wrote."""
-    from helpers.bench.benchfile import merge_previous
+    from benchmarks.benchfile import merge_previous
     on_disk = dict(runs=[], data_path=None)
     for row in parts:
         result = dict(device_type="cuda", runs=[row], data_path=None)
@@ -136,7 +136,7 @@ def test_a_row_merged_from_its_parts_holds_both_variants_in_either_order():
 
 
 def test_a_row_measured_again_keeps_what_only_the_first_measurement_took():
-    from helpers.bench.benchfile import merge_previous
+    from benchmarks.benchfile import merge_previous
     ref = dict(images_per_s=100.0)
     old = dict(runs=[dict(bench_row("p1-resnet18", "t1", eager=400.0), reference=ref)],
                data_path=[1])
@@ -188,7 +188,7 @@ def test_the_projection_charges_the_first_epochs_compiles_once():
     """The first epoch carries a 10 s training compile and the first evaluation a 4 s one:
     at the full dataset sizes the projection to 20 epochs is the 2 epochs as they ran,
     plus 18 steady epochs and evaluations; the compiles are in once_s, once."""
-    from helpers.bench.gridrows import project_row
+    from benchmarks.gridrows import project_row
     steady = project_row(fake_result(), wall_s=20.0)
     compiled = project_row(fake_result(train=(15.0, 5.0), evals=(5.0, 1.0)), wall_s=34.0)
     assert EPOCHS[1] == 20
@@ -204,7 +204,7 @@ def test_the_projection_charges_the_first_epochs_compiles_once():
 
 
 def test_a_projected_row_scales_with_its_epoch_time_images_and_wall_time():
-    from helpers.bench.gridrows import project_row
+    from benchmarks.gridrows import project_row
     r = fake_result(train=(3.0, 2.0), evals=(1.0, 0.5), n_train=1000, n_test=500)
     base = project_row(r, wall_s=10.0)
     slower = project_row(fake_result(train=(3.0, 4.0), evals=(1.0, 0.5), n_train=1000,
@@ -226,7 +226,7 @@ def test_a_part_past_its_deadline_is_killed_and_the_next_part_runs(tmp_path):
     would) is killed there, with the process it started, and recorded as cut, keeping what
     it wrote; gpu_check.json holds that before the next part starts."""
     import torch
-    from helpers.bench.check import CheckSettings, Summary
+    from benchmarks.check import CheckSettings, Summary
     check = CheckSettings(budget_s=8.0, out_dir=str(tmp_path), started=time.time())
     summary = Summary(check, torch.device("cpu"), ends=dict(sleepy=0.5, next=1.0))
     sleepy = tmp_path / "sleepy.py"      # writes, starts a process of its own, oversleeps
@@ -257,7 +257,7 @@ def test_a_part_past_its_deadline_is_killed_and_the_next_part_runs(tmp_path):
 
 
 def test_a_bad_budget_or_model_is_refused_before_anything_runs(tmp_path):
-    from helpers.bench import check
+    from benchmarks import check
     with pytest.raises(SystemExit):
         check.main(["--budget-s", "-5", "--out-dir", str(tmp_path / "r")])
     with pytest.raises(SystemExit, match="matches no run"):

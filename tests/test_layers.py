@@ -15,6 +15,7 @@ import pytest
 from helpers.paths import REPO_ROOT
 
 PKG = os.path.join(REPO_ROOT, "helpers")
+BENCH = os.path.join(REPO_ROOT, "benchmarks")   # the benchmark, beside the package
 # The layers, bottom up; a module may import its own layer's modules and those below.
 # The runner, the report and the benchmark sit side by side above the core, the experiment
 # design (grid, claims), the shared file formats (gridrun, textable), notebook execution
@@ -29,8 +30,10 @@ ALIAS = {"run": "runner",   # helpers/run.py: the `python -m helpers.run` entry 
 
 
 def modules():
+    """Every module of the package and of the benchmark beside it (benchmarks/*.py; not
+    its reference folder, which keeps an older run's scripts as they ran)."""
     out = {}
-    for folder, _, files in os.walk(PKG):
+    for folder, _, files in [*os.walk(PKG), (BENCH, None, os.listdir(BENCH))]:
         for f in files:
             if f.endswith(".py"):
                 path = os.path.join(folder, f)
@@ -47,7 +50,7 @@ def imports_of(name, path, source=None):
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for a in node.names:
-                if a.name.startswith("helpers"):
+                if a.name.startswith(("helpers", "benchmarks")):
                     yield a.name, []
         elif isinstance(node, ast.ImportFrom):
             if node.level:
@@ -55,7 +58,7 @@ def imports_of(name, path, source=None):
                 mod = ".".join(parts + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
-            if mod.startswith("helpers"):
+            if mod.startswith(("helpers", "benchmarks")):
                 yield mod, [a.name for a in node.names]
 
 
@@ -70,6 +73,8 @@ def resolve(mod, names, known):
 
 
 def layer(mod):
+    if mod.split(".")[0] == "benchmarks":
+        return "bench"
     parts = mod.split(".")
     if len(parts) == 1:
         return "package"
@@ -206,12 +211,13 @@ def test_the_problem_notebooks_reach_only_the_core():
 
 
 # The package's size: what a reader must get through, counted as `wc -l` counts it. Not a
-# budget per module or function (that split code to meet it): a total for the package and
-# one for the runner, which should read as a loop. Issue 30 asks for at most 8,000 and 800;
-# these are the sizes reached so far, so the package may shrink but not grow. (The runner
-# grew by 10 lines once, on purpose: --slurm-param's sbatch: route and its refusal of the
-# options that --timeout-min and --parallel set.)
-PACKAGE_LINES = {"helpers": 9_890, "helpers/runner": 1_310}
+# budget per module or function (that split code to meet it): a total for the package, one
+# for the runner, which should read as a loop, and one for the benchmark, which left the
+# package (a developer tool the notebooks never import) and must not grow there instead.
+# Issue 30 asks for at most 8,000 and 800; these are the sizes reached so far, so each may
+# shrink but not grow. (It grew by 10 lines once, on purpose: --slurm-param's sbatch:
+# route and its refusal of the options that --timeout-min and --parallel set.)
+PACKAGE_LINES = {"helpers": 7_990, "helpers/runner": 1_310, "benchmarks": 1_900}
 
 
 def lines_under(folder: str) -> int:
@@ -235,22 +241,23 @@ def test_the_package_stays_within_its_totals(folder):
 
 
 def test_the_readmes_layout_names_every_module_and_only_those():
-    """README.md's Layout block is the tree: each module file is named there, and each
-    .py name it gives exists."""
+    """README.md's Layout block is the tree: each module file of the package and of the
+    benchmark is named there, and each .py name it gives exists."""
     text = open(os.path.join(REPO_ROOT, "README.md"), encoding="utf-8").read()
     block = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"\b([a-z_0-9]+\.py)\b", block))
-    files = {f for _, _, fs in os.walk(PKG) for f in fs if f.endswith(".py")}
+    files = {os.path.basename(p) for p in modules().values()}
     assert files - {"__main__.py"} <= named | {"__init__.py"}, sorted(files - named)
     assert named <= files, sorted(named - files)
 
 
-@pytest.mark.parametrize("part,tool", [("report", "pdf"), ("bench", "check"),
-                                       ("runner", "demo-readme"), ("run", "demo-readme")])
-def test_every_tool_runs_as_python_m_helpers_part_tool(part, tool):
-    """One CLI convention: `python -m helpers.<part> <tool>` reaches the tool's own parser."""
-    done = subprocess.run([sys.executable, "-m", f"helpers.{part}", tool, "--help"],
+@pytest.mark.parametrize("part,tool", [("helpers.report", "pdf"), ("benchmarks", "check"),
+                                       ("helpers.runner", "demo-readme"),
+                                       ("helpers.run", "demo-readme")])
+def test_every_tool_runs_as_python_m_part_tool(part, tool):
+    """One CLI convention: `python -m <part> <tool>` reaches the tool's own parser."""
+    done = subprocess.run([sys.executable, "-m", part, tool, "--help"],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    runner = "runner" if part == "run" else part
-    assert f"usage: python -m helpers.{runner} {tool}" in done.stdout
+    shown = "helpers.runner" if part == "helpers.run" else part
+    assert f"usage: python -m {shown} {tool}" in done.stdout

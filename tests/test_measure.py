@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers.grid import VIT_SHAPES
-from helpers.bench.benchmark import train_step_flops
+from benchmarks.benchmark import train_step_flops
 from helpers.measure import (UncountedOpError, is_compute_op, count_params, counting_flops,
                              exact_flops, measure, thop_macs)
 from helpers.models import SwinClassifier, build_model

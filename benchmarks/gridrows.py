@@ -13,10 +13,10 @@ import time
 
 import torch
 
-from ..config import CIFAR100_SIZES, ExperimentConfig, is_swin, row_overrides, swin_variant
-from ..grid import EPOCHS
-from ..gridrun import Outcome, write_time_record
-from ..results import now_iso
+from helpers.config import CIFAR100_SIZES, ExperimentConfig, is_swin, row_overrides, swin_variant
+from helpers.grid import EPOCHS
+from helpers.gridrun import Outcome, write_time_record
+from helpers.results import now_iso
 from .benchfile import write_json
 from .timing import attempt, measured, release_memory
 
@@ -97,7 +97,7 @@ def grid_rows(entries: list[dict], sizes: dict, grid_dir: str, device: torch.dev
 def _synthetic_npz(sizes: dict, folder: str) -> str:
     """One synthetic .npz with as many images as the largest problem's share."""
     import numpy as np
-    from ..data import make_synthetic
+    from helpers.data import make_synthetic
     n_train = max(sizes["p1"][0], sizes["p2"][0])
     n_test = max(sizes["p1"][1], sizes["p2"][1])
     data = make_synthetic(n_train, n_test, seed=0)
@@ -139,7 +139,7 @@ def _remove(*paths: str) -> None:
 
 def _run_row(cfg: ExperimentConfig, deadline: float) -> tuple[dict | None, Outcome]:
     """One row, measured afresh and cut at the deadline; no checkpoint is left behind."""
-    from ..experiment import Experiment
+    from helpers.experiment import Experiment
     t0 = time.perf_counter()
     _remove(cfg.result_path, cfg.checkpoint_path)
     ran = attempt(lambda: dict(result=Experiment(cfg).run(progress=False)), deadline)

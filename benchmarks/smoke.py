@@ -19,9 +19,9 @@ import time
 
 import torch
 
-from .. import speed
-from ..device import device_name, resolve_precision, set_tf32, setup_backends, tf32
-from ..results import now_iso
+from helpers import speed
+from helpers.device import device_name, resolve_precision, set_tf32, setup_backends, tf32
+from helpers.results import now_iso
 from .benchfile import write_json
 from .timing import attempt, measured, release_memory
 
@@ -53,9 +53,9 @@ def check_tf32(device, dry_run: bool) -> dict:
 
 
 def check_t4_like(device, dry_run: bool, folder: str) -> dict:
-    from ..config import ExperimentConfig
-    from ..experiment import Experiment
-    from ..memory import CudaMeter
+    from helpers.config import ExperimentConfig
+    from helpers.experiment import Experiment
+    from helpers.memory import CudaMeter
     cfg = ExperimentConfig(
         model="swin_tiny" if dry_run else "swin_small", mode="scratch", dataset="synthetic",
         # 2,560 images keep Swin's default batch of 128 (20 steps an epoch), which the 15 GB
@@ -84,10 +84,10 @@ def check_t4_like(device, dry_run: bool, folder: str) -> dict:
 
 
 def check_cpu_checkpoint(device, dry_run: bool, folder: str) -> dict:
-    from ..config import ExperimentConfig
-    from ..data import make_synthetic
-    from ..models import build_model
-    from ..train import fit
+    from helpers.config import ExperimentConfig
+    from helpers.data import make_synthetic
+    from helpers.models import build_model
+    from helpers.train import fit
     cfg = ExperimentConfig(model="vit", dim=32, depth=1, heads=2, patch_size=8,
                            dataset="synthetic", epochs=2, batch_size=32, device="cpu",
                            results_dir=folder, run_name="cpu-then-gpu").resolved()

@@ -1,4 +1,4 @@
-"""`python -m helpers.bench`: flags -> BenchSettings -> run_benchmark, plus a mode that
+"""`python -m benchmarks`: flags -> BenchSettings -> run_benchmark, plus a mode that
 measures nothing: --render-only (refresh the README tables from the result files)."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import os
 
-from ..device import resolve_device
+from helpers.device import resolve_device
 from .benchfile import bench_file
 from .benchmark import run_benchmark
 from .render import render_readme
@@ -22,7 +22,7 @@ COUNT_HELP = dict(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m helpers.bench",
+    p = argparse.ArgumentParser(prog="python -m benchmarks",
                                 description="Speed benchmark of the grid.")
     p.add_argument("--models", help="comma-separated run names or globs, e.g. "
                    "'resnet18,vit-2L-2H-128' or 'p2-swin_tiny-*' (default: the whole grid)")

@@ -1,8 +1,8 @@
-"""`python -m helpers.bench check`: everything a GPU session should measure, in one command.
+"""`python -m benchmarks check`: everything a GPU session should measure, in one command.
 
 Within a time budget (default 8 minutes), three parts, the most important first, each in
 its own process and each written as it goes:
-  1. smoke: the checks only a GPU can settle (helpers/bench/smoke.py) -> smoke.json;
+  1. smoke: the checks only a GPU can settle (benchmarks/smoke.py) -> smoke.json;
   2. grid: every grid row end to end through Experiment(cfg).run() for 2 epochs on
      synthetic CIFAR-shaped data (Problem 1 at 50k/10k images, Problem 2 at 10k/2k; the
      Swin fine-tunes load a randomly initialised weights file), and the grid at its default
@@ -43,11 +43,11 @@ import traceback
 
 import torch
 
-from .. import speed
-from ..config import is_swin
-from ..device import device_name, resolve_device
-from ..paths import REPO_ROOT
-from ..results import now_iso
+from helpers import speed
+from helpers.config import is_swin
+from helpers.device import device_name, resolve_device
+from helpers.paths import REPO_ROOT
+from helpers.results import now_iso
 from .benchfile import bench_file, write_json
 from .benchmark import run_benchmark
 from .gridrows import FULL, QUICK, grid_rows, projection_path
@@ -236,12 +236,12 @@ def _last_record(lines: list[str]) -> dict | None:
 
 # ----------------------------------------------------------------------------- the CLI
 def parse_args(argv=None) -> CheckSettings:
-    p = argparse.ArgumentParser(prog="python -m helpers.bench check",
+    p = argparse.ArgumentParser(prog="python -m benchmarks check",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--budget-s", type=float, default=CheckSettings.budget_s,
                    help=f"seconds in all (default {CheckSettings.budget_s:g})")
     p.add_argument("--device", default=CheckSettings.device)
-    p.add_argument("--models", help="run names or globs, as helpers.bench (default: the grid)")
+    p.add_argument("--models", help="run names or globs, as benchmarks (default: the grid)")
     p.add_argument("--dry-run", action="store_true",
                    help="every part on the CPU at tiny sizes, compile with the "
                         f"{DRY_COMPILE_BACKEND!r} backend (models: {DRY_MODELS} unless --models)")
@@ -273,7 +273,7 @@ def main(argv=None):
     summary = Summary(check, device)
     summary.save()
     for name in PART_ENDS:
-        summary.run_in_child(name, [sys.executable, "-m", "helpers.bench", "check", *argv,
+        summary.run_in_child(name, [sys.executable, "-m", "benchmarks", "check", *argv,
                                     "--part", name, "--started", repr(check.started)])
         if name == "grid" and os.path.exists(projection_path(summary.data["grid_dir"])):
             with open(projection_path(summary.data["grid_dir"])) as f:

@@ -26,10 +26,10 @@ from unittest import mock
 
 import torch
 
-from .. import speed
-from ..config import BUILTIN_TRAIN_SIZES
-from ..device import synchronize
-from ..train import TrainState, evaluate, train_epoch
+from helpers import speed
+from helpers.config import BUILTIN_TRAIN_SIZES
+from helpers.device import synchronize
+from helpers.train import TrainState, evaluate, train_epoch
 
 EPOCH_IMAGES = BUILTIN_TRAIN_SIZES["cifar100"]   # one CIFAR-100 training epoch
 

@@ -1,12 +1,12 @@
 """Speed benchmark of the grid: run_benchmark(BenchSettings(...)), or the CLI
-`python -m helpers.bench [--quick] [--models ...]` (helpers/bench/cli.py).
+`python -m benchmarks [--quick] [--models ...]` (benchmarks/cli.py).
 
 For every run of helpers.grid.grid() it times OUR path (DeviceLoader batches through
 the engine's own train_epoch / make_optimizer / make_scheduler / precision; timing rules
-in helpers/bench/timing.py) and the "typical homework loop" (helpers.bench.reference) on
+in benchmarks/timing.py) and the "typical homework loop" (benchmarks.typical_loop) on
 synthetic CIFAR-shaped images (speed does not depend on pixel values), and writes
-benchmarks/results/<device>.json (helpers/bench/benchfile.py) plus the tables in the
-READMEs (helpers/bench/render.py). Each variant of a row (eager, compiled) is measured on
+benchmarks/results/<device>.json (benchmarks/benchfile.py) plus the tables in the
+READMEs (benchmarks/render.py). Each variant of a row (eager, compiled) is measured on
 its own (attempt), and the file is written after each, so a failure or a deadline costs
 only what it cuts.
 Weights are random: fine-tune runs need no download, and the frozen fine-tune is the
@@ -24,17 +24,17 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from ..batches import make_batches
-from ..config import ExperimentConfig, is_swin, row_overrides
-from ..data import make_synthetic
-from ..device import (Precision, device_name, resolve_device, resolve_precision,
+from helpers.batches import make_batches
+from helpers.config import ExperimentConfig, is_swin, row_overrides
+from helpers.data import make_synthetic
+from helpers.device import (Precision, device_name, resolve_device, resolve_precision,
                       seed_everything, setup_backends)
-from ..measure import counting_flops, example_batch
-from ..models import SwinClassifier, build_model, input_spec
-from ..results import now_iso
-from ..speed import COMPILE_BACKEND
-from ..train import place_model
-from . import reference as ref
+from helpers.measure import counting_flops, example_batch
+from helpers.models import SwinClassifier, build_model, input_spec
+from helpers.results import now_iso
+from helpers.speed import COMPILE_BACKEND
+from helpers.train import place_model
+from . import typical_loop as ref
 from .benchfile import bench_file, device_slug, judge_row, load_for_merge, write_bench_file
 from .render import render_readme
 from .settings import (DATA_PATH_SIZES, VARIANTS, BenchSettings, bench_variants, family_sizes,

@@ -17,12 +17,11 @@ import re
 
 import torch
 
-from ..atomic import write_text
-from ..device import device_name
-from ..grid import grid
-from ..paths import BENCH_DIR
-from ..results import now_iso, provenance
-from .settings import PEAK_SOURCE, VARIANTS
+from helpers.atomic import write_text
+from helpers.device import device_name
+from helpers.grid import grid
+from helpers.results import now_iso, provenance
+from .settings import BENCH_DIR, PEAK_SOURCE, VARIANTS
 from .timing import measured
 
 PLAIN = VARIANTS[False]        # the plain path: eager
@@ -63,7 +62,7 @@ def write_bench_file(resolved, runs: list, data_path, *, finished: bool, started
     """Write the result file as it stands to resolved.out_path (after every variant of
     every run, so a run cut or killed keeps what it measured), merged with
     resolved.previous under --merge; returns it. `resolved`: the benchmark's Resolved
-    settings (helpers/bench/benchmark.py). Schema 2: a variant or the typical loop that
+    settings (benchmarks/benchmark.py). Schema 2: a variant or the typical loop that
     failed is a {"status": "failed", "reason"} record; files of schema 1 are read as they
     are (read_bench_files judges their rows afresh)."""
     s, device, name = resolved.settings, resolved.device, device_name(resolved.device)

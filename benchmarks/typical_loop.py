@@ -21,10 +21,10 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from ..data import DeviceLoader
-from ..device import set_tf32, synchronize, tf32
-from ..models import input_spec
-from ..batches import loader_options
+from helpers.data import DeviceLoader
+from helpers.device import set_tf32, synchronize, tf32
+from helpers.models import input_spec
+from helpers.batches import loader_options
 from .timing import EPOCH_IMAGES
 
 NUM_WORKERS = 2          # what Colab-era tutorials use (Colab has 2 vCPUs)

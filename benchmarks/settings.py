@@ -1,7 +1,7 @@
 """What one benchmark invocation measures, as data: BenchSettings; the grid rows it names
 (select_runs), and the sizes, variants and datasheet peak it resolves to on a device.
 
-The CLI (helpers/bench/cli.py) only turns flags into a BenchSettings; helpers.bench.check
+The CLI (benchmarks/cli.py) only turns flags into a BenchSettings; benchmarks.check
 builds its parts with dataclasses.replace. A bad value is refused here, with the flag it
 comes from, before any measurement.
 """
@@ -12,13 +12,14 @@ import fnmatch
 import os
 import re
 
-from ..grid import grid
-from ..paths import BENCH_DIR, REPO_ROOT
-from ..speed import COMPILE_BACKEND
+from helpers.grid import grid
+from helpers.paths import REPO_ROOT
+from helpers.speed import COMPILE_BACKEND
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 COMPILE_MODES = ("auto", "off", "on", "both")          # both = eager and compiled
 VARIANTS = {False: "eager", True: "compiled"}   # our path's variants, by torch.compile off/on
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))   # benchmarks/: this package
 DEFAULT_READMES = (os.path.join(BENCH_DIR, "README.md"), os.path.join(REPO_ROOT, "README.md"))
 # The least value of each count a run can take; None leaves the mode's size.
 COUNT_MINIMUM = dict(img_size=1, batch_size=1, eval_batch_size=1, steps=1, warmup_steps=0,
