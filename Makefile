@@ -61,7 +61,7 @@ bench: $(VENV_OK)
 
 # One sitting on a GPU (at most 8 minutes): benchmark, the grid end to end for 2 epochs,
 # compile variants (benchmarks/README.md). Needs only torch, torchvision and timm, so on
-# a bare GPU image run `python3 -m benchmarks check` directly.
+# a bare GPU image run `python3 -m benchmarks check` directly, from the repository root.
 .PHONY: gpu-check
 gpu-check: $(VENV_OK)
 	$(PY) -m benchmarks check $(BENCH_ARGS)

@@ -28,7 +28,7 @@ from helpers.batches import make_batches
 from helpers.config import ExperimentConfig, is_swin, row_overrides
 from helpers.data import make_synthetic
 from helpers.device import (Precision, device_name, resolve_device, resolve_precision,
-                      seed_everything, setup_backends)
+                            seed_everything, setup_backends)
 from helpers.measure import counting_flops, example_batch
 from helpers.models import SwinClassifier, build_model, input_spec
 from helpers.results import now_iso

@@ -46,12 +46,11 @@ import torch
 from helpers import speed
 from helpers.config import is_swin
 from helpers.device import device_name, resolve_device
-from helpers.paths import REPO_ROOT
 from helpers.results import now_iso
 from .benchfile import bench_file, write_json
 from .benchmark import run_benchmark
 from .gridrows import FULL, QUICK, grid_rows, projection_path
-from .settings import VARIANTS, BenchSettings, bench_variants, select_runs
+from .settings import REPO_ROOT, VARIANTS, BenchSettings, bench_variants, select_runs
 from .timing import measured
 
 # The share of the budget by which each part must have ended, in the order they run. On the
@@ -241,7 +240,8 @@ def parse_args(argv=None) -> CheckSettings:
     p.add_argument("--budget-s", type=float, default=CheckSettings.budget_s,
                    help=f"seconds in all (default {CheckSettings.budget_s:g})")
     p.add_argument("--device", default=CheckSettings.device)
-    p.add_argument("--models", help="run names or globs, as benchmarks (default: the grid)")
+    p.add_argument("--models", help="run names or globs, as `python -m benchmarks --models` "
+                   "(default: the grid)")
     p.add_argument("--dry-run", action="store_true",
                    help="every part on the CPU at tiny sizes, compile with the "
                         f"{DRY_COMPILE_BACKEND!r} backend (models: {DRY_MODELS} unless --models)")

@@ -1,7 +1,7 @@
 """Benchmark result files -> the markdown tables in benchmarks/README.md and README.md.
 
 Every number in the tables comes from a benchmarks/results/<device>.json written by
-benchmarks (benchmarks/benchfile.py); nothing is typed by hand. Devices we have
+the benchmark (benchfile.py); nothing is typed by hand. Devices we have
 targets for but no result file yet are listed as "not measured yet", so a missing GPU
 measurement is never silent.
 """

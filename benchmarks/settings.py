@@ -13,13 +13,13 @@ import os
 import re
 
 from helpers.grid import grid
-from helpers.paths import REPO_ROOT
 from helpers.speed import COMPILE_BACKEND
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 COMPILE_MODES = ("auto", "off", "on", "both")          # both = eager and compiled
 VARIANTS = {False: "eager", True: "compiled"}   # our path's variants, by torch.compile off/on
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))   # benchmarks/: this package
+REPO_ROOT = os.path.dirname(BENCH_DIR)                    # the checkout it lives in
 DEFAULT_READMES = (os.path.join(BENCH_DIR, "README.md"), os.path.join(REPO_ROOT, "README.md"))
 # The least value of each count a run can take; None leaves the mode's size.
 COUNT_MINIMUM = dict(img_size=1, batch_size=1, eval_batch_size=1, steps=1, warmup_steps=0,
