@@ -5,7 +5,10 @@
                   agrees, and a compiled fp32 matmul runs and matches eager;
   t4_like_fp16    a Swin-S run in fp16 with the GPU capped at 15 GB (a T4's usable
                   memory), through its evaluation: the memory rule fits both batches;
-  cpu_checkpoint  a checkpoint written on the CPU resumed on the GPU (fused AdamW, bf16).
+  cpu_checkpoint  a checkpoint written on the CPU resumed on the GPU (fused AdamW, bf16);
+  cpu_checkpoint_channels_last
+                  the same for ResNet-18 with AdamW, whose conv weights are channels_last
+                  on the GPU only: fused AdamW must get moments in their layout.
 
 A check that raises is recorded as failed and the next one runs. `dry_run` runs each at
 tiny sizes on the CPU with torch.compile's "eager" backend (CI proves the code paths);
@@ -83,15 +86,15 @@ def check_t4_like(device, dry_run: bool, folder: str) -> dict:
                 eval_batch_rule=t["eval_batch_rule"], peak_allocated_gb=peak and peak / 2**30)
 
 
-def check_cpu_checkpoint(device, dry_run: bool, folder: str) -> dict:
+def check_cpu_checkpoint(device, dry_run: bool, folder: str, **model) -> dict:
+    """Train one epoch of `model` (config fields) on the CPU, then resume it on `device`."""
     from helpers.config import ExperimentConfig
     from helpers.data import make_synthetic
     from helpers.models import build_model
     from helpers.train import fit
-    cfg = ExperimentConfig(model="vit", dim=32, depth=1, heads=2, patch_size=8,
-                           dataset="synthetic", epochs=2, batch_size=32, device="cpu",
+    cfg = ExperimentConfig(**model, dataset="synthetic", epochs=2, batch_size=32, device="cpu",
                            results_dir=folder, run_name="cpu-then-gpu").resolved()
-    data = make_synthetic(256, 64, num_classes=10, seed=0)
+    data = make_synthetic(64 if dry_run else 256, 64, num_classes=10, seed=0)
 
     class Stop(Exception):
         pass
@@ -102,13 +105,12 @@ def check_cpu_checkpoint(device, dry_run: bool, folder: str) -> dict:
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     try:
-        fit(build_model("vit", 10, **cfg.model_kwargs()), data, cfg, device=cpu,
+        fit(build_model(cfg.model, 10, **cfg.model_kwargs()), data, cfg, device=cpu,
             precision=resolve_precision("fp32", cpu), progress=False,
             checkpoint_path=cfg.checkpoint_path, on_epoch=cut)
     except Stop:
         pass
-    model = build_model("vit", 10, **cfg.model_kwargs())
-    history = fit(model, data, cfg, device=device,
+    history = fit(build_model(cfg.model, 10, **cfg.model_kwargs()), data, cfg, device=device,
                   precision=resolve_precision("bf16" if device.type == "cuda" else "fp32",
                                               device),
                   progress=False, checkpoint_path=cfg.checkpoint_path)
@@ -133,8 +135,12 @@ def smoke_part(device: torch.device, out_path: str, *, dry_run: bool, deadline: 
         checks = [("tf32", lambda: check_tf32(device, dry_run)),
                   ("t4_like_fp16", lambda: check_t4_like(device, dry_run,
                                                          os.path.join(tmp, "t4"))),
-                  ("cpu_checkpoint", lambda: check_cpu_checkpoint(device, dry_run,
-                                                                  os.path.join(tmp, "ckpt")))]
+                  ("cpu_checkpoint", lambda: check_cpu_checkpoint(
+                      device, dry_run, os.path.join(tmp, "ckpt"), model="vit", dim=32,
+                      depth=1, heads=2, patch_size=8)),
+                  ("cpu_checkpoint_channels_last", lambda: check_cpu_checkpoint(
+                      device, dry_run, os.path.join(tmp, "ckpt-cl"), model="resnet18",
+                      optimizer="adamw"))]
         for name, check in checks:
             t0 = time.perf_counter()
             if time.monotonic() >= deadline:

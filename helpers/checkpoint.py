@@ -94,13 +94,19 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
     """Load a saved optimiser state under this machine's kernel options (fused, foreach,
     capturable), not the saving machine's: load_state_dict places each `step` by them, so
     a CPU checkpoint resumed with fused AdamW on a GPU gets its steps on the GPU, and a
-    CUDA checkpoint does not ask a CPU for fused AdamW."""
+    CUDA checkpoint does not ask a CPU for fused AdamW. Each state tensor takes its
+    parameter's memory layout (a CPU's contiguous ResNet-18 moments resumed where it is
+    channels_last), which fused AdamW needs: it pairs elements by memory, not by index."""
     mine = [{k: g[k] for k in KERNEL_OPTIONS if k in g} for g in optimizer.param_groups]
     if len(mine) != len(saved["param_groups"]):
         raise ValueError(f"the checkpoint has {len(saved['param_groups'])} optimiser param "
                          f"groups, this run {len(mine)}")
     groups = [{**g, **m} for g, m in zip(saved["param_groups"], mine)]
     optimizer.load_state_dict({**saved, "param_groups": groups})
+    for p, state in optimizer.state.items():
+        for k, v in state.items():
+            if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def _first_line(err: Exception, n: int = 200) -> str:

@@ -76,7 +76,9 @@ def test_the_smoke_part_runs_first_and_writes_its_file(check):
         pytest.skip("benchmarks/smoke.py is not in this checkout yet")
     summary = json.loads((check / "gpu_check.json").read_text())
     assert summary["parts"]["smoke"]["status"] == "done", summary["parts"]["smoke"]
-    assert (check / "smoke.json").exists()
+    smoke = json.loads((check / "smoke.json").read_text())
+    assert {name: c["status"] for name, c in smoke["checks"].items()} == dict.fromkeys(
+        ("tf32", "t4_like_fp16", "cpu_checkpoint", "cpu_checkpoint_channels_last"), "ok")
 
 
 def test_a_stale_checkpoint_in_the_grid_folder_does_not_break_a_rerun(tmp_path):

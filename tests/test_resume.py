@@ -318,3 +318,45 @@ def test_a_checkpoint_records_its_recipe_and_another_recipe_is_not_resumed(tmp_p
             train(cfg, "fp32")
         mp.setattr(helpers.changes, "recipe_id", lambda: RECIPE_BEFORE_VERSIONS)
         assert [h["epoch"] for h in train(cfg, "fp32")] == [1, 2, 3]
+
+
+def test_a_contiguous_checkpoint_resumes_into_channels_last_fused_adamw():
+    """ResNet-18's conv weights are channels_last on a GPU (train.place_model), contiguous
+    on a CPU, so a CPU checkpoint's AdamW moments arrive in another memory layout than
+    their parameters. Fused AdamW pairs elements by memory: CUDA's raises "must have same
+    dtype, device, and layout", the CPU's (standing in for it here) silently updates each
+    weight with another weight's moments. One resumed step must equal the same step with
+    the checkpoint's own layout and the unfused kernel. Only a GPU can confirm CUDA's
+    kernel then steps without error."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from helpers.checkpoint import load_optimizer_state
+    from helpers.train import make_optimizer
+    cfg = ExperimentConfig(model="resnet18", optimizer="adamw", dataset="synthetic",
+                           device="cpu").resolved()
+    seed_everything(0)
+    model = build_model("resnet18", 10)
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    opt = make_optimizer(model, cfg, CPU, fused=False)
+    for _ in range(2):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    saved, grads = opt.state_dict(), [p.grad for p in model.parameters()]
+
+    def resumed_step(memory_format, fused):
+        m = copy.deepcopy(model).to(memory_format=memory_format)
+        o = make_optimizer(m, cfg, CPU, fused=fused)
+        load_optimizer_state(o, copy.deepcopy(saved))   # on a CPU, loading aliases `saved`
+        for p, g in zip(m.parameters(), grads):
+            p.grad = torch.empty_like(p).copy_(g)
+        o.step()
+        return m.parameters()
+
+    convs = [p for p in model.parameters() if p.ndim == 4]
+    assert convs and all(p.is_contiguous() for p in convs)
+    for want, got in zip(resumed_step(torch.contiguous_format, False),
+                         resumed_step(torch.channels_last, True)):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
