@@ -321,6 +321,22 @@ def test_the_analysis_and_claim6_judge_the_vit_sizes_alike(tmp_path):
     assert verdict == "not supported" and "does not rise with size" in size
 
 
+def test_claim6_judges_every_swin_mode_and_is_never_supported_with_a_row_missing():
+    """Every Swin pair is a step of the trend, whatever its mode (the from-scratch pair,
+    where the smaller wins, included); a missing row makes "supported" a "cannot tell",
+    and is named, since the steps through it are not judged."""
+    from helpers import report
+    from helpers.report.claims import claim6
+    from report_fixtures import fixture
+    complete = claim6(report.load_runs(str(fixture("complete"))))
+    for mode in ("fine-tuned (frozen backbone)", "fine-tuned (full)", "from scratch"):
+        assert f"Swin-Small vs Swin-Tiny, {mode}: " in complete.evidence
+    assert "Not judged" not in complete.evidence
+    incomplete = claim6(report.load_runs(str(fixture("incomplete"))))
+    assert incomplete.verdict == "cannot tell"
+    assert "Not judged, with no complete run: p1-vit-6L-8H-384" in incomplete.evidence
+
+
 def test_the_notebooks_parameters_are_what_papermill_reads():
     """papermill silently drops a parameter whose comment holds an '=': the runner's own
     reading (declared_parameters) and papermill's must agree for every notebook."""

@@ -14,7 +14,7 @@ import pytest
 from report_fixtures import fixture, raw
 
 from helpers import grid, report
-from helpers.report.build import header_md
+from helpers.report.build import header_md, report_title
 from helpers.report.flags import ceiling, flags_md, plausibility_flags
 from helpers.report.tables import md_escape, table1, table2
 
@@ -234,6 +234,8 @@ def test_problem2_prose_agrees_with_the_numbers():
     leader = "Swin-Small" if acc(s) > acc(t) else "Swin-Tiny"
     sizes = paragraph(text, "**Swin-Small vs Swin-Tiny, from scratch:**")
     assert f"{leader} is ahead" in sizes and f"{abs(acc(s) - acc(t)):.2f} points" in sizes
+    slower = s["epoch_time_s"] / t["epoch_time_s"]           # the time is the larger's
+    assert f"Swin-Small takes {slower:.2f}× Swin-Tiny's time per epoch" in sizes
 
 
 # ----------------------------------------------------------------------------- flags
@@ -256,6 +258,9 @@ def test_swin_scratch_beating_its_finetune_is_a_contradiction_to_check():
     assert "contradicts the usual expectation" in text and "weights were loaded" in text
     assert "1000-class head replaced" in text and "**FLAG (a)" in text and "leakage" in text
     assert "Pretraining transfers" in text                    # still true for Swin-Small
+    # Its budget differs from the other Swins', and the budget line says which run's.
+    budget = paragraph(text[text.index("### Problem 2"):], "**Budget:**")
+    assert f"x {sc['config']['epochs']} epochs (Swin-Tiny from scratch)" in budget
 
 
 def test_chance_accuracy_raises_flag_b():
@@ -294,7 +299,7 @@ def test_synthetic_demo_says_so_on_the_first_line(tmp_path):
     assert lines[0].startswith("> **DEMO") and "not CIFAR-100" in lines[0]
     title = next(l for l in lines if l.startswith("# "))
     assert "synthetic" in title.lower() and not title.startswith("# CIFAR-100")
-    assert "synthetic" in rep.title.lower()
+    assert "synthetic" in report_title(rep.runs).lower()
     assert not markdown(fixture("complete")).startswith("> **DEMO")
 
 

@@ -42,8 +42,10 @@ def budget_line(rows: list) -> str:
     """Whether the compared runs had the same training budget (images x epochs): the
     comparisons below are like for like only if they did."""
     budgets: dict[tuple, list[str]] = {}
-    for _, label, _, r in rows:
-        budgets.setdefault(_budget(r), []).append(label)
+    repeated = len({label for _, label, _, _ in rows}) < len(rows)    # Swins: say the mode
+    for _, label, mode, r in rows:
+        budgets.setdefault(_budget(r), []).append(f"{label} {MODE_PROSE[mode]}" if repeated
+                                                  else label)
     if len(budgets) == 1:
         (n, e), = budgets
         return f"**Budget:** every run trained on {n} images for {e} epochs: like for like."
@@ -97,11 +99,11 @@ def analysis_problem1(runs: dict) -> str:
         elif not c.beyond_noise:
             out.append("No explanation is drawn from a gap within noise.")
         elif d > 0:
-            out.append("This matches the usual picture for small images and modest data: "
-                       "convolutions build in locality and translation equivariance, which a "
-                       "ViT has to learn from data, and "
+            out.append("The usual explanation, which claim 1 (Problem 3) tests: convolutions "
+                       "build in locality and translation equivariance, which a ViT has to "
+                       "learn from data, and "
                        f"{(res.get('dataset') or {}).get('n_train', 'the')} training images "
-                       "are few for that. ResNet-18 wins with "
+                       "may be few for that. ResNet-18 wins with "
                        f"{ratio(res.get('params'), vr.get('params'))} the parameters and "
                        f"{ratio(res.get('flops'), vr.get('flops'))} the FLOPs of {vl}.")
         elif d < 0:
@@ -139,15 +141,16 @@ def analysis_problem2(runs: dict) -> str:
                 lt, ls = MODELS[small].label, MODELS[large].label
                 out.append(f"**{ls} vs {lt}, {label.lower()}:** "
                            + _lead(shown_acc(s) - shown_acc(t), ls, lt, contrast(diff(s, t)))
-                           + f", at {ratio(s.get('epoch_time_s'), t.get('epoch_time_s'))} "
-                             "the time per epoch.")
+                           + f"; {ls} takes {ratio(s.get('epoch_time_s'), t.get('epoch_time_s'))}"
+                             f" {lt}'s time per epoch.")
     sizes = sorted({(r.get("config") or {}).get("img_size") for r in done.values()} - {None})
     if sizes and sizes != [32]:
         out.append(f"**Resolution:** the Swin runs take {', '.join(map(str, sizes))}-px inputs, "
-                   "so the 32-px images are upsampled; the pretrained features were learned on "
-                   "native-resolution ImageNet photos, and the blurry upsampled inputs are a "
-                   "shift the fine-tune has to absorb, while every epoch pays the compute of "
-                   "the larger input for 32 px of information.")
+                   "so the 32-px images are upsampled, and every epoch pays the compute of "
+                   "the larger input for 32 px of information." + ("" if synthetic else
+                   " The pretrained features were learned on native-resolution ImageNet "
+                   "photos; whether the blurry upsampled inputs are a shift the fine-tune "
+                   "cannot absorb is claim 4, which Problem 3 tests."))
     return section(*out)
 
 
@@ -201,9 +204,9 @@ def _frozen_vs_full(v: str, done: dict, synthetic: bool) -> list[str]:
            + _lead(d, "full fine-tuning", "the frozen backbone", c) + "."]
     if d > 0 and not synthetic and c.beyond_noise:
         out.append("A frozen backbone only learns a linear read-out of fixed ImageNet "
-                   "features, which cannot adapt to new classes and upsampled images; "
-                   "full fine-tuning adapts them, paying for a backward pass through "
-                   "the whole network.")
+                   "features, which cannot adapt to new classes and upsampled images "
+                   "(claims 4 and 5 test this); full fine-tuning adapts them, paying for a "
+                   "backward pass through the whole network.")
     elif d < 0 and not synthetic and c.beyond_noise:
         out.append("Full fine-tuning usually wins given enough epochs; that it does "
                    "not here is not explained, see the plausibility checks below.")

@@ -20,8 +20,8 @@ from .analysis import vit_ladder
 from .seeds import averageable, by_row
 from .stats import (DASH, Contrast, Term, contrast, direction, judged, overall, seed_of,
                     spread, steps, term)
-from .tables import (MODE_PROSE, done_rows, figure_md, is_demo, md_escape, md_table, pct,
-                     ratio)
+from .tables import (MODE_LABELS, MODE_PROSE, done_rows, figure_md, is_demo, md_escape,
+                     md_table, pct, ratio)
 
 VERDICTS = ("supported", "not supported", "within noise", "cannot tell", "not run")
 CLAIMS = {
@@ -314,29 +314,36 @@ def claim5(runs: dict) -> Verdict:
 # ----------------------------------------------------------------------------- claim 6
 def claim6(runs: dict) -> Verdict:
     """From Problems 1 and 2, judged on every step, never on the two ends: supported when
-    each step up Table 1's ViT sizes (by parameters) and each step up the Swins (full
-    fine-tune, else from scratch) gains accuracy beyond noise; not supported when a step
+    each step up Table 1's ViT sizes (by parameters) and each step from Swin-Tiny to
+    Swin-Small, in every mode, gains accuracy beyond noise; not supported when a step
     loses beyond noise; within noise otherwise. The cost of each step is in the evidence.
-    The ViT steps are the analysis's (analysis.vit_ladder), judged alike."""
+    A row without a complete run is named: its steps are not judged, so the claim cannot
+    be supported (it cannot tell), only contradicted. The ViT steps are the analysis's
+    (analysis.vit_ladder), judged alike."""
     vits = [r for *_, r in vit_ladder(done_rows(runs, 1))]
-    ladders = [vits] if len(vits) >= 2 else []
+    ladders = [("", vits)] if len(vits) >= 2 else []
     swins = {name: r for name, *_, r in done_rows(runs, 2)}
-    for mode in ("finetune_full", "scratch"):
+    for mode, label in MODE_LABELS.items():
         found = [swins.get(grid.run_name_of(model=m, mode=mode)) for m in models_of(2)]
         if len([r for r in found if r]) >= 2:
-            ladders.append([r for r in found if r])
-            break
+            ladders.append((f", {label.lower()}", [r for r in found if r]))
     if not ladders:
         return Verdict(6, "not run", "It needs two ViT sizes or both Swins of Problems 1-2.")
     verdicts, parts = [], []
-    for ladder in ladders:
+    for mode, ladder in ladders:
         for (small, large), c in zip(zip(ladder, ladder[1:]), steps(ladder)):
             verdicts.append(direction(c))
-            parts.append(f"{large['label']} vs {small['label']}: {c.value:+.2f} points "
+            parts.append(f"{large['label']} vs {small['label']}{mode}: {c.value:+.2f} points "
                          f"({c.mark}; {c.note}) at "
                          f"{ratio(large.get('epoch_time_s'), small.get('epoch_time_s'))} "
                          "the time per epoch")
-    return Verdict(6, overall(verdicts), "; ".join(parts) + ".")
+    done = {row[0] for p in (1, 2) for row in done_rows(runs, p)}
+    missing = [e["run_name"] for e in grid.grid((1, 2))
+               if e["run_name"] not in done and e["model"] != "resnet18"]
+    verdict = overall(verdicts)
+    return Verdict(6, "cannot tell" if missing and verdict == "supported" else verdict,
+                   "; ".join(parts) + "." + (f" Not judged, with no complete run: "
+                                             f"{', '.join(missing)}." if missing else ""))
 
 
 def verdicts(runs: dict) -> list[Verdict]:
