@@ -17,7 +17,7 @@ import sys
 from .atomic import splice
 from .paths import GRID_NOTEBOOK, NOTEBOOKS, REPO_ROOT, SUMMARY_NOTEBOOK
 
-ALL_NOTEBOOKS = (GRID_NOTEBOOK, NOTEBOOKS[1], NOTEBOOKS[2], SUMMARY_NOTEBOOK)
+ALL_NOTEBOOKS = (GRID_NOTEBOOK, *NOTEBOOKS.values(), SUMMARY_NOTEBOOK)
 URL_LINE = re.compile(r'^REPO_URL = "[^"]*"')
 BADGE_SVG = "https://colab.research.google.com/assets/colab-badge.svg"
 GITHUB = re.compile(r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)"
@@ -82,11 +82,16 @@ def main(argv=None) -> int:
     ap.add_argument("--readme", default=os.path.join(REPO_ROOT, "README.md"))
     args = ap.parse_args(argv)
     url = https_url(args.url or origin_url())
+    if not re.match(r"^(https?|ssh|git)://|^[\w.-]+@[\w.-]+:", url):
+        raise SystemExit(f"error: {url}: not a URL Colab can clone from (a local path?); "
+                         "pass one: make colab URL=https://github.com/you/repo.git")
     for path in ALL_NOTEBOOKS:
         set_notebook_url(path, url)
     set_readme_badges(args.readme, url, args.branch)
-    print(f"REPO_URL = {url!r} in {len(ALL_NOTEBOOKS)} notebooks; badges in {args.readme}. "
-          "Commit and push, then open a notebook from its badge.")
+    opened = ("from its badge (in the README)" if GITHUB.match(url)
+              else "in Colab from File > Open notebook")
+    print(f"REPO_URL = {url!r} in {len(ALL_NOTEBOOKS)} notebooks. Commit and push, then "
+          f"open a notebook {opened}.")
     return 0
 
 

@@ -95,7 +95,6 @@ SWIN_PATCH = 4          # Swin's patch side; timm pads the windows and merges of
 # Training-set sizes known without loading anything: what a batch size is checked against
 # before the data loads. A .npz file's size is known only once it is loaded.
 CIFAR100_SIZES = (50_000, 10_000)                 # (train, test) images
-CIFAR100_CLASSES = 100
 BUILTIN_TRAIN_SIZES = {"cifar100": CIFAR100_SIZES[0], "synthetic": 5_000}
 SYNTHETIC_DEFAULT_SIZES = (BUILTIN_TRAIN_SIZES["synthetic"], 1_000)  # (train, test) images
 # "synthetic" has 100 classes; "synthetic-<C>" the first C of them (2 <= C <= 100), e.g.

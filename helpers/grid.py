@@ -54,18 +54,10 @@ def grid(problems=(1, 2), claims: ClaimsSizes | None = None):
     return out
 
 
-def find_entry(run_name: str) -> dict:
-    """The grid entry (any problem) with this run name; KeyError when there is none."""
-    for e in grid((1, 2, 3)):
-        if e["run_name"] == run_name:
-            return e
-    raise KeyError(f"no grid row named {run_name!r}")
-
-
 def entry_problem(entry: dict) -> int:
     """The problem a grid entry belongs to (Problem 3's entries say so)."""
     return entry.get("problem") or problem_of(entry["model"])
 
 
-__all__ = ["EPOCHS", "VIT_SHAPES", "PROBLEM1", "PROBLEM2", "run_name_of", "grid", "find_entry",
+__all__ = ["EPOCHS", "VIT_SHAPES", "PROBLEM1", "PROBLEM2", "run_name_of", "grid",
            "problem1_runs", "problem2_runs", "problem3_runs", "entry_problem"]

@@ -389,21 +389,14 @@ def build_result(*, run_name: str, problem: int, model: str, label: str | None,
 
 
 # ----------------------------------------------------------------------------- checks
-def _is_synthetic(dataset) -> bool:
-    try:
-        return synthetic_classes(dataset) is not None
-    except ValueError:                   # a malformed synthetic-<C>: the run failed on it
-        return False
-
-
 def failed_result(*, run_name: str, problem: int, model: str, label: str | None,
                   config: dict, status: str, reason: str, started: str) -> dict:
-    """The record of a run that ended before the engine wrote one (an invalid config, a
-    dead kernel, weights this machine cannot get): nothing measured, no epoch."""
+    """The record of a run that ended before the engine wrote one (a dead kernel, weights
+    this machine cannot get): nothing measured, no epoch."""
     dataset = config.get("dataset")
     return build_result(
         run_name=run_name, problem=problem, model=model, label=label, config=config,
-        dataset=dict(name=dataset, synthetic=_is_synthetic(dataset)), measured={},
+        dataset=dict(name=dataset, synthetic=synthetic_classes(dataset) is not None), measured={},
         history=[], training=None, status=status, reason=reason,
         provenance=provenance(seed=config.get("seed"), compile=config.get("compile"),
                               started=started, finished=now_iso()))

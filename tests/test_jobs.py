@@ -209,6 +209,14 @@ def test_a_misspelled_slurm_parameter_is_refused_naming_it(tmp_path):
         jobs.submit(plan, settings)
 
 
+def test_slurm_off_a_cluster_is_refused_with_submitits_reason(tmp_path, monkeypatch):
+    settings, plan = planned(args_for(tmp_path, "--executor", "slurm", "--no-notebooks"),
+                             ENTRIES)
+    monkeypatch.setenv("PATH", str(tmp_path))                 # no srun, no sbatch
+    with pytest.raises(SystemExit, match=r"--executor slurm: .*srun"):
+        jobs.submit(plan, settings)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--executor", "local", "--parallel", "0"], "--parallel 0: must be at least 1"),
     (["--executor", "slurm", "--timeout-min", "-5"], "--timeout-min -5: must be at least 1"),
@@ -239,7 +247,7 @@ def test_the_runner_records_the_grid_time_and_the_readme_paragraph_comes_from_it
     header = report.build_report(str(results), None).sections()["header"]
     assert f"**Grid wall time:** {rec['rows_s']:.0f} s for the 2 row(s)" in header
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{demo_readme.START}\nold\n{demo_readme.END}\nrest\n")
+    readme.write_text("intro\n<!-- demo:start -->\nold\n<!-- demo:end -->\nrest\n")
     block = demo_readme.splice_readme(str(readme), str(results))
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("rest\n") and "old" not in text

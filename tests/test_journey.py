@@ -133,6 +133,19 @@ def test_a_report_with_results_is_never_replaced_by_an_empty_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="is kept"):
         write_report(str(tmp_path / "empty"), str(md), None)
     assert md.read_text() == before
+    # Nor by one in which nothing is complete (a grid that failed offline), and its
+    # figures stay: nothing is drawn.
+    from helpers.results import failed_result, write_result
+    write_result(failed_result(run_name="p1-resnet18", problem=1, model="resnet18",
+                               label="ResNet-18", config=dict(dataset="cifar100"),
+                               status="failed", reason="DatasetUnavailableError: offline",
+                               started="2026-01-01T00:00:00"), str(tmp_path / "failed"))
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "curves.png").write_bytes(b"kept")
+    with pytest.raises(FileNotFoundError, match="no complete run"):
+        write_report(str(tmp_path / "failed"), str(md), str(tmp_path / "figures"))
+    assert md.read_text() == before
+    assert os.listdir(tmp_path / "figures") == ["curves.png"]
     fresh = tmp_path / "fresh.md"                     # no report yet: an empty one is fine
     write_report(str(tmp_path / "empty"), str(fresh), None)
     assert fresh.exists()
@@ -282,3 +295,19 @@ def test_the_grid_notebook_runs_the_demo_grid_and_every_row_learns(tmp_path):
         assert losses[-1] < losses[0], (name, losses)
     again = run(repo, "grid", {"demo": "True", "report": "False"}, env, save=False)
     assert text_of(again).count("already complete with this config: skipped") == len(trained)
+
+
+def test_make_colab_points_every_cloning_notebook_at_the_fork(tmp_path, monkeypatch):
+    """Every notebook whose setup cell clones the repository on Colab gets the URL, and a
+    URL Colab cannot clone from (a local path: an origin on this disk) is refused."""
+    from helpers import colab
+    def clones(path):
+        return any(cell.cell_type == "code" and any(map(colab.URL_LINE.match,
+                                                        cell.source.splitlines()))
+                   for cell in nbformat.read(path, as_version=4).cells)
+    folder = os.path.join(REPO_ROOT, "notebooks")
+    cloning = {os.path.join(folder, f) for f in os.listdir(folder)
+               if f.endswith(".ipynb") and clones(os.path.join(folder, f))}
+    assert cloning == set(colab.ALL_NOTEBOOKS) and len(cloning) == 5
+    with pytest.raises(SystemExit, match="not a URL Colab can clone"):
+        colab.main([str(tmp_path), "--readme", str(tmp_path / "README.md")])

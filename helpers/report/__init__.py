@@ -6,9 +6,9 @@ layout section names the module of each.
 
     python -m helpers.report results/cifar100 --out report.md --figures figures
 """
-from .build import build_report, run_devices, summarise, write_report
+from .build import build_report, has_complete_run, run_devices, summarise, write_report
 from .pdf import build_pdf, missing_latex_tools
 from .tables import load_runs
 
-__all__ = ["build_pdf", "build_report", "load_runs", "missing_latex_tools", "run_devices",
-           "summarise", "write_report"]
+__all__ = ["build_pdf", "build_report", "has_complete_run", "load_runs", "missing_latex_tools",
+           "run_devices", "summarise", "write_report"]

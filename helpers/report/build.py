@@ -162,14 +162,6 @@ class Report:
     figures: dict[str, str] = field(default_factory=dict)   # name -> PNG path
     claims_figures: dict[str, str] = field(default_factory=dict)   # Problem 3's
 
-    @property
-    def title(self) -> str:
-        return report_title(self.runs)
-
-    def time_record(self) -> dict | None:
-        """The runner's time record of the grid (helpers/gridrun.py), if there is one."""
-        return read_time_record(self.results_dir)
-
     def captions(self) -> dict[str, str]:
         if not self.figures:
             return {}
@@ -182,7 +174,7 @@ class Report:
         figs = "\n\n".join(figure_md(captions[k], p, base_dir)
                            for k, p in self.figures.items()) or "*Figures not rendered.*"
         return {
-            "header": header_md(self.runs, self.flags, self.time_record()),
+            "header": header_md(self.runs, self.flags, read_time_record(self.results_dir)),
             "table1": section("## Problem 1: ResNet-18 vs ViT (from scratch)",
                               to_markdown(table1(self.runs)), time_note(self.runs, 1) + MACS_NOTE),
             "table2": section("## Problem 2: Swin-Tiny and Swin-Small",
@@ -235,15 +227,21 @@ def build_report(results_dir: str, figures_dir: str | None = "figures") -> Repor
 def write_report(results_dir: str, out_md: str = "report.md",
                  figures_dir: str | None = "figures") -> Report:
     """Write report.md (atomically: a reader never sees half a report); returns the Report.
-    A report that has results is never replaced by one without: that raises instead."""
-    rep = build_report(results_dir, figures_dir)
-    if not rep.runs and report_has_results(out_md):
+    A report that has results is never replaced, nor are its figures, by one without a
+    complete run (a grid that failed offline, a wrong folder): that raises instead."""
+    if report_has_results(out_md) and not has_complete_run(results_dir):
         raise FileNotFoundError(
-            f"results_dir={results_dir!r} holds no result files; {out_md} has results and "
-            "is kept. Point results_dir at the folder the problem notebooks wrote.")
+            f"results_dir={results_dir!r} holds no complete run; {out_md} has results and "
+            "is kept, with its figures. Point results_dir at the folder the problem "
+            "notebooks wrote.")
+    rep = build_report(results_dir, figures_dir)
     out_dir = os.path.dirname(os.path.abspath(out_md))
     write_text(out_md, rep.markdown(out_dir))
     return rep
+
+
+def has_complete_run(results_dir: str) -> bool:
+    return any(r.get("status") == "complete" for r in load_runs(results_dir).values())
 
 
 def report_has_results(path: str) -> bool:

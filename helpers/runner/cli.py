@@ -32,12 +32,13 @@ import sys
 import time
 
 from .. import grid as grid_module
+from ..notebooks import in_notebook, summary_parameter
 from ..paths import at_home, shown
 from ..gridrun import Outcome, report_paths, write_time_record
 from ..results import now_iso
 from ..textable import plain_table
-from .jobs import left_to_holder, row_holder
-from .rows import Run, execute, make_plan, result_on_disk, short
+from .jobs import left_if_held, run_jobs
+from .rows import Run, execute, make_plan, short
 from .settings import RunSettings, parse_settings
 
 
@@ -50,7 +51,6 @@ def main(argv=None, entries: list[dict] | None = None) -> int:
             print(e["run_name"])
         return 0
     plan = make_plan(entries, settings)   # relative paths: from the repo root, as papermill
-    refuse_newer_results(plan)
     where = (f"executed notebooks in {shown(settings.executed_dir)}" if settings.notebooks
              else "no notebooks (--no-notebooks)")
     print(f"{len(plan)} run(s): dataset {settings.dataset}, results in {settings.results_dir}, "
@@ -59,7 +59,6 @@ def main(argv=None, entries: list[dict] | None = None) -> int:
     outcomes: list[Outcome] = []
     try:
         if settings.executor:
-            from .jobs import run_jobs
             done = run_jobs(plan, settings)
             if done is None:                      # --no-wait: the jobs report later
                 return 0
@@ -88,30 +87,14 @@ def select(settings: RunSettings) -> list[dict]:
     return [e for e in every if e["run_name"] in settings.only]
 
 
-def refuse_newer_results(plan: list[Run]) -> None:
-    """SystemExit, before any row runs, when a row's result file was written by a newer
-    version of this code (results.ResultVersionError names the file): retrying the row
-    would overwrite a finished run this code cannot read."""
-    from ..results import ResultVersionError
-    for run in plan:
-        try:
-            run.cfg and result_on_disk(run)
-        except ResultVersionError as err:
-            raise SystemExit(f"error: {err}; nothing was run") from None
-
-
 def run_rows(plan: list[Run], settings: RunSettings, outcomes: list[Outcome]) -> None:
     """Every row, one after another in this process, each outcome appended as it comes.
     These rows take no lock (only jobs share a results folder), but a row that a live job
     has locked is left to it."""
     from tqdm.auto import tqdm
-    from ..notebooks import in_notebook
     for run in tqdm(plan, desc="grid rows", disable=not in_notebook()):   # bar in grid.ipynb
-        holder = None if run.error else row_holder(run.cfg.results_dir, run.name)
-        if holder:
-            outcomes.append(left_to_holder(run.name, holder))
-            continue
-        outcomes.append(execute(run, settings.notebook_dir(run.problem), settings.force))
+        outcomes.append(left_if_held(run)
+                        or execute(run, settings.notebook_dir(run.problem), settings.force))
 
 
 def finish(settings: RunSettings, outcomes: list[Outcome], *, t0: float,
@@ -162,8 +145,12 @@ def report_at_end(results_dir: str) -> None:
     summary notebook writes them on the way."""
     # Imported here: the report needs pandas and matplotlib, which a --no-report run on a
     # bare GPU image or cluster node may not have.
-    from ..report import build_pdf, missing_latex_tools, write_report
+    from ..report import build_pdf, has_complete_run, missing_latex_tools, write_report
     out = report_paths(results_dir)
+    if not has_complete_run(at_home(results_dir)):
+        print(f"\nno report: no run in {shown(results_dir)} is complete ({shown(out['md'])} "
+              "is left as it was)", flush=True)
+        return
     missing = missing_latex_tools()
     if missing:
         rep = write_report(at_home(results_dir), out["md"], out["figures"])
@@ -197,7 +184,6 @@ def run_grid(**params) -> int:
     """notebooks/grid.ipynb: the grid rows its parameters choose (grid_args), with a bar per
     row; run it again after a disconnect and it carries on (complete rows are skipped,
     interrupted ones resume). Ends with the summary notebook's parameter for the results."""
-    from ..notebooks import summary_parameter
     argv = grid_args(**params)
     print("python -m helpers.run " + " ".join(argv), flush=True)
     settings = parse_settings(argv)             # a bad parameter stops here, before any row

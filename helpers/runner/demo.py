@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from ..claims import ClaimsSizes
 from ..config import RANDOM_INIT, models_of
-from ..grid import find_entry, problem1_runs, run_name_of
+from ..grid import problem1_runs, run_name_of
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,12 @@ class DemoPreset:
     in_process: tuple[int, ...] = ()    # problems trained in the runner's process, no kernel
     problem_params: dict = field(default_factory=dict)   # problem -> notebook parameters
 
-    def budget(self, run_name: str, problem: int) -> tuple[int, int, int]:
-        """A row's (train, test, epochs); a fine-tune row trains like its variant's
+    def budget(self, entry: dict) -> tuple[int, int, int]:
+        """A grid row's (train, test, epochs); a fine-tune row trains like its variant's
         scratch row (offline it is skipped before training)."""
-        if run_name in self.rows:
-            return self.rows[run_name]
-        if problem == 2:
-            return self.rows[run_name_of(model=find_entry(run_name)["model"], mode="scratch")]
-        raise KeyError(f"demo preset {self.name}: no budget for {run_name}")
+        if entry["run_name"] in self.rows:
+            return self.rows[entry["run_name"]]
+        return self.rows[run_name_of(model=entry["model"], mode="scratch")]
 
 
 TEST_IMAGES = 100     # the same test set for every row: comparable accuracies

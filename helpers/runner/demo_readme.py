@@ -7,8 +7,6 @@ from ..atomic import splice
 from ..paths import at_home
 from ..gridrun import read_time_record, time_record_path
 
-START, END = "<!-- demo:start -->", "<!-- demo:end -->"     # atomic.splice's "demo" block
-
 
 def demo_summary(results_dir: str) -> str:
     """What the last recorded demo showed and how long it took, from its time record and

@@ -29,6 +29,7 @@ Any other lock, one that cannot be read included, is left to its owner.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -112,16 +113,15 @@ def run_jobs(plan: list[Run], settings: RunSettings) -> list[Outcome] | None:
 
 
 def submit(plan: list[Run], settings: RunSettings) -> tuple[dict, list, list[JobSpec]]:
-    """Settle what needs no job here (invalid configs are recorded, complete rows skipped,
-    rows a live worker holds left to it), submit the rest: (settled outcomes by run name,
-    jobs, their specs)."""
+    """Settle what needs no job here (complete rows skipped, rows a live worker holds
+    left to it), submit the rest: (settled outcomes by run name, jobs, their specs)."""
     settled, todo = {}, []
     for run in plan:
-        holder = None if run.error else row_holder(run.cfg.results_dir, run.name)
-        if holder:
-            settled[run.name] = left_to_holder(run.name, holder)          # not submitted
-        elif run.error or decision_for(run, settings.force).action == "skip":
-            settled[run.name] = execute(run, None, settings.force)  # recorded, or skipped
+        busy = left_if_held(run)
+        if busy:
+            settled[run.name] = busy                                      # not submitted
+        elif decision_for(run, settings.force).action == "skip":
+            settled[run.name] = execute(run, None, settings.force)        # skipped
         else:
             todo.append(run)
     if not todo:
@@ -154,7 +154,10 @@ def make_executor(settings: RunSettings, folder: str):
         # one its slot names (work()).
         ex.update_parameters(timeout_min=settings.timeout_min, gpus_per_node=0)
         return ex
-    ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues)
+    try:
+        ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues)
+    except RuntimeError as err:                # no srun: this is not a Slurm cluster
+        raise SystemExit(f"error: --executor slurm: {err}") from None
     params = dict(job_name="hw6-grid", time=settings.timeout_min, nodes=1, ntasks_per_node=1,
                   cpus_per_task=SLURM_CPUS_PER_TASK)
     if settings.device not in ("cpu", "mps"):  # one GPU per task; none for the CPU demo
@@ -216,10 +219,8 @@ class Lock:
     def release(self) -> None:
         """Remove the lock file if it is still ours (a takeover may have replaced it)."""
         if read_lock(self.path).get("token") == self.holder["token"]:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(self.path)
-            except FileNotFoundError:
-                pass
 
 
 def take_lock(path: str, what: str) -> Lock | dict:
@@ -241,10 +242,8 @@ def take_lock(path: str, what: str) -> Lock | dict:
             if read_lock(path).get("token") != old.get("token"):
                 continue                      # replaced since we read it
             print(f"[{what}] taking over a stale lock ({describe(old)}): {why}", flush=True)
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
-            except FileNotFoundError:
-                pass
             continue
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(holder, f)
@@ -252,8 +251,7 @@ def take_lock(path: str, what: str) -> Lock | dict:
     return read_lock(path) or dict(host="?", pid="?", started="?")
 
 
-def take_slot(results_dir: str, n_slots: int, what: str,
-              poll_s: float = 1.0) -> tuple[int, Lock]:
+def take_slot(results_dir: str, n_slots: int, what: str) -> tuple[int, Lock]:
     """Wait for one of n_slots slots (slot k = the k-th visible GPU) and lock it."""
     waited = False
     while True:
@@ -264,7 +262,7 @@ def take_slot(results_dir: str, n_slots: int, what: str,
         if not waited:
             print(f"[{what}] all {n_slots} slot(s) busy: waiting for one", flush=True)
             waited = True
-        time.sleep(poll_s)
+        time.sleep(1)
 
 
 def lock_path(results_dir: str, name: str) -> str:
@@ -279,10 +277,10 @@ def read_lock(path: str) -> dict:
         return {}
 
 
-def row_holder(results_dir: str, run_name: str) -> dict | None:
-    """The live owner of a row's lock, or None when it is free or stale (looks only)."""
-    holder = read_lock(lock_path(results_dir, run_name))
-    return holder if holder and stale_reason(holder) is None else None
+def left_if_held(run: Run) -> Outcome | None:
+    """A row a live worker has locked is left to it: its Outcome; None: free or stale."""
+    holder = read_lock(lock_path(run.cfg.results_dir, run.name))
+    return left_to_holder(run.name, holder) if holder and stale_reason(holder) is None else None
 
 
 def left_to_holder(run_name: str, holder: dict) -> Outcome:

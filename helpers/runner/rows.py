@@ -15,17 +15,16 @@ from ..grid import entry_problem
 from ..notebook_exec import config_from_parameters, declared_parameters, execute_notebook
 from ..paths import NOTEBOOKS, REPO_ROOT, at_home, shown
 from ..gridrun import Outcome
-from ..results import now_iso
+from ..results import ResultVersionError, failed_result, now_iso, read_result, write_result
 from .settings import RunSettings
 
 
 @dataclass
 class Run:
-    """One (grid row, seed) run: its notebook parameters and, if valid, the resolved config."""
+    """One (grid row, seed) run: its notebook parameters and the resolved config."""
     entry: dict
     params: dict
-    cfg: ExperimentConfig | None = None
-    error: str | None = None           # ConfigError message: the run cannot start
+    cfg: ExperimentConfig
     keep_recipe: bool = False          # --keep-recipes: a complete run of another recipe stands
 
     @property
@@ -40,19 +39,27 @@ class Run:
 # ----------------------------------------------------------------------------- the plan
 def make_plan(entries: list[dict], settings: RunSettings) -> list[Run]:
     """Parameters and resolved config of every (row, seed) run, before anything executes:
-    the rows in table order, each row's seeds together."""
+    the rows in table order, each row's seeds together. What no attempt could get past
+    stops everything here (SystemExit, naming the rows), before any row's files, a
+    finished result included, are touched: a config the flags make invalid, or a result
+    file from newer code (results.ResultVersionError), which a retry would overwrite."""
     declared = {p: declared_parameters(NOTEBOOKS[p]) for p in NOTEBOOKS}
-    plan = []
+    plan, refused = [], {}
     for entry in entries:
         for seed in settings.seeds:
             params = notebook_params(entry, settings, declared[entry_problem(entry)], seed)
-            run = Run(dict(entry, run_name=params["run_name"]), params,
-                      keep_recipe=settings.keep_recipes)
             try:
-                run.cfg = config_from_parameters(run.problem, run.params)
-            except (ConfigError, TypeError, ValueError) as err:  # a bad row never stops the grid
-                run.error = str(err)
+                run = Run(dict(entry, run_name=params["run_name"]), params,
+                          config_from_parameters(entry_problem(entry), params),
+                          settings.keep_recipes)
+                result_on_disk(run)
+            except (ConfigError, ResultVersionError, TypeError, ValueError) as err:
+                refused.setdefault(str(err), []).append(params["run_name"])
+                continue
             plan.append(run)
+    if refused:
+        raise SystemExit("error: nothing was run:\n" + "\n".join(
+            f"  {why} ({', '.join(names)})" for why, names in refused.items()))
     return plan
 
 
@@ -90,7 +97,6 @@ def notebook_params(entry: dict, settings: RunSettings, declared: frozenset,
 def result_on_disk(run: Run) -> dict | str | None:
     """The run's result record, why it cannot be read, or None when there is no file. A
     file from newer code raises results.ResultVersionError."""
-    from ..results import read_result
     path = at_home(run.cfg.result_path)
     if not os.path.exists(path):
         return None
@@ -121,9 +127,10 @@ def decision_for(run: Run, force: bool, refused: str | None = None) -> Decision:
 
 
 def prepare_files(run: Run, decision: Decision) -> None:
-    """Carry out the decision's file part: delete a checkpoint that must not resume, and on
-    --force move the complete result aside (to <run>.json.replaced, which the report does
-    not read), so the engine trains the run again instead of returning it."""
+    """Carry out the decision's file part: delete a checkpoint that must not resume, and
+    move a complete result that is trained again aside (to <run>.json.replaced, which the
+    report does not read): the engine then trains instead of returning it (--force), and
+    the finished run survives a retraining that fails."""
     checkpoint, result = at_home(run.cfg.checkpoint_path), at_home(run.cfg.result_path)
     if decision.discard_checkpoint and os.path.exists(checkpoint):
         os.remove(checkpoint)
@@ -141,10 +148,6 @@ def execute(run: Run, executed_dir: str | None, force: bool = False) -> Outcome:
     run. With `executed_dir` None the engine trains in this process instead of the
     notebook (the same config, the same result file)."""
     started = now_iso()
-    if run.error:
-        print(f"[{run.name}] invalid config: {run.error}", flush=True)
-        write_failed_result(run, "failed", f"ConfigError: {run.error}", started)
-        return Outcome(run.name, "failed", "invalid config", reason=run.error)
     decision = decision_for(run, force)
     if decision.action == "skip":
         print(f"[{run.name}] {decision.why}: skipped", flush=True)
@@ -230,19 +233,13 @@ def run_in_process(run: Run) -> dict:
 def write_failed_result(run: Run, status: str, reason: str, started: str) -> None:
     """Write the result of a run that died before the engine could write one. What was
     never measured (sizes, metrics, the device) is null rather than guessed."""
-    from ..notebooks import default_results_dir
-    from ..results import failed_result
-    from ..results import write_result
-    config = run.cfg.to_dict() if run.cfg else dict(run.params)
     result = failed_result(run_name=run.name, problem=run.problem, model=run.entry["model"],
-                           label=run.entry.get("label"), config=config, status=status,
-                           reason=reason, started=started)
-    write_result(result, at_home(config.get("results_dir")
-                                 or default_results_dir(config.get("dataset"))))
+                           label=run.entry.get("label"), config=run.cfg.to_dict(),
+                           status=status, reason=reason, started=started)
+    write_result(result, at_home(run.cfg.results_dir))
 
 
 def outcome_from_file(run: Run, note: str, wall_s: float | None) -> Outcome:
-    from ..results import read_result
     r = read_result(at_home(run.cfg.result_path))
     return Outcome(run.name, r["status"], note, r.get("test_acc"), r.get("epoch_time_s"),
                    wall_s, r.get("reason"))

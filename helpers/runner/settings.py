@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from .. import grid as grid_module
 from ..claims import DEFAULT_SIZES, ClaimsSizes
-from ..config import ExperimentConfig, problem_of
+from ..config import ConfigError, ExperimentConfig, problem_of
 from ..notebooks import default_results_dir
-from ..paths import EXECUTED_DIR, REPO_ROOT
+from ..paths import EXECUTED_DIR, REPO_ROOT, at_home
 from . import demo as demo_presets
 from .demo import DemoPreset
 
@@ -167,16 +167,14 @@ class RunSettings:
 
 def parse_settings(argv=None) -> RunSettings:
     """The command line's settings, resolved (SystemExit on a mistake, naming the flag)."""
-    return resolve_settings(build_parser().parse_args(argv))
-
-
-def resolve_settings(args: argparse.Namespace) -> RunSettings:
-    """The settings the parsed flags ask for (SystemExit, naming the flag, on a mistake)."""
+    args = build_parser().parse_args(argv)
     check_executor_flags(args)
     demo = demo_presets.preset_for(args.device) if args.demo else None
     dataset = args.dataset or (demo.dataset if demo else "cifar100")
     if dataset.endswith(".npz"):
         dataset = repo_path(dataset)
+    if not args.list:
+        check_here(args, dataset)
     results_dir = repo_path(args.results_dir or (demo and demo_presets.RESULTS_DIR)
                             or default_results_dir(dataset))
     executed_dir = os.path.abspath(args.executed_dir or os.path.join(
@@ -225,6 +223,24 @@ def check_executor_flags(args: argparse.Namespace) -> None:
                          "gets its own GPU; choose the GPUs with CUDA_VISIBLE_DEVICES")
 
 
+def check_here(args: argparse.Namespace, dataset: str) -> None:
+    """What the rows need from this machine, before any of them starts: a .npz dataset
+    that loads, and the device asked for, unless Slurm runs the rows on its own nodes."""
+    if dataset.endswith(".npz"):
+        from ..data.arrays import DatasetFormatError, load_npz
+        try:
+            load_npz(at_home(dataset))
+        except DatasetFormatError as err:
+            raise SystemExit(f"error: --dataset {dataset}: {err}") from None
+    if args.executor != "slurm":
+        from ..device import resolve_device
+        try:
+            ExperimentConfig(device=args.device).resolved()   # a device name, say
+            resolve_device(args.device)                         # and one this machine has
+        except (ConfigError, RuntimeError) as err:
+            raise SystemExit(f"error: --device {args.device}: {err}") from None
+
+
 def seeds_of(args: argparse.Namespace) -> tuple[int, ...]:
     seeds = tuple(args.seeds)
     if min(seeds) < 0 or len(set(seeds)) != len(seeds):
@@ -258,7 +274,7 @@ def demo_budgets(demo: DemoPreset, args: argparse.Namespace) -> dict[str, dict]:
     budgets = {}
     for e in grid_module.grid():
         p = problem_of(e["model"])
-        train, test, epochs = demo.budget(e["run_name"], p)
+        train, test, epochs = demo.budget(e)
         budgets[e["run_name"]] = dict(
             train_subset=args.train_subset or train, test_subset=args.test_subset or test,
             epochs=(args.epochs_p1 if p == 1 else args.epochs_p2) or epochs,
