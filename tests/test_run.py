@@ -342,13 +342,14 @@ def test_a_bad_value_stops_the_grid_before_any_row_and_a_finished_run_stands(tmp
     assert runner.main(args + ["--only", "t-a"], entries=entries[:1]) == 0
     finished = (tmp_path / "results" / "t-a.json").read_bytes()
     assert read_result(tmp_path / "results" / "t-a.json")["status"] == "complete"
+    entries.append(dict(run_name="t-s", model="swin_tiny", mode="scratch", label="Swin-Tiny"))
     for bad, message in ((["-p", "label_smoothing", "0.1x"],
-                          "label_smoothing='0.1x': must be a number"),
-                         (["--epochs-p1", "-3"], "epochs=-3")):
+                          "label_smoothing='0.1x': must be a number, not str (every row)"),
+                         (["--epochs-p1", "-3"], "epochs=-3: must be a positive integer "
+                                                 "(t-a, t-b)")):
         with pytest.raises(SystemExit) as stop:
             runner.main(args + bad, entries=entries)
-        assert message in str(stop.value) and "(t-a, t-b)" in str(stop.value)
-        assert "nothing was run" in str(stop.value)
+        assert message in str(stop.value) and "nothing was run" in str(stop.value)
         assert (tmp_path / "results" / "t-a.json").read_bytes() == finished
         assert not (tmp_path / "results" / "t-b.json").exists()
     assert "[t-b]" not in capsys.readouterr().out

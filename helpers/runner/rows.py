@@ -58,8 +58,10 @@ def make_plan(entries: list[dict], settings: RunSettings) -> list[Run]:
                 continue
             plan.append(run)
     if refused:
+        every = len(entries) * len(settings.seeds)
         raise SystemExit("error: nothing was run:\n" + "\n".join(
-            f"  {why} ({', '.join(names)})" for why, names in refused.items()))
+            f"  {why} ({'every row' if len(names) == every else ', '.join(names)})"
+            for why, names in refused.items()))
     return plan
 
 
