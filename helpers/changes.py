@@ -63,7 +63,7 @@ class Decision:
     note: str                           # a few words, for the runner's summary table
     why: str                            # one sentence, for the log
     discard_checkpoint: bool = False    # it belongs to another config, or cannot resume
-    set_aside_result: bool = False      # a complete result trained again: kept aside
+    set_aside_result: bool = False      # --force: else the engine would return the result
 
 
 def stale_reasons(result: dict, config: dict, keep_recipe: bool = False) -> list[str]:
@@ -87,10 +87,8 @@ def decide(config: dict, result: dict | str | None, checkpoint: dict | str | Non
         if stale:     # a kept checkpoint belongs to the finished run: it cannot resume this
             what = "config" if config_changes(result.get("config") or {}, config) else "recipe"
             return Decision("start", f"{what} changed", f"complete, but with another {what} ("
-                            + "; ".join(stale) + "): training again from scratch, the "
-                            "previous result kept as <run>.json.replaced"
-                            + (" (--keep-recipes keeps it)" if what == "recipe" else ""),
-                            True, True)
+                            + "; ".join(stale) + "): training again from scratch"
+                            + (" (--keep-recipes keeps it)" if what == "recipe" else ""), True)
         if force:
             return Decision("start", "forced", "--force: training again from scratch (the "
                             "previous result is kept as <run>.json.replaced)", True, True)

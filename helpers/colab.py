@@ -82,9 +82,9 @@ def main(argv=None) -> int:
     ap.add_argument("--readme", default=os.path.join(REPO_ROOT, "README.md"))
     args = ap.parse_args(argv)
     url = https_url(args.url or origin_url())
-    if not re.match(r"^(https?|ssh|git)://|^[\w.-]+@[\w.-]+:", url):
-        raise SystemExit(f"error: {url}: not a URL Colab can clone from (a local path?); "
-                         "pass one: make colab URL=https://github.com/you/repo.git")
+    if not re.match(r"^https?://", url):       # Colab has no SSH keys, nor this disk
+        raise SystemExit(f"error: {url}: Colab clones over https; pass such a URL: "
+                         "make colab URL=https://github.com/you/repo.git")
     for path in ALL_NOTEBOOKS:
         set_notebook_url(path, url)
     set_readme_badges(args.readme, url, args.branch)

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import socket
 import subprocess
 from typing import TypedDict
@@ -213,7 +214,9 @@ def write_result(result: dict, results_dir: str | None = None) -> str:
     """Write `<results_dir>/<run_name>.json` atomically and return its path.
 
     NaN and inf (a diverged test loss, say) cannot be JSON: they are stored as null, listed
-    under "nonfinite_metrics" and named in "reason", so a finished run is never lost."""
+    under "nonfinite_metrics" and named in "reason", so a finished run is never lost. Nor
+    is it under a failure: a record that is not complete, written over a complete one (a
+    retraining under another config that failed), keeps it as <run>.json.replaced."""
     if result.get("status") not in STATUSES:
         raise ValueError(f"result status must be one of {STATUSES}, got {result.get('status')!r}")
     if not result.get("run_name"):
@@ -227,8 +230,18 @@ def write_result(result: dict, results_dir: str | None = None) -> str:
         note = "non-finite values stored as null: " + ", ".join(
             f"{k}={v}" for k, v in found.items())
         clean["reason"] = f"{clean['reason']}; {note}" if clean.get("reason") else note
+    if clean["status"] != "complete" and _complete_on_disk(path):
+        shutil.copy2(path, path + ".replaced")         # which the report does not read
     write_text(path, json.dumps(clean, indent=1, allow_nan=False) + "\n")
     return path
+
+
+def _complete_on_disk(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f).get("status") == "complete"
+    except (OSError, ValueError):
+        return False
 
 
 # ----------------------------------------------------------------------------- versions

@@ -146,6 +146,10 @@ def test_a_report_with_results_is_never_replaced_by_an_empty_one(tmp_path):
         write_report(str(tmp_path / "failed"), str(md), str(tmp_path / "figures"))
     assert md.read_text() == before
     assert os.listdir(tmp_path / "figures") == ["curves.png"]
+    from helpers.report import summarise             # what summary.ipynb calls
+    with pytest.raises(FileNotFoundError, match="no complete run"):
+        summarise(str(tmp_path / "failed"), str(md), str(tmp_path / "figures"))
+    assert md.read_text() == before and os.listdir(tmp_path / "figures") == ["curves.png"]
     fresh = tmp_path / "fresh.md"                     # no report yet: an empty one is fine
     write_report(str(tmp_path / "empty"), str(fresh), None)
     assert fresh.exists()
@@ -309,5 +313,12 @@ def test_make_colab_points_every_cloning_notebook_at_the_fork(tmp_path, monkeypa
     cloning = {os.path.join(folder, f) for f in os.listdir(folder)
                if f.endswith(".ipynb") and clones(os.path.join(folder, f))}
     assert cloning == set(colab.ALL_NOTEBOOKS) and len(cloning) == 5
-    with pytest.raises(SystemExit, match="not a URL Colab can clone"):
-        colab.main([str(tmp_path), "--readme", str(tmp_path / "README.md")])
+    copies = [shutil.copy(p, tmp_path) for p in colab.ALL_NOTEBOOKS]   # never the checkout's
+    monkeypatch.setattr(colab, "ALL_NOTEBOOKS", tuple(copies))
+    for url in (str(tmp_path), "git@gitlab.com:you/repo.git"):
+        with pytest.raises(SystemExit, match="Colab clones over https"):
+            colab.main([url, "--readme", str(tmp_path / "README.md")])
+    (tmp_path / "README.md").write_text("<!-- colab:start -->\n<!-- colab:end -->\n")
+    colab.main(["git@github.com:you/repo.git", "--readme", str(tmp_path / "README.md")])
+    assert all('REPO_URL = \\"https://github.com/you/repo.git\\"' in open(p).read()
+               for p in copies)

@@ -216,9 +216,10 @@ def test_the_problem_notebooks_reach_only_the_core():
 # package (a developer tool the notebooks never import) and must not grow there instead.
 # Issue 30 asks for at most 8,000 and 800; these are the sizes reached so far, so each may
 # shrink but not grow. (The runner grew by 10 lines once, on purpose: --slurm-param's sbatch:
-# route and its refusal of the options that --timeout-min and --parallel set. The benchmark
-# grew by 5 with the GPU check's channels_last resume.)
-PACKAGE_LINES = {"helpers": 7_990, "helpers/runner": 1_305, "benchmarks": 1_905}
+# route and its refusal of the options that --timeout-min and --parallel set. The package
+# grew to issue 30's 8,000 with fixes of bad input and lost results, and the benchmark by 5
+# with the GPU check's channels_last resume.)
+PACKAGE_LINES = {"helpers": 8_000, "helpers/runner": 1_305, "benchmarks": 1_905}
 
 
 def lines_under(folder: str) -> int:

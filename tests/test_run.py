@@ -274,7 +274,7 @@ def test_one_rule_decides_skip_resume_or_start_over_for_the_engine_and_the_runne
     assert table(done) == ("skip", "already complete", False, False)
     assert table(done, checkpoint=config) == ("skip", "already complete", False, False)
     assert table(done, force=True) == ("start", "forced", True, True)
-    assert table(changed, checkpoint=config) == ("start", "config changed", True, True)
+    assert table(changed, checkpoint=config) == ("start", "config changed", True, False)
     assert "epochs: 3 -> 2" in decide(config, changed).why
     assert table(None) == ("start", "new", False, False)
     assert table(None, checkpoint=config) == ("resume", "resumed", False, False)
@@ -494,14 +494,14 @@ def test_what_the_rows_need_from_this_machine_is_checked_before_any_row(tmp_path
         with pytest.raises(SystemExit) as stop:
             runner.parse_settings(args + flags)
         assert message in str(stop.value), str(stop.value)
-    assert not (tmp_path / "results").exists()
-    assert runner.parse_settings(args + ["--device", "cuda", "--executor", "slurm"])
+    assert runner.parse_settings(args + ["--device", "cuda", "--executor", "slurm",
+                                         "--dataset", str(tmp_path / "none.npz")])
 
 
 def test_a_retraining_that_fails_leaves_the_finished_run_aside(tmp_path):
-    """A complete row trained again under another config is moved to <run>.json.replaced
-    first: if the new training fails (here its loss diverges), the finished run is not
-    lost under the failure record."""
+    """A complete row trained again under another config whose new training fails (here
+    its loss diverges): the failure record does not replace the finished run without
+    keeping it as <run>.json.replaced (results.write_result)."""
     entries = [dict(TOY_VIT, run_name="t-r")]
     args = TINY_ARGS + dirs_args(tmp_path)
     result = tmp_path / "results" / "t-r.json"

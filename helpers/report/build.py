@@ -232,8 +232,8 @@ def write_report(results_dir: str, out_md: str = "report.md",
     if report_has_results(out_md) and not has_complete_run(results_dir):
         raise FileNotFoundError(
             f"results_dir={results_dir!r} holds no complete run; {out_md} has results and "
-            "is kept, with its figures. Point results_dir at the folder the problem "
-            "notebooks wrote.")
+            "is kept, with its figures. Run the experiments (the runner's summary says why "
+            "they stopped), or point results_dir at the folder they wrote.")
     rep = build_report(results_dir, figures_dir)
     out_dir = os.path.dirname(os.path.abspath(out_md))
     write_text(out_md, rep.markdown(out_dir))

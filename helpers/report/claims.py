@@ -317,9 +317,9 @@ def claim6(runs: dict) -> Verdict:
     each step up Table 1's ViT sizes (by parameters) and each step from Swin-Tiny to
     Swin-Small, in every mode, gains accuracy beyond noise; not supported when a step
     loses beyond noise; within noise otherwise. The cost of each step is in the evidence.
-    A row without a complete run is named: its steps are not judged, so the claim cannot
-    be supported (it cannot tell), only contradicted. The ViT steps are the analysis's
-    (analysis.vit_ladder), judged alike."""
+    A row without a complete run is named, and the trend skips it, so only a step that
+    loses beyond noise still decides (not supported); otherwise it cannot tell. The ViT
+    steps are the analysis's (analysis.vit_ladder), judged alike."""
     vits = [r for *_, r in vit_ladder(done_rows(runs, 1))]
     ladders = [("", vits)] if len(vits) >= 2 else []
     swins = {name: r for name, *_, r in done_rows(runs, 2)}
@@ -341,7 +341,7 @@ def claim6(runs: dict) -> Verdict:
     missing = [e["run_name"] for e in grid.grid((1, 2))
                if e["run_name"] not in done and e["model"] != "resnet18"]
     verdict = overall(verdicts)
-    return Verdict(6, "cannot tell" if missing and verdict == "supported" else verdict,
+    return Verdict(6, "cannot tell" if missing and verdict != "not supported" else verdict,
                    "; ".join(parts) + "." + (f" Not judged, with no complete run: "
                                              f"{', '.join(missing)}." if missing else ""))
 

@@ -129,10 +129,9 @@ def decision_for(run: Run, force: bool, refused: str | None = None) -> Decision:
 
 
 def prepare_files(run: Run, decision: Decision) -> None:
-    """Carry out the decision's file part: delete a checkpoint that must not resume, and
-    move a complete result that is trained again aside (to <run>.json.replaced, which the
-    report does not read): the engine then trains instead of returning it (--force), and
-    the finished run survives a retraining that fails."""
+    """Carry out the decision's file part: delete a checkpoint that must not resume, and on
+    --force move the complete result aside (to <run>.json.replaced, which the report does
+    not read), so the engine trains the run again instead of returning it."""
     checkpoint, result = at_home(run.cfg.checkpoint_path), at_home(run.cfg.result_path)
     if decision.discard_checkpoint and os.path.exists(checkpoint):
         os.remove(checkpoint)

@@ -225,20 +225,21 @@ def check_executor_flags(args: argparse.Namespace) -> None:
 
 def check_here(args: argparse.Namespace, dataset: str) -> None:
     """What the rows need from this machine, before any of them starts: a .npz dataset
-    that loads, and the device asked for, unless Slurm runs the rows on its own nodes."""
+    that loads, and the device asked for; Slurm runs the rows on its own nodes."""
+    if args.executor == "slurm":
+        return
     if dataset.endswith(".npz"):
         from ..data.arrays import DatasetFormatError, load_npz
         try:
             load_npz(at_home(dataset))
         except DatasetFormatError as err:
             raise SystemExit(f"error: --dataset {dataset}: {err}") from None
-    if args.executor != "slurm":
-        from ..device import resolve_device
-        try:
-            ExperimentConfig(device=args.device).resolved()   # a device name, say
-            resolve_device(args.device)                         # and one this machine has
-        except (ConfigError, RuntimeError) as err:
-            raise SystemExit(f"error: --device {args.device}: {err}") from None
+    from ..device import resolve_device
+    try:
+        ExperimentConfig(device=args.device).resolved()     # a device name, say
+        resolve_device(args.device)                           # and one this machine has
+    except (ConfigError, RuntimeError) as err:
+        raise SystemExit(f"error: --device {args.device}: {err}") from None
 
 
 def seeds_of(args: argparse.Namespace) -> tuple[int, ...]:
