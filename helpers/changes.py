@@ -66,26 +66,33 @@ class Decision:
     set_aside_result: bool = False      # --force: else the engine would return the result
 
 
-def stale_reasons(result: dict, config: dict, keep_recipe: bool = False) -> list[str]:
-    """Why a complete result no longer stands for `config`, as 'what: old -> new' each:
-    another config, or another training recipe (unless `keep_recipe`)."""
+def stale_reasons(saved: dict, config: dict, keep_recipe: bool = False) -> list[str]:
+    """Why a saved run (a complete result, or a checkpoint: both record their config and
+    recipe) is not a run of `config`, as 'what: old -> new' each: another config, or
+    another training recipe (unless `keep_recipe`)."""
     # One term per kind of reason: another is one more term.
-    return (config_changes(result.get("config") or {}, config)
-            + ([] if keep_recipe else recipe_changes(result.get("recipe"))))
+    return (config_changes(saved.get("config") or {}, config)
+            + ([] if keep_recipe else recipe_changes(saved.get("recipe"))))
+
+
+def _another(saved: dict, config: dict) -> str:
+    """What makes a stale saved run another run: its "config" (first), else its "recipe"."""
+    return "config" if config_changes(saved.get("config") or {}, config) else "recipe"
 
 
 def decide(config: dict, result: dict | str | None, checkpoint: dict | str | None = None,
            force: bool = False, keep_recipe: bool = False) -> Decision:
     """Skip, resume or start over: the one rule, applied by the engine (Experiment.completed)
     and by the grid runner to what a run's files hold. `result`: the result file's record,
-    why it cannot be read (a str), or None (no file); `checkpoint`: the config its
-    checkpoint was saved with, why it cannot resume this run (a str), or None (none);
+    why it cannot be read (a str), or None (no file);
+    `checkpoint`: what its checkpoint holds (helpers.checkpoint.peek_checkpoint: its
+    config and recipe), why it cannot be read (a str), or None (none);
     `force`: train a complete run again (the runner's --force); `keep_recipe`: a complete
     run of another training recipe stands (the runner's --keep-recipes)."""
     if isinstance(result, dict) and result.get("status") == "complete":
         stale = stale_reasons(result, config, keep_recipe)
         if stale:     # a kept checkpoint belongs to the finished run: it cannot resume this
-            what = "config" if config_changes(result.get("config") or {}, config) else "recipe"
+            what = _another(result, config)
             return Decision("start", f"{what} changed", f"complete, but with another {what} ("
                             + "; ".join(stale) + "): training again from scratch"
                             + (" (--keep-recipes keeps it)" if what == "recipe" else ""), True)
@@ -96,10 +103,11 @@ def decide(config: dict, result: dict | str | None, checkpoint: dict | str | Non
     if isinstance(checkpoint, str):
         return Decision("start", "checkpoint unusable", f"its checkpoint cannot resume this "
                         f"run ({checkpoint}): training from scratch", True)
-    changes = [] if checkpoint is None else config_changes(checkpoint, config)
-    if changes:       # its optimiser and schedule state belong to the other config
-        return Decision("start", "config changed", "its checkpoint was made with another "
-                        "config (" + "; ".join(changes) + "): training from scratch", True)
+    changes = [] if checkpoint is None else stale_reasons(checkpoint, config)
+    if changes:       # its optimiser and schedule state belong to the other run
+        what = _another(checkpoint, config)
+        return Decision("start", f"{what} changed", f"its checkpoint was made with another "
+                        f"{what} (" + "; ".join(changes) + "): training from scratch", True)
     then = "start" if checkpoint is None else "resume"
     if result is None:
         return (Decision(then, "new", "not run yet") if checkpoint is None else

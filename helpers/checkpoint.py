@@ -13,6 +13,8 @@ file, and it is loaded with `weights_only=True`, so opening one never runs pickl
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .atomic import atomic_path
@@ -56,15 +58,27 @@ def check_compatible(saved_config: dict, config: dict, path: str,
 SCHEDULE_FIELDS = ("batch_size", "steps_per_epoch", "total_steps", "warmup_steps")
 
 
+def peek_checkpoint(path: str) -> dict | str | None:
+    """The checkpoint at `path` (its config, recipe and plan are what a decision reads),
+    why it cannot be read, or None when there is none. Memory-mapped: reads little of a
+    large file."""
+    if not os.path.exists(path):
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        saved["config"]
+    except Exception as err:  # noqa: BLE001  (truncated or foreign: it cannot resume)
+        return f"unreadable checkpoint ({type(err).__name__})"
+    return saved
+
+
 def saved_plan(path: str, config: dict) -> dict | None:
     """The training plan of the checkpoint at `path` if it was made with `config`; None
     when there is no readable checkpoint or it belongs to another config or recipe
-    (resume() then says why). Memory-mapped: reads little of a large file."""
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001  (missing, truncated, foreign)
-        return None
-    if config_changes(saved.get("config") or {}, config) or recipe_changes(saved.get("recipe")):
+    (resume() then says why)."""
+    saved = peek_checkpoint(path)
+    if not isinstance(saved, dict) or config_changes(saved["config"], config) \
+            or recipe_changes(saved.get("recipe")):
         return None
     return saved.get("plan")
 

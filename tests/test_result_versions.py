@@ -105,7 +105,8 @@ def test_a_version_1_file_with_removed_speed_fields_loads_migrated_and_still_cou
     assert r["config"] == {**{k: v for k, v in cfg.items()
                               if k not in results.REMOVED_CONFIG_FIELDS}, "compile": False}
     assert decide(cfg, r).action == "skip"
-    assert decide(cfg, None, checkpoint=old_cfg).action == "resume"
+    assert decide(cfg, None, checkpoint=dict(config=old_cfg, recipe=recipe_id())).action \
+        == "resume"
 
 
 def test_new_results_record_the_version_and_this_codes_recipe():

@@ -19,7 +19,7 @@ from helpers.paths import REPO_ROOT
 from helpers.gridrun import report_paths
 from helpers.gridrun import read_time_record
 from helpers.results import record_problems
-from helpers.results import read_result
+from helpers.results import read_result, recipe_id
 
 def tiny_args(epochs_p1=1):
     return ["--dataset", "synthetic", "--train-subset", "64", "--test-subset", "32",
@@ -236,9 +236,11 @@ def test_a_checkpoint_made_with_another_config_is_dropped_not_resumed(tmp_path):
     [run] = runner.make_plan(runner.select(settings), settings)
     ckpt = tmp_path / "results" / "checkpoints" / "p1-resnet18.pt"
     ckpt.parent.mkdir(parents=True)
-    torch.save(dict(config=run.cfg.to_dict(), epoch=1), ckpt)
+    torch.save(dict(config=run.cfg.to_dict(), recipe=recipe_id(), epoch=1), ckpt)
     decision = runner.decision_for(run, force=False)
     assert (decision.action, decision.note) == ("resume", "resumed") and ckpt.exists()
+    torch.save(dict(config=run.cfg.to_dict(), recipe="0" * 12, epoch=1), ckpt)
+    assert runner.decision_for(run, force=False).note == "recipe changed"   # other code's
     torch.save(dict(config=dict(run.cfg.to_dict(), epochs=7, device="cuda"), epoch=1), ckpt)
     decision = runner.decision_for(run, force=False)
     assert ckpt.exists()                       # deciding what to do deletes nothing...
@@ -268,6 +270,8 @@ def test_one_rule_decides_skip_resume_or_start_over_for_the_engine_and_the_runne
     failed = dict(status="failed", config=config, reason="NonFiniteLossError:  loss\n nan")
 
     def table(result, checkpoint=None, force=False):
+        if isinstance(checkpoint, dict):          # what a checkpoint of this code records
+            checkpoint = dict(config=checkpoint, recipe=recipe_id())
         d = decide(config, result, checkpoint, force)
         return d.action, d.note, d.discard_checkpoint, d.set_aside_result
 
@@ -280,6 +284,10 @@ def test_one_rule_decides_skip_resume_or_start_over_for_the_engine_and_the_runne
     assert table(None, checkpoint=config) == ("resume", "resumed", False, False)
     assert table(None, checkpoint=dict(config, lr=9.0)) == ("start", "config changed", True,
                                                             False)
+    older = dict(config=config, recipe="0" * 12)   # this config, another training recipe
+    assert decide(config, None, older).action == "start" and decide(config, None, older).note \
+        == "recipe changed" and f"recipe: {'0' * 12} -> {recipe_id()}" in decide(
+            config, None, older).why
     assert table(None, checkpoint="unreadable checkpoint (EOFError)") == (
         "start", "checkpoint unusable", True, False)
     assert table(failed, checkpoint=config) == ("resume", "retried", False, False)
@@ -443,7 +451,6 @@ def test_a_row_of_another_training_recipe_is_trained_again_unless_kept(tmp_path,
     """A complete result whose recipe (results.recipe_id) is not this code's was trained by
     other code: the runner trains it again and says why, unless --keep-recipes."""
     import json
-    from helpers.results import recipe_id
     entries = [dict(TOY_VIT, run_name="t-recipe")]
     args = TINY_ARGS + dirs_args(tmp_path) + ["--no-notebooks"]
     path = tmp_path / "results" / "t-recipe.json"

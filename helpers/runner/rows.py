@@ -108,24 +108,13 @@ def result_on_disk(run: Run) -> dict | str | None:
         return str(err)
 
 
-def checkpoint_on_disk(run: Run) -> dict | str | None:
-    """The config the run's checkpoint was saved with, why it cannot be read, or None when
-    there is none. Memory-mapped: reads little of a large file."""
-    path = at_home(run.cfg.checkpoint_path)
-    if not os.path.exists(path):
-        return None
-    import torch
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)["config"]
-    except Exception as err:  # noqa: BLE001  (truncated or foreign file: cannot resume it)
-        return f"unreadable checkpoint ({type(err).__name__})"
-
-
 def decision_for(run: Run, force: bool, refused: str | None = None) -> Decision:
     """What the run needs, by helpers.changes.decide on what its files hold now. `refused`:
     why the engine has just refused its checkpoint, which therefore cannot resume it."""
-    return decide(run.cfg.to_dict(), result_on_disk(run), refused or checkpoint_on_disk(run),
-                  force, run.keep_recipe)
+    from ..checkpoint import peek_checkpoint       # torch: not for --list or --help
+    return decide(run.cfg.to_dict(), result_on_disk(run),
+                  refused or peek_checkpoint(at_home(run.cfg.checkpoint_path)), force,
+                  run.keep_recipe)
 
 
 def prepare_files(run: Run, decision: Decision) -> None:
