@@ -172,6 +172,16 @@ def test_claim1_each_verdict():
                         ("ResNet-18", 1.0): 60.0, ("ViT (2L)", 1.0): 50.0}, n_test=100)
     assert claim1(noisy).verdict == "within noise"
     assert claim1({}).verdict == "not run"
+    # A trend is judged at every step, not on its ends: the gap that widens from 10 % to
+    # 25 % and 50 % before it closes at 100 % does not close with more data.
+    rises = {("ResNet-18", 0.1): 40.0, ("ViT (2L)", 0.1): 20.0,      # gap 20, 30, 32, 5
+             ("ResNet-18", 0.25): 50.0, ("ViT (2L)", 0.25): 20.0,
+             ("ResNet-18", 0.5): 55.0, ("ViT (2L)", 0.5): 23.0,
+             ("ResNet-18", 1.0): 60.0, ("ViT (2L)", 1.0): 55.0}
+    v = claim1(data_study(rises))
+    assert v.verdict == "not supported" and "shrinks by -10.00 (beyond noise" in v.evidence
+    steady = {**rises, ("ViT (2L)", 0.25): 37.0, ("ViT (2L)", 0.5): 47.0}     # 20, 13, 8, 5
+    assert claim1(data_study(steady)).verdict == "supported"
 
 
 def test_claim1_with_seeds_uses_the_per_seed_contrasts():
@@ -319,6 +329,10 @@ def test_the_analysis_and_claim6_judge_the_vit_sizes_alike(tmp_path):
     ana, claim, verdict, size = marks(folder)
     assert ana == claim and ana[-1] == ("ViT (8L-8H-512)", "beyond")
     assert verdict == "not supported" and "does not rise with size" in size
+    # A ViT row missing: its steps go unjudged, and neither says there is a trend.
+    ana, claim, verdict, size = marks(fixture("incomplete"))
+    assert ana == claim and verdict == "cannot tell"
+    assert "cannot be judged for a size trend without ViT (6L-8H-384)" in size
 
 
 def test_claim6_judges_every_swin_mode_and_is_never_supported_with_a_row_missing():

@@ -90,6 +90,23 @@ def test_the_single_seed_rule_is_two_binomial_standard_errors():
     assert same.beyond_noise and "identical in all 2 seeds" in same.note
 
 
+def test_rows_with_different_seeds_take_welchs_test_on_the_tables_means():
+    """A failed seed leaves the sides with different seeds: the contrast is still the
+    difference of the means the tables show, and it is tested on all of them (Welch), not
+    on the shared seeds alone, whose difference can point the other way."""
+    from scipy import stats as sp
+    a = {0: 61.0, 1: 61.5, 2: 75.0}
+    b = {0: 62.0, 1: 62.2}                     # ahead of a in both seeds they share
+    c = contrast([Term(1, a, 10_000), Term(-1, b, 10_000)])
+    assert c.value == pytest.approx(sum(a.values()) / 3 - sum(b.values()) / 2)
+    p = sp.ttest_ind(list(a.values()), list(b.values()), equal_var=False).pvalue
+    assert "Welch" in c.note and f"p = {p:.3f}" in c.note and c.beyond_noise == (p < 0.05)
+    # No seed in common: still a t-test over each side's seeds, not the single-seed rule.
+    d = contrast([Term(1, {0: 50.0, 1: 50.4}, 10_000), Term(-1, {2: 49.0, 3: 49.2}, 10_000)])
+    p = sp.ttest_ind([50.0, 50.4], [49.0, 49.2], equal_var=False).pvalue
+    assert "one seed" not in d.note and f"p = {p:.3f}" in d.note
+
+
 # ----------------------------------------------------------------------------- rows
 def test_seeds_combine_into_one_row(tmp_path):
     runs = report.load_runs(str(three_seeds(tmp_path)))

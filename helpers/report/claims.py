@@ -85,8 +85,8 @@ def study_points(runs: dict, study: str, key: str, by: str) -> dict[str, dict]:
 
 # ----------------------------------------------------------------------------- claims 1, 2
 def _data_pairs(runs: dict):
-    """(ResNet-18's points, {ViT label: points}, smallest share, largest share) of the data
-    study, or None when it lacks ResNet-18 or a ViT at two shares they all have."""
+    """(ResNet-18's points, {ViT label: points}, the shares they all have, smallest first)
+    of the data study, or None when it lacks ResNet-18 or a ViT at two such shares."""
     points = study_points(runs, "data_efficiency", "train_fraction", "label")
     model = {label: next(iter(by_x.values()))[0]["model"] for label, by_x in points.items()}
     res = next((v for k, v in points.items() if model[k] == "resnet18"), None)
@@ -94,31 +94,32 @@ def _data_pairs(runs: dict):
     if not res or not vits:
         return None
     shares = sorted(set(res).intersection(*(set(v) for v in vits.values())))
-    if len(shares) < 2:
-        return None
-    return res, vits, shares[0], shares[-1]
+    return (res, vits, shares) if len(shares) >= 2 else None
 
 
 def claim1(runs: dict) -> Verdict:
     """Supported when, for every ViT, ResNet-18 leads it at the smallest share beyond noise
-    and that lead shrinks by the largest share beyond noise; not supported when a ViT does
-    not trail, or the lead grows, beyond noise."""
+    and that lead shrinks beyond noise at every step to the next share (a trend, judged
+    step by step); not supported when a ViT does not trail, or the lead grows at a step,
+    beyond noise."""
     pairs = _data_pairs(runs)
     if pairs is None:
         return Verdict(1, "not run", "The data-efficiency study has no ResNet-18 and ViT "
                                      "runs at two shares of the data.")
-    res, vits, lo, hi = pairs
+    res, vits, shares = pairs
     verdicts, parts = [], []
     for label, v in vits.items():
-        trail = contrast([term(res[lo]), term(v[lo], sign=-1)])
-        closes = contrast([term(res[lo]), term(v[lo], sign=-1),
-                           term(res[hi], sign=-1), term(v[hi])])
-        verdict = (direction(trail) if direction(trail) != "supported"
-                   else direction(closes))
-        verdicts.append(verdict)
-        parts.append(f"{label}: ResNet-18 leads by {trail.value:.2f} points at {pct(lo)} of "
-                     f"the data ({trail.note}) and by {trail.value - closes.value:.2f} at "
-                     f"{pct(hi)}, so the gap shrinks by {closes.value:.2f} ({closes.note})")
+        leads = [contrast([term(res[x]), term(v[x], sign=-1)]) for x in shares]
+        closes = [contrast([term(res[a]), term(v[a], sign=-1), term(res[b], sign=-1),
+                            term(v[b])])
+                  for a, b in zip(shares, shares[1:])]
+        verdicts.append(direction(leads[0]) if direction(leads[0]) != "supported"
+                        else overall([direction(c) for c in closes]))
+        parts.append(f"{label}: ResNet-18 leads by {leads[0].value:.2f} points at "
+                     f"{pct(shares[0])} of the data ({leads[0].note}), then by " + ", ".join(
+                         f"{lead.value:.2f} at {pct(x)}" for lead, x in zip(leads[1:], shares[1:]))
+                     + "; step by step the gap shrinks by " + ", ".join(
+                         f"{c.value:.2f} ({c.mark}; {c.note})" for c in closes))
     return Verdict(1, overall(verdicts), "; ".join(parts) + ".")
 
 
@@ -130,7 +131,7 @@ def claim2(runs: dict) -> Verdict:
     if pairs is None:
         return Verdict(2, "not run", "The data-efficiency study has no ResNet-18 and ViT "
                                      "runs at two shares of the data.")
-    res, vits, lo, _ = pairs
+    res, vits, (lo, *_) = pairs
     if any(r.get("train_eval_acc") is None for rs in [res[lo], *(v[lo] for v in vits.values())]
            for r in rs):
         return Verdict(2, "not run", "The runs scored no train sample (train_eval_images=0).")

@@ -2,12 +2,14 @@
 Problems 1-3 alike, and how a mean over seeds is written.
 
 A comparison is a contrast of accuracies: a difference (B - A), or a difference of
-differences (how a gap changes). `RULE` is the rule, stated once in the report:
-- every side has 2 or more seeds, and they share 2 or more: a t-test of the per-seed
-  contrast against 0 over the shared seeds (for a difference, the paired t-test), two-sided,
-  at the 5 % level;
-- otherwise (a single seed somewhere): the contrast is beyond noise when it exceeds two
-  standard errors of the test set's sampling (each accuracy a binomial sample of its images).
+differences (how a gap changes), always of each side's mean over its seeds, the tables'
+values. `RULE` is the rule, stated once in the report; tests are two-sided, at 5 %:
+- every side has the same 2 or more seeds: a t-test of the per-seed contrast against 0
+  (for a difference, the paired t-test);
+- every side has 2 or more seeds, but not the same ones (a seed failed): Welch's t-test of
+  the contrast of means (Welch-Satterthwaite degrees of freedom);
+- a single seed somewhere: the contrast is beyond noise when it exceeds two standard errors
+  of the test set's sampling (each accuracy a binomial sample of its images).
 A trend (accuracy against model size) is judged step by step, never on its two ends.
 """
 from __future__ import annotations
@@ -17,10 +19,11 @@ import statistics
 from dataclasses import dataclass
 
 ALPHA = 0.05
-RULE = ("a difference is *beyond noise* when, with two or more seeds on every side, a t-test "
-        "of the per-seed differences (paired by seed) gives p < 0.05, or, with one seed, when "
-        "it exceeds two standard errors of the test set's sampling; otherwise it is *within "
-        "noise*, and no explanation is drawn from it")
+RULE = ("a difference (of means over seeds) is *beyond noise* when, with two or more seeds "
+        "on every side, a t-test gives p < 0.05 (paired by seed where every side has the "
+        "same seeds, else Welch's), or, with one seed, when it exceeds two standard errors "
+        "of the test set's sampling; otherwise it is *within noise*, and no explanation is "
+        "drawn from it")
 DASH = "—"
 
 
@@ -90,15 +93,34 @@ class Contrast:
 def contrast(terms: list[Term]) -> Contrast:
     """The contrast of `terms` (accuracies) and whether it is beyond noise, by RULE."""
     value = sum(t.sign * statistics.fmean(t.values.values()) for t in terms)
-    seeds = set.intersection(*(set(t.values) for t in terms))
-    per_seed = None
-    if all(len(t.values) >= 2 for t in terms) and len(seeds) >= 2:
-        per_seed = [sum(t.sign * t.values[s] for t in terms) for s in sorted(seeds)]
+    seeds = set(terms[0].values)
+    if len(seeds) >= 2 and all(set(t.values) == seeds for t in terms):
+        return judged(value, [sum(t.sign * t.values[s] for t in terms) for s in sorted(seeds)],
+                      0.0, "points")
+    if all(len(t.values) >= 2 for t in terms):
+        return welch(value, [list(t.values.values()) for t in terms])
     var = 0.0
     for t in terms:
         q = statistics.fmean(t.values.values()) / 100
         var += q * (1 - q) / t.n
-    return judged(value, per_seed, 2 * 100 * math.sqrt(var), "points")
+    return judged(value, None, 2 * 100 * math.sqrt(var), "points")
+
+
+def welch(value: float, samples: list[list[float]]) -> Contrast:
+    """Welch's t-test of a contrast of independent means (each sample one side's seeds):
+    t = value / sqrt(sum s_i^2 / n_i), on the Welch-Satterthwaite degrees of freedom."""
+    parts = [statistics.variance(x) / len(x) for x in samples]
+    seeds = "/".join(str(len(x)) for x in samples)
+    if sum(parts) == 0:
+        return Contrast(value, value != 0, f"{seeds} seeds, each side's identical")
+    from scipy import stats
+    df = sum(parts) ** 2 / sum(v * v / (len(x) - 1) for v, x in zip(parts, samples))
+    p = float(2 * stats.t.sf(abs(value) / math.sqrt(sum(parts)), df))
+    return Contrast(value, p < ALPHA, f"{seeds} seeds, Welch, {_p(p)}")
+
+
+def _p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def judged(value: float, per_seed: list[float] | None, two_se: float, unit: str) -> Contrast:
@@ -110,8 +132,7 @@ def judged(value: float, per_seed: list[float] | None, two_se: float, unit: str)
             return Contrast(value, value != 0, f"identical in all {len(per_seed)} seeds")
         from scipy import stats
         p = float(stats.ttest_1samp(per_seed, 0.0).pvalue)
-        shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-        return Contrast(value, p < ALPHA, f"{len(per_seed)} seeds, {shown}")
+        return Contrast(value, p < ALPHA, f"{len(per_seed)} seeds, {_p(p)}")
     return Contrast(value, abs(value) > two_se, f"one seed, two standard errors "
                                                  f"{two_se:.2f} {unit}")
 
