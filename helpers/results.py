@@ -81,6 +81,8 @@ def provenance(*, device: str | None = None, device_type: str | None = None,
 # listed: their parameter and FLOP counts are in every result.
 RECIPE_SOURCES = {
     "train.py": ("make_optimizer", "make_scheduler", "train_epoch", "evaluate"),
+    "models/vit.py": ("ViT.no_weight_decay",),
+    "models/swin.py": ("SwinClassifier.no_weight_decay",),
     "rules.py": ("MIN_STEPS_PER_EPOCH", "MIN_AUTO_BATCH", "AUTO_WARMUP_MAX_SHARE",
                  "auto_batch_size", "warmup_steps"),
     "config.py": ("TRAIN_DEFAULTS",),

@@ -43,14 +43,19 @@ def fused_adamw(device_type: str) -> bool:
 
 def make_optimizer(model: nn.Module, cfg, device: torch.device,
                    fused: bool | None = None) -> torch.optim.Optimizer:
-    """AdamW or SGD over the trainable parameters. Biases and norm gains (1-D tensors)
-    get no weight decay: shrinking them towards zero only hurts. `fused` (AdamW only)
-    defaults to fused_adamw(device.type)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
+    """AdamW or SGD over the trainable parameters. Biases and norm gains (1-D tensors),
+    and what the model's no_weight_decay() names (timm's convention: a ViT's position
+    embeddings and class token, Swin's relative-position bias tables), get no weight decay:
+    shrinking them towards zero only hurts. `fused` (AdamW only) defaults to
+    fused_adamw(device.type)."""
+    kept = getattr(model, "no_weight_decay", set)()
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
         raise ValueError("the model has no trainable parameters")
-    groups = [dict(params=[p for p in params if p.ndim >= 2], weight_decay=cfg.weight_decay),
-              dict(params=[p for p in params if p.ndim < 2], weight_decay=0.0)]
+    decay = [p.ndim >= 2 and n not in kept for n, p in named]
+    groups = [dict(params=[p for (_, p), d in zip(named, decay) if d],
+                   weight_decay=cfg.weight_decay),
+              dict(params=[p for (_, p), d in zip(named, decay) if not d], weight_decay=0.0)]
     groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "adamw":
         fused = fused_adamw(torch.device(device).type) if fused is None else fused

@@ -141,9 +141,9 @@ def test_the_recipe_id_is_the_digest_of_the_listed_definitions():
 
 @pytest.mark.parametrize("file, old, new", [
     # a comment, a docstring, the layout of a call
-    ("train.py", "    params = [p for p in model.parameters() if p.requires_grad]\n",
-     "    # only what trains\n    params = [p for p in model.parameters()\n"
-     "              if p.requires_grad]   # frozen layers excluded\n"),
+    ("train.py", "    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]\n",
+     "    # only what trains\n    named = [(n, p) for n, p in model.named_parameters()\n"
+     "             if p.requires_grad]   # frozen layers excluded\n"),
     ("train.py", '"""Linear warm-up to the peak learning rate, then cosine decay to zero, '
      'per step."""', '"""Warm-up, then cosine."""'),
     ("rules.py", "MIN_STEPS_PER_EPOCH = 20", "MIN_STEPS_PER_EPOCH = (20)   # at least"),
@@ -157,6 +157,7 @@ def test_comments_docstrings_layout_and_unlisted_code_keep_the_recipe(file, old,
 @pytest.mark.parametrize("file, old, new", [
     ("train.py", "label_smoothing=cfg.label_smoothing", "label_smoothing=0.0"),      # loss
     ("train.py", "momentum=0.9, nesterov=True", "momentum=0.9, nesterov=False"),     # optimiser
+    ("models/vit.py", 'return {"cls_token", "pos_embed"}', 'return {"cls_token"}'),  # decay
     ("train.py", "0.5 * (1.0 + math.cos(", "0.4 * (1.0 + math.cos("),                # schedule
     ("config.py", "lr=0.2,", "lr=0.1,"),                                            # a default
     ("rules.py", "MIN_STEPS_PER_EPOCH = 20", "MIN_STEPS_PER_EPOCH = 10"),           # batch rule

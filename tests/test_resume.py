@@ -136,8 +136,9 @@ def test_a_cpu_checkpoint_resumes_under_gpu_optimiser_options(tmp_path):
     assert all(s["step"].device.type == "cpu" for s in saved["state"].values())
     assert not any(g.get("capturable") or g.get("fused") for g in saved["param_groups"])
     model = build_model("vit", DATA.num_classes, **cfg.model_kwargs()).to("meta")
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    kept = model.no_weight_decay()                       # make_optimizer's two groups
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and n not in kept]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or n in kept]
     gpu_like = torch.optim.AdamW([dict(params=decay), dict(params=no_decay, weight_decay=0.0)],
                                  lr=1e-3, capturable=True)
     load_optimizer_state(gpu_like, saved)

@@ -180,6 +180,27 @@ def test_evaluation_runs_without_cudnn_autotuning_and_training_keeps_it(monkeypa
     assert entered == [CPU]
 
 
+@pytest.mark.parametrize("model,shape", [("vit", dict(dim=32, depth=1, heads=2, patch_size=8)),
+                                         ("swin_tiny", dict(img_size=32))])
+def test_weight_decay_spares_biases_norms_embeddings_and_bias_tables(model, shape):
+    """timm's convention (DeiT's and Swin's recipes): 1-D tensors, a ViT's class token and
+    position embeddings and Swin's relative-position bias tables are not decayed; every
+    other weight is."""
+    from helpers.config import ExperimentConfig
+    from helpers.models import build_model
+    from helpers.train import make_optimizer
+    cfg = ExperimentConfig(model=model, device="cpu", **shape).resolved()
+    net = build_model(model, 10, **cfg.model_kwargs())
+    decay = {id(p): g["weight_decay"] for g in make_optimizer(net, cfg, torch.device("cpu"), fused=False)
+             .param_groups for p in g["params"]}
+    spared = [n for n, p in net.named_parameters()
+              if p.ndim < 2 or n.split(".")[-1] in ("cls_token", "pos_embed",
+                                                    "relative_position_bias_table")]
+    assert any(n.endswith(("pos_embed", "bias_table")) for n in spared)
+    for n, p in net.named_parameters():
+        assert decay[id(p)] == (0.0 if n in spared else cfg.weight_decay), n
+
+
 def test_fused_adamw_steps_as_the_default_kernel_does_on_the_cpu():
     """The GPU's optimiser kernel (fused AdamW) on this CPU, where torch has it: a few
     steps give the foreach kernel's weights."""
@@ -194,10 +215,7 @@ def test_fused_adamw_steps_as_the_default_kernel_does_on_the_cpu():
     for fused in (False, True):
         torch.manual_seed(0)
         model = build_model("vit", 10, **cfg.model_kwargs())
-        try:
-            opt = make_optimizer(model, cfg, torch.device("cpu"), fused=fused)
-        except RuntimeError as err:                  # torch without CPU fused AdamW
-            pytest.skip(f"this torch has no fused AdamW on the CPU: {err}")
+        opt = make_optimizer(model, cfg, torch.device("cpu"), fused=fused)  # torch >= 2.4
         assert all(g["fused"] is fused for g in opt.param_groups)
         for _ in range(3):
             opt.zero_grad()

@@ -63,6 +63,10 @@ class SwinClassifier(nn.Module):
             self.head.train(mode)
         return self
 
+    def no_weight_decay(self) -> set[str]:
+        """timm's list for the backbone (its relative-position bias tables), by our names."""
+        return {f"backbone.{n}" for n in self.backbone.no_weight_decay()}
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) images -> (B, C) pooled features (C = 768 for tiny and small)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_backbone):

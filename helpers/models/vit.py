@@ -79,6 +79,10 @@ class ViT(nn.Module):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
 
+    def no_weight_decay(self) -> set[str]:
+        """What AdamW leaves undecayed beyond 1-D tensors (timm's convention)."""
+        return {"cls_token", "pos_embed"}
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (self.img_size, self.img_size):
             raise ValueError(f"ViT built for img_size={self.img_size} got images of shape "
