@@ -23,6 +23,7 @@ import nbformat
 import pytest
 
 from browser_support import Student, chromium_path, jupyter_lab, missing_tools
+from conftest import need_tools
 from helpers.notebooks import default_results_dir, problem1_config, problem2_config
 from helpers.paths import REPO_ROOT
 from helpers.report.tables import result_is_synthetic
@@ -85,12 +86,7 @@ class Journey:
 
 @pytest.fixture(scope="module")
 def journey(tmp_path_factory):
-    missing = missing_tools()
-    if missing:
-        message = "the JupyterLab browser journey needs: " + "; ".join(missing)
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message + " (CI=true: .ci/run must install them)")
-        pytest.skip(message)
+    need_tools(missing_tools(), "the JupyterLab browser journey")
     from playwright.sync_api import sync_playwright
     base = tmp_path_factory.mktemp("browser")
     found = Journey(repo=fresh_copy(base), pdf=base / "report.pdf")

@@ -403,10 +403,11 @@ def test_the_untrained_probe_is_the_seeds_initialisation_and_leaves_the_rng_alon
 
 
 def test_the_runner_builds_problem3s_section_offline(tmp_path):
-    """`python -m helpers.run --problems 3 --demo`, on four of its rows: results, figures,
-    and a verdict for every claim, labelled as a demo."""
+    """`python -m helpers.run --problems 3 --demo`, on six of its rows: results, figures,
+    and a verdict for every claim, labelled as a demo where one is drawn."""
     from helpers.runner.cli import main
-    rows = ["p3-data-vit-2L-2H-128-f10", "p3-data-vit-2L-2H-128-f100",
+    rows = ["p3-data-resnet18-f10", "p3-data-resnet18-f100",
+            "p3-data-vit-2L-2H-128-f10", "p3-data-vit-2L-2H-128-f100",
             "p3-res-swin_tiny-finetune-32px", "p3-res-swin_tiny-finetune_full-32px"]
     out = tmp_path / "demo"
     assert main(["--problems", "3", "--demo", "--device", "cpu", "--results-dir", str(out),
@@ -420,6 +421,8 @@ def test_the_runner_builds_problem3s_section_offline(tmp_path):
         line = next(x for x in section.splitlines() if x.startswith(f"| {k}. "))
         verdict = next(v for v in VERDICTS if f"| {v}" in line)
         assert ("(demo data, not a finding)" in line) == (verdict != "not run"), line
+    drawn = [x for x in section.splitlines() if x.startswith("| 1. ")]   # claim 1: both models
+    assert "not run" not in drawn[0] and "(demo data, not a finding)" in drawn[0]
     not_run = [x for x in section.splitlines() if "**Verdict: not run.**" in x]
     assert any("random init" in x for x in not_run)       # the fine-tunes' reason is named
     for name in ("claims_data", "claims_attention", "claims_resolution", "claims_epochs"):

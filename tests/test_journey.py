@@ -15,6 +15,7 @@ import sys
 
 import nbformat
 import pytest
+from conftest import need_tools
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -198,8 +199,7 @@ def test_jupyterlab_journey_report_holds_both_runs(jupyterlab):
 
 def test_jupyterlab_journey_nbconvert_pdf_hides_the_code(jupyterlab):
     missing = missing_latex_tools() + [t for t in ("pdftotext",) if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"PDF export needs {', '.join(missing)} on PATH (CI installs them)")
+    need_tools(missing, "PDF export")
     repo, _ = jupyterlab
     done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "pdf",
                            "notebooks/summary.ipynb"], cwd=repo, capture_output=True,

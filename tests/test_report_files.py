@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import need_tools
 from report_fixtures import ROOT, fixture, raw
 
 from helpers import report
@@ -172,8 +173,7 @@ def build_pdf_of(fixture_name: str, tmp) -> str:
     """`python -m helpers.report pdf` on a fixture's results, into tmp; the PDF's text."""
     missing = missing_latex_tools() + [t for t in ("pdfinfo", "pdftotext")
                                        if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"PDF export needs {', '.join(missing)} on PATH (CI installs them)")
+    need_tools(missing, "PDF export")
     done = subprocess.run([sys.executable, "-m", "helpers.report.pdf", "--results-dir",
                            fixture(fixture_name), "--out", str(tmp / "report.pdf")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)

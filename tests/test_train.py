@@ -109,8 +109,11 @@ def test_interrupted_and_resumed_run_matches_uninterrupted_run_exactly(tmp_path)
     class Disconnect(Exception):
         pass
 
+    before: list = []
+
     def cut(history):
         if len(history) == 1:
+            before[:] = [dict(h) for h in history]
             raise Disconnect
 
     with pytest.raises(Disconnect):
@@ -121,6 +124,9 @@ def test_interrupted_and_resumed_run_matches_uninterrupted_run_exactly(tmp_path)
 
     # A fresh process-equivalent: new Experiment, same config and name -> resumes.
     resumed = Experiment(cfg).run(progress=False)
+    # Resumed, not restarted: epoch 1 is the cut process's own record, epochs 2-3 a second's.
+    assert resumed["history"][0] == before[0]
+    assert [h["segment"] for h in resumed["history"]] == [1, 2, 2]
     keys = ("train_loss", "train_acc", "test_loss", "test_acc")
     assert [[h[k] for k in keys] for h in resumed["history"]] == \
            [[h[k] for k in keys] for h in ref["history"]]
@@ -191,8 +197,8 @@ def test_weight_decay_spares_biases_norms_embeddings_and_bias_tables(model, shap
     from helpers.train import make_optimizer
     cfg = ExperimentConfig(model=model, device="cpu", **shape).resolved()
     net = build_model(model, 10, **cfg.model_kwargs())
-    decay = {id(p): g["weight_decay"] for g in make_optimizer(net, cfg, torch.device("cpu"), fused=False)
-             .param_groups for p in g["params"]}
+    groups = make_optimizer(net, cfg, torch.device("cpu"), fused=False).param_groups
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
     spared = [n for n, p in net.named_parameters()
               if p.ndim < 2 or n.split(".")[-1] in ("cls_token", "pos_embed",
                                                     "relative_position_bias_table")]
