@@ -291,10 +291,10 @@ class ExperimentConfig:
         """Training images this config will train on, if known without loading (else None);
         with train_fraction, the share of each class is rounded per class, so this is the
         fraction of the whole, within one image per class."""
-        full = BUILTIN_TRAIN_SIZES.get(
-            "synthetic" if synthetic_classes(self.dataset) else self.dataset)
+        synthetic = synthetic_classes(self.dataset)          # generated at train_subset
+        full = BUILTIN_TRAIN_SIZES.get("synthetic" if synthetic else self.dataset)
         if self.train_subset is not None:
-            full = self.train_subset if full is None else min(self.train_subset, full)
+            full = self.train_subset if full is None or synthetic else min(self.train_subset, full)
         if full is not None and self.train_fraction is not None:
             return max(1, round(full * self.train_fraction))
         return full

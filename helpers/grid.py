@@ -9,7 +9,7 @@ names, so changing one orphans old results.
 from .claims import ClaimsSizes, problem3_runs
 from .config import SWIN_MODES, models_of, problem_of, row
 
-# The budgets of the real grid, in epochs (why: helpers/runner/cli.py). Problem 2 keeps
+# The budgets of the real grid, in epochs (why: the README's "Budgets"). Problem 2 keeps
 # the homework's 5; Problem 1's models are small enough for 20.
 EPOCHS = {1: 20, 2: 5}
 

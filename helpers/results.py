@@ -77,8 +77,8 @@ def provenance(*, device: str | None = None, device_type: str | None = None,
 # What trains a run beyond its config: the definitions below (file under helpers/ -> names;
 # "Class.name" for one member of a class). The optimiser and its parameter groups, the
 # learning-rate schedule, the loss and the training step, evaluation, the per-model
-# defaults, the automatic batch and warm-up rules, and the augmentation. Models are not
-# listed: their parameter and FLOP counts are in every result.
+# defaults, the automatic batch and warm-up rules, and the augmentation. Of the models only
+# what they exempt from weight decay: their parameter and FLOP counts are in every result.
 RECIPE_SOURCES = {
     "train.py": ("make_optimizer", "make_scheduler", "train_epoch", "evaluate"),
     "models/vit.py": ("ViT.no_weight_decay",),

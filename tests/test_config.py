@@ -155,6 +155,11 @@ def test_an_explicit_batch_larger_than_a_known_training_set_is_refused_before_lo
         ExperimentConfig(model="vit", train_subset=256, batch_size=512).resolved()
     with pytest.raises(ConfigError, match="batch_size=60000: larger than the 50000"):
         ExperimentConfig(dataset="cifar100", batch_size=60_000).resolved()
+    # Synthetic data is generated at train_subset, beyond its default 5,000 images.
+    cfg = ExperimentConfig(dataset="synthetic", train_subset=10_000, batch_size=8_000)
+    assert cfg.resolved().known_train_size() == 10_000
+    from helpers.data import load_dataset
+    assert len(load_dataset("synthetic", train_subset=10_000, test_subset=10).y_train) == 10_000
 
 
 def test_a_config_that_spelled_out_the_old_defaults_is_not_a_changed_config():

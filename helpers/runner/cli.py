@@ -1,30 +1,16 @@
-"""`python -m helpers.run`: the report's experiment grid through the notebooks.
-
-Every row of Tables 1 and 2 is one papermill execution of notebooks/problem1.ipynb or
-notebooks/problem2.ipynb, with the row's parameters from helpers.grid; the executed copy
-is kept in notebooks/runs/<results-dir name>/<run_name>.ipynb. Run it again after a
-crash, a Ctrl-C or a Colab disconnect and it carries on where it stopped:
-
-- a run whose result file is complete and was made with the same config is skipped;
-- an interrupted run is started again, and the engine resumes it from its checkpoint;
-- a complete run whose config changed (say more epochs) is trained again from scratch,
-  and the runner says which fields changed;
-- a run that fails is recorded (status "failed" and the reason) and the grid carries on;
-  fine-tuning without reachable pretrained weights is recorded as "skipped".
-It prints a summary table and exits 1 if any run failed (skipped runs are fine), else 0.
+"""`python -m helpers.run`: the report's experiment grid, one papermill execution of a
+row's notebook (or, with --no-notebooks, the same engine call in this process) per (row,
+seed), each settled by helpers.changes.decide: complete rows are skipped, interrupted ones
+resume, changed ones train again, failures are recorded and the grid carries on. The
+executed copies go to notebooks/runs/<results-dir name>/. Exits 1 if a run failed.
 
     python -m helpers.run                       # the CIFAR-100 grid (wants a GPU)
     python -m helpers.run --demo                # synthetic data, CPU-sized, + the report
     python -m helpers.run --only p1-resnet18 --epochs-p1 30 -p lr 0.1
 
-Budgets: Problem 2 keeps the homework's 5 epochs. Problem 1 gets 20, because its models
-are small (see the FLOPs column of Table 1) and with the data resident on the GPU an epoch
-takes seconds, so 20 epochs give ResNet-18's cosine schedule room to converge at a cost
-of minutes. Both are flags (--epochs-p1/-p2); the result files say what was reached.
-
-The loop: the settings (settings.py) choose the rows; each (row, seed) is planned, decided
-and executed (rows.py), one after another here or as submitit jobs (jobs.py); then the
-summary table, the grid's time record and the report.
+The loop: the settings (settings.py) choose the rows; each is planned, decided and
+executed (rows.py), one after another here or as submitit jobs (jobs.py); then the summary
+table, the grid's time record and the report. The budgets' reasons: README, "Budgets".
 """
 from __future__ import annotations
 

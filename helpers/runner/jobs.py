@@ -1,31 +1,18 @@
-"""Beyond one process: the grid's runs as submitit jobs, on a Slurm cluster or on this
-machine's GPUs, and the lock files that keep two workers off one row.
+"""Beyond one process: the grid's runs as submitit jobs, on a Slurm cluster (one job array,
+one task and one GPU per run) or on this machine's GPUs, and the lock files that keep two
+workers off one row (README: "On a cluster, or on several GPUs").
 
-Every (row, seed) run is one job that calls rows.execute, exactly as the sequential loop
-does, so a job skips a complete row, resumes an interrupted one and records a failure in
-the same way. The results folder is the state they share:
-- <results>/locks/<run>.lock    the lock of the job training that row;
-- <results>/locks/slot-<k>.lock local executor only: the job using the k-th visible GPU;
-- <results>/logs/submitit/      submitit's files: each job's stdout and stderr
-                                (<job id>_0_log.out, .err) and its pickles.
-
-Slurm: one job array (`--array=0-<n-1>`), one task and one GPU per run. When Slurm
-preempts a task or its time limit comes, submitit signals it and requeues the same call
-(RowJob.checkpoint), and the task resumes from the checkpoint the engine writes after
-every epoch (at most one epoch is redone).
-
-Local: one job per run, at most one per visible GPU at a time (one at a time on a CPU).
-submitit's LocalExecutor does not pin GPUs, so each job first locks a slot and then sets
-CUDA_VISIBLE_DEVICES to that slot's GPU before anything touches CUDA.
-
-Locks: a lock file is made with an exclusive create (O_CREAT | O_EXCL), so of two workers
-that try at once exactly one gets it; it holds who made it (host, PID, job id, start
-time). A plain sequential run takes none, but leaves alone a row that a live job has
-locked. A lock is stale, and is taken over with a message, when
-- this same Slurm job made it (a task requeued after a hard kill keeps its job id),
-- it was made on this host by a process that no longer runs, or
-- it names a Slurm job that `squeue` no longer lists (cancelled, killed, its node lost).
-Any other lock, one that cannot be read included, is left to its owner.
+Every (row, seed) run is one job that calls rows.execute, as the sequential loop does. The
+results folder is the state they share:
+- locks/<run>.lock      the job training that row;
+- locks/slot-<k>.lock   local only: the job on the k-th visible GPU (submitit's local
+                        executor does not pin GPUs, so a job locks a slot, then sets
+                        CUDA_VISIBLE_DEVICES before anything touches CUDA);
+- logs/submitit/        each job's stdout, stderr and pickles.
+A preempted or timed-out job is requeued with the same call (RowJob.checkpoint) and resumes
+from the engine's checkpoint. A lock is an exclusive create (O_CREAT | O_EXCL) that holds
+who made it; one whose owner has stopped (stale_reason) is taken over with a message. A
+plain sequential run takes no lock, but leaves alone a row that a live job holds.
 """
 from __future__ import annotations
 
