@@ -8,8 +8,8 @@ from __future__ import annotations
 from .. import grid
 from ..config import MODELS, models_of
 from .stats import Contrast, contrast, diff, steps, trend
-from .tables import (MODE_LABELS, MODE_PROSE, done_rows, epochs_of, fmt_fixed, ratio,
-                     result_is_synthetic, section, shown_acc)
+from .tables import (MODE_LABELS, MODE_PROSE, done_rows, epochs_of, fmt_fixed,
+                     missing_rows, ratio, result_is_synthetic, section, shown_acc)
 
 
 def _lead(d: float, a: str, b: str, c: Contrast) -> str:
@@ -60,13 +60,6 @@ def vit_ladder(rows: list) -> list:
     presets = [e["run_name"] for e in grid.problem1_runs() if e["model"] == "vit"]
     return sorted((row for row in rows if row[0] in presets),
                   key=lambda row: (row[3].get("params") or 0, presets.index(row[0])))
-
-
-def missing_vits(rows: list) -> list[str]:
-    """The labels of Table 1's ViT rows with no complete run (rows: done_rows)."""
-    done = {row[0] for row in rows}
-    return [e["label"] for e in grid.problem1_runs()
-            if e["model"] == "vit" and e["run_name"] not in done]
 
 
 def analysis_problem1(runs: dict) -> str:
@@ -121,7 +114,8 @@ def analysis_problem1(runs: dict) -> str:
     if len(sized) >= 2:
         seq = " → ".join(f"{label} {shown_acc(r):.2f} %" for _, label, _, r in sized)
         small, large = sized[0][3], sized[-1][3]
-        verdict, missing = trend([r for *_, r in sized]), missing_vits(rows)
+        verdict = trend([r for *_, r in sized])
+        missing = [e["label"] for e in missing_rows(runs, (1,)) if e["model"] == "vit"]
         if missing and verdict != "not supported":     # as claim 6: a step goes unjudged
             verdict = f"cannot be judged for a size trend without {', '.join(missing)}"
         out.append(f"**ViT size:** ordered by parameters, {seq}. Test accuracy "

@@ -21,7 +21,7 @@ from .seeds import averageable, by_row
 from .stats import (DASH, Contrast, Term, contrast, direction, judged, overall, seed_of,
                     spread, steps, term)
 from .tables import (MODE_LABELS, MODE_PROSE, done_rows, figure_md, is_demo, md_escape,
-                     md_table, pct, ratio)
+                     md_table, missing_rows, pct, ratio)
 
 VERDICTS = ("supported", "not supported", "within noise", "cannot tell", "not run")
 CLAIMS = {
@@ -338,9 +338,7 @@ def claim6(runs: dict) -> Verdict:
                          f"({c.mark}; {c.note}) at "
                          f"{ratio(large.get('epoch_time_s'), small.get('epoch_time_s'))} "
                          "the time per epoch")
-    done = {row[0] for p in (1, 2) for row in done_rows(runs, p)}
-    missing = [e["run_name"] for e in grid.grid((1, 2))
-               if e["run_name"] not in done and e["model"] != "resnet18"]
+    missing = [e["run_name"] for e in missing_rows(runs) if e["model"] != "resnet18"]
     verdict = overall(verdicts)
     return Verdict(6, "cannot tell" if missing and verdict != "not supported" else verdict,
                    "; ".join(parts) + "." + (f" Not judged, with no complete run: "

@@ -120,6 +120,12 @@ def done_rows(runs: dict, problem: int, grid_only: bool = False) -> list:
             == "complete" and (row[0] in names or not grid_only)]
 
 
+def missing_rows(runs: dict, problems=(1, 2)) -> list[dict]:
+    """The grid entries of these problems with no complete run, in table order."""
+    done = {row[0] for p in problems for row in done_rows(runs, p)}
+    return [e for e in grid.grid(problems) if e["run_name"] not in done]
+
+
 def shown_acc(r: dict) -> float:
     """Accuracy rounded as the tables show it, so every comparison matches the tables."""
     return round(float(r["test_acc"]), 2)
