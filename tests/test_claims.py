@@ -179,7 +179,7 @@ def test_claim1_each_verdict():
              ("ResNet-18", 0.5): 55.0, ("ViT (2L)", 0.5): 23.0,
              ("ResNet-18", 1.0): 60.0, ("ViT (2L)", 1.0): 55.0}
     v = claim1(data_study(rises))
-    assert v.verdict == "not supported" and "shrinks by -10.00 (beyond noise" in v.evidence
+    assert v.verdict == "not supported" and "changes by +10.00 (beyond noise" in v.evidence
     steady = {**rises, ("ViT (2L)", 0.25): 37.0, ("ViT (2L)", 0.5): 47.0}     # 20, 13, 8, 5
     assert claim1(data_study(steady)).verdict == "supported"
 

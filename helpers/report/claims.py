@@ -115,11 +115,11 @@ def claim1(runs: dict) -> Verdict:
                   for a, b in zip(shares, shares[1:])]
         verdicts.append(direction(leads[0]) if direction(leads[0]) != "supported"
                         else overall([direction(c) for c in closes]))
-        parts.append(f"{label}: ResNet-18 leads by {leads[0].value:.2f} points at "
-                     f"{pct(shares[0])} of the data ({leads[0].note}), then by " + ", ".join(
-                         f"{lead.value:.2f} at {pct(x)}" for lead, x in zip(leads[1:], shares[1:]))
-                     + "; step by step the gap shrinks by " + ", ".join(
-                         f"{c.value:.2f} ({c.mark}; {c.note})" for c in closes))
+        parts.append(f"{label}: ResNet-18's lead is {leads[0].value:+.2f} points at "
+                     f"{pct(shares[0])} of the data ({leads[0].note}), then " + ", ".join(
+                         f"{lead.value:+.2f} at {pct(x)}" for lead, x in zip(leads[1:], shares[1:]))
+                     + "; step by step it changes by " + ", ".join(
+                         f"{-c.value:+.2f} ({c.mark}; {c.note})" for c in closes))
     return Verdict(1, overall(verdicts), "; ".join(parts) + ".")
 
 
