@@ -265,9 +265,11 @@ def test_one_rule_decides_skip_resume_or_start_over_for_the_engine_and_the_runne
                            heads=2, dataset="synthetic", epochs=2,
                            results_dir=str(tmp_path)).resolved()
     config = cfg.to_dict()
-    done = dict(status="complete", config=dict(config, device="cuda"))   # another GPU: fine
-    changed = dict(status="complete", config=dict(config, epochs=3))
-    failed = dict(status="failed", config=config, reason="NonFiniteLossError:  loss\n nan")
+    mine = recipe_id()                         # this code's results
+    done = dict(status="complete", config=dict(config, device="cuda"), recipe=mine)  # other GPU
+    changed = dict(status="complete", config=dict(config, epochs=3), recipe=mine)
+    failed = dict(status="failed", config=config, recipe=mine,
+                  reason="NonFiniteLossError:  loss\n nan")
 
     def table(result, checkpoint=None, force=False):
         if isinstance(checkpoint, dict):          # what a checkpoint of this code records
@@ -374,8 +376,8 @@ def test_a_checkpoint_that_cannot_resume_is_dropped_and_the_row_trains_once_from
     [run] = runner.make_plan(entries, runner.parse_settings(args))
     ckpt = tmp_path / "results" / "checkpoints" / "t-stuck.pt"
     ckpt.parent.mkdir(parents=True)
-    torch.save(dict(config=run.cfg.to_dict(), epoch=1, model={"renamed.weight": torch.zeros(1)},
-                    history=[]), ckpt)
+    torch.save(dict(config=run.cfg.to_dict(), recipe=recipe_id(), epoch=1,
+                    model={"renamed.weight": torch.zeros(1)}, history=[]), ckpt)
     assert runner.main(args, entries=entries) == 0
     out = capsys.readouterr().out
     assert "CheckpointUnusableError" in out and "training from scratch" in out
