@@ -13,13 +13,12 @@ import torch
 
 from .atomic import remove_orphans
 from .changes import decide
-from .config import ExperimentConfig, synthetic_classes
+from .config import ConfigError, ExperimentConfig, synthetic_classes
 from .data import DeviceLoader, check_overlap, load_dataset, with_train_fraction
 from .device import (device_name, resolve_device, resolve_precision, seed_everything,
                      setup_backends)
 from .measure import measure
 from .checkpoint import CheckpointUnusableError, saved_plan
-from .config import ConfigError
 from .memory import (eval_peak, fit_batch, meter_for, optimizer_state_bytes,
                      resident_after_training_bytes, step_peak)
 from .models import build_model

@@ -335,6 +335,34 @@ def test_the_analysis_and_claim6_judge_the_vit_sizes_alike(tmp_path):
     assert "cannot be judged for a size trend without ViT (6L-8H-384)" in size
 
 
+def test_the_size_steps_are_the_differences_of_the_accuracies_they_stand_beside(tmp_path):
+    """A step's number is the tables' rounded accuracies' difference, never one that the
+    printed accuracies contradict in the last digit (47.055 shows as 47.05, so a step from
+    45.29 reads +1.76, not the unrounded +1.765)."""
+    from helpers import grid, report
+    from helpers.report.claims import claim6
+    from report_fixtures import fixture
+    import re
+    import shutil
+    folder = tmp_path / "c"
+    shutil.copytree(fixture("complete"), folder)
+    vits = [e["run_name"] for e in grid.problem1_runs() if e["model"] == "vit"]
+    for name, acc in zip(vits, (40.125, 45.29, 47.055, 49.995)):
+        path = folder / f"{name}.json"
+        r = json.load(open(path))
+        r["test_acc"] = acc
+        json.dump(r, open(path, "w"))
+    text = report.build_report(str(folder), figures_dir=None).markdown()
+    size = next(line for line in text.splitlines() if line.startswith("**ViT size:**"))
+    shown = [float(a) for a in re.findall(r"ViT \([^)]*\) ([\d.]+) %", size)]
+    stepped = [float(d) for d in re.findall(r"([+-][\d.]+) points to", size)]
+    c6 = [float(d) for d in re.findall(r"ViT \([^)]*\) vs ViT \([^)]*\): ([+-][\d.]+) points",
+                                       claim6(report.load_runs(str(folder))).evidence)]
+    assert shown == [round(a, 2) for a in (40.125, 45.29, 47.055, 49.995)]
+    by_hand = [round(b - a, 2) for a, b in zip(shown, shown[1:])]
+    assert stepped == by_hand == c6
+
+
 def test_claim6_judges_every_swin_mode_and_is_never_supported_with_a_row_missing():
     """Every Swin pair is a step of the trend, whatever its mode (the from-scratch pair,
     where the smaller wins, included); a missing row makes "supported" a "cannot tell",

@@ -71,7 +71,8 @@ def test_compiled_training_matches_eager_and_checkpoints_plain_weights(tmp_path)
         ckpt = tmp_path / f"compiled-{compiled}.pt"
         counters.clear()
         runs[compiled] = (fit(model, data, cfg, device=CPU, precision=FP32, progress=False,
-                              checkpoint_path=str(ckpt)), torch.load(ckpt)["model"])
+                              checkpoint_path=str(ckpt)),
+                         torch.load(ckpt, weights_only=True)["model"])
         assert (counters["stats"]["unique_graphs"] > 0) == compiled   # dynamo really ran
     (eager, eager_w), (comp, comp_w) = runs[False], runs[True]
     for a, b in zip(eager, comp):

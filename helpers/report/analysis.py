@@ -28,10 +28,10 @@ TREND = {"supported": "rises with size, every step beyond noise",
 
 def size_steps(sized: list) -> str:
     """Every step of the ViT ladder, each marked: '+1.20 points to ViT (4L-4H-256), within
-    noise; ...'. Claim 6 judges the same steps (stats.trend)."""
+    noise; ...', in the tables' rounded accuracies. Claim 6 judges the same steps."""
     cs = steps([r for *_, r in sized])
-    return "; ".join(f"{c.value:+.2f} points to {label}, {c.mark}"
-                     for c, (_, label, _, _) in zip(cs, sized[1:]))
+    return "; ".join(f"{shown_acc(b) - shown_acc(a):+.2f} points to {label}, {c.mark}"
+                     for c, (*_, a), (_, label, _, b) in zip(cs, sized, sized[1:]))
 
 
 def _budget(r: dict) -> tuple:

@@ -21,7 +21,7 @@ from .seeds import averageable, by_row
 from .stats import (DASH, Contrast, Term, contrast, direction, judged, overall, seed_of,
                     spread, steps, term)
 from .tables import (MODE_LABELS, MODE_PROSE, done_rows, figure_md, is_demo, md_escape,
-                     md_table, missing_rows, pct, ratio)
+                     md_table, missing_rows, pct, ratio, shown_acc)
 
 VERDICTS = ("supported", "not supported", "within noise", "cannot tell", "not run")
 CLAIMS = {
@@ -334,7 +334,8 @@ def claim6(runs: dict) -> Verdict:
     for mode, ladder in ladders:
         for (small, large), c in zip(zip(ladder, ladder[1:]), steps(ladder)):
             verdicts.append(direction(c))
-            parts.append(f"{large['label']} vs {small['label']}{mode}: {c.value:+.2f} points "
+            parts.append(f"{large['label']} vs {small['label']}{mode}: "
+                         f"{shown_acc(large) - shown_acc(small):+.2f} points "
                          f"({c.mark}; {c.note}) at "
                          f"{ratio(large.get('epoch_time_s'), small.get('epoch_time_s'))} "
                          "the time per epoch")
