@@ -294,7 +294,7 @@ class ExperimentConfig:
         synthetic = synthetic_classes(self.dataset)          # generated at train_subset
         full = BUILTIN_TRAIN_SIZES.get("synthetic" if synthetic else self.dataset)
         if self.train_subset is not None:
-            full = self.train_subset if full is None or synthetic else min(self.train_subset, full)
+            full = self.train_subset        # no larger than the dataset: validate()
         if full is not None and self.train_fraction is not None:
             return max(1, round(full * self.train_fraction))
         return full
@@ -416,6 +416,10 @@ def _check_dataset_and_names(cfg: ExperimentConfig) -> None:
                                  "classes) or a path to a .npz file")
         if not os.path.isfile(cfg.dataset):
             _bad(cfg, "dataset", "no such .npz file")
+    if cfg.dataset == "cifar100":              # checked here, not after the data has loaded
+        for name, n in zip(("train_subset", "test_subset"), CIFAR100_SIZES):
+            if (getattr(cfg, name) or 0) > n:
+                _bad(cfg, name, f"CIFAR-100 has only {n} {name.split('_')[0]} images")
     if not cfg.run_name and cfg.run_name is not None:
         _bad(cfg, "run_name", "must be a non-empty name or None")
     if cfg.run_name and (os.sep in cfg.run_name or cfg.run_name.startswith(".")):

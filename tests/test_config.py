@@ -155,6 +155,11 @@ def test_an_explicit_batch_larger_than_a_known_training_set_is_refused_before_lo
         ExperimentConfig(model="vit", train_subset=256, batch_size=512).resolved()
     with pytest.raises(ConfigError, match="batch_size=60000: larger than the 50000"):
         ExperimentConfig(dataset="cifar100", batch_size=60_000).resolved()
+    # A CIFAR-100 subset beyond the dataset, refused before the files are even looked for.
+    for field, n in (("train_subset", 50_001), ("test_subset", 10_001)):
+        with pytest.raises(ConfigError, match=f"^{field}={n}: CIFAR-100 has only {n - 1} "):
+            ExperimentConfig(dataset="cifar100", **{field: n}).resolved()
+    ExperimentConfig(dataset="cifar100", train_subset=50_000, test_subset=10_000).resolved()
     # Synthetic data is generated at train_subset, beyond its default 5,000 images.
     cfg = ExperimentConfig(dataset="synthetic", train_subset=10_000, batch_size=8_000)
     assert cfg.resolved().known_train_size() == 10_000
