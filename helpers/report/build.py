@@ -75,8 +75,9 @@ def time_record_line(time_record: dict | None, runs: dict) -> str | None:
     return (f"- **Grid wall time:** {time_record['rows_s']:.0f} s for the {len(executed)} row(s) "
             f"executed by the last `python -m helpers.run` "
             f"({str(time_record.get('finished'))[:10]}): "
-            f"training {train:.0f} s, evaluation {ev:.0f} s, and {rest:.0f} s of kernel or "
-            "job starts, data, model building and counting; report and PDF not included "
+            f"training {train:.0f} s and evaluation {ev:.0f} s (warm-up and any compilation "
+            f"included), and {rest:.0f} s of kernel or job starts, data, model building and "
+            "counting; report and PDF not included "
             "(runner's record: `logs/grid_time.json`)")
 
 
