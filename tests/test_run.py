@@ -507,6 +507,26 @@ def test_what_the_rows_need_from_this_machine_is_checked_before_any_row(tmp_path
                                          "--dataset", str(tmp_path / "none.npz")])
 
 
+def test_the_check_of_a_relative_npz_reads_the_file_the_rows_read(tmp_path, monkeypatch):
+    """A relative .npz path is the repository root's, for the pre-check as for the rows
+    (they run there), even when HW6_HOME puts the outputs elsewhere: a file only under
+    HOME is refused at once, not after every row has failed on it."""
+    from helpers.data.arrays import save_npz_atomic
+    from helpers.config import ConfigError, ExperimentConfig
+    from helpers.data.datasets import make_synthetic
+    ds = make_synthetic(20, 10, 4)
+    (tmp_path / "home").mkdir()
+    save_npz_atomic(str(tmp_path / "home" / "only-at-home.npz"), x_train=ds.x_train.numpy(),
+                    y_train=ds.y_train.numpy(), x_test=ds.x_test.numpy(),
+                    y_test=ds.y_test.numpy())
+    monkeypatch.setenv("HW6_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(REPO_ROOT)
+    with pytest.raises(ConfigError, match="no such .npz file"):       # what a row would say
+        ExperimentConfig(dataset="only-at-home.npz").resolved()
+    with pytest.raises(SystemExit, match="--dataset only-at-home.npz: .*no such file"):
+        runner.parse_settings(TINY_ARGS + dirs_args(tmp_path) + ["--dataset", "only-at-home.npz"])
+
+
 def test_a_retraining_that_fails_leaves_the_finished_run_aside(tmp_path):
     """A complete row trained again under another config whose new training fails (here
     its loss diverges): the failure record does not replace the finished run without

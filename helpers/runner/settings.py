@@ -231,7 +231,7 @@ def check_here(args: argparse.Namespace, dataset: str) -> None:
     if dataset.endswith(".npz"):
         from ..data.arrays import DatasetFormatError, load_npz
         try:
-            load_npz(at_home(dataset))
+            load_npz(os.path.join(REPO_ROOT, dataset))    # where the rows, run there, read it
         except DatasetFormatError as err:
             raise SystemExit(f"error: --dataset {dataset}: {err}") from None
     from ..device import resolve_device
