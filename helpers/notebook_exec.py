@@ -20,27 +20,29 @@ from .notebooks import problem1_config, problem2_config, problem3_config
 from .paths import REPO_ROOT
 
 
-def declared_parameters(path: str) -> frozenset:
-    """The names a notebook's `parameters` cell assigns, read from the file (no papermill
-    or Jupyter needed: the runner's --no-notebooks mode plans with this)."""
+def parameter_defaults(path: str) -> dict:
+    """The names a notebook's `parameters` cell assigns, with the values it gives them, read
+    from the file (no papermill or Jupyter needed: the runner's --no-notebooks mode plans
+    with this). Papermill's injected values replace some; the notebook uses the rest."""
     with open(path, encoding="utf-8") as f:
         nb = json.load(f)
     cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
         raise ValueError(f"{path}: expected one cell tagged 'parameters', found {len(cells)}")
-    names = set()
+    defaults = {}
     for node in ast.parse("".join(cells[0]["source"])).body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.add(node.target.id)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    return frozenset(names)
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        for t in targets:
+            if isinstance(t, ast.Name) and getattr(node, "value", None) is not None:
+                defaults[t.id] = ast.literal_eval(node.value)
+    return defaults
 
 
-def config_from_parameters(problem: int, parameters: dict) -> ExperimentConfig:
-    """What problem<N>.ipynb builds from these parameters (the runner uses this to compare
-    a finished result with the run it is about to start)."""
-    params = dict(parameters)
+def config_from_parameters(problem: int, parameters: dict, defaults: dict) -> ExperimentConfig:
+    """What problem<N>.ipynb builds from these parameters (injected by papermill) and its
+    parameters cell's `defaults` for the rest: the runner compares a finished result with
+    the run it is about to start by this config, and trains it in-process with it."""
+    params = {**defaults, **parameters}
     extra = params.pop("overrides", None) or {}
     clash = sorted(set(extra) & set(params))
     if clash:

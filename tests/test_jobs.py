@@ -278,11 +278,3 @@ print("ok")
                           env=dict(os.environ, PYTHONPATH=jobs.REPO_ROOT))
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
     assert "thop is not installed" in done.stderr
-
-
-def test_the_parameters_read_without_papermill_are_papermills():
-    import papermill
-    from helpers.notebook_exec import declared_parameters
-    from helpers.paths import NOTEBOOKS
-    for path in NOTEBOOKS.values():
-        assert declared_parameters(path) == set(papermill.inspect_notebook(path))

@@ -222,6 +222,46 @@ def test_parameters_reach_the_notebooks_and_the_config(tmp_path):
     assert [run.name for run in plan] == [e["run_name"] for e in grid.grid()]
 
 
+def test_the_runner_plans_every_row_with_the_config_its_notebook_builds(tmp_path):
+    """Skip, resume or start over is judged, and an in-process row trained, by the config
+    the row's notebook builds: its parameters cell, papermill's injected values, then its
+    config cell, run here as the kernel would on every row of Problems 1-3. (Problem 3's
+    cell defaults a ViT shape and a share that the config does not: a runner that left
+    them out planned another config than the notebook trained, and re-ran done rows.)"""
+    import json
+    from helpers.paths import NOTEBOOKS
+    settings = runner.parse_settings(["--demo", "--device", "cpu", "--no-report",
+                                      "--problems", "1", "2", "3"] + dirs_args(tmp_path))
+    plan = runner.make_plan(runner.select(settings), settings)
+    assert {run.problem for run in plan} == {1, 2, 3}
+    for run in plan:
+        with open(NOTEBOOKS[run.problem], encoding="utf-8") as f:
+            cells = json.load(f)["cells"]
+        [params_cell] = ["".join(c["source"]) for c in cells
+                         if "parameters" in c["metadata"].get("tags", [])]
+        [config_cell] = ["".join(c["source"]) for c in cells
+                         if f"cfg = problem{run.problem}_config(" in "".join(c["source"])]
+        kernel: dict = {}
+        exec(params_cell, kernel)
+        kernel.update(run.params)                      # papermill's injected cell
+        exec(config_cell, kernel)
+        assert kernel["cfg"] == run.cfg, (run.name, config_changes(run.cfg.to_dict(),
+                                                                   kernel["cfg"].to_dict()))
+
+
+def test_the_parameters_read_without_papermill_are_papermills():
+    """papermill silently drops a parameter whose comment holds an '=': the runner's own
+    reading (parameter_defaults: names and values) and papermill's must agree."""
+    import ast
+    import papermill
+    from helpers.notebook_exec import parameter_defaults
+    from helpers.paths import NOTEBOOKS
+    for path in NOTEBOOKS.values():
+        declared = papermill.inspect_notebook(path)
+        assert parameter_defaults(path) == {
+            name: ast.literal_eval(p["default"]) for name, p in declared.items()}, path
+
+
 def test_only_changes_that_alter_training_count_as_a_changed_config():
     old = dict(epochs=5, lr=0.1, device="cuda", precision="bf16", results_dir="a", seed=0)
     new = dict(epochs=5, lr=0.1, device="cpu", precision="fp32", results_dir="b", seed=0)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..changes import Decision, decide
 from ..config import ConfigError, ExperimentConfig, row_overrides, seed_run_name, swin_variant
 from ..grid import entry_problem
-from ..notebook_exec import config_from_parameters, declared_parameters, execute_notebook
+from ..notebook_exec import config_from_parameters, execute_notebook, parameter_defaults
 from ..paths import NOTEBOOKS, REPO_ROOT, at_home, shown
 from ..gridrun import Outcome
 from ..results import ResultVersionError, failed_result, now_iso, read_result, write_result
@@ -43,14 +43,15 @@ def make_plan(entries: list[dict], settings: RunSettings) -> list[Run]:
     stops everything here (SystemExit, naming the rows), before any row's files, a
     finished result included, are touched: a config the flags make invalid, or a result
     file from newer code (results.ResultVersionError), which a retry would overwrite."""
-    declared = {p: declared_parameters(NOTEBOOKS[p]) for p in NOTEBOOKS}
+    defaults = {p: parameter_defaults(NOTEBOOKS[p]) for p in NOTEBOOKS}
     plan, refused = [], {}
     for entry in entries:
         for seed in settings.seeds:
-            params = notebook_params(entry, settings, declared[entry_problem(entry)], seed)
+            params = notebook_params(entry, settings, defaults[entry_problem(entry)], seed)
             try:
                 run = Run(dict(entry, run_name=params["run_name"]), params,
-                          config_from_parameters(entry_problem(entry), params),
+                          config_from_parameters(entry_problem(entry), params,
+                                                 defaults[entry_problem(entry)]),
                           settings.keep_recipes)
                 result_on_disk(run)
             except (ConfigError, ResultVersionError, TypeError, ValueError) as err:
@@ -65,7 +66,7 @@ def make_plan(entries: list[dict], settings: RunSettings) -> list[Run]:
     return plan
 
 
-def notebook_params(entry: dict, settings: RunSettings, declared: frozenset,
+def notebook_params(entry: dict, settings: RunSettings, defaults: dict,
                     seed: int = 0) -> dict:
     """The papermill parameters of one seed of a grid entry: common options, the demo's
     budget, the entry's own shape/mode, then the -p extras; a config field the notebook
@@ -89,7 +90,7 @@ def notebook_params(entry: dict, settings: RunSettings, declared: frozenset,
         params["weights"] = settings.weights[variant] or (
             settings.claims.weights_default if problem == 3 else None)
     params.update(settings.extra)
-    overrides = {k: params.pop(k) for k in list(params) if k not in declared}
+    overrides = {k: params.pop(k) for k in list(params) if k not in defaults}
     if overrides:
         params["overrides"] = overrides
     return params
