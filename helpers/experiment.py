@@ -18,10 +18,10 @@ from .data import DeviceLoader, check_overlap, load_dataset, with_train_fraction
 from .device import (device_name, resolve_device, resolve_precision, seed_everything,
                      setup_backends)
 from .measure import measure
-from .checkpoint import CheckpointUnusableError, saved_plan
+from .checkpoint import CheckpointUnusableError, check_compatible, peek_checkpoint, saved_plan
 from .memory import (eval_peak, fit_batch, meter_for, optimizer_state_bytes,
                      resident_after_training_bytes, step_peak)
-from .models import build_model
+from .models import WeightsUnavailableError, build_model, weights_problem
 from .probes import receptive_fields, uniform_attention_distance, vit_attention_distances
 from .results import build_result, now_iso, provenance, read_result, write_result
 from .batches import loader_options, uses_channels_last
@@ -74,6 +74,15 @@ class Experiment:
         if self.summary is not None:
             return self.summary
         cfg = self.cfg
+        # What stops this run whatever the data, found before the data loads: pretrained
+        # weights this machine cannot get, a checkpoint of another config or recipe.
+        missing = weights_problem(cfg.model, cfg.weights, cfg.mode)
+        if missing:
+            raise WeightsUnavailableError(missing)
+        saved = peek_checkpoint(cfg.checkpoint_path)
+        if isinstance(saved, dict) and self.completed() is None:     # (done: run() skips it)
+            check_compatible(saved["config"], cfg.to_dict(), cfg.checkpoint_path,
+                             saved.get("recipe"))
         setup_backends(self.device)
         seed_everything(cfg.seed)
         self.data = with_train_fraction(

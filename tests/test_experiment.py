@@ -1,4 +1,5 @@
 """Experiment end to end: the result file has every field, bad input writes nothing."""
+import contextlib
 import os
 from unittest import mock
 
@@ -64,13 +65,14 @@ def test_npz_dataset_trains_and_infers_classes(tmp_path):
     assert load_results(str(tmp_path / "results"))["run_name"].tolist() == [result["run_name"]]
 
 
-def assert_refused_without_result(tmp_path, exc, match, **over):
-    """Refused before the model is measured or trained: either would raise AssertionError,
-    which pytest.raises(exc) does not catch."""
-    expensive = AssertionError("bad input reached measurement or training")
-    with pytest.raises(exc, match=match), \
-            mock.patch("helpers.experiment.measure", side_effect=expensive), \
-            mock.patch("helpers.experiment.fit", side_effect=expensive):
+def assert_refused_without_result(tmp_path, exc, match, before=("measure", "fit"), **over):
+    """Refused before the steps `before` (of helpers.experiment: the model measured or
+    trained by default): reaching one raises AssertionError, which pytest.raises(exc) does
+    not catch."""
+    expensive = AssertionError(f"bad input reached one of {before}")
+    with pytest.raises(exc, match=match), contextlib.ExitStack() as stack:
+        for step in before:
+            stack.enter_context(mock.patch(f"helpers.experiment.{step}", side_effect=expensive))
         Experiment(cfg_for(tmp_path, **over)).run(progress=False)
     results = tmp_path / "results"
     assert not results.exists() or not any(p.suffix == ".json" for p in results.iterdir())
@@ -107,8 +109,30 @@ def test_weights_missing_offline_is_refused_fast(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     assert_refused_without_result(tmp_path, WeightsUnavailableError, "weights=",
+                                  before=("load_dataset", "measure", "fit"),
                                   model="swin_tiny", mode="finetune", dim=256, heads=4,
                                   patch_size=4)
+
+
+def test_a_checkpoint_of_another_config_is_refused_before_the_data_loads(tmp_path):
+    """What the notebook hits on resuming with a changed config: refused at prepare(), not
+    after the data has loaded and the model been built; once the run is complete under
+    this config, that checkpoint no longer matters (run() returns the result)."""
+    import torch
+    from helpers.checkpoint import CheckpointMismatchError
+    from helpers.results import recipe_id
+    cfg = cfg_for(tmp_path, epochs=1).resolved()
+    os.makedirs(os.path.dirname(cfg.checkpoint_path))
+    torch.save(dict(config=dict(cfg.to_dict(), lr=0.5), recipe=recipe_id(), epoch=1),
+               cfg.checkpoint_path)
+    assert_refused_without_result(tmp_path, CheckpointMismatchError, "lr: 0.5 -> ",
+                                  before=("load_dataset", "measure", "fit"), epochs=1)
+    kept = open(cfg.checkpoint_path, "rb").read()
+    os.remove(cfg.checkpoint_path)
+    done = Experiment(cfg).run(progress=False)
+    with open(cfg.checkpoint_path, "wb") as f:
+        f.write(kept)
+    assert Experiment(cfg).prepare() and Experiment(cfg).run(progress=False) == done
 
 
 # ----------------------------------------------------------------------------- small data

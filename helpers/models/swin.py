@@ -12,11 +12,11 @@ from .pretrained import (WeightsUnavailableError, check_file_matches, download_e
                          resolve_weights, weights_hint)
 
 
-def weights_problem(model: str, weights: str | None) -> str | None:
-    """Why the ImageNet weights of `model` (swin_tiny, swin_small) cannot be had on this
-    machine, or None when they can (a local file, the hub cache, or a reachable hub).
-    Takes at most the hub probe's few seconds; loads nothing."""
-    if weights == RANDOM_INIT:
+def weights_problem(model: str, weights: str | None, mode: str = "finetune") -> str | None:
+    """Why the ImageNet weights a `mode` run of `model` needs cannot be had on this machine,
+    or None when they can (a local file, the hub cache, or a reachable hub) or it needs none
+    (not a Swin fine-tune, or random-init). Takes at most the hub probe's few seconds."""
+    if model not in SWIN_TAGS or mode == "scratch" or weights == RANDOM_INIT:
         return None
     try:
         resolve_weights(SWIN_TAGS[model], weights)

@@ -174,10 +174,8 @@ def execute(run: Run, executed_dir: str | None, force: bool = False) -> Outcome:
 def weights_missing(run: Run) -> str | None:
     """Why a fine-tune row cannot get its ImageNet weights here (None: it can, or the row
     needs none). Checked before a kernel starts, as the notebook would fail the same way."""
-    if not (run.cfg.is_swin and run.cfg.mode != "scratch"):
-        return None
     from ..models import weights_problem
-    return weights_problem(run.cfg.model, run.cfg.weights)
+    return weights_problem(run.cfg.model, run.cfg.weights, run.cfg.mode)
 
 
 def attempt(run: Run, output: str | None,
