@@ -151,6 +151,13 @@ MALFORMED = {
     "2-D labels": (lambda a: a.__setitem__("y_test", a["y_test"][:, None]), "y_test"),
     "object labels": (lambda a: a.__setitem__("y_train", a["y_train"].astype(object)), "y_train"),
     "too few class names": (lambda a: a.__setitem__("classes", np.array(["a", "b"])), "classes"),
+    "empty images": (lambda a: a.update(x_train=np.zeros((20, 0, 0, 3), np.uint8),
+                                        x_test=np.zeros((6, 0, 0, 3), np.uint8)), "x_train"),
+    "a label beyond any class count": (lambda a: a["y_train"].__setitem__(0, 10**9), "y_train"),
+    "a uint64 label past int64": (lambda a: a.__setitem__(
+        "y_test", np.array([0, 1, 2, 3, 2**63 + 5, 1], np.uint64)), "y_test"),
+    "class names not UTF-8": (lambda a: a.__setitem__(
+        "classes", np.array([b"\xff\xfe"] + [b"ok"] * 8)), "classes"),
 }
 
 
@@ -180,6 +187,12 @@ def test_npz_unreadable_files(tmp_path):
         load_npz(str(tmp_path / "data.csv"))
     with pytest.raises(DatasetFormatError, match="no such file"):
         load_npz(str(tmp_path / "absent.npz"))
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "bytes.npz", "w") as z:   # members that are not .npy data
+        for key in ("x_train", "y_train", "x_test", "y_test"):
+            z.writestr(f"{key}.npy", b"garbage")
+    with pytest.raises(DatasetFormatError, match="key x_train is not a NumPy array"):
+        load_npz(str(tmp_path / "bytes.npz"))
 
 
 # ---------------------------------------------------------------------------- load_dataset

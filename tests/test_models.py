@@ -299,6 +299,23 @@ def test_missing_weights_file_fails_without_asking_the_network(tmp_path, monkeyp
     assert "weights=" in str(err.value) and "network" in str(err.value)
 
 
+def test_a_download_that_fails_after_the_probe_names_the_fixes(tmp_path, monkeypatch):
+    """The hub answers the probe, then the download itself fails, raising what the pinned
+    huggingface_hub raises (its HTTP client's transport errors, not OSErrors)."""
+    import importlib
+    import timm.models._hub as timm_hub
+    client = next(m for m in ("httpx2", "httpx") if importlib.util.find_spec(m))
+    monkeypatch.setenv("HF_HOME", str(tmp_path))          # an empty cache
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(pretrained, "_hub_reachable", lambda: True)
+
+    def refused(*args, **kwargs):
+        raise importlib.import_module(client).ConnectError("connection refused")
+    monkeypatch.setattr(timm_hub, "hf_hub_download", refused)
+    with pytest.raises(WeightsUnavailableError, match="could not download .*connection refused"):
+        build_model("swin_tiny", C, mode="finetune")
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -40,6 +40,7 @@ class Dataset:
 # .npz datasets (one's own data, and the CIFAR-100 cache)
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+MAX_CLASSES = 100_000      # a label beyond it is a mistake: its head would be that wide
 
 
 def load_npz(path: str, *, name: str | None = None) -> Dataset:
@@ -80,6 +81,9 @@ def dataset_from_arrays(a: dict, name: str, where: str) -> Dataset:
     def bad(key, why):
         raise DatasetFormatError(f"{where!r}: key {key} {why}")
 
+    for key in a:
+        if not isinstance(a[key], np.ndarray):    # a member that is not .npy data: raw bytes
+            bad(key, f"is not a NumPy array ({type(a[key]).__name__}); write it with numpy.savez")
     for split in ("train", "test"):
         x, y = a[f"x_{split}"], a[f"y_{split}"]
         if x.ndim != 4 or x.shape[-1] != 3:
@@ -88,8 +92,8 @@ def dataset_from_arrays(a: dict, name: str, where: str) -> Dataset:
             bad(f"x_{split}", f"has shape {x.shape}, expected (N, H, W, 3) RGB images{hint}")
         if x.dtype != np.uint8:
             bad(f"x_{split}", f"has dtype {x.dtype}, expected uint8 pixels in 0..255")
-        if x.shape[0] == 0:
-            bad(f"x_{split}", "holds no images")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            bad(f"x_{split}", "holds no images" if x.shape[0] == 0 else "has empty 0x0 images")
         if x.shape[1] != x.shape[2]:
             bad(f"x_{split}", f"has non-square {x.shape[1]}x{x.shape[2]} images; every model "
                               "here takes square inputs")
@@ -101,6 +105,9 @@ def dataset_from_arrays(a: dict, name: str, where: str) -> Dataset:
             bad(f"y_{split}", f"has {len(y)} labels but x_{split} has {len(x)} images")
         if y.min() < 0:
             bad(f"y_{split}", f"has negative label {int(y.min())}; labels must be 0..C-1")
+        if int(y.max()) >= MAX_CLASSES:      # (a uint64 label past int64 would wrap too)
+            bad(f"y_{split}", f"has label {int(y.max())}: labels must be 0..C-1, with C at "
+                              f"most {MAX_CLASSES}")
     if a["x_test"].shape[1:] != a["x_train"].shape[1:]:
         bad("x_test", f"images are {a['x_test'].shape[1:]}, but x_train's are "
                       f"{a['x_train'].shape[1:]}")
@@ -110,7 +117,10 @@ def dataset_from_arrays(a: dict, name: str, where: str) -> Dataset:
         c = a["classes"]
         if c.ndim != 1 or c.dtype.kind not in "US":
             bad("classes", f"has shape {c.shape} dtype {c.dtype}, expected a 1-D string array")
-        classes = [s.decode() if isinstance(s, bytes) else str(s) for s in c.tolist()]
+        try:
+            classes = [s.decode() if isinstance(s, bytes) else str(s) for s in c.tolist()]
+        except UnicodeDecodeError as err:
+            bad("classes", f"holds a name that is not UTF-8 text ({err.reason})")
         if len(classes) <= max_label:
             bad("classes", f"names {len(classes)} classes but labels go up to {max_label}")
     num_classes = len(classes) if classes else max_label + 1

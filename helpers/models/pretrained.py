@@ -6,6 +6,8 @@ weights file).
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import time
 
@@ -117,10 +119,11 @@ def check_file_matches(model: nn.Module, path: str, tag: str) -> None:
 
 
 def download_errors() -> tuple:
-    errors = [OSError]  # includes huggingface_hub's HTTP and offline errors
-    try:
-        import httpx  # huggingface_hub's HTTP client; its transport errors are not OSErrors
-        errors.append(httpx.HTTPError)
-    except ImportError:
-        pass
+    """What a failed download raises: OSError (huggingface_hub's HTTP and offline errors)
+    and the transport errors of its HTTP client, httpx or (newer hubs) httpx2, which are
+    not OSErrors."""
+    errors = [OSError]
+    for client in ("httpx", "httpx2"):
+        with contextlib.suppress(ImportError):
+            errors.append(importlib.import_module(client).HTTPError)
     return tuple(errors)
