@@ -60,11 +60,11 @@ bench: $(VENV_OK)
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 # One sitting on a GPU (at most 8 minutes): benchmark, the grid end to end for 2 epochs,
-# compile variants (benchmarks/README.md). Needs only torch, torchvision and timm, so on
-# a bare GPU image run `python3 -m benchmarks check` directly, from the repository root.
+# compile variants (benchmarks/README.md). Needs only torch, torchvision and timm: no venv
+# is made for it, so a bare GPU image runs it with its own python3 (.venv's where it exists).
 .PHONY: gpu-check
-gpu-check: $(VENV_OK)
-	$(PY) -m benchmarks check $(BENCH_ARGS)
+gpu-check:
+	$(if $(wildcard $(PY)),$(PY),python3) -m benchmarks check $(BENCH_ARGS)
 
 # report.md + figures/ from the result JSONs (reads results only, never trains).
 # Point every notebook's setup cell (REPO_URL) and the README's Colab badges at this

@@ -224,6 +224,13 @@ class Summary:
         self.save()
 
 
+def stop_on_sigterm() -> None:
+    """A SIGTERM (`timeout`, a scheduler) ends the check as Ctrl-C does, through
+    run_in_child's cleanup: the running part and all it started are killed (in their own
+    session, a signal to this process's group does not reach them)."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def _last_record(lines: list[str]) -> dict | None:
     """The part's own record: its last stdout line, when that is one."""
     try:
@@ -270,6 +277,7 @@ def main(argv=None):
         return run_part(check)
     device = resolve_device(check.device)
     select_runs(check.models)                          # a bad --models fails here, at once
+    stop_on_sigterm()
     summary = Summary(check, device)
     summary.save()
     for name in PART_ENDS:

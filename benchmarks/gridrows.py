@@ -74,7 +74,9 @@ def grid_rows(entries: list[dict], sizes: dict, grid_dir: str, device: torch.dev
         write_json(projection_summary(rows, len(entries)), projection_path(grid_dir),
                    allow_nan=True)
     os.makedirs(grid_dir, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="gpu-check-", dir=grid_dir) as tmp:
+    # The data and weights files: out of the output folder, which a part killed at its
+    # deadline would leave them in (184 MB at the GPU sizes).
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         npz = _synthetic_npz(sizes, tmp)
         for e in entries:
             if time.monotonic() >= deadline:

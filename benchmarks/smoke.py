@@ -69,21 +69,32 @@ def check_t4_like(device, dry_run: bool, folder: str) -> dict:
         batch_size=8 if dry_run else None, eval_batch_size=16 if dry_run else 1024)
     exp = Experiment(cfg)
     if device.type == "cuda":
-        total = torch.cuda.get_device_properties(device).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, T4_BYTES / total), device)
+        device = cap_memory(device, T4_BYTES)
         exp.meter = CudaMeter(device, limit_bytes=T4_BYTES)
         torch.cuda.reset_peak_memory_stats(device)
     try:
         r = exp.run(progress=False)
     finally:
         if device.type == "cuda":
-            torch.cuda.set_per_process_memory_fraction(1.0, device)
+            cap_memory(device, None)
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     t = r["training"]
     return dict(ok=r["status"] == "complete" and r["history"][-1]["test_acc"] is not None,
                 precision=r["provenance"]["precision"], batch_size=t["batch_size"],
                 batch_rule=t["batch_rule"], eval_batch_size=t["eval_batch_size"],
                 eval_batch_rule=t["eval_batch_rule"], peak_allocated_gb=peak and peak / 2**30)
+
+
+def cap_memory(device: torch.device, limit_bytes: int | None) -> torch.device:
+    """Cap this process's share of the CUDA `device` at limit_bytes (None: lift the cap).
+    Returns the device with its index: set_per_process_memory_fraction refuses "cuda"
+    without one, which is what resolve_device("auto") gives."""
+    if device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    total = torch.cuda.get_device_properties(device).total_memory
+    fraction = 1.0 if limit_bytes is None else min(1.0, limit_bytes / total)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    return device
 
 
 def check_cpu_checkpoint(device, dry_run: bool, folder: str, **model) -> dict:

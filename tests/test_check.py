@@ -81,6 +81,29 @@ def test_the_smoke_part_runs_first_and_writes_its_file(check):
         ("tf32", "t4_like_fp16", "cpu_checkpoint", "cpu_checkpoint_channels_last"), "ok")
 
 
+def test_the_t4_memory_cap_names_the_gpu_as_torch_requires(monkeypatch):
+    """The check's device is "cuda" with no index (resolve_device("auto")), which
+    torch.cuda.set_per_process_memory_fraction refuses: the cap must name the GPU. Its
+    CUDA calls stand in here, each validating the device as torch's own would."""
+    if not smoke_is_written():
+        pytest.skip("benchmarks/smoke.py is not in this checkout yet")
+    from types import SimpleNamespace
+    import torch
+    from torch.cuda._utils import _get_device_index
+    from benchmarks import smoke
+    caps = []
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda d: SimpleNamespace(total_memory=80 * 1024 ** 3))
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction",
+                        lambda f, d: caps.append((f, _get_device_index(d))))
+    with pytest.raises(ValueError, match="specified index"):      # what the cap is spared
+        _get_device_index(torch.device("cuda"))
+    assert smoke.cap_memory(torch.device("cuda"), smoke.T4_BYTES) == torch.device("cuda", 0)
+    assert smoke.cap_memory(torch.device("cuda", 1), None) == torch.device("cuda", 1)
+    assert caps == [(15 / 80, 0), (1.0, 1)]
+
+
 def test_a_stale_checkpoint_in_the_grid_folder_does_not_break_a_rerun(tmp_path):
     """A row cut at the deadline by an earlier check (other sizes, so another config)
     must not make the next check's row fail with CheckpointMismatchError."""
@@ -256,6 +279,39 @@ def test_a_part_past_its_deadline_is_killed_and_the_next_part_runs(tmp_path):
         seconds=summary.data["parts"]["next"]["seconds"])
     on_disk = json.loads((tmp_path / "gpu_check.json").read_text())
     assert list(on_disk["parts"]) == ["sleepy", "next"]
+
+
+def test_a_check_stopped_by_sigterm_kills_its_running_part(tmp_path):
+    """`timeout` stops the check with SIGTERM: the part it is running (in its own session)
+    and what that started are killed with it, not left holding the GPU."""
+    sleepy = tmp_path / "sleepy.py"
+    sleepy.write_text("import subprocess, sys, time\n"
+                      "p = subprocess.Popen([sys.executable, '-c', 'import time; "
+                      "time.sleep(60)'])\n"
+                      "open(sys.argv[1] + '/grandchild.pid', 'w').write(str(p.pid))\n"
+                      "time.sleep(60)\n")
+    controller = ("import sys, time, torch\n"
+                  "from benchmarks.check import CheckSettings, Summary, stop_on_sigterm\n"
+                  "stop_on_sigterm()\n"
+                  f"check = CheckSettings(budget_s=60.0, out_dir={str(tmp_path)!r}, "
+                  "started=time.time())\n"
+                  "summary = Summary(check, torch.device('cpu'), ends=dict(sleepy=1.0))\n"
+                  f"summary.run_in_child('sleepy', [sys.executable, {str(sleepy)!r}, "
+                  f"{str(tmp_path)!r}])\n")
+    proc = subprocess.Popen([sys.executable, "-c", controller], cwd=REPO_ROOT)
+    pid_file = tmp_path / "grandchild.pid"
+    for _ in range(300):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.1)
+    proc.terminate()
+    assert proc.wait(timeout=20) == 128 + 15
+    pid = int(pid_file.read_text())
+    time.sleep(0.2)                        # gone, or a zombie nobody has reaped yet
+    alive = os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+    if alive:
+        os.kill(pid, 9)
+    assert not alive
 
 
 def test_a_bad_budget_or_model_is_refused_before_anything_runs(tmp_path):
