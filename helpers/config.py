@@ -94,12 +94,13 @@ TRAIN_DEFAULTS = {
 SWIN_PATCH = 4          # Swin's patch side; timm pads the windows and merges of other sizes
 # Training-set sizes known without loading anything: what a batch size is checked against
 # before the data loads. A .npz file's size is known only once it is loaded.
-CIFAR100_SIZES = (50_000, 10_000)                 # (train, test) images
+CIFAR100_SIZES = (50_000, 10_000)                 # (train, test) images, in 100 classes
 BUILTIN_TRAIN_SIZES = {"cifar100": CIFAR100_SIZES[0], "synthetic": 5_000}
 SYNTHETIC_DEFAULT_SIZES = (BUILTIN_TRAIN_SIZES["synthetic"], 1_000)  # (train, test) images
 # "synthetic" has 100 classes; "synthetic-<C>" the first C of them (2 <= C <= 100), e.g.
 # the demo's "synthetic-10". Class k is a (shape, colour, texture) triple (data/synthetic.py).
 SYNTHETIC_MAX_CLASSES = 100
+SYNTHETIC_MAX_IMAGES = 500_000        # per split: 1.5 GB of 32 px images, made in memory
 
 
 def synthetic_classes(dataset: str) -> int | None:
@@ -288,16 +289,20 @@ class ExperimentConfig:
         return ("swin", self.mode) if self.is_swin else self.model
 
     def known_train_size(self) -> int | None:
-        """Training images this config will train on, if known without loading (else None);
-        with train_fraction, the share of each class is rounded per class, so this is the
-        fraction of the whole, within one image per class."""
+        """Training images this config will train on, if known without loading (else None).
+        train_fraction keeps round(n_c * fraction), at least one, of each class's n_c images
+        (data.nested_fraction): exact for classes as balanced as the synthetic data's and
+        all of CIFAR-100's, within a random CIFAR subset's imbalance otherwise."""
         synthetic = synthetic_classes(self.dataset)          # generated at train_subset
         full = BUILTIN_TRAIN_SIZES.get("synthetic" if synthetic else self.dataset)
         if self.train_subset is not None:
             full = self.train_subset        # no larger than the dataset: validate()
-        if full is not None and self.train_fraction is not None:
-            return max(1, round(full * self.train_fraction))
-        return full
+        if full is None or self.train_fraction is None:
+            return full
+        classes = synthetic or 100                           # or CIFAR-100's
+        (base, extra), f = divmod(full, classes), self.train_fraction
+        per_class = [max(1, round(n * f)) if n else 0 for n in (base + 1, base)]
+        return extra * per_class[0] + (classes - extra) * per_class[1]
 
     def train_batch_size(self, n_train: int) -> int:
         """The training batch: batch_size if set, else the default fitted to n_train."""
@@ -416,10 +421,13 @@ def _check_dataset_and_names(cfg: ExperimentConfig) -> None:
                                  "classes) or a path to a .npz file")
         if not os.path.isfile(cfg.dataset):
             _bad(cfg, "dataset", "no such .npz file")
-    if cfg.dataset == "cifar100":              # checked here, not after the data has loaded
-        for name, n in zip(("train_subset", "test_subset"), CIFAR100_SIZES):
+    cifar = cfg.dataset == "cifar100"
+    if cifar or synthetic:                     # checked here, not once the data is loaded
+        limits = CIFAR100_SIZES if cifar else (SYNTHETIC_MAX_IMAGES,) * 2
+        for name, n in zip(("train_subset", "test_subset"), limits):
             if (getattr(cfg, name) or 0) > n:
-                _bad(cfg, name, f"CIFAR-100 has only {n} {name.split('_')[0]} images")
+                _bad(cfg, name, f"CIFAR-100 has only {n} {name.split('_')[0]} images" if cifar
+                     else f"synthetic images are made in memory: at most {n}")
     if not cfg.run_name and cfg.run_name is not None:
         _bad(cfg, "run_name", "must be a non-empty name or None")
     if cfg.run_name and (os.sep in cfg.run_name or cfg.run_name.startswith(".")):

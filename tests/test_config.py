@@ -90,8 +90,8 @@ BAD_VALUES = {
     "img_size": [0, 32.0, True],
     "dataset": [None, 5, "imagenet"],
     "data_dir": ["", None, 1],
-    "train_subset": [0, -5, "100", 1.5, True],
-    "test_subset": [0, "100"],
+    "train_subset": [0, -5, "100", 1.5, True, 10**9],     # 10**9 synthetic images: no memory
+    "test_subset": [0, "100", 10**9],
     "augment": [1, "True", None],
     "epochs": [0, -1, 2.0, "3", None, True],
     "batch_size": [0, 64.0, "64", True, 6000],          # 6000 > the 5000 synthetic images
@@ -165,6 +165,21 @@ def test_an_explicit_batch_larger_than_a_known_training_set_is_refused_before_lo
     assert cfg.resolved().known_train_size() == 10_000
     from helpers.data import load_dataset
     assert len(load_dataset("synthetic", train_subset=10_000, test_subset=10).y_train) == 10_000
+
+
+def test_the_known_size_of_a_share_is_the_size_the_share_has_once_loaded():
+    """train_fraction keeps a rounded share of each class, at least one image: the size a
+    batch is checked against before loading is the one the loaded data has (a share of
+    the whole, 20 of 200 images, would refuse a batch of 64 that the 100 images allow)."""
+    from helpers.data import load_dataset, with_train_fraction
+    for dataset, n, fraction in (("synthetic", 200, 0.1), ("synthetic-10", 50, 0.5),
+                                 ("synthetic-7", 333, 0.25), ("synthetic", None, 0.33)):
+        cfg = ExperimentConfig(dataset=dataset, train_subset=n, train_fraction=fraction)
+        data = load_dataset(dataset, train_subset=n, test_subset=10)
+        assert cfg.known_train_size() == len(with_train_fraction(data, fraction, 0).y_train)
+    ExperimentConfig(dataset="synthetic", train_subset=200, train_fraction=0.1,
+                     batch_size=64).resolved()
+    assert ExperimentConfig(dataset="cifar100", train_fraction=0.1).known_train_size() == 5000
 
 
 def test_a_config_that_spelled_out_the_old_defaults_is_not_a_changed_config():
