@@ -290,6 +290,22 @@ def fake_pickles(folder):
     return [os.path.join(folder, f) for f in ("train", "test", "meta")]
 
 
+def test_cifar_loads_when_its_cache_cannot_be_written(tmp_path, monkeypatch):
+    """A full disk or a read-only data folder (a full Google Drive) costs the cache only:
+    the data loaded is returned, with a warning."""
+    monkeypatch.setattr(cifar100, "reachable", _no_network)
+    write_fake_cifar(tmp_path / "cifar-100-python")
+    publish(monkeypatch, *fake_pickles(tmp_path / "cifar-100-python"))
+
+    def disk_full(path, **arrays):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(cifar100, "save_npz_atomic", disk_full)
+    with pytest.warns(UserWarning, match="could not be written .*No space left"):
+        ds = load_cifar100(str(tmp_path))
+    assert ds.x_train.shape == (12, 32, 32, 3)
+    assert not (tmp_path / "cifar100_uint8.npz").exists()
+
+
 @pytest.mark.parametrize("bytes_keys", [True, False])
 def test_cifar_pickles_are_converted_and_cached(tmp_path, monkeypatch, bytes_keys):
     monkeypatch.setattr(cifar100, "reachable", _no_network)

@@ -262,6 +262,21 @@ def test_weights_for_another_architecture_are_refused(tiny_weights, tmp_path):
         build_model("swin_tiny", C, mode="finetune", weights=str(tmp_path / "partial.safetensors"))
 
 
+def test_a_weights_file_that_does_not_load_is_refused_naming_it(tiny_weights, tmp_path):
+    """Not a weights file at all, a damaged safetensors file, or tensors of other shapes:
+    each a WeightsUnavailableError naming weights=, not the loader's own error."""
+    _, state = tiny_weights
+    (tmp_path / "text.pth").write_text("not weights")
+    (tmp_path / "damaged.safetensors").write_bytes(b"\xff" * 64)
+    norm = next(k for k in state if k.endswith("norm1.weight"))
+    save_file({k: (v[:-1].contiguous() if k == norm else v) for k, v in state.items()},
+              str(tmp_path / "shapes.safetensors"))
+    for name in ("text.pth", "damaged.safetensors", "shapes.safetensors"):
+        path = str(tmp_path / name)
+        with pytest.raises(WeightsUnavailableError, match=f"weights={path!r} cannot be loaded"):
+            build_model("swin_tiny", C, mode="finetune", weights=path)
+
+
 def test_weights_found_in_the_hugging_face_cache(tiny_weights, tmp_path, monkeypatch):
     folder, state = tiny_weights
     snapshot = tmp_path / "hub" / f"models--timm--{SWIN_TAGS['swin_tiny']}" / "snapshots" / "abc"

@@ -135,6 +135,9 @@ def load_cifar100(data_dir: str = "data") -> Dataset:
         raise DataUnavailableError(_unavailable_message(
             data_dir, f"the files in {folder!r} are unreadable ({e!r}); delete that folder")) from e
     ds = dataset_from_arrays(arrays, "cifar100", where=folder)
-    os.makedirs(data_dir, exist_ok=True)
-    save_npz_atomic(cache, **arrays)
+    try:                                   # the cache only saves time: a full disk loses none
+        save_npz_atomic(cache, **arrays)
+    except OSError as err:
+        warnings.warn(f"CIFAR-100 loaded, but its cache {cache} could not be written ({err}); "
+                      "the next run reads the pickles again", stacklevel=2)
     return ds

@@ -104,10 +104,17 @@ def _swin(variant: str, num_classes: int, img_size: int | None, mode: str,
         backbone = timm.create_model(tag, pretrained=True, num_classes=num_classes,
                                      img_size=img_size,
                                      pretrained_cfg_overlay=dict(file=path) if path else None)
-    except download_errors() as e:  # the probe passed but the download failed after all
+    except Exception as e:
         repo_id = timm.models.get_pretrained_cfg(tag).hf_hub_id
-        raise WeightsUnavailableError(f"could not download {tag}: {e}. "
-                                      + weights_hint(tag, repo_id)) from e
+        if path:                        # a local file that is not such weights: say which
+            first = (str(e).strip().splitlines() or [""])[0][:100]
+            raise WeightsUnavailableError(f"weights={path!r} cannot be loaded as {tag}'s "
+                                          f"({type(e).__name__}: {first}). "
+                                          + weights_hint(tag, repo_id)) from e
+        if isinstance(e, download_errors()):    # the probe passed, the download failed
+            raise WeightsUnavailableError(f"could not download {tag}: {e}. "
+                                          + weights_hint(tag, repo_id)) from e
+        raise
     if path:
         check_file_matches(backbone, path, tag)
     return SwinClassifier(backbone, frozen_backbone=mode == "finetune")
