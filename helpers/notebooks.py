@@ -21,9 +21,11 @@ def setup_home(*, colab: bool, use_drive: bool = True) -> str:
     that this kernel and anything it starts agree. Elsewhere HOME is $HW6_HOME, else the
     repository root. The folder is created; its path is returned.
     """
+    mount = os.environ.get(DRIVE_MOUNT_ENV) or DRIVE_MOUNT
     if colab and use_drive:
-        from google.colab import drive
-        drive.mount(os.environ.get(DRIVE_MOUNT_ENV) or DRIVE_MOUNT)
+        if not os.path.ismount(mount):    # a kernel this one starts finds it mounted: no prompt
+            from google.colab import drive
+            drive.mount(mount)
         os.environ[HOME_ENV] = drive_home()
     path = home()
     os.makedirs(path, exist_ok=True)

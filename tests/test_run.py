@@ -262,6 +262,26 @@ def test_the_parameters_read_without_papermill_are_papermills():
             name: ast.literal_eval(p["default"]) for name, p in declared.items()}, path
 
 
+def test_grid_notebook_parameters_given_as_papermill_gives_them(monkeypatch, capsys):
+    """`papermill notebooks/grid.ipynb out.ipynb -p problems 3 -p seeds 1` injects ints,
+    and -p with spaces one string: they mean the one-item or the split list. A grid with a
+    failed row raises, so that papermill's own exit status says so."""
+    from helpers.runner import cli
+    as_lists = cli.grid_args(problems=[3], seeds=[1], only=["a", "b"],
+                             extra_args=["--train-subset", "64"])
+    assert cli.grid_args(problems=3, seeds=1, only="a b", extra_args="--train-subset 64") \
+        == as_lists
+    assert as_lists[:4] == ["--problems", "3", "--seeds", "1"] and "--train-subset" in as_lists
+    for code in (0, 1):
+        monkeypatch.setattr(cli, "main", lambda argv, code=code: code)
+        if code:
+            with pytest.raises(RuntimeError, match="a row failed"):
+                cli.run_grid(problems=1, device="cpu", report=False)
+        else:
+            assert cli.run_grid(problems=1, device="cpu", report=False) == 0
+    assert "summary.ipynb" in capsys.readouterr().out
+
+
 def test_only_changes_that_alter_training_count_as_a_changed_config():
     old = dict(epochs=5, lr=0.1, device="cuda", precision="bf16", results_dir="a", seed=0)
     new = dict(epochs=5, lr=0.1, device="cpu", precision="fp32", results_dir="b", seed=0)
@@ -565,6 +585,20 @@ def test_the_check_of_a_relative_npz_reads_the_file_the_rows_read(tmp_path, monk
         ExperimentConfig(dataset="only-at-home.npz").resolved()
     with pytest.raises(SystemExit, match="--dataset only-at-home.npz: .*no such file"):
         runner.parse_settings(TINY_ARGS + dirs_args(tmp_path) + ["--dataset", "only-at-home.npz"])
+
+
+def test_a_report_this_machine_cannot_write_is_refused_before_any_row(tmp_path, monkeypatch):
+    """On a bare GPU image (torch, torchvision, timm) the default --report would fail once
+    every row had trained: the command stops at once instead, pointing to --no-report."""
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pandas" else real(name, *a))
+    args = tiny_args()[:-1] + dirs_args(tmp_path)                  # without --no-report
+    with pytest.raises(SystemExit, match="--report .*pandas not installed; add --no-report"):
+        runner.parse_settings(args)
+    assert not runner.parse_settings(args + ["--no-report"]).report
+    assert runner.parse_settings(args + ["--list"]).list_only
 
 
 def test_a_retraining_that_fails_leaves_the_finished_run_aside(tmp_path):

@@ -14,6 +14,7 @@ table, the grid's time record and the report. The budgets' reasons: README, "Bud
 """
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 
@@ -142,7 +143,7 @@ def report_at_end(results_dir: str) -> None:
         rep = write_report(at_home(results_dir), out["md"], out["figures"])
         print(f"\nwrote {shown(out['md'])} ({len(rep.runs)} result files, "
               f"{len(rep.flags)} flag(s)), figures in {shown(out['figures'])}/", flush=True)
-        print(f"no PDF: {', '.join(missing)} not installed (see `make pdf`)")
+        print(f"no PDF: {', '.join(missing)} not installed (see `python -m helpers.report pdf`)")
         return
     pdf = build_pdf(at_home(results_dir))
     print(f"\nwrote {shown(out['md'])}, figures in {shown(out['figures'])}/ and {shown(pdf)}")
@@ -154,6 +155,9 @@ def grid_args(*, problems=(1, 2), only=None, seeds=(0,), demo=False, epochs_p1=N
               weights_small=None, notebooks=False, report=True, extra_args=()) -> list[str]:
     """The command line of `python -m helpers.run` that notebooks/grid.ipynb's parameters
     stand for (the notebook runs it in its own kernel)."""
+    def listed(v):                    # papermill's -p gives a scalar for a one-item list
+        return shlex.split(v) if isinstance(v, str) else [v] if isinstance(v, int) else v
+    problems, seeds, only, extra_args = map(listed, (problems, seeds, only, extra_args))
     argv = ["--problems", *map(str, problems), "--seeds", *map(str, seeds)]
     for flag, value in (("--only", only), ("--epochs-p1", epochs_p1),
                         ("--epochs-p2", epochs_p2), ("--dataset", dataset),
@@ -169,12 +173,16 @@ def grid_args(*, problems=(1, 2), only=None, seeds=(0,), demo=False, epochs_p1=N
 def run_grid(**params) -> int:
     """notebooks/grid.ipynb: the grid rows its parameters choose (grid_args), with a bar per
     row; run it again after a disconnect and it carries on (complete rows are skipped,
-    interrupted ones resume). Ends with the summary notebook's parameter for the results."""
+    interrupted ones resume). Ends with the summary notebook's parameter for the results;
+    raises if a row failed, so that a papermill run of the notebook fails too."""
     argv = grid_args(**params)
     print("python -m helpers.run " + " ".join(argv), flush=True)
     settings = parse_settings(argv)             # a bad parameter stops here, before any row
     code = main(argv)
     print(summary_parameter(settings.results_dir))
+    if code == 1:
+        raise RuntimeError("a row failed (the table above says why; the rest are kept): run "
+                           "this cell again to retry it")
     return code
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import os
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ SLURM_CPUS_PER_TASK = 8          # data lives on the GPU: the cores feed the ker
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # a local job's clock includes its wait for a free GPU
 SBATCH_PREFIX = "sbatch:"        # --slurm-param sbatch:NAME: a raw sbatch option, unchecked
 SLURM_FLAGS = {"time": "--timeout-min", "array_parallelism": "--parallel"}  # set by own flag
+REPORT_NEEDS = ("pandas", "matplotlib")     # helpers.report's; a bare GPU image may lack them
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +177,11 @@ def parse_settings(argv=None) -> RunSettings:
         dataset = repo_path(dataset)
     if not args.list:
         check_here(args, dataset)
+    missing = [m for m in REPORT_NEEDS if importlib.util.find_spec(m) is None]
+    if args.report and missing and not args.list:      # found out now, not after the grid
+        raise SystemExit(f"error: --report (the default): {', '.join(missing)} not installed; "
+                         "add --no-report, and run `python -m helpers.report RESULTS_DIR` "
+                         "where they are")
     results_dir = repo_path(args.results_dir or (demo and demo_presets.RESULTS_DIR)
                             or default_results_dir(dataset))
     executed_dir = os.path.abspath(args.executed_dir or os.path.join(
