@@ -18,7 +18,7 @@ import os
 import torch
 
 from .atomic import atomic_path
-from .changes import config_changes, recipe_changes
+from .changes import stale_reasons
 from .device import set_rng_state
 from .results import recipe_id
 
@@ -42,11 +42,10 @@ def load_checkpoint(path: str, map_location="cpu") -> dict:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def check_compatible(saved_config: dict, config: dict, path: str,
-                     saved_recipe: str | None = None) -> None:
-    """Refuse to resume a checkpoint made for a different experiment: another config, or
-    another training recipe (`saved_recipe`; None: from before recipes were recorded)."""
-    changes = config_changes(saved_config, config) + recipe_changes(saved_recipe)
+def check_compatible(saved: dict, config: dict, path: str) -> None:
+    """Refuse to resume the checkpoint `saved` if it was made for a different experiment:
+    another config, or another training recipe (none recorded: from before recipes were)."""
+    changes = stale_reasons(saved, config)
     if changes:
         raise CheckpointMismatchError(
             f"checkpoint {path} was made with a different config or training code "
@@ -77,8 +76,7 @@ def saved_plan(path: str, config: dict) -> dict | None:
     when there is no readable checkpoint or it belongs to another config or recipe
     (resume() then says why)."""
     saved = peek_checkpoint(path)
-    if not isinstance(saved, dict) or config_changes(saved["config"], config) \
-            or recipe_changes(saved.get("recipe")):
+    if not isinstance(saved, dict) or stale_reasons(saved, config):
         return None
     return saved.get("plan")
 
@@ -139,7 +137,7 @@ def resume(path: str, config: dict, state, plan: dict | None = None) -> tuple[li
         raise CheckpointUnusableError(
             f"checkpoint {path} cannot be read ({_first_line(err)}). Delete it to "
             "train from scratch (the grid runner does this itself).") from err
-    check_compatible(saved["config"], config, path, saved.get("recipe"))
+    check_compatible(saved, config, path)
     if plan is not None:
         check_schedule(saved, plan, path)
     try:

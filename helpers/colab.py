@@ -71,10 +71,6 @@ def badges_md(url: str, branch: str) -> str:
     return " ".join(lines) + "\n"
 
 
-def set_readme_badges(readme: str, url: str, branch: str) -> None:
-    splice(readme, "colab", badges_md(url, branch))
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("url", nargs="?", help="clone URL (default: git remote get-url origin)")
@@ -87,7 +83,7 @@ def main(argv=None) -> int:
                          "make colab URL=https://github.com/you/repo.git")
     for path in ALL_NOTEBOOKS:
         set_notebook_url(path, url)
-    set_readme_badges(args.readme, url, args.branch)
+    splice(args.readme, "colab", badges_md(url, args.branch))
     opened = ("from its badge (in the README)" if GITHUB.match(url)
               else "in Colab from File > Open notebook")
     print(f"REPO_URL = {url!r} in {len(ALL_NOTEBOOKS)} notebooks. Commit and push, then "

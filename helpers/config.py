@@ -10,7 +10,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from .fields import nullable, type_problem
+from .fields import field_types, type_problem
 from .rules import AUTO_WARMUP_MAX_SHARE, auto_batch_size
 
 # Every name of the homework is defined here, once: a model's row label, its problem and
@@ -355,7 +355,7 @@ def _check_numbers(cfg: ExperimentConfig) -> None:
         v = getattr(cfg, name)
         if v is not None and v < 1:
             _bad(cfg, name, "must be a positive integer"
-                 + (" or None" if nullable(ExperimentConfig, name) else ""))
+                 + (" or None" if field_types(ExperimentConfig)[name][1] else ""))
     if cfg.train_eval_images < 0:
         _bad(cfg, "train_eval_images", "must be 0 (none) or a positive number of images")
     if cfg.train_fraction is not None and not 0 < cfg.train_fraction <= 1:

@@ -99,7 +99,7 @@ def setup_backends(device: torch.device) -> None:
     """Fast, still-deterministic-enough kernels on CUDA; nothing changes on CPU."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        allow_tf32()
+        set_tf32(matmul=True, conv=True)
 
 
 def tf32() -> tuple[bool, bool]:
@@ -116,10 +116,6 @@ def set_tf32(matmul: bool, conv: bool) -> None:
     raise "mix of the legacy and new APIs", and inductor, timm and user code read them."""
     torch.set_float32_matmul_precision("high" if matmul else "highest")
     torch.backends.cudnn.allow_tf32 = conv
-
-
-def allow_tf32() -> None:
-    set_tf32(matmul=True, conv=True)
 
 
 @contextlib.contextmanager

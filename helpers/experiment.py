@@ -19,7 +19,7 @@ from .device import (device_name, resolve_device, resolve_precision, seed_everyt
                      setup_backends)
 from .measure import measure
 from .checkpoint import CheckpointUnusableError, check_compatible, peek_checkpoint, saved_plan
-from .memory import (eval_peak, fit_batch, meter_for, optimizer_state_bytes,
+from .memory import (CudaMeter, eval_peak, fit_batch, optimizer_state_bytes,
                      resident_after_training_bytes, step_peak)
 from .models import WeightsUnavailableError, build_model, weights_problem
 from .probes import receptive_fields, uniform_attention_distance, vit_attention_distances
@@ -65,7 +65,8 @@ class Experiment:
         self.device = resolve_device(self.cfg.device)
         self.precision = resolve_precision(self.cfg.precision, self.device)
         self.data = self.model = self.plan = None
-        self.meter = meter_for(self.device)       # the memory rule's GPU; None: not checked
+        # The memory rule's GPU; None where memory is not checked (CPU, MPS).
+        self.meter = CudaMeter(self.device) if self.device.type == "cuda" else None
         self.resume_batch: tuple[int, str] | None = None
         self.summary: dict | None = None
 
@@ -81,8 +82,7 @@ class Experiment:
             raise WeightsUnavailableError(missing)
         saved = peek_checkpoint(cfg.checkpoint_path)
         if isinstance(saved, dict) and self.completed() is None:     # (done: run() skips it)
-            check_compatible(saved["config"], cfg.to_dict(), cfg.checkpoint_path,
-                             saved.get("recipe"))
+            check_compatible(saved, cfg.to_dict(), cfg.checkpoint_path)
         setup_backends(self.device)
         seed_everything(cfg.seed)
         self.data = with_train_fraction(

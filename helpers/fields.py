@@ -28,11 +28,6 @@ def field_types(cls) -> dict:
     return out
 
 
-def nullable(cls, name: str) -> bool:
-    """Whether the field `name` of `cls` may be None."""
-    return field_types(cls)[name][1]
-
-
 def value_problem(name: str, v, types: tuple, can_be_none: bool) -> str | None:
     """'name=value: must be ...' when `v` is not one of `types` (or None where allowed);
     bool is not an int, a string is not a number, and NaN and inf are not numbers."""

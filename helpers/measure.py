@@ -78,10 +78,7 @@ def thop_macs(model: nn.Module, img_size: int) -> int | None:
 def _mha_fastpath_off():
     """nn.MultiheadAttention's inference fast path is one fused aten op that
     FlopCounterMode has no formula for (it would count 0); the regular path is counted."""
-    mha = getattr(torch.backends, "mha", None)
-    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
-        yield
-        return
+    mha = torch.backends.mha                         # in every supported torch (>= 2.4)
     before = mha.get_fastpath_enabled()
     mha.set_fastpath_enabled(False)
     try:

@@ -61,11 +61,6 @@ class CudaMeter:
             torch.cuda.empty_cache()
 
 
-def meter_for(device: torch.device) -> CudaMeter | None:
-    """The meter of `device`, or None where memory is not checked (CPU, MPS)."""
-    return CudaMeter(device) if device.type == "cuda" else None
-
-
 def optimizer_state_bytes(model: nn.Module, optimizer: str) -> int:
     """Bytes of optimiser state once the first step has run."""
     n = sum(p.numel() for p in model.parameters() if p.requires_grad)

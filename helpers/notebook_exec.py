@@ -52,12 +52,6 @@ def config_from_parameters(problem: int, parameters: dict, defaults: dict) -> Ex
     return build(**params)
 
 
-def notebook_parameters(path: str) -> dict:
-    """The parameters a notebook declares: name -> papermill Parameter (type, default, help)."""
-    import papermill
-    return papermill.inspect_notebook(path)
-
-
 def execute_notebook(input_path: str, output_path: str, parameters: dict | None = None,
                      cwd: str = REPO_ROOT) -> None:
     """Run a notebook with papermill, writing the executed copy to `output_path`.
@@ -70,7 +64,7 @@ def execute_notebook(input_path: str, output_path: str, parameters: dict | None 
     still written.
     """
     parameters = dict(parameters or {})
-    declared = notebook_parameters(input_path)
+    declared = parameter_defaults(input_path)
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown} for {os.path.basename(input_path)}; "

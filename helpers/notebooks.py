@@ -8,8 +8,8 @@ import os
 
 from .config import (STUDIES, SWIN_VARIANTS, ConfigError, ExperimentConfig, models_of,
                      is_swin)
-from .paths import (DRIVE_MOUNT, DRIVE_MOUNT_ENV, HOME_ENV, REAL_DATASET, RESULTS, at_home,
-                    drive_home, home, shown)
+from .paths import (DRIVE_FOLDER, DRIVE_MOUNT, DRIVE_MOUNT_ENV, HOME_ENV, REAL_DATASET,
+                    RESULTS, at_home, home, shown)
 
 
 # ----------------------------------------------------------------------------- setup
@@ -26,7 +26,7 @@ def setup_home(*, colab: bool, use_drive: bool = True) -> str:
         if not os.path.ismount(mount):    # a kernel this one starts finds it mounted: no prompt
             from google.colab import drive
             drive.mount(mount)
-        os.environ[HOME_ENV] = drive_home()
+        os.environ[HOME_ENV] = os.path.join(mount, "MyDrive", DRIVE_FOLDER)
     path = home()
     os.makedirs(path, exist_ok=True)
     return path

@@ -39,9 +39,3 @@ def shown(path: str) -> str:
     full = os.path.abspath(at_home(path))
     rel = os.path.relpath(full, home())
     return full if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
-
-
-def drive_home() -> str:
-    """HOME on Colab with Drive mounted: <mount>/MyDrive/cifar100-hw6."""
-    mount = os.environ.get(DRIVE_MOUNT_ENV) or DRIVE_MOUNT
-    return os.path.join(mount, "MyDrive", DRIVE_FOLDER)

@@ -16,6 +16,7 @@ import pytest
 
 from helpers import runner
 from helpers.results import read_result
+from helpers.atomic import splice
 from helpers.gridrun import read_time_record
 from helpers.runner import demo_readme, jobs
 
@@ -248,7 +249,7 @@ def test_the_runner_records_the_grid_time_and_the_readme_paragraph_comes_from_it
     assert f"**Grid wall time:** {rec['rows_s']:.0f} s for the 2 row(s)" in header
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- demo:start -->\nold\n<!-- demo:end -->\nrest\n")
-    block = demo_readme.splice_readme(str(readme), str(results))
+    block = splice(str(readme), "demo", demo_readme.demo_summary(str(results)))
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("rest\n") and "old" not in text
     minutes, seconds = divmod(round(rec["total_s"]), 60)

@@ -19,6 +19,7 @@ from conftest import need_tools
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from helpers.atomic import splice
 from helpers.notebook_exec import python_kernel
 from helpers.notebooks import problem1_config
 from helpers.paths import HOME_ENV, REPO_ROOT
@@ -257,7 +258,7 @@ def test_make_colab_writes_one_url_into_every_setup_cell_and_the_badges(tmp_path
     assert url == "https://github.com/someone/hw6-fork.git"
     for name in NOTEBOOK_NAMES:
         colab.set_notebook_url(str(repo / "notebooks" / f"{name}.ipynb"), url)
-    colab.set_readme_badges(str(repo / "README.md"), url, "main")
+    splice(str(repo / "README.md"), "colab", colab.badges_md(url, "main"))
     setups = {name: next(c.source for c in cells(name, repo) if c.cell_type == "code")
               for name in NOTEBOOK_NAMES}
     assert len(set(setups.values())) == 1

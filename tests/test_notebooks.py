@@ -15,7 +15,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from helpers import grid
 from helpers.config import ConfigError, ExperimentConfig
-from helpers.notebook_exec import execute_notebook, notebook_parameters
+from helpers.notebook_exec import execute_notebook, parameter_defaults
 from helpers.paths import NOTEBOOKS
 from helpers.results import record_problems
 from helpers.results import read_result
@@ -173,7 +173,7 @@ def test_every_notebook_parameter_reaches_the_config(problem):
     """Each config field the parameters cell declares is passed on to the config (a field
     declared but not passed would silently keep its default)."""
     import json
-    declared = set(notebook_parameters(NOTEBOOKS[problem])) - {"overrides", "variant"}
+    declared = set(parameter_defaults(NOTEBOOKS[problem])) - {"overrides", "variant"}
     with open(NOTEBOOKS[problem]) as f:
         cells = ["".join(c["source"]) for c in json.load(f)["cells"] if c["cell_type"] == "code"]
     [call] = [c for c in cells if f"problem{problem}_config(" in c]

@@ -5,11 +5,11 @@
 """
 from .cifar100 import DataUnavailableError, load_cifar100
 from .arrays import CIFAR100_MEAN, CIFAR100_STD, Dataset, DatasetFormatError, load_npz
-from .datasets import channel_stats, check_overlap, load_dataset, make_synthetic
+from .datasets import check_overlap, load_dataset, make_synthetic
 from .loader import DeviceLoader, bilinear_matrix
 from .subsets import nested_fraction, train_sample, with_train_fraction
 
 __all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "Dataset", "DatasetFormatError",
-           "DataUnavailableError", "DeviceLoader", "bilinear_matrix", "channel_stats",
+           "DataUnavailableError", "DeviceLoader", "bilinear_matrix",
            "check_overlap", "load_cifar100", "load_dataset", "load_npz", "make_synthetic",
            "nested_fraction", "train_sample", "with_train_fraction"]

@@ -75,12 +75,6 @@ def load_dataset(spec: str, data_dir: str = "data", *, train_subset: int | None 
     return ds
 
 
-def channel_stats(x_uint8_nhwc: torch.Tensor) -> tuple[tuple, tuple]:
-    """Per-channel mean and std in [0, 1] units, e.g. to normalise one's own .npz data."""
-    x = x_uint8_nhwc.reshape(-1, x_uint8_nhwc.shape[-1]).double() / 255
-    return tuple(x.mean(0).tolist()), tuple(x.std(0).tolist())
-
-
 def check_overlap(dataset: Dataset) -> int:
     """Number of test images whose exact bytes also occur in the training set (warns if > 0)."""
     def digests(x):

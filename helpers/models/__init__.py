@@ -9,6 +9,7 @@ and `input_spec(name)` says the native image side and normalisation it expects;
 """
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch.nn as nn
@@ -16,11 +17,13 @@ import torch.nn as nn
 from ..config import native_img_size
 from ..data import CIFAR100_MEAN, CIFAR100_STD
 from .pretrained import WeightsUnavailableError
-from .resnet import CifarResNet18, resnet18
-from .swin import SWIN_TAGS, SwinClassifier, swin_small, swin_tiny, weights_problem
-from .vit import ViT, vit
+from .resnet import CifarResNet18
+from .swin import SWIN_TAGS, SwinClassifier, swin, weights_problem
+from .vit import ViT
 
-MODELS = {"resnet18": resnet18, "vit": vit, "swin_tiny": swin_tiny, "swin_small": swin_small}
+# A model's class is its constructor; a Swin size is the one Swin builder bound to its tag.
+MODELS = {"resnet18": CifarResNet18, "vit": ViT,
+          **{name: functools.partial(swin, name) for name in SWIN_TAGS}}
 # The models trained in channels_last (NHWC) on CUDA: cuDNN's fast convolution kernels want it.
 CHANNELS_LAST = ("resnet18",)
 

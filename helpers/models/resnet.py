@@ -33,6 +33,3 @@ class CifarResNet18(ResNet):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-
-def resnet18(num_classes: int) -> CifarResNet18:
-    return CifarResNet18(num_classes)

@@ -80,8 +80,10 @@ class SwinClassifier(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _swin(variant: str, num_classes: int, img_size: int | None, mode: str,
-          weights: str | os.PathLike | None) -> SwinClassifier:
+def swin(variant: str, num_classes: int, *, img_size: int | None = 224, mode: str = "scratch",
+         weights: str | os.PathLike | None = None) -> SwinClassifier:
+    """Swin `variant` (a SWIN_TAGS name) for num_classes, trained from scratch or fine-tuned
+    from its ImageNet weights (`mode`; `weights`: a local file, None for the hub)."""
     import timm
 
     img_size = 224 if img_size is None else img_size
@@ -118,13 +120,3 @@ def _swin(variant: str, num_classes: int, img_size: int | None, mode: str,
     if path:
         check_file_matches(backbone, path, tag)
     return SwinClassifier(backbone, frozen_backbone=mode == "finetune")
-
-
-def swin_tiny(num_classes: int, *, img_size: int | None = 224, mode: str = "scratch",
-              weights: str | os.PathLike | None = None) -> SwinClassifier:
-    return _swin("swin_tiny", num_classes, img_size, mode, weights)
-
-
-def swin_small(num_classes: int, *, img_size: int | None = 224, mode: str = "scratch",
-               weights: str | os.PathLike | None = None) -> SwinClassifier:
-    return _swin("swin_small", num_classes, img_size, mode, weights)

@@ -100,8 +100,3 @@ class ViT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-
-def vit(num_classes: int, *, img_size: int | None = 32, patch_size: int = 4, dim: int = 256,
-        depth: int = 4, heads: int = 4) -> ViT:
-    return ViT(num_classes, img_size=img_size, patch_size=patch_size, dim=dim, depth=depth,
-               heads=heads)

@@ -15,7 +15,6 @@ table, the grid's time record and the report. The budgets' reasons: README, "Bud
 from __future__ import annotations
 
 import shlex
-import sys
 import time
 
 from .. import grid as grid_module
@@ -184,7 +183,3 @@ def run_grid(**params) -> int:
         raise RuntimeError("a row failed (the table above says why; the rest are kept): run "
                            "this cell again to retry it")
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

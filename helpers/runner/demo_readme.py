@@ -47,11 +47,6 @@ def demo_summary(results_dir: str) -> str:
     return " ".join(lines)
 
 
-def splice_readme(readme: str, results_dir: str) -> str:
-    """Replace the README's demo block with demo_summary() (atomic.splice)."""
-    return splice(readme, "demo", demo_summary(results_dir))
-
-
 def main(argv=None) -> int:
     import argparse
     ap = argparse.ArgumentParser(prog="python -m helpers.runner demo-readme",
@@ -60,7 +55,7 @@ def main(argv=None) -> int:
     ap.add_argument("results_dir", nargs="?", default="results/demo")
     ap.add_argument("--readme", default="README.md")
     a = ap.parse_args(argv)
-    print(splice_readme(a.readme, a.results_dir))
+    print(splice(a.readme, "demo", demo_summary(a.results_dir)))    # the README's demo block
     return 0
 
 

@@ -144,7 +144,8 @@ def execute(run: Run, executed_dir: str | None, force: bool = False) -> Outcome:
         print(f"[{run.name}] {decision.why}: skipped", flush=True)
         return outcome_from_file(run, decision.note, None)
     prepare_files(run, decision)
-    missing = weights_missing(run)
+    from ..models import weights_problem            # torch: not for --list or --help
+    missing = weights_problem(run.cfg.model, run.cfg.weights, run.cfg.mode)
     if missing:      # a property of this machine: no kernel, no data, no model for this row
         print(f"[{run.name}] skipped: {short(missing, 300)}", flush=True)
         write_failed_result(run, "skipped", f"WeightsUnavailableError: {missing}", started)
@@ -169,13 +170,6 @@ def execute(run: Run, executed_dir: str | None, force: bool = False) -> Outcome:
         acc = "-" if out.test_acc is None else f"{out.test_acc:.2f} %"
         print(f"[{run.name}] {out.status}: test accuracy {acc}", flush=True)
     return out
-
-
-def weights_missing(run: Run) -> str | None:
-    """Why a fine-tune row cannot get its ImageNet weights here (None: it can, or the row
-    needs none). Checked before a kernel starts, as the notebook would fail the same way."""
-    from ..models import weights_problem
-    return weights_problem(run.cfg.model, run.cfg.weights, run.cfg.mode)
 
 
 def attempt(run: Run, output: str | None,
