@@ -401,6 +401,10 @@ def test_the_demo_gives_each_row_its_budget_unless_the_user_sets_one():
     assert (mine["p1-resnet18"].train_subset, mine["p1-resnet18"].test_subset) == (64, 32)
     assert mine["p1-resnet18"].epochs == 1
     assert mine["p2-swin_tiny-scratch"].epochs == preset.rows["p2-swin_tiny-scratch"][2]
+    for flag, field in (("--train-subset", "train_subset"), ("--test-subset", "test_subset"),
+                        ("--epochs-p2", "epochs")):                 # 0 is not "unset"
+        with pytest.raises(SystemExit, match=f"{field}=0: must be a positive"):
+            plan_for(flag, "0")
 
 
 def test_a_bad_value_stops_the_grid_before_any_row_and_a_finished_run_stands(tmp_path, capsys):
@@ -416,7 +420,9 @@ def test_a_bad_value_stops_the_grid_before_any_row_and_a_finished_run_stands(tmp
     for bad, message in ((["-p", "label_smoothing", "0.1x"],
                           "label_smoothing='0.1x': must be a number, not str (every row)"),
                          (["--epochs-p1", "-3"], "epochs=-3: must be a positive integer "
-                                                 "(t-a, t-b)")):
+                                                 "(t-a, t-b)"),
+                         (["--epochs-p1", "0"], "epochs=0: must be a positive integer "
+                                                "(t-a, t-b)")):     # 0 is not "unset"
         with pytest.raises(SystemExit) as stop:
             runner.main(args + bad, entries=entries)
         assert message in str(stop.value) and "nothing was run" in str(stop.value)

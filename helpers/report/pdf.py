@@ -35,7 +35,8 @@ PDF_TITLE = "Homework 6 report: ResNet-18, ViT and Swin"
 PDF_TITLE_DEMO = DEMO_TITLE       # a demo's PDF says so in its first line
 APT_PACKAGES = "pandoc texlive-xetex texlive-fonts-recommended texlive-plain-generic"
 INSTALL_HINT = f"""\
-To export the PDF, nbconvert needs pandoc and XeLaTeX. Install them, then rerun `python -m helpers.report pdf`:
+To export the PDF, nbconvert needs pandoc and XeLaTeX. Install them, then rerun
+`python -m helpers.report pdf`:
   Debian/Ubuntu:  sudo apt-get install {APT_PACKAGES}
   Colab:          !apt-get install -y {APT_PACKAGES}
   macOS:          brew install pandoc && brew install --cask mactex-no-gui

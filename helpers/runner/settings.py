@@ -16,7 +16,7 @@ from .. import grid as grid_module
 from ..claims import DEFAULT_SIZES, ClaimsSizes
 from ..config import ConfigError, ExperimentConfig, problem_of
 from ..notebooks import default_results_dir
-from ..paths import EXECUTED_DIR, REPO_ROOT, at_home
+from ..paths import EXECUTED_DIR, REPO_ROOT
 from . import demo as demo_presets
 from .demo import DemoPreset
 
@@ -190,8 +190,8 @@ def parse_settings(argv=None) -> RunSettings:
     return RunSettings(
         problems=tuple(args.problems), only=tuple(args.only) if args.only else None,
         list_only=args.list, seeds=seeds_of(args), dataset=dataset,
-        epochs={1: args.epochs_p1 or grid_module.EPOCHS[1],
-                2: args.epochs_p2 or grid_module.EPOCHS[2],
+        epochs={1: given(args.epochs_p1, grid_module.EPOCHS[1]),
+                2: given(args.epochs_p2, grid_module.EPOCHS[2]),
                 3: grid_module.EPOCHS[2]},          # Problem 3's rows carry their own epochs
         train_subset=args.train_subset, test_subset=args.test_subset,
         batch_size=args.batch_size, run_budget=demo_budgets(demo, args) if demo else {},
@@ -284,10 +284,16 @@ def demo_budgets(demo: DemoPreset, args: argparse.Namespace) -> dict[str, dict]:
         p = problem_of(e["model"])
         train, test, epochs = demo.budget(e)
         budgets[e["run_name"]] = dict(
-            train_subset=args.train_subset or train, test_subset=args.test_subset or test,
-            epochs=(args.epochs_p1 if p == 1 else args.epochs_p2) or epochs,
+            train_subset=given(args.train_subset, train), test_subset=given(args.test_subset, test),
+            epochs=given(args.epochs_p1 if p == 1 else args.epochs_p2, epochs),
             **demo.problem_params.get(p, {}))
     return budgets
+
+
+def given(flag, default):
+    """A flag's value where the user gave one (a 0 too: the config refuses it), else the
+    default."""
+    return default if flag is None else flag
 
 
 def weights_of(args: argparse.Namespace) -> dict[str, str | None]:
