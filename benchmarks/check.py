@@ -144,7 +144,11 @@ def bench(check: CheckSettings, device, out_dir: str, entries: list, deadline: f
         if not names or time.monotonic() >= stage_deadline:
             notes.append(f"{name}: {'no row selected' if not names else 'out of time'}")
             continue
-        result = run_benchmark(settings, deadline=stage_deadline)
+        try:          # what a stage wrote stands; an error in it (the data path) skips no stage
+            result = run_benchmark(settings, deadline=stage_deadline)
+        except Exception as err:  # noqa: BLE001  (recorded in the note; the next stage runs)
+            notes.append(f"{name}: failed ({type(err).__name__}: {str(err)[:200]})")
+            continue
         notes.append(f"{name}: {rows_measured(result, names, settings, device)} of "
                      f"{len(names)} rows")
     return "; ".join(notes)

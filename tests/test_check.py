@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from helpers.grid import EPOCHS
 from helpers.paths import REPO_ROOT
@@ -88,7 +89,6 @@ def test_the_t4_memory_cap_names_the_gpu_as_torch_requires(monkeypatch):
     if not smoke_is_written():
         pytest.skip("benchmarks/smoke.py is not in this checkout yet")
     from types import SimpleNamespace
-    import torch
     from torch.cuda._utils import _get_device_index
     from benchmarks import smoke
     caps = []
@@ -102,6 +102,28 @@ def test_the_t4_memory_cap_names_the_gpu_as_torch_requires(monkeypatch):
     assert smoke.cap_memory(torch.device("cuda"), smoke.T4_BYTES) == torch.device("cuda", 0)
     assert smoke.cap_memory(torch.device("cuda", 1), None) == torch.device("cuda", 1)
     assert caps == [(15 / 80, 0), (1.0, 1)]
+
+
+def test_a_bench_stage_that_raises_leaves_the_next_stage_to_run(tmp_path, monkeypatch):
+    """An error outside the per-measurement guards (the data path's DataLoader workers,
+    say) ends that stage only: its note says so and the compile stage still runs."""
+    from benchmarks import check as chk
+    stages = []
+
+    def eager_fails(settings, deadline=None):
+        stages.append(settings.compile)
+        if settings.compile == "off":
+            raise RuntimeError("DataLoader worker (pid 7) is killed by signal: Bus error.")
+        return dict(runs=[])
+    monkeypatch.setattr(chk, "run_benchmark", eager_fails)
+    settings = chk.CheckSettings(budget_s=60.0, dry_run=True, out_dir=str(tmp_path),
+                                 started=time.time())
+    entries = [dict(run_name="p1-resnet18", model="resnet18")]
+    note = chk.bench(settings, torch.device("cpu"), str(tmp_path), entries,
+                     time.monotonic() + 60)
+    assert stages == ["off", "on"]
+    assert note.startswith("eager: failed (RuntimeError: DataLoader worker") and \
+        note.endswith("compile_p1: 0 of 1 rows")
 
 
 def test_a_stale_checkpoint_in_the_grid_folder_does_not_break_a_rerun(tmp_path):
@@ -250,7 +272,6 @@ def test_a_part_past_its_deadline_is_killed_and_the_next_part_runs(tmp_path):
     """A part that sleeps past its deadline (as a backward compile that SIGALRM cannot cut
     would) is killed there, with the process it started, and recorded as cut, keeping what
     it wrote; gpu_check.json holds that before the next part starts."""
-    import torch
     from benchmarks.check import CheckSettings, Summary
     check = CheckSettings(budget_s=8.0, out_dir=str(tmp_path), started=time.time())
     summary = Summary(check, torch.device("cpu"), ends=dict(sleepy=0.5, next=1.0))
