@@ -302,7 +302,7 @@ def probe_spy(monkeypatch) -> list:
         return real(url, timeout)
     real = pretrained.reachable
     monkeypatch.setattr(pretrained, "reachable", spy)
-    monkeypatch.setattr(pretrained, "UNREACHABLE_MEMORY_S", 0.0)   # no earlier failure counts
+    monkeypatch.setattr(pretrained, "PROBE_MEMORY_S", 0.0)     # no earlier probe counts
     return calls
 
 
@@ -329,6 +329,18 @@ def test_a_download_that_fails_after_the_probe_names_the_fixes(tmp_path, monkeyp
     monkeypatch.setattr(timm_hub, "hf_hub_download", refused)
     with pytest.raises(WeightsUnavailableError, match="could not download .*connection refused"):
         build_model("swin_tiny", C, mode="finetune")
+
+
+def test_one_probe_answers_the_checks_of_one_run(monkeypatch):
+    """Experiment.prepare asks whether the weights can be had before the data loads, and
+    the model build asks again: the hub is probed once, reachable or not."""
+    calls = []
+    for answer in (True, False):
+        monkeypatch.setattr(pretrained, "_LAST_PROBE", [])
+        monkeypatch.setattr(pretrained, "reachable",
+                            lambda url, timeout, answer=answer: calls.append(url) or answer)
+        assert [pretrained._hub_reachable() for _ in range(3)] == [answer] * 3
+    assert len(calls) == 2
 
 
 def closed_port() -> int:

@@ -42,8 +42,8 @@ def _cached_hub_file(repo_id: str) -> str | None:
     return None
 
 
-_UNREACHABLE_AT: list[float] = []    # when the last probe failed, in time.monotonic()
-UNREACHABLE_MEMORY_S = 60.0          # a failed probe is believed this long (a grid's rows)
+_LAST_PROBE: list[tuple] = []        # (time.monotonic(), answer) of the last probe
+PROBE_MEMORY_S = 60.0                # a probe's answer is believed this long (a grid's rows)
 
 
 def hub_url() -> str:
@@ -52,13 +52,13 @@ def hub_url() -> str:
 
 
 def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
-    """Does the hub answer within `timeout`? A failure is remembered for
-    UNREACHABLE_MEMORY_S, so the grid's four fine-tune rows pay one probe."""
-    if _UNREACHABLE_AT and time.monotonic() - _UNREACHABLE_AT[-1] < UNREACHABLE_MEMORY_S:
-        return False
+    """Does the hub answer within `timeout`? The answer is remembered for PROBE_MEMORY_S,
+    so the grid's four fine-tune rows pay one probe offline, and a run's check before its
+    data loads and its model build share one."""
+    if _LAST_PROBE and time.monotonic() - _LAST_PROBE[0][0] < PROBE_MEMORY_S:
+        return _LAST_PROBE[0][1]
     ok = reachable(hub_url(), timeout)
-    if not ok:
-        _UNREACHABLE_AT[:] = [time.monotonic()]
+    _LAST_PROBE[:] = [(time.monotonic(), ok)]
     return ok
 
 
